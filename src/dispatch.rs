@@ -1,1 +1,508 @@
-//! (in progress)
+//! One message in, at most one message out: the MCP lifecycle, version negotiation, the method
+//! table, parameter extraction and panic containment.
+//!
+//! The dispatcher is transport-agnostic. A transport (stdio now, HTTP later) owns one
+//! [`Connection`] per client (a stdio process or an HTTP session) and hands every decoded message
+//! to [`Dispatcher::handle`] together with an [`Env`]: the Kimai account to act as, a
+//! [`Notifier`] for server -> client notifications, and a label for the audit log. Nothing here
+//! does I/O of its own; tool calls do theirs through `tools`.
+//!
+//! Two eras are served side by side (`mcp/protocol.md`, "dual-era rules"):
+//! - **legacy** (2024-11-05 … 2025-11-25): `initialize` negotiates a version for the connection;
+//!   requests other than `ping` before it get an error (never silence, so that modern clients
+//!   fall back cleanly); batches only when 2025-03-26 was negotiated.
+//! - **modern** (2026-07-28): a request whose `params._meta` names the protocol version is served
+//!   statelessly, whatever the connection did before; results carry `resultType`, the server's
+//!   identity in `_meta`, and list results carry cache hints.
+//!
+//! Threads: `handle` is called concurrently from transport worker threads. [`Connection`] keeps
+//! its state behind short-lived mutex locks; no lock is held while a tool runs.
+
+use crate::mcp::{
+    self, LATEST_LEGACY, LEGACY_VERSIONS, META_PROTOCOL_VERSION, META_SERVER_INFO, MODERN_VERSIONS,
+    Message, Notifier, RequestId, RpcError,
+};
+use crate::tools::{self, Backend, CallOutcome};
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// The `_meta` key naming the client's capabilities on a modern request (required there).
+const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// How long clients may cache `tools/list` and `server/discover` (the tool set is fixed for the
+/// life of the process).
+const LIST_TTL_MS: u64 = 3_600_000;
+/// Cancellations that arrive before their call started are remembered, this many at most.
+const EARLY_CANCELS: usize = 64;
+
+const INSTRUCTIONS: &str = "Tools for the Kimai time-tracking server, acting with the permissions \
+of the configured Kimai account. Times are local to that account's timezone.";
+
+/// What a transport hands down with every message.
+pub struct Env<'a> {
+    /// The Kimai account this connection acts as.
+    pub backend: &'a Backend,
+    /// Where notifications (progress) for this connection go.
+    pub notifier: &'a dyn Notifier,
+    /// Who this is, for the audit log: never a token or a slug.
+    pub label: &'a str,
+}
+
+/// Lifecycle state of one connection (a stdio process or an HTTP session).
+#[derive(Default)]
+pub struct Connection {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The legacy version negotiated by `initialize`, once it happened.
+    negotiated: Option<&'static str>,
+    /// `notifications/initialized` seen (informational: requests are served once negotiated).
+    initialized: bool,
+    client_name: Option<String>,
+    /// Cancellation flags of the tool calls now running, by request id.
+    running: HashMap<RequestId, Arc<AtomicBool>>,
+    /// Ids cancelled before their call started (a call queued behind others).
+    cancelled_early: VecDeque<RequestId>,
+}
+
+impl Connection {
+    pub fn new() -> Connection {
+        Connection::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the state half-changed in a way that
+        // matters (each change is one assignment), so a poisoned lock is simply recovered.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The negotiated legacy version, if `initialize` happened.
+    pub fn negotiated(&self) -> Option<&'static str> {
+        self.lock().negotiated
+    }
+
+    /// The client's self-reported name from `initialize`, for logs.
+    pub fn client_name(&self) -> Option<String> {
+        self.lock().client_name.clone()
+    }
+
+    fn start_call(&self, id: &RequestId) -> Arc<AtomicBool> {
+        let mut st = self.lock();
+        let flag = Arc::new(AtomicBool::new(false));
+        if let Some(pos) = st.cancelled_early.iter().position(|c| c == id) {
+            st.cancelled_early.remove(pos);
+            flag.store(true, Ordering::SeqCst);
+        }
+        st.running.insert(id.clone(), flag.clone());
+        flag
+    }
+
+    fn end_call(&self, id: &RequestId) {
+        self.lock().running.remove(id);
+    }
+
+    fn cancel(&self, id: RequestId) {
+        let mut st = self.lock();
+        if let Some(flag) = st.running.get(&id) {
+            flag.store(true, Ordering::SeqCst);
+        } else {
+            if st.cancelled_early.len() >= EARLY_CANCELS {
+                st.cancelled_early.pop_front();
+            }
+            st.cancelled_early.push_back(id);
+        }
+    }
+}
+
+/// Which era a request belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Era {
+    Legacy,
+    Modern(&'static str),
+}
+
+/// The method table and the server's identity. Cheap to share (`&'static` data only).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Dispatcher;
+
+impl Dispatcher {
+    pub fn new() -> Dispatcher {
+        Dispatcher
+    }
+
+    /// True when handling this message may take long (a tool call, or a batch that may hold
+    /// one): transports run those off their reader thread so that a `ping` is not held up.
+    pub fn is_slow(value: &Value) -> bool {
+        match value {
+            Value::Object(o) => o.get("method").and_then(Value::as_str) == Some("tools/call"),
+            Value::Array(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Handles raw bytes (one line or one body): parse, then dispatch. Returns the response to
+    /// send, if any.
+    pub fn handle_bytes(&self, conn: &Connection, bytes: &[u8], env: &Env) -> Option<Value> {
+        match mcp::parse_incoming(bytes) {
+            Err(resp) => Some(resp),
+            Ok(mcp::Incoming::Single(v)) => self.handle(conn, v, env),
+            Ok(mcp::Incoming::Batch(items)) => self.handle_batch(conn, items, env),
+        }
+    }
+
+    /// Handles a JSON-RPC batch. Only a connection that negotiated 2025-03-26 may send one
+    /// (batching exists in that revision alone).
+    pub fn handle_batch(&self, conn: &Connection, items: Vec<Value>, env: &Env) -> Option<Value> {
+        if conn.negotiated() != Some("2025-03-26") {
+            return Some(mcp::response_err(
+                None,
+                RpcError::invalid_request(
+                    "JSON-RPC batches are only accepted after negotiating protocol version 2025-03-26; send one message at a time",
+                ),
+            ));
+        }
+        let replies: Vec<Value> = items.into_iter().filter_map(|v| self.handle(conn, v, env)).collect();
+        if replies.is_empty() { None } else { Some(Value::Array(replies)) }
+    }
+
+    /// Handles one decoded message. Returns the response for a request (or for an invalid
+    /// message), `None` for notifications, client responses and cancelled calls.
+    pub fn handle(&self, conn: &Connection, value: Value, env: &Env) -> Option<Value> {
+        let msg = match Message::from_value(value) {
+            Ok(m) => m,
+            Err((id, err)) => return Some(mcp::response_err(id.as_ref(), err)),
+        };
+        match msg {
+            Message::Response { .. } => None, // we never send requests; nothing to correlate
+            Message::Notification { method, params } => {
+                self.notification(conn, &method, params.as_ref());
+                None
+            }
+            Message::Request { id, method, params } => {
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    self.request(conn, &id, &method, params.as_ref(), env)
+                }));
+                match outcome {
+                    Ok(Reply::Result(result)) => Some(mcp::response_ok(&id, result)),
+                    Ok(Reply::Error(err)) => Some(mcp::response_err(Some(&id), err)),
+                    Ok(Reply::Suppressed) => None,
+                    Err(panic) => {
+                        conn.end_call(&id);
+                        let what = panic_text(&panic);
+                        log::error!("internal error while handling {method}: {what}");
+                        Some(mcp::response_err(
+                            Some(&id),
+                            RpcError::internal(format!("the server failed while handling {method}; the error was logged")),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    fn notification(&self, conn: &Connection, method: &str, params: Option<&Value>) {
+        match method {
+            "notifications/initialized" => conn.lock().initialized = true,
+            "notifications/cancelled" => {
+                match params.and_then(|p| p.get("requestId")).and_then(RequestId::from_value) {
+                    Some(id) => conn.cancel(id),
+                    None => log::debug!("notifications/cancelled without a usable requestId ignored"),
+                }
+            }
+            other => log::debug!("notification {other} ignored"),
+        }
+    }
+
+    fn request(&self, conn: &Connection, id: &RequestId, method: &str, params: Option<&Value>, env: &Env) -> Reply {
+        let era = match era_of(params) {
+            Ok(era) => era,
+            Err(err) => return Reply::Error(err),
+        };
+        if let Era::Modern(version) = era {
+            return self.modern(conn, id, method, params, version, env);
+        }
+        match method {
+            "initialize" => initialize(conn, params),
+            "ping" => Reply::Result(json!({})),
+            // A dual-era server answers discovery on any connection: it is stateless.
+            "server/discover" => Reply::Result(discover_result()),
+            "tools/list" | "tools/call" => {
+                if conn.negotiated().is_none() {
+                    return Reply::Error(RpcError::invalid_request(
+                        "server not initialized: send \"initialize\" first, or name the protocol version in params._meta",
+                    ));
+                }
+                if method == "tools/list" {
+                    Reply::Result(tools_list_result(params, None))
+                } else {
+                    call_tool(conn, id, params, env, None)
+                }
+            }
+            other => Reply::Error(RpcError::method_not_found(other)),
+        }
+    }
+
+    fn modern(&self, conn: &Connection, id: &RequestId, method: &str, params: Option<&Value>, version: &'static str, env: &Env) -> Reply {
+        let reply = match method {
+            "server/discover" => Reply::Result(discover_result()),
+            "tools/list" => Reply::Result(tools_list_result(params, Some(version))),
+            "tools/call" => call_tool(conn, id, params, env, Some(version)),
+            "initialize" => Reply::Error(RpcError::invalid_request(
+                "\"initialize\" belongs to the handshake era; send it without a protocol version in params._meta",
+            )),
+            other => Reply::Error(RpcError::method_not_found(other)),
+        };
+        match reply {
+            Reply::Result(Value::Object(mut obj)) => {
+                obj.insert("resultType".into(), json!("complete"));
+                let meta = obj.entry("_meta").or_insert_with(|| json!({}));
+                if let Value::Object(meta) = meta {
+                    meta.insert(META_SERVER_INFO.into(), server_info());
+                }
+                Reply::Result(Value::Object(obj))
+            }
+            other => other,
+        }
+    }
+}
+
+/// What a request produced.
+enum Reply {
+    Result(Value),
+    Error(RpcError),
+    /// The call was cancelled: per the spec no response is sent.
+    Suppressed,
+}
+
+/// Decides the era of a request from `params._meta` (the modern validation ladder: the envelope
+/// keys, then the version).
+fn era_of(params: Option<&Value>) -> Result<Era, RpcError> {
+    let Some(meta) = mcp::params_meta(params) else { return Ok(Era::Legacy) };
+    let Some(version) = meta.get(META_PROTOCOL_VERSION) else { return Ok(Era::Legacy) };
+    let Some(version) = version.as_str() else {
+        return Err(RpcError::invalid_params(format!("params._meta[\"{META_PROTOCOL_VERSION}\"] must be a string")));
+    };
+    if !meta.contains_key(META_CLIENT_CAPABILITIES) {
+        return Err(RpcError::invalid_params(format!(
+            "params._meta is missing the required envelope key {META_CLIENT_CAPABILITIES}"
+        )));
+    }
+    match MODERN_VERSIONS.iter().find(|v| **v == version) {
+        Some(v) => Ok(Era::Modern(v)),
+        None => Err(RpcError::new(mcp::code::UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version")
+            .with_data(json!({"supported": MODERN_VERSIONS, "requested": version}))),
+    }
+}
+
+/// The `Implementation` object naming this server.
+pub fn server_info() -> Value {
+    json!({
+        "name": "kimai-mcp",
+        "title": "Kimai MCP",
+        "version": crate::VERSION,
+        "description": "Track time and manage a Kimai time-tracking server",
+    })
+}
+
+fn capabilities() -> Value {
+    json!({"tools": {"listChanged": false}})
+}
+
+fn initialize(conn: &Connection, params: Option<&Value>) -> Reply {
+    let Some(Value::Object(p)) = params else {
+        return Reply::Error(RpcError::invalid_params("initialize needs params with \"protocolVersion\""));
+    };
+    let Some(requested) = p.get("protocolVersion").and_then(Value::as_str) else {
+        return Reply::Error(RpcError::invalid_params("\"protocolVersion\" must be a string"));
+    };
+    // Echo a version we speak, else answer the newest legacy one and let the client decide.
+    let version = LEGACY_VERSIONS.iter().find(|v| **v == requested).copied().unwrap_or(LATEST_LEGACY);
+    let client_name = p
+        .get("clientInfo")
+        .and_then(|c| c.get("name"))
+        .and_then(Value::as_str)
+        .map(|s| s.chars().take(64).collect::<String>());
+    {
+        let mut st = conn.lock();
+        if st.negotiated.is_some() {
+            return Reply::Error(RpcError::invalid_request("the server is already initialized on this connection"));
+        }
+        st.negotiated = Some(version);
+        st.client_name = client_name;
+    }
+    Reply::Result(json!({
+        "protocolVersion": version,
+        "capabilities": capabilities(),
+        "serverInfo": server_info(),
+        "instructions": INSTRUCTIONS,
+    }))
+}
+
+fn discover_result() -> Value {
+    json!({
+        "supportedVersions": MODERN_VERSIONS,
+        "capabilities": capabilities(),
+        "instructions": INSTRUCTIONS,
+        "ttlMs": LIST_TTL_MS,
+        "cacheScope": "public",
+    })
+}
+
+fn tools_list_result(params: Option<&Value>, modern: Option<&str>) -> Value {
+    // One page holds every tool; a cursor from a client that pages anyway is accepted and ignored.
+    let _ = params;
+    let mut result = Map::new();
+    result.insert("tools".into(), tools::list_json().clone());
+    if modern.is_some() {
+        result.insert("ttlMs".into(), json!(LIST_TTL_MS));
+        result.insert("cacheScope".into(), json!("public"));
+    }
+    Value::Object(result)
+}
+
+fn call_tool(conn: &Connection, id: &RequestId, params: Option<&Value>, env: &Env, modern: Option<&str>) -> Reply {
+    let Some(Value::Object(p)) = params else {
+        return Reply::Error(RpcError::invalid_params("tools/call needs params with \"name\""));
+    };
+    let Some(name) = p.get("name").and_then(Value::as_str) else {
+        return Reply::Error(RpcError::invalid_params("\"name\" must be a string naming the tool"));
+    };
+    let Some(tool) = tools::find(name) else {
+        return Reply::Error(RpcError::invalid_params(format!(
+            "Unknown tool: {}. Available tools: {}",
+            tools::quote_name(name),
+            tools::names().join(", ")
+        )));
+    };
+    let empty = Map::new();
+    let args = match p.get("arguments") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(a)) => a,
+        Some(_) => return Reply::Error(RpcError::invalid_params("\"arguments\" must be an object")),
+    };
+    let progress_token = mcp::params_meta(params)
+        .and_then(|m| m.get("progressToken"))
+        .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
+        .cloned();
+
+    let cancelled = conn.start_call(id);
+    let started = Instant::now();
+    let ctx = tools::Context::new(env.backend, env.notifier, progress_token, &cancelled);
+    let outcome = catch_unwind(AssertUnwindSafe(|| tools::call(tool, &ctx, args)));
+    conn.end_call(id);
+    let elapsed = started.elapsed();
+    let action = args.get("action").or_else(|| args.get("type")).and_then(Value::as_str).unwrap_or("-");
+    let action: String = action.chars().take(32).filter(|c| c.is_ascii_graphic()).collect();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(panic) => {
+            log::error!("tool {} panicked: {}", tool.name, panic_text(&panic));
+            CallOutcome::failed(format!(
+                "Error: the {} tool failed unexpectedly; the error was logged. Other tools keep working.",
+                tool.name
+            ))
+        }
+    };
+    let status = if cancelled.load(Ordering::SeqCst) {
+        "cancelled"
+    } else if outcome.is_error {
+        "error"
+    } else {
+        "ok"
+    };
+    log::info!(
+        target: "kimai_mcp::audit",
+        "user={} tool={} action={} outcome={} duration_ms={}{}",
+        env.label,
+        tool.name,
+        action,
+        status,
+        elapsed.as_millis(),
+        modern.map(|_| " era=modern").unwrap_or("")
+    );
+    if status == "cancelled" {
+        return Reply::Suppressed;
+    }
+    Reply::Result(outcome.to_json())
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::code;
+
+    fn era(meta: Value) -> Result<Era, RpcError> {
+        let params = json!({"_meta": meta});
+        era_of(Some(&params))
+    }
+
+    #[test]
+    fn negotiation_echoes_known_versions_and_otherwise_answers_the_newest() {
+        for v in LEGACY_VERSIONS {
+            let conn = Connection::new();
+            let Reply::Result(r) = initialize(&conn, Some(&json!({"protocolVersion": v}))) else { panic!("initialize failed") };
+            assert_eq!(r["protocolVersion"], json!(v));
+            assert_eq!(conn.negotiated(), Some(v));
+        }
+        for v in ["1999-01-01", "2026-07-28", "2025-11-26"] {
+            let conn = Connection::new();
+            let Reply::Result(r) = initialize(&conn, Some(&json!({"protocolVersion": v}))) else { panic!("initialize failed") };
+            assert_eq!(r["protocolVersion"], json!(LATEST_LEGACY), "for {v}");
+        }
+    }
+
+    #[test]
+    fn initialize_needs_a_string_version_and_happens_once() {
+        let conn = Connection::new();
+        assert!(matches!(initialize(&conn, None), Reply::Error(e) if e.code == code::INVALID_PARAMS));
+        assert!(matches!(initialize(&conn, Some(&json!({"protocolVersion": 5}))), Reply::Error(e) if e.code == code::INVALID_PARAMS));
+        assert!(matches!(initialize(&conn, Some(&json!({"protocolVersion": "2025-06-18"}))), Reply::Result(_)));
+        assert!(matches!(initialize(&conn, Some(&json!({"protocolVersion": "2025-06-18"}))), Reply::Error(e) if e.code == code::INVALID_REQUEST));
+    }
+
+    #[test]
+    fn modern_era_is_recognised_from_meta() {
+        assert_eq!(era_of(None).unwrap(), Era::Legacy);
+        assert_eq!(era(json!({"progressToken": 1})).unwrap(), Era::Legacy);
+        assert_eq!(
+            era(json!({META_PROTOCOL_VERSION: "2026-07-28", META_CLIENT_CAPABILITIES: {}})).unwrap(),
+            Era::Modern("2026-07-28")
+        );
+        let err = era(json!({META_PROTOCOL_VERSION: "2099-01-01", META_CLIENT_CAPABILITIES: {}})).unwrap_err();
+        assert_eq!(err.code, code::UNSUPPORTED_PROTOCOL_VERSION);
+        assert_eq!(err.data.unwrap(), json!({"supported": ["2026-07-28"], "requested": "2099-01-01"}));
+        let err = era(json!({META_PROTOCOL_VERSION: "2026-07-28"})).unwrap_err();
+        assert_eq!(err.code, code::INVALID_PARAMS);
+        let err = era(json!({META_PROTOCOL_VERSION: 20260728})).unwrap_err();
+        assert_eq!(err.code, code::INVALID_PARAMS);
+    }
+
+    #[test]
+    fn early_cancellation_applies_when_the_call_starts() {
+        let conn = Connection::new();
+        conn.cancel(RequestId::Number(9));
+        assert!(conn.start_call(&RequestId::Number(9)).load(Ordering::SeqCst));
+        assert!(!conn.start_call(&RequestId::Number(10)).load(Ordering::SeqCst));
+        conn.cancel(RequestId::Number(10));
+        assert!(conn.lock().running[&RequestId::Number(10)].load(Ordering::SeqCst));
+        for i in 0..200 {
+            conn.cancel(RequestId::Number(1000 + i));
+        }
+        assert!(conn.lock().cancelled_early.len() <= EARLY_CANCELS);
+    }
+}

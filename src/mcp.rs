@@ -128,6 +128,20 @@ pub fn notification(method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "method": method, "params": params})
 }
 
+/// Where a transport delivers server -> client notifications (progress) for one connection.
+/// Implementations must not block for long: stdio queues to its writer thread, HTTP to the
+/// response stream of the call.
+pub trait Notifier: Send + Sync {
+    fn notify(&self, message: Value);
+}
+
+/// A notifier for contexts with nowhere to send notifications (e.g. `check`).
+pub struct NoNotifier;
+
+impl Notifier for NoNotifier {
+    fn notify(&self, _message: Value) {}
+}
+
 /// One incoming JSON-RPC message, classified. Params stay raw until the method is known.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Message {

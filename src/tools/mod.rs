@@ -1,1 +1,372 @@
-//! (in progress)
+//! The tool registry and what every tool shares: the call context, argument checking, the
+//! mapping of failures to tool results, and the advertised `tools/list` entries.
+//!
+//! Tools are data (conventions §8): each tool is one file declaring its name, schema,
+//! annotations and handler side by side; [`REGISTRY`] lists them in the order the Python
+//! kimai-mcp advertised them, so that users' prompts carry over. Names, `action` values and
+//! parameter names follow `reference/upstream-tool-schemas.json`; descriptions and output are
+//! our own.
+//!
+//! Two kinds of failure end a call, both as a result with `isError: true` (MCP 2025-11-25:
+//! input-validation errors are tool results so the model can correct itself): arguments that
+//! do not fit the schema or the handler's own rules, and Kimai refusing, failing or being
+//! unreachable. Protocol errors (unknown tool, malformed `tools/call`) are `dispatch`'s job.
+//!
+//! Threads: a handler runs on the transport's worker thread and may fan out reads with
+//! `std::thread::scope`; [`Context`] is `Sync` for that.
+
+pub mod config;
+pub mod schema;
+pub mod text;
+pub mod user_current;
+
+use crate::kimai;
+use crate::mcp::{self, Notifier};
+use serde_json::{Map, Value, json};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// The Kimai account a connection acts as: a shared client for the instance plus this user's
+/// token. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    pub client: Arc<kimai::Client>,
+    pub token: kimai::Token,
+}
+
+/// One tool: everything `tools/list` advertises and the handler that serves `tools/call`.
+pub struct Tool {
+    pub name: &'static str,
+    /// Human-readable display name (`title`, MCP 2025-06-18).
+    pub title: &'static str,
+    pub description: &'static str,
+    pub schema: fn() -> Value,
+    /// The tool only reads (MCP `readOnlyHint`).
+    pub read_only: bool,
+    /// Some action may delete or overwrite data (`destructiveHint`).
+    pub destructive: bool,
+    /// Repeating a call with the same arguments has no further effect (`idempotentHint`).
+    pub idempotent: bool,
+    pub handler: fn(&Context, &Map<String, Value>) -> Result<Output, ToolError>,
+}
+
+/// Every tool, in the order the Python kimai-mcp advertised them.
+pub static REGISTRY: &[Tool] = &[user_current::TOOL, config::TOOL];
+
+/// What a handler returns on success: one or more text blocks.
+#[derive(Debug, Default, PartialEq)]
+pub struct Output {
+    pub blocks: Vec<String>,
+}
+
+impl Output {
+    pub fn text(s: impl Into<String>) -> Output {
+        Output { blocks: vec![s.into()] }
+    }
+}
+
+/// Why a tool call failed.
+#[derive(Debug)]
+pub enum ToolError {
+    /// The arguments are wrong: the message names the argument and what to send instead.
+    Invalid(String),
+    /// Kimai refused the request, failed, or could not be reached.
+    Kimai(kimai::Error),
+    /// Any other failure the model can act on (e.g. nothing matched).
+    Failed(String),
+}
+
+impl From<kimai::Error> for ToolError {
+    fn from(e: kimai::Error) -> ToolError {
+        ToolError::Kimai(e)
+    }
+}
+
+impl ToolError {
+    /// The text the model sees.
+    pub fn message(&self) -> String {
+        match self {
+            ToolError::Invalid(m) => format!("Invalid arguments: {m}"),
+            ToolError::Failed(m) => format!("Error: {m}"),
+            ToolError::Kimai(e) => kimai_error_text(e),
+        }
+    }
+}
+
+/// Describes a Kimai failure for the model: what happened, Kimai's own validation messages,
+/// and what to do about it.
+pub fn kimai_error_text(e: &kimai::Error) -> String {
+    let mut out = format!("Kimai error: {e}");
+    if let kimai::Error::Api { details: Some(details), .. } = e {
+        out.push_str("\nDetails: ");
+        out.push_str(&details_text(details));
+    }
+    if let Some(hint) = e.hint() {
+        out.push_str("\nHint: ");
+        out.push_str(hint);
+    }
+    out
+}
+
+/// Flattens Kimai's validation error tree (both 400 shapes) to `field: message` pairs.
+fn details_text(details: &Value) -> String {
+    let mut parts = Vec::new();
+    collect_errors(details, "", &mut parts);
+    if parts.is_empty() { text::safe(&details.to_string()) } else { parts.join("; ") }
+}
+
+fn collect_errors(node: &Value, path: &str, out: &mut Vec<String>) {
+    let Some(obj) = node.as_object() else { return };
+    if let Some(Value::Array(errors)) = obj.get("errors") {
+        for e in errors.iter().filter_map(Value::as_str) {
+            if path.is_empty() {
+                out.push(text::safe(e));
+            } else {
+                out.push(format!("{path}: {}", text::safe(e)));
+            }
+        }
+    } else if let Some(inner @ Value::Object(_)) = obj.get("errors") {
+        collect_errors(inner, path, out);
+    }
+    match obj.get("children") {
+        Some(Value::Object(children)) => {
+            for (k, v) in children {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                collect_errors(v, &p, out);
+            }
+        }
+        Some(Value::Array(children)) => {
+            for (i, v) in children.iter().enumerate() {
+                collect_errors(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The finished result of one `tools/call`.
+#[derive(Debug, PartialEq)]
+pub struct CallOutcome {
+    pub blocks: Vec<String>,
+    pub is_error: bool,
+}
+
+impl CallOutcome {
+    pub fn failed(message: String) -> CallOutcome {
+        CallOutcome { blocks: vec![message], is_error: true }
+    }
+
+    /// The MCP `CallToolResult`.
+    pub fn to_json(&self) -> Value {
+        let content: Vec<Value> = self.blocks.iter().map(|b| json!({"type": "text", "text": b})).collect();
+        json!({"content": content, "isError": self.is_error})
+    }
+}
+
+/// What a handler may use: the Kimai account, progress notifications and cancellation.
+pub struct Context<'a> {
+    backend: &'a Backend,
+    notifier: &'a dyn Notifier,
+    progress_token: Option<Value>,
+    cancelled: &'a AtomicBool,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        backend: &'a Backend,
+        notifier: &'a dyn Notifier,
+        progress_token: Option<Value>,
+        cancelled: &'a AtomicBool,
+    ) -> Context<'a> {
+        Context { backend, notifier, progress_token, cancelled }
+    }
+
+    /// Sends one request to Kimai as this connection's user. A cancelled call stops here,
+    /// before the request goes out.
+    pub fn call(&self, req: &kimai::Request) -> Result<kimai::Response, ToolError> {
+        let cancelled = || self.cancelled.load(Ordering::SeqCst);
+        Ok(self.backend.client.call_cancellable(&self.backend.token, req, &cancelled)?)
+    }
+
+    /// GET `path` and return the body.
+    pub fn get(&self, path: &str) -> Result<Value, ToolError> {
+        Ok(self.call(&kimai::Request::get(path))?.body)
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Reports progress when the call carried a `progressToken`; otherwise does nothing.
+    pub fn progress(&self, done: u64, total: Option<u64>, message: Option<&str>) {
+        let Some(token) = &self.progress_token else { return };
+        let mut params = json!({"progressToken": token, "progress": done});
+        if let Some(total) = total {
+            params["total"] = json!(total);
+        }
+        if let Some(m) = message {
+            params["message"] = json!(m);
+        }
+        self.notifier.notify(mcp::notification("notifications/progress", params));
+    }
+}
+
+/// Looks a tool up by name.
+pub fn find(name: &str) -> Option<&'static Tool> {
+    REGISTRY.iter().find(|t| t.name == name)
+}
+
+/// Every tool name, in registry order.
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|t| t.name).collect()
+}
+
+/// A client-supplied name, made safe to echo in an error message.
+pub fn quote_name(name: &str) -> String {
+    let short: String = name.chars().take(64).collect();
+    text::quote(&short)
+}
+
+fn schemas() -> &'static [Value] {
+    static SCHEMAS: OnceLock<Vec<Value>> = OnceLock::new();
+    SCHEMAS.get_or_init(|| REGISTRY.iter().map(|t| (t.schema)()).collect())
+}
+
+fn schema_of(tool: &Tool) -> &'static Value {
+    let i = REGISTRY.iter().position(|t| t.name == tool.name).unwrap_or(0);
+    &schemas()[i]
+}
+
+/// The `tools` array of `tools/list`, built once.
+pub fn list_json() -> &'static Value {
+    static LIST: OnceLock<Value> = OnceLock::new();
+    LIST.get_or_init(|| {
+        Value::Array(
+            REGISTRY
+                .iter()
+                .map(|t| {
+                    json!({
+                        "name": t.name,
+                        "title": t.title,
+                        "description": t.description,
+                        "inputSchema": schema_of(t),
+                        "annotations": {
+                            "title": t.title,
+                            "readOnlyHint": t.read_only,
+                            "destructiveHint": t.destructive,
+                            "idempotentHint": t.idempotent,
+                            // Kimai is an external system the tools reach out to.
+                            "openWorldHint": true,
+                        }
+                    })
+                })
+                .collect(),
+        )
+    })
+}
+
+/// Checks the arguments, runs the handler, and maps every failure to an `isError` result.
+pub fn call(tool: &Tool, ctx: &Context, args: &Map<String, Value>) -> CallOutcome {
+    let args_value = Value::Object(args.clone());
+    if let Err(e) = schema::validate(schema_of(tool), &args_value) {
+        return CallOutcome::failed(format!("Invalid arguments for {}: {e}", tool.name));
+    }
+    match (tool.handler)(ctx, args) {
+        Ok(out) => CallOutcome { blocks: out.blocks, is_error: false },
+        Err(e) => {
+            if let ToolError::Kimai(k) = &e {
+                log::warn!("tool {}: kimai request failed: {k}", tool.name);
+            }
+            CallOutcome::failed(e.message())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_are_unique_and_well_formed() {
+        let mut seen = std::collections::HashSet::new();
+        for t in REGISTRY {
+            assert!(seen.insert(t.name), "duplicate tool {}", t.name);
+            assert!(!t.name.is_empty() && t.name.len() <= 128);
+            assert!(t.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)), "{}", t.name);
+            assert!(t.description.len() >= 40, "{} needs a real description", t.name);
+            assert!(!t.title.is_empty());
+            // A read-only tool cannot be destructive.
+            assert!(!(t.read_only && t.destructive), "{}", t.name);
+        }
+    }
+
+    #[test]
+    fn every_schema_is_a_closed_object_the_validator_fully_understands() {
+        for t in REGISTRY {
+            let s = (t.schema)();
+            assert_eq!(s["type"], "object", "{}", t.name);
+            assert_eq!(s["additionalProperties"], false, "{}", t.name);
+            assert!(schema::unknown_keywords(&s).is_empty(), "{}: {:?}", t.name, schema::unknown_keywords(&s));
+            // Every nested object is closed too.
+            fn closed(v: &Value, tool: &str) {
+                if let Some(o) = v.as_object() {
+                    if o.get("type") == Some(&json!("object")) {
+                        assert_eq!(o.get("additionalProperties"), Some(&json!(false)), "{tool}: open object {v}");
+                    }
+                    for sub in o.values() {
+                        closed(sub, tool);
+                    }
+                }
+            }
+            closed(&s, t.name);
+        }
+    }
+
+    #[test]
+    fn names_and_parameters_match_the_python_kimai_mcp() {
+        // The reference schemas: same names, same enums, same required fields.
+        let reference: Value =
+            serde_json::from_str(include_str!("../../tests/data/upstream-tool-schemas.json")).unwrap();
+        let reference = reference["tools"].as_array().unwrap();
+        for t in REGISTRY {
+            let r = reference.iter().find(|r| r["name"] == t.name).unwrap_or_else(|| panic!("{} not in reference", t.name));
+            let ours = (t.schema)();
+            let theirs = &r["inputSchema"];
+            let keys = |v: &Value| {
+                let mut k: Vec<String> = v["properties"].as_object().unwrap().keys().cloned().collect();
+                k.sort();
+                k
+            };
+            assert_eq!(keys(&ours), keys(theirs), "{}: parameter names", t.name);
+            assert_eq!(ours.get("required"), theirs.get("required"), "{}: required", t.name);
+            for (k, p) in theirs["properties"].as_object().unwrap() {
+                assert_eq!(ours["properties"][k].get("enum"), p.get("enum"), "{}.{k}: enum", t.name);
+                assert_eq!(ours["properties"][k].get("type"), p.get("type"), "{}.{k}: type", t.name);
+            }
+        }
+    }
+
+    #[test]
+    fn list_json_has_descriptions_and_annotations() {
+        let list = list_json().as_array().unwrap();
+        assert_eq!(list.len(), REGISTRY.len());
+        for t in list {
+            assert!(t["description"].as_str().is_some_and(|d| !d.is_empty()));
+            assert!(t["annotations"]["readOnlyHint"].is_boolean());
+            assert!(t["inputSchema"].is_object());
+        }
+    }
+
+    #[test]
+    fn validation_error_details_are_flattened() {
+        let form = json!({"errors": ["This form should not contain extra fields."], "children": {"begin": {}, "project": {"errors": ["A project needs to be selected."]}}});
+        assert_eq!(
+            details_text(&form),
+            "This form should not contain extra fields.; project: A project needs to be selected."
+        );
+        let service = json!({"children": {"end_date": {"errors": ["The end date must not be earlier than the start date."]}}});
+        assert_eq!(details_text(&service), "end_date: The end date must not be earlier than the start date.");
+        let nested = json!({"children": {"members": {"children": [{"children": {"user": {"errors": ["bad\nuser"]}}}]}}});
+        assert_eq!(details_text(&nested), "members[0].user: \"bad\\nuser\"");
+    }
+}
