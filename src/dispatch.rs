@@ -22,7 +22,7 @@ use crate::mcp::{
     self, LATEST_LEGACY, LEGACY_VERSIONS, META_PROTOCOL_VERSION, META_SERVER_INFO, MODERN_VERSIONS,
     Message, Notifier, RequestId, RpcError,
 };
-use crate::tools::{self, Backend, CallOutcome};
+use crate::tools::{self, Backend, Tool};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -126,13 +126,27 @@ enum Era {
     Modern(&'static str),
 }
 
-/// The method table and the server's identity. Cheap to share (`&'static` data only).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Dispatcher;
+/// The method table over a tool registry. Cheap to share (`&'static` data only).
+#[derive(Clone, Copy)]
+pub struct Dispatcher {
+    tools: &'static [Tool],
+}
+
+impl Default for Dispatcher {
+    fn default() -> Dispatcher {
+        Dispatcher::new()
+    }
+}
 
 impl Dispatcher {
+    /// A dispatcher serving every tool of [`tools::REGISTRY`].
     pub fn new() -> Dispatcher {
-        Dispatcher
+        Dispatcher { tools: tools::REGISTRY }
+    }
+
+    /// A dispatcher over another registry (tests).
+    pub fn with_tools(tools: &'static [Tool]) -> Dispatcher {
+        Dispatcher { tools }
     }
 
     /// True when handling this message may take long (a tool call, or a batch that may hold
@@ -238,9 +252,9 @@ impl Dispatcher {
                     ));
                 }
                 if method == "tools/list" {
-                    Reply::Result(tools_list_result(params, None))
+                    Reply::Result(self.tools_list_result(params, None))
                 } else {
-                    call_tool(conn, id, params, env, None)
+                    self.call_tool(conn, id, params, env, None)
                 }
             }
             other => Reply::Error(RpcError::method_not_found(other)),
@@ -250,8 +264,8 @@ impl Dispatcher {
     fn modern(&self, conn: &Connection, id: &RequestId, method: &str, params: Option<&Value>, version: &'static str, env: &Env) -> Reply {
         let reply = match method {
             "server/discover" => Reply::Result(discover_result()),
-            "tools/list" => Reply::Result(tools_list_result(params, Some(version))),
-            "tools/call" => call_tool(conn, id, params, env, Some(version)),
+            "tools/list" => Reply::Result(self.tools_list_result(params, Some(version))),
+            "tools/call" => self.call_tool(conn, id, params, env, Some(version)),
             "initialize" => Reply::Error(RpcError::invalid_request(
                 "\"initialize\" belongs to the handshake era; send it without a protocol version in params._meta",
             )),
@@ -268,6 +282,77 @@ impl Dispatcher {
             }
             other => other,
         }
+    }
+}
+
+impl Dispatcher {
+    fn tools_list_result(&self, params: Option<&Value>, modern: Option<&str>) -> Value {
+        // One page holds every tool; a cursor from a client that pages anyway is accepted and ignored.
+        let _ = params;
+        let mut result = Map::new();
+        result.insert("tools".into(), tools::list_json(self.tools).into_owned());
+        if modern.is_some() {
+            result.insert("ttlMs".into(), json!(LIST_TTL_MS));
+            result.insert("cacheScope".into(), json!("public"));
+        }
+        Value::Object(result)
+    }
+
+    fn call_tool(&self, conn: &Connection, id: &RequestId, params: Option<&Value>, env: &Env, modern: Option<&str>) -> Reply {
+        let Some(Value::Object(p)) = params else {
+            return Reply::Error(RpcError::invalid_params("tools/call needs params with \"name\""));
+        };
+        let Some(name) = p.get("name").and_then(Value::as_str) else {
+            return Reply::Error(RpcError::invalid_params("\"name\" must be a string naming the tool"));
+        };
+        let Some(tool) = tools::find(self.tools, name) else {
+            return Reply::Error(RpcError::invalid_params(format!(
+                "Unknown tool: {}. Available tools: {}",
+                tools::quote_name(name),
+                tools::names(self.tools).join(", ")
+            )));
+        };
+        let empty = Map::new();
+        let args = match p.get("arguments") {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(a)) => a,
+            Some(_) => return Reply::Error(RpcError::invalid_params("\"arguments\" must be an object")),
+        };
+        let progress_token = mcp::params_meta(params)
+            .and_then(|m| m.get("progressToken"))
+            .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
+            .cloned();
+
+        let cancelled = conn.start_call(id);
+        let started = Instant::now();
+        let ctx = tools::Context::new(env.backend, env.notifier, progress_token, &cancelled);
+        // A panic inside the tool unwinds to `handle`, which answers -32603 and forgets the call.
+        let outcome = tools::call(tool, &ctx, args);
+        conn.end_call(id);
+        let elapsed = started.elapsed();
+        let action = args.get("action").or_else(|| args.get("type")).and_then(Value::as_str).unwrap_or("-");
+        let action: String = action.chars().take(32).filter(|c| c.is_ascii_graphic()).collect();
+        let status = if cancelled.load(Ordering::SeqCst) {
+            "cancelled"
+        } else if outcome.is_error {
+            "error"
+        } else {
+            "ok"
+        };
+        log::info!(
+            target: "kimai_mcp::audit",
+            "user={} tool={} action={} outcome={} duration_ms={}{}",
+            env.label,
+            tool.name,
+            action,
+            status,
+            elapsed.as_millis(),
+            modern.map(|_| " era=modern").unwrap_or("")
+        );
+        if status == "cancelled" {
+            return Reply::Suppressed;
+        }
+        Reply::Result(outcome.to_json())
     }
 }
 
@@ -353,84 +438,6 @@ fn discover_result() -> Value {
     })
 }
 
-fn tools_list_result(params: Option<&Value>, modern: Option<&str>) -> Value {
-    // One page holds every tool; a cursor from a client that pages anyway is accepted and ignored.
-    let _ = params;
-    let mut result = Map::new();
-    result.insert("tools".into(), tools::list_json().clone());
-    if modern.is_some() {
-        result.insert("ttlMs".into(), json!(LIST_TTL_MS));
-        result.insert("cacheScope".into(), json!("public"));
-    }
-    Value::Object(result)
-}
-
-fn call_tool(conn: &Connection, id: &RequestId, params: Option<&Value>, env: &Env, modern: Option<&str>) -> Reply {
-    let Some(Value::Object(p)) = params else {
-        return Reply::Error(RpcError::invalid_params("tools/call needs params with \"name\""));
-    };
-    let Some(name) = p.get("name").and_then(Value::as_str) else {
-        return Reply::Error(RpcError::invalid_params("\"name\" must be a string naming the tool"));
-    };
-    let Some(tool) = tools::find(name) else {
-        return Reply::Error(RpcError::invalid_params(format!(
-            "Unknown tool: {}. Available tools: {}",
-            tools::quote_name(name),
-            tools::names().join(", ")
-        )));
-    };
-    let empty = Map::new();
-    let args = match p.get("arguments") {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(a)) => a,
-        Some(_) => return Reply::Error(RpcError::invalid_params("\"arguments\" must be an object")),
-    };
-    let progress_token = mcp::params_meta(params)
-        .and_then(|m| m.get("progressToken"))
-        .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
-        .cloned();
-
-    let cancelled = conn.start_call(id);
-    let started = Instant::now();
-    let ctx = tools::Context::new(env.backend, env.notifier, progress_token, &cancelled);
-    let outcome = catch_unwind(AssertUnwindSafe(|| tools::call(tool, &ctx, args)));
-    conn.end_call(id);
-    let elapsed = started.elapsed();
-    let action = args.get("action").or_else(|| args.get("type")).and_then(Value::as_str).unwrap_or("-");
-    let action: String = action.chars().take(32).filter(|c| c.is_ascii_graphic()).collect();
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(panic) => {
-            log::error!("tool {} panicked: {}", tool.name, panic_text(&panic));
-            CallOutcome::failed(format!(
-                "Error: the {} tool failed unexpectedly; the error was logged. Other tools keep working.",
-                tool.name
-            ))
-        }
-    };
-    let status = if cancelled.load(Ordering::SeqCst) {
-        "cancelled"
-    } else if outcome.is_error {
-        "error"
-    } else {
-        "ok"
-    };
-    log::info!(
-        target: "kimai_mcp::audit",
-        "user={} tool={} action={} outcome={} duration_ms={}{}",
-        env.label,
-        tool.name,
-        action,
-        status,
-        elapsed.as_millis(),
-        modern.map(|_| " era=modern").unwrap_or("")
-    );
-    if status == "cancelled" {
-        return Reply::Suppressed;
-    }
-    Reply::Result(outcome.to_json())
-}
-
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
@@ -490,6 +497,137 @@ mod tests {
         assert_eq!(err.code, code::INVALID_PARAMS);
         let err = era(json!({META_PROTOCOL_VERSION: 20260728})).unwrap_err();
         assert_eq!(err.code, code::INVALID_PARAMS);
+    }
+
+    fn panicking(_: &tools::Context, args: &Map<String, Value>) -> Result<tools::Output, tools::ToolError> {
+        if args.contains_key("boom") {
+            panic!("boom requested");
+        }
+        Ok(tools::Output::text("fine"))
+    }
+
+    fn cancel_self(ctx: &tools::Context, _: &Map<String, Value>) -> Result<tools::Output, tools::ToolError> {
+        // Simulates a cancellation that arrives while the call runs.
+        ctx.test_cancel();
+        Ok(tools::Output::text("too late"))
+    }
+
+    fn open_schema() -> Value {
+        json!({"type": "object", "properties": {"boom": {"type": "boolean"}}, "additionalProperties": false})
+    }
+
+    static TEST_TOOLS: &[Tool] = &[
+        Tool { name: "fragile", title: "Fragile", description: "panics on request", schema: open_schema, read_only: true, destructive: false, idempotent: true, handler: panicking },
+        Tool { name: "cancelled", title: "Cancelled", description: "cancelled while running", schema: open_schema, read_only: true, destructive: false, idempotent: true, handler: cancel_self },
+    ];
+
+    struct Fixture {
+        backend: Backend,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            // Never contacted: the test tools make no Kimai request.
+            let client = crate::kimai::Client::new(crate::kimai::Settings::new("http://127.0.0.1:9", crate::kimai::Tls::Verify)).unwrap();
+            Fixture { backend: Backend { client: Arc::new(client), token: crate::kimai::Token::new("t".into()) } }
+        }
+        fn send(&self, d: &Dispatcher, conn: &Connection, v: Value) -> Option<Value> {
+            d.handle(conn, v, &Env { backend: &self.backend, notifier: &mcp::NoNotifier, label: "test" })
+        }
+    }
+
+    fn init(f: &Fixture, d: &Dispatcher, conn: &Connection, version: &str) {
+        let r = f.send(d, conn, json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":version,"capabilities":{},"clientInfo":{"name":"t","version":"1"}}})).unwrap();
+        assert_eq!(r["result"]["protocolVersion"], json!(version));
+    }
+
+    #[test]
+    fn a_panicking_tool_costs_one_request_not_the_connection() {
+        let (f, d, conn) = (Fixture::new(), Dispatcher::with_tools(TEST_TOOLS), Connection::new());
+        init(&f, &d, &conn, "2025-11-25");
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fragile","arguments":{"boom":true}}})).unwrap();
+        assert_eq!(r["error"]["code"], json!(code::INTERNAL_ERROR));
+        assert_eq!(r["id"], json!(1));
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fragile","arguments":{}}})).unwrap();
+        assert_eq!(r["result"]["content"][0]["text"], json!("fine"));
+        assert!(conn.lock().running.is_empty());
+    }
+
+    #[test]
+    fn lifecycle_rules() {
+        let (f, d, conn) = (Fixture::new(), Dispatcher::with_tools(TEST_TOOLS), Connection::new());
+        // Before initialize: ping works, tools do not, unknown methods are -32601.
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":1,"method":"ping"})).unwrap();
+        assert_eq!(r["result"], json!({}));
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":2,"method":"tools/list"})).unwrap();
+        assert_eq!(r["error"]["code"], json!(code::INVALID_REQUEST));
+        assert!(r["error"]["message"].as_str().unwrap().contains("initialize"));
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":3,"method":"resources/list"})).unwrap();
+        assert_eq!(r["error"]["code"], json!(code::METHOD_NOT_FOUND));
+        assert_eq!(f.send(&d, &conn, json!({"jsonrpc":"2.0","method":"notifications/initialized"})), None);
+        init(&f, &d, &conn, "2025-06-18");
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":"s","method":"tools/list"})).unwrap();
+        assert_eq!(r["id"], json!("s"));
+        assert_eq!(r["result"]["tools"].as_array().unwrap().len(), 2);
+        assert!(r["result"].get("resultType").is_none());
+        // Unknown tool and bad arguments shape are protocol errors.
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"nope"}})).unwrap();
+        assert_eq!(r["error"]["code"], json!(code::INVALID_PARAMS));
+        assert!(r["error"]["message"].as_str().unwrap().contains("Available tools: fragile, cancelled"));
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"fragile","arguments":[1]}})).unwrap();
+        assert_eq!(r["error"]["code"], json!(code::INVALID_PARAMS));
+        // Schema violations are tool results with isError.
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"fragile","arguments":{"boom":"yes"}}})).unwrap();
+        assert_eq!(r["result"]["isError"], json!(true));
+        assert!(r["result"]["content"][0]["text"].as_str().unwrap().contains("argument 'boom' must be a boolean"));
+    }
+
+    #[test]
+    fn batches_only_with_2025_03_26() {
+        let f = Fixture::new();
+        let d = Dispatcher::with_tools(TEST_TOOLS);
+        let conn = Connection::new();
+        init(&f, &d, &conn, "2025-11-25");
+        let batch = json!([{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]);
+        let r = d.handle_bytes(&conn, batch.to_string().as_bytes(), &Env { backend: &f.backend, notifier: &mcp::NoNotifier, label: "t" }).unwrap();
+        assert_eq!(r["error"]["code"], json!(code::INVALID_REQUEST));
+        let conn = Connection::new();
+        init(&f, &d, &conn, "2025-03-26");
+        let batch = json!([{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":2,"method":"nope"}]);
+        let r = d.handle_bytes(&conn, batch.to_string().as_bytes(), &Env { backend: &f.backend, notifier: &mcp::NoNotifier, label: "t" }).unwrap();
+        let r = r.as_array().unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0]["id"], json!(1));
+        assert_eq!(r[1]["error"]["code"], json!(code::METHOD_NOT_FOUND));
+    }
+
+    #[test]
+    fn modern_requests_are_served_without_a_handshake() {
+        let (f, d, conn) = (Fixture::new(), Dispatcher::with_tools(TEST_TOOLS), Connection::new());
+        let meta = json!({META_PROTOCOL_VERSION: "2026-07-28", META_CLIENT_CAPABILITIES: {}});
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":meta}})).unwrap();
+        assert_eq!(r["result"]["supportedVersions"], json!(["2026-07-28"]));
+        assert_eq!(r["result"]["resultType"], json!("complete"));
+        assert_eq!(r["result"]["cacheScope"], json!("public"));
+        assert_eq!(r["result"]["_meta"][META_SERVER_INFO]["name"], json!("kimai-mcp"));
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":meta}})).unwrap();
+        assert!(r["result"]["ttlMs"].as_u64().is_some());
+        assert_eq!(r["result"]["resultType"], json!("complete"));
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"_meta":meta,"name":"fragile"}})).unwrap();
+        assert_eq!(r["result"]["content"][0]["text"], json!("fine"));
+        assert_eq!(r["result"]["resultType"], json!("complete"));
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":4,"method":"ping","params":{"_meta":meta}})).unwrap();
+        assert_eq!(r["error"]["code"], json!(code::METHOD_NOT_FOUND));
+        // The connection itself stays un-negotiated.
+        assert_eq!(conn.negotiated(), None);
+    }
+
+    #[test]
+    fn a_call_cancelled_while_running_sends_no_result() {
+        let (f, d, conn) = (Fixture::new(), Dispatcher::with_tools(TEST_TOOLS), Connection::new());
+        init(&f, &d, &conn, "2025-11-25");
+        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"cancelled"}}));
+        assert_eq!(r, None);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::kimai;
 use crate::mcp::{self, Notifier};
 use serde_json::{Map, Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 /// The Kimai account a connection acts as: a shared client for the instance plus this user's
@@ -193,6 +194,12 @@ impl<'a> Context<'a> {
         Ok(self.call(&kimai::Request::get(path))?.body)
     }
 
+    /// Marks the call cancelled, as a `notifications/cancelled` would (tests only).
+    #[cfg(test)]
+    pub fn test_cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
     }
@@ -212,13 +219,13 @@ impl<'a> Context<'a> {
 }
 
 /// Looks a tool up by name.
-pub fn find(name: &str) -> Option<&'static Tool> {
-    REGISTRY.iter().find(|t| t.name == name)
+pub fn find(registry: &'static [Tool], name: &str) -> Option<&'static Tool> {
+    registry.iter().find(|t| t.name == name)
 }
 
 /// Every tool name, in registry order.
-pub fn names() -> Vec<&'static str> {
-    REGISTRY.iter().map(|t| t.name).collect()
+pub fn names(registry: &[Tool]) -> Vec<&'static str> {
+    registry.iter().map(|t| t.name).collect()
 }
 
 /// A client-supplied name, made safe to echo in an error message.
@@ -232,24 +239,36 @@ fn schemas() -> &'static [Value] {
     SCHEMAS.get_or_init(|| REGISTRY.iter().map(|t| (t.schema)()).collect())
 }
 
-fn schema_of(tool: &Tool) -> &'static Value {
-    let i = REGISTRY.iter().position(|t| t.name == tool.name).unwrap_or(0);
-    &schemas()[i]
+/// The input schema of `tool`: built once for the tools of [`REGISTRY`], on demand for others
+/// (test registries).
+fn schema_of(tool: &Tool) -> Cow<'static, Value> {
+    match REGISTRY.iter().position(|t| std::ptr::eq(t, tool)) {
+        Some(i) => Cow::Borrowed(&schemas()[i]),
+        None => Cow::Owned((tool.schema)()),
+    }
 }
 
-/// The `tools` array of `tools/list`, built once.
-pub fn list_json() -> &'static Value {
+/// The `tools` array of `tools/list`; built once for [`REGISTRY`].
+pub fn list_json(registry: &'static [Tool]) -> Cow<'static, Value> {
     static LIST: OnceLock<Value> = OnceLock::new();
-    LIST.get_or_init(|| {
+    if std::ptr::eq(registry, REGISTRY) {
+        Cow::Borrowed(LIST.get_or_init(|| build_list(REGISTRY)))
+    } else {
+        Cow::Owned(build_list(registry))
+    }
+}
+
+fn build_list(registry: &[Tool]) -> Value {
+    {
         Value::Array(
-            REGISTRY
+            registry
                 .iter()
                 .map(|t| {
                     json!({
                         "name": t.name,
                         "title": t.title,
                         "description": t.description,
-                        "inputSchema": schema_of(t),
+                        "inputSchema": schema_of(t).into_owned(),
                         "annotations": {
                             "title": t.title,
                             "readOnlyHint": t.read_only,
@@ -262,13 +281,13 @@ pub fn list_json() -> &'static Value {
                 })
                 .collect(),
         )
-    })
+    }
 }
 
 /// Checks the arguments, runs the handler, and maps every failure to an `isError` result.
 pub fn call(tool: &Tool, ctx: &Context, args: &Map<String, Value>) -> CallOutcome {
     let args_value = Value::Object(args.clone());
-    if let Err(e) = schema::validate(schema_of(tool), &args_value) {
+    if let Err(e) = schema::validate(&schema_of(tool), &args_value) {
         return CallOutcome::failed(format!("Invalid arguments for {}: {e}", tool.name));
     }
     match (tool.handler)(ctx, args) {
@@ -348,13 +367,37 @@ mod tests {
 
     #[test]
     fn list_json_has_descriptions_and_annotations() {
-        let list = list_json().as_array().unwrap();
+        let list = list_json(REGISTRY);
+        let list = list.as_array().unwrap();
         assert_eq!(list.len(), REGISTRY.len());
         for t in list {
             assert!(t["description"].as_str().is_some_and(|d| !d.is_empty()));
             assert!(t["annotations"]["readOnlyHint"].is_boolean());
             assert!(t["inputSchema"].is_object());
         }
+    }
+
+    struct Collect(std::sync::Mutex<Vec<Value>>);
+    impl Notifier for Collect {
+        fn notify(&self, message: Value) {
+            self.0.lock().unwrap().push(message);
+        }
+    }
+
+    #[test]
+    fn progress_is_sent_only_with_a_token() {
+        let client = kimai::Client::new(kimai::Settings::new("http://127.0.0.1:9", kimai::Tls::Verify)).unwrap();
+        let backend = Backend { client: Arc::new(client), token: kimai::Token::new("t".into()) };
+        let sink = Collect(Default::default());
+        let flag = AtomicBool::new(false);
+        Context::new(&backend, &sink, None, &flag).progress(1, Some(2), None);
+        assert!(sink.0.lock().unwrap().is_empty());
+        Context::new(&backend, &sink, Some(json!("tok")), &flag).progress(1, Some(4), Some("page 1 of 4"));
+        let sent = sink.0.lock().unwrap();
+        assert_eq!(
+            sent[0],
+            json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"tok","progress":1,"total":4,"message":"page 1 of 4"}})
+        );
     }
 
     #[test]
