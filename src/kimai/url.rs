@@ -36,13 +36,23 @@ pub(crate) fn normalize_base(raw: &str) -> Result<String, String> {
             "the Kimai URL must not contain a user name or password; use the API token".into(),
         );
     }
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, rest)) => (h, rest.strip_prefix(':')),
+            None => return Err(format!("the Kimai URL has an unclosed [ in its host: {s}")),
+        },
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
     };
     if host.is_empty() {
         return Err(format!("the Kimai URL has no host name: {s}"));
+    }
+    if let Some(p) = port {
+        if p.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("the Kimai URL has an invalid port {p:?}"));
+        }
     }
     let mut path = path.trim_end_matches('/');
     if let Some(p) = path.strip_suffix("/api") {
@@ -121,6 +131,9 @@ mod tests {
             "https://user:pw@kimai.example.com",
             "https://kimai.example.com/?x=1",
             "https://kimai.example.com:99999999",
+            "https://kimai.example.com:",
+            "https://kimai.example.com:x1",
+            "http://[::1",
         ] {
             assert!(normalize_base(bad).is_err(), "{bad:?} accepted");
         }
