@@ -28,8 +28,8 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use super::error::{NOT_KIMAI_API, prune_empty};
 use super::{
-    Error, MAX_CA_FILE_BYTES, MAX_ERROR_BODY_BYTES, Method, Page, Request, Response, Settings,
-    Tls, Token, USER_AGENT, url,
+    Error, MAX_CA_FILE_BYTES, MAX_ERROR_BODY_BYTES, Method, Page, Request, Response, Settings, Tls,
+    Token, USER_AGENT, url,
 };
 
 /// Longest Kimai `message` kept in an error (Kimai's are short; a foreign JSON body may not be).
@@ -56,15 +56,19 @@ impl fmt::Debug for Client {
     }
 }
 
-/// One failed attempt, with what the retry decision needs besides the error.
+/// One failed attempt, with what the retry decision needs besides the error (boxed: failures
+/// are the rare path and `Error` is large).
 struct Failure {
-    error: Error,
+    error: Box<Error>,
     retry_after: Option<Duration>,
 }
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
-        Failure { error, retry_after: None }
+        Failure {
+            error: Box::new(error),
+            retry_after: None,
+        }
     }
 }
 
@@ -88,7 +92,11 @@ impl Client {
             }
             Tls::CaFile(path) => {
                 let certs = load_ca(path)?;
-                debug!("loaded {} CA certificate(s) from {}", certs.len(), path.display());
+                debug!(
+                    "loaded {} CA certificate(s) from {}",
+                    certs.len(),
+                    path.display()
+                );
                 TlsConfig::builder()
                     .root_certs(RootCerts::new_with_certs(&certs))
                     .build()
@@ -98,7 +106,9 @@ impl Client {
             None => None,
             // The proxy URL may carry credentials: never echo it.
             Some(p) => Some(ureq::Proxy::new(p).map_err(|_| {
-                Error::Config("invalid proxy URL (expected http://, https:// or socks5:// …)".into())
+                Error::Config(
+                    "invalid proxy URL (expected http://, https:// or socks5:// …)".into(),
+                )
             })?),
         };
         let agent = ureq::Agent::config_builder()
@@ -112,7 +122,12 @@ impl Client {
             .accept("application/json")
             .build()
             .new_agent();
-        Ok(Client { settings, base, authority, agent })
+        Ok(Client {
+            settings,
+            base,
+            authority,
+            agent,
+        })
     }
 
     /// The normalised base URL: no trailing slash, no `/api`.
@@ -143,11 +158,18 @@ impl Client {
             return Err(Error::Cancelled);
         }
         let url = url::request_url(&self.base, &req.path, &req.query);
-        let auth = http::HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| {
-            Error::Config("the API token contains characters that cannot be sent in an HTTP header".into())
-        })?;
+        let auth =
+            http::HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| {
+                Error::Config(
+                    "the API token contains characters that cannot be sent in an HTTP header"
+                        .into(),
+                )
+            })?;
         let body = match &req.body {
-            Some(v) => Some(serde_json::to_vec(v).map_err(|e| Error::Config(format!("cannot encode the request body: {e}")))?),
+            Some(v) => Some(
+                serde_json::to_vec(v)
+                    .map_err(|e| Error::Config(format!("cannot encode the request body: {e}")))?,
+            ),
             None => None,
         };
         let log_path = if req.path.starts_with('/') {
@@ -175,7 +197,7 @@ impl Client {
                 && failure.error.is_transient()
                 && retries_done < self.settings.max_retries;
             if !retryable {
-                return Err(failure.error);
+                return Err(*failure.error);
             }
             let wait = match failure.retry_after {
                 Some(d) if d > self.settings.max_retry_after => {
@@ -185,7 +207,7 @@ impl Client {
                         d.as_secs(),
                         self.settings.max_retry_after.as_secs()
                     );
-                    return Err(failure.error);
+                    return Err(*failure.error);
                 }
                 Some(d) => d,
                 None => {
@@ -263,7 +285,10 @@ impl Client {
         } else {
             None
         };
-        Err(Failure { error: error_from_status(status, &headers, &bytes, req), retry_after })
+        Err(Failure {
+            error: Box::new(error_from_status(status, &headers, &bytes, req)),
+            retry_after,
+        })
     }
 }
 
@@ -283,7 +308,10 @@ fn sleep_unless_cancelled(d: Duration, cancelled: &dyn Fn() -> bool) -> Result<(
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -309,7 +337,11 @@ fn parse_success(
 ) -> Result<Response, Error> {
     let page = parse_page(headers);
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Response { status, body: Value::Null, page });
+        return Ok(Response {
+            status,
+            body: Value::Null,
+            page,
+        });
     }
     let body: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
@@ -327,13 +359,18 @@ fn parse_success(
     };
     // Kimai's form-error envelope on some PATCHes: a 200 whose body is the error.
     if let Some(obj) = body.as_object() {
-        let code = obj.get("code").and_then(Value::as_u64).filter(|c| (400..600).contains(c));
+        let code = obj
+            .get("code")
+            .and_then(Value::as_u64)
+            .filter(|c| (400..600).contains(c));
         let message = obj.get("message").and_then(Value::as_str);
         if let (Some(code), Some(message)) = (code, message) {
             let code = u16::try_from(code).unwrap_or(500);
             let message = truncate_chars(message, MAX_MESSAGE_CHARS);
             if code == 401 {
-                return Err(Error::Unauthorized { reason: Some(message) });
+                return Err(Error::Unauthorized {
+                    reason: Some(message),
+                });
             }
             return Err(Error::Api {
                 status: code,
@@ -391,7 +428,10 @@ fn error_from_status(status: u16, headers: &HeaderMap, bytes: &[u8], req: &Reque
     Error::Api {
         status,
         message,
-        details: json.as_ref().and_then(|m| m.get("errors")).and_then(prune_empty),
+        details: json
+            .as_ref()
+            .and_then(|m| m.get("errors"))
+            .and_then(prune_empty),
         method: req.method,
         path: req.path.clone(),
     }
@@ -408,7 +448,9 @@ fn bearer_error_description(h: &str) -> Option<String> {
             if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
                 continue;
             }
-            let Some(value) = after.strip_prefix('=') else { continue };
+            let Some(value) = after.strip_prefix('=') else {
+                continue;
+            };
             let value = value.trim_start();
             if let Some(quoted) = value.strip_prefix('"') {
                 let mut out = String::new();
@@ -446,14 +488,23 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 /// Seconds since the Unix epoch of an IMF-fixdate (RFC 9110 §5.6.7).
 fn parse_imf_fixdate(v: &str) -> Option<u64> {
     let parts: Vec<&str> = v.split_ascii_whitespace().collect();
-    let [_weekday, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
+    let [_weekday, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
     let day: u64 = day.parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| m == month)?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == month)?;
     let year: i64 = year.parse().ok()?;
-    let hms: Vec<u64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
-    let [h, m, s] = hms.as_slice() else { return None };
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
     if !(1..=31).contains(&day) || *h > 23 || *m > 59 || *s > 60 {
         return None;
     }
@@ -478,7 +529,10 @@ fn load_ca(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
     if !meta.is_dir() {
         let certs = certs_in(path)?;
         if certs.is_empty() {
-            return Err(Error::Config(format!("no certificates found in {}", path.display())));
+            return Err(Error::Config(format!(
+                "no certificates found in {}",
+                path.display()
+            )));
         }
         return Ok(certs);
     }
@@ -524,7 +578,10 @@ fn certs_in(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
             Ok(PemItem::Certificate(c)) => certs.push(c),
             Ok(_) => {}
             Err(e) => {
-                return Err(Error::Config(format!("invalid PEM in {}: {e}", path.display())));
+                return Err(Error::Config(format!(
+                    "invalid PEM in {}: {e}",
+                    path.display()
+                )));
             }
         }
     }
@@ -638,7 +695,8 @@ mod tests {
                     });
                     let r = replies[n.min(replies.len() - 1)].clone();
                     n += 1;
-                    let mut resp = tiny_http::Response::from_data(r.body).with_status_code(r.status);
+                    let mut resp =
+                        tiny_http::Response::from_data(r.body).with_status_code(r.status);
                     for (k, v) in r.headers {
                         resp.add_header(tiny_http::Header::from_bytes(k, v).expect("valid header"));
                     }
@@ -681,7 +739,9 @@ mod tests {
         fn new(handler: impl Fn(usize, TcpStream, &AtomicBool) + Send + 'static) -> Raw {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
             let port = listener.local_addr().expect("local addr").port();
-            listener.set_nonblocking(true).expect("nonblocking listener");
+            listener
+                .set_nonblocking(true)
+                .expect("nonblocking listener");
             let conns = Arc::new(AtomicUsize::new(0));
             let stop = Arc::new(AtomicBool::new(false));
             let (conns2, stop2) = (conns.clone(), stop.clone());
@@ -699,7 +759,12 @@ mod tests {
                     }
                 }
             });
-            Raw { url: format!("http://127.0.0.1:{port}"), conns, stop, thread: Some(thread) }
+            Raw {
+                url: format!("http://127.0.0.1:{port}"),
+                conns,
+                stop,
+                thread: Some(thread),
+            }
         }
 
         fn conns(&self) -> usize {
@@ -748,8 +813,14 @@ mod tests {
         assert_eq!(seen.len(), 1);
         let s = &seen[0];
         assert_eq!(s.method, "GET");
-        assert_eq!(s.url, "/api/timesheets?page=2&users%5B%5D=1&users%5B%5D=2&term=a%20b%26c");
-        assert_eq!(s.header("Authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+        assert_eq!(
+            s.url,
+            "/api/timesheets?page=2&users%5B%5D=1&users%5B%5D=2&term=a%20b%26c"
+        );
+        assert_eq!(
+            s.header("Authorization"),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
         assert_eq!(s.header("Accept"), Some("application/json"));
         assert_eq!(s.header("User-Agent"), Some(USER_AGENT));
         assert!(USER_AGENT.starts_with("kimai-mcp/"));
@@ -761,13 +832,16 @@ mod tests {
         let fake = Fake::new(vec![Reply::json(200, json!({"id": 7}))]);
         let c = client(&fake.url);
         let body = json!({"project": 1, "activity": 2, "description": "ü"});
-        let resp = c.call(&token(), &Request::post("/timesheets", body.clone())).unwrap();
+        let resp = c
+            .call(&token(), &Request::post("/timesheets", body.clone()))
+            .unwrap();
         assert_eq!(resp.body, json!({"id": 7}));
         let s = &fake.seen()[0];
         assert_eq!(s.method, "POST");
         assert_eq!(s.header("Content-Type"), Some("application/json"));
         assert_eq!(serde_json::from_str::<Value>(&s.body).unwrap(), body);
-        c.call(&token(), &Request::patch("/timesheets/7/stop", json!({}))).unwrap();
+        c.call(&token(), &Request::patch("/timesheets/7/stop", json!({})))
+            .unwrap();
         assert_eq!(fake.seen()[1].method, "PATCH");
         assert_eq!(fake.seen()[1].url, "/api/timesheets/7/stop");
     }
@@ -785,7 +859,12 @@ mod tests {
         let r = c.call(&token(), &Request::get("/timesheets")).unwrap();
         assert_eq!(
             r.page,
-            Some(Page { page: 2, per_page: 4, total_count: 22, total_pages: 6 })
+            Some(Page {
+                page: 2,
+                per_page: 4,
+                total_count: 22,
+                total_pages: 6
+            })
         );
         let r = c.call(&token(), &Request::get("/customers")).unwrap();
         assert_eq!(r.page, None);
@@ -794,7 +873,9 @@ mod tests {
     #[test]
     fn no_content_is_null() {
         let fake = Fake::new(vec![Reply::raw(204, "application/json", "")]);
-        let r = client(&fake.url).call(&token(), &Request::delete("/tags/3")).unwrap();
+        let r = client(&fake.url)
+            .call(&token(), &Request::delete("/tags/3"))
+            .unwrap();
         assert_eq!((r.status, r.body), (204, Value::Null));
         assert_eq!(fake.seen()[0].method, "DELETE");
     }
@@ -816,23 +897,52 @@ mod tests {
         let body = json!({"code": 400, "message": "Validation Failed", "errors": {
             "errors": ["This form should not contain extra fields."],
             "children": {"begin": {}, "project": {"errors": ["A project needs to be selected."]}, "tags": {}}}});
-        let e = error_for(Reply::json(400, body), Request::post("/timesheets", json!({})));
-        let Error::Api { status, message, details, method, path } = &e else { panic!("{e:?}") };
-        assert_eq!((*status, message.as_str(), *method, path.as_str()), (400, "Validation Failed", Method::Post, "/timesheets"));
+        let e = error_for(
+            Reply::json(400, body),
+            Request::post("/timesheets", json!({})),
+        );
+        let Error::Api {
+            status,
+            message,
+            details,
+            method,
+            path,
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            (*status, message.as_str(), *method, path.as_str()),
+            (400, "Validation Failed", Method::Post, "/timesheets")
+        );
         assert_eq!(
             details.as_ref().unwrap(),
             &json!({"errors": ["This form should not contain extra fields."],
                     "children": {"project": {"errors": ["A project needs to be selected."]}}})
         );
-        assert_eq!(e.to_string(), "kimai answered 400 to POST /api/timesheets: Validation Failed");
+        assert_eq!(
+            e.to_string(),
+            "kimai answered 400 to POST /api/timesheets: Validation Failed"
+        );
     }
 
     #[test]
     fn service_validation_400() {
         let body = json!({"code": "400", "message": "You have an active time record which cannot be stopped automatically.",
             "errors": {"children": {"end_date": {"errors": ["The end date must not be earlier than the start date."]}}}});
-        let e = error_for(Reply::json(400, body), Request::patch("/timesheets/1/stop", json!({})));
-        let Error::Api { status, message, details, .. } = &e else { panic!("{e:?}") };
+        let e = error_for(
+            Reply::json(400, body),
+            Request::patch("/timesheets/1/stop", json!({})),
+        );
+        let Error::Api {
+            status,
+            message,
+            details,
+            ..
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
         assert_eq!(*status, 400);
         assert!(message.starts_with("You have an active time record"));
         assert_eq!(
@@ -848,45 +958,95 @@ mod tests {
             "Bearer error=\"invalid_token\",error_description=\"Invalid credentials.\"",
         );
         let e = error_for(empty, Request::get("/users/me"));
-        assert!(matches!(&e, Error::Unauthorized { reason: Some(r) } if r == "Invalid credentials."), "{e:?}");
+        assert!(
+            matches!(&e, Error::Unauthorized { reason: Some(r) } if r == "Invalid credentials."),
+            "{e:?}"
+        );
         assert!(e.hint().unwrap().contains("token"));
         assert!(!format!("{e} {e:?}").contains(TOKEN));
 
         let json401 = Reply::json(401, json!({"code": 401, "message": "Unauthorized"}));
         let e = error_for(json401, Request::get("/users/me"));
-        assert!(matches!(&e, Error::Unauthorized { reason: Some(r) } if r == "Unauthorized"), "{e:?}");
+        assert!(
+            matches!(&e, Error::Unauthorized { reason: Some(r) } if r == "Unauthorized"),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn generic_error_shapes() {
         let cases = [
-            (Reply::json(403, json!({"code": 403, "message": "Forbidden"})), 403, "Forbidden"),
-            (Reply::json(403, json!({"message": "Invalid credentials"})), 403, "Invalid credentials"),
-            (Reply::json(404, json!({"code": 404, "message": "Not Found"})), 404, "Not Found"),
-            (Reply::json(405, json!({"code": 405, "message": "Method Not Allowed"})), 405, "Method Not Allowed"),
             (
-                Reply::json(410, json!({"code": 410, "message": "This endpoint was removed, use \"POST /api/teams/\" instead."})),
+                Reply::json(403, json!({"code": 403, "message": "Forbidden"})),
+                403,
+                "Forbidden",
+            ),
+            (
+                Reply::json(403, json!({"message": "Invalid credentials"})),
+                403,
+                "Invalid credentials",
+            ),
+            (
+                Reply::json(404, json!({"code": 404, "message": "Not Found"})),
+                404,
+                "Not Found",
+            ),
+            (
+                Reply::json(405, json!({"code": 405, "message": "Method Not Allowed"})),
+                405,
+                "Method Not Allowed",
+            ),
+            (
+                Reply::json(
+                    410,
+                    json!({"code": 410, "message": "This endpoint was removed, use \"POST /api/teams/\" instead."}),
+                ),
                 410,
                 "This endpoint was removed, use \"POST /api/teams/\" instead.",
             ),
-            (Reply::json(500, json!({"code": 500, "message": "Internal Server Error"})), 500, "Internal Server Error"),
             (
-                Reply::raw(502, "text/html", "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"),
+                Reply::json(
+                    500,
+                    json!({"code": 500, "message": "Internal Server Error"}),
+                ),
+                500,
+                "Internal Server Error",
+            ),
+            (
+                Reply::raw(
+                    502,
+                    "text/html",
+                    "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+                ),
                 502,
                 "Bad Gateway",
             ),
         ];
         for (reply, want_status, want_message) in cases {
             let e = error_for(reply, Request::get("/projects/1"));
-            let Error::Api { status, message, details, .. } = &e else { panic!("{e:?}") };
+            let Error::Api {
+                status,
+                message,
+                details,
+                ..
+            } = &e
+            else {
+                panic!("{e:?}")
+            };
             assert_eq!((*status, message.as_str()), (want_status, want_message));
             assert_eq!(details, &None);
             assert!(!e.to_string().contains('<'), "{e}");
             assert_eq!(e.is_missing_route(), want_status == 405);
         }
-        let e = error_for(Reply::json(403, json!({"code": 403, "message": "Forbidden"})), Request::get("/users"));
+        let e = error_for(
+            Reply::json(403, json!({"code": 403, "message": "Forbidden"})),
+            Request::get("/users"),
+        );
         assert!(e.hint().unwrap().contains("permission"));
-        let e = error_for(Reply::json(404, json!({"code": 404, "message": "Not Found"})), Request::get("/version"));
+        let e = error_for(
+            Reply::json(404, json!({"code": 404, "message": "Not Found"})),
+            Request::get("/version"),
+        );
         assert!(e.hint().unwrap().contains("does not point to a Kimai API"));
     }
 
@@ -894,13 +1054,39 @@ mod tests {
     fn error_envelope_in_a_200() {
         let body = json!({"code": 400, "message": "Validation Failed",
             "errors": {"children": {"end": {"errors": ["bad"]}, "begin": {}}}});
-        let e = error_for(Reply::json(200, body), Request::patch("/timesheets/5", json!({"end": "x"})));
-        let Error::Api { status, details, .. } = &e else { panic!("{e:?}") };
+        let e = error_for(
+            Reply::json(200, body),
+            Request::patch("/timesheets/5", json!({"end": "x"})),
+        );
+        let Error::Api {
+            status, details, ..
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
         assert_eq!(*status, 400);
-        assert_eq!(details.as_ref().unwrap(), &json!({"children": {"end": {"errors": ["bad"]}}}));
+        assert_eq!(
+            details.as_ref().unwrap(),
+            &json!({"children": {"end": {"errors": ["bad"]}}})
+        );
+        let e = error_for(
+            Reply::json(200, json!({"code": 401, "message": "Unauthorized"})),
+            Request::get("/users/me"),
+        );
+        assert!(
+            matches!(&e, Error::Unauthorized { reason: Some(r) } if r == "Unauthorized"),
+            "{e:?}"
+        );
         // A record that merely has a `code` field is not an envelope.
-        let fake = Fake::new(vec![Reply::json(200, json!({"code": 7, "message": "hello"}))]);
-        assert!(client(&fake.url).call(&token(), &Request::get("/x")).is_ok());
+        let fake = Fake::new(vec![Reply::json(
+            200,
+            json!({"code": 7, "message": "hello"}),
+        )]);
+        assert!(
+            client(&fake.url)
+                .call(&token(), &Request::get("/x"))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -908,9 +1094,17 @@ mod tests {
         let reply = Reply::raw(301, "text/html", "moved")
             .header("Location", "https://kimai.example.com/api/version");
         let e = error_for(reply, Request::get("/version"));
-        let Error::Api { status, message, .. } = &e else { panic!("{e:?}") };
+        let Error::Api {
+            status, message, ..
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
         assert_eq!(*status, 301);
-        assert!(message.contains("https://kimai.example.com/api/version"), "{message}");
+        assert!(
+            message.contains("https://kimai.example.com/api/version"),
+            "{message}"
+        );
         assert!(e.hint().unwrap().contains("redirect"));
     }
 
@@ -922,8 +1116,14 @@ mod tests {
 
     #[test]
     fn get_retried_on_503_then_succeeds() {
-        let fake = Fake::new(vec![unavailable(), unavailable(), Reply::json(200, json!({"v": 1}))]);
-        let r = client(&fake.url).call(&token(), &Request::get("/version")).unwrap();
+        let fake = Fake::new(vec![
+            unavailable(),
+            unavailable(),
+            Reply::json(200, json!({"v": 1})),
+        ]);
+        let r = client(&fake.url)
+            .call(&token(), &Request::get("/version"))
+            .unwrap();
         assert_eq!(r.body, json!({"v": 1}));
         assert_eq!(fake.seen().len(), 3);
     }
@@ -931,7 +1131,9 @@ mod tests {
     #[test]
     fn get_gives_up_after_max_retries() {
         let fake = Fake::new(vec![Reply::raw(429, "text/plain", "slow down")]);
-        let e = client(&fake.url).call(&token(), &Request::get("/version")).unwrap_err();
+        let e = client(&fake.url)
+            .call(&token(), &Request::get("/version"))
+            .unwrap_err();
         assert_eq!(e.status(), Some(429));
         assert_eq!(fake.seen().len(), 3);
     }
@@ -940,7 +1142,9 @@ mod tests {
     fn get_not_retried_on_504_or_404() {
         for status in [504, 404, 500] {
             let fake = Fake::new(vec![Reply::raw(status, "text/plain", "")]);
-            let e = client(&fake.url).call(&token(), &Request::get("/version")).unwrap_err();
+            let e = client(&fake.url)
+                .call(&token(), &Request::get("/version"))
+                .unwrap_err();
             assert_eq!(e.status(), Some(status));
             assert_eq!(fake.seen().len(), 1, "status {status}");
         }
@@ -953,7 +1157,9 @@ mod tests {
             Reply::json(200, json!({})),
         ]);
         let started = Instant::now();
-        client(&fake.url).call(&token(), &Request::get("/version")).unwrap();
+        client(&fake.url)
+            .call(&token(), &Request::get("/version"))
+            .unwrap();
         let waited = started.elapsed();
         assert!(waited >= Duration::from_millis(950), "{waited:?}");
         assert!(waited < Duration::from_secs(3), "{waited:?}");
@@ -962,9 +1168,14 @@ mod tests {
 
     #[test]
     fn large_retry_after_not_retried() {
-        let fake = Fake::new(vec![unavailable().header("Retry-After", "120"), Reply::json(200, json!({}))]);
+        let fake = Fake::new(vec![
+            unavailable().header("Retry-After", "120"),
+            Reply::json(200, json!({})),
+        ]);
         let started = Instant::now();
-        let e = client(&fake.url).call(&token(), &Request::get("/version")).unwrap_err();
+        let e = client(&fake.url)
+            .call(&token(), &Request::get("/version"))
+            .unwrap_err();
         assert_eq!(e.status(), Some(503));
         assert_eq!(fake.seen().len(), 1);
         assert!(started.elapsed() < Duration::from_secs(2));
@@ -995,7 +1206,9 @@ mod tests {
                 let _ = s.write_all(OK_JSON);
             }
         });
-        let r = client(&raw.url).call(&token(), &Request::get("/timesheets/1")).unwrap();
+        let r = client(&raw.url)
+            .call(&token(), &Request::get("/timesheets/1"))
+            .unwrap();
         assert_eq!(r.body, json!({"ok": true}));
         assert_eq!(raw.conns(), 2);
     }
@@ -1010,7 +1223,10 @@ mod tests {
             // n == 0: close without an answer.
         });
         let e = client(&raw.url)
-            .call(&token(), &Request::post("/timesheets", json!({"project": 1})))
+            .call(
+                &token(),
+                &Request::post("/timesheets", json!({"project": 1})),
+            )
             .unwrap_err();
         assert!(matches!(e, Error::Io(_)), "{e:?}");
         assert!(e.is_transient());
@@ -1026,9 +1242,19 @@ mod tests {
         let mut s = settings(&format!("http://127.0.0.1:{port}"));
         s.retry_backoff = [Duration::from_secs(2); 2];
         let started = Instant::now();
-        let e = Client::new(s).unwrap().call(&token(), &Request::get("/version")).unwrap_err();
-        assert!(matches!(&e, Error::Connect(m) if m.contains("refused")), "{e:?}");
-        assert!(started.elapsed() < Duration::from_secs(1), "retried: {:?}", started.elapsed());
+        let e = Client::new(s)
+            .unwrap()
+            .call(&token(), &Request::get("/version"))
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Connect(m) if m.contains("refused")),
+            "{e:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "retried: {:?}",
+            started.elapsed()
+        );
         assert!(e.hint().is_some());
     }
 
@@ -1044,7 +1270,10 @@ mod tests {
         let mut s = settings(&raw.url);
         s.timeout = Duration::from_millis(300);
         let started = Instant::now();
-        let e = Client::new(s).unwrap().call(&token(), &Request::get("/version")).unwrap_err();
+        let e = Client::new(s)
+            .unwrap()
+            .call(&token(), &Request::get("/version"))
+            .unwrap_err();
         assert!(matches!(e, Error::Timeout { connect: false }), "{e:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(raw.conns(), 1);
@@ -1055,7 +1284,10 @@ mod tests {
         let e = client("http://kimai-mcp-test.invalid")
             .call(&token(), &Request::get("/version"))
             .unwrap_err();
-        assert!(matches!(&e, Error::Dns(m) if m.contains("kimai-mcp-test.invalid")), "{e:?}");
+        assert!(
+            matches!(&e, Error::Dns(m) if m.contains("kimai-mcp-test.invalid")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -1063,15 +1295,25 @@ mod tests {
         let fake = Fake::new(vec![
             Reply::raw(200, "application/json", "{\"id\": 1, \"name\":"),
             Reply::raw(200, "text/plain", "hello, world"),
-            Reply::raw(200, "text/html; charset=UTF-8", "<!DOCTYPE html><html><body>Login</body></html>"),
+            Reply::raw(
+                200,
+                "text/html; charset=UTF-8",
+                "<!DOCTYPE html><html><body>Login</body></html>",
+            ),
         ]);
         let c = client(&fake.url);
         for want in ["not JSON", "not JSON", NOT_KIMAI_API] {
             let e = c.call(&token(), &Request::get("/version")).unwrap_err();
-            assert!(matches!(&e, Error::InvalidBody { status: 200, detail } if detail.starts_with(want)), "{e:?}");
+            assert!(
+                matches!(&e, Error::InvalidBody { status: 200, detail } if detail.starts_with(want)),
+                "{e:?}"
+            );
         }
         let e = c.call(&token(), &Request::get("/version")).unwrap_err();
-        assert!(e.to_string().contains("does not look like a Kimai API"), "{e}");
+        assert!(
+            e.to_string().contains("does not look like a Kimai API"),
+            "{e}"
+        );
         assert!(e.hint().unwrap().contains("Kimai URL"));
     }
 
@@ -1083,7 +1325,10 @@ mod tests {
         });
         let mut s = settings(&raw.url);
         s.max_retries = 0;
-        let e = Client::new(s).unwrap().call(&token(), &Request::get("/version")).unwrap_err();
+        let e = Client::new(s)
+            .unwrap()
+            .call(&token(), &Request::get("/version"))
+            .unwrap_err();
         assert!(matches!(e, Error::Io(_)), "{e:?}");
     }
 
@@ -1093,11 +1338,19 @@ mod tests {
         let fake = Fake::new(vec![Reply::raw(200, "application/json", &big)]);
         let mut s = settings(&fake.url);
         s.max_body_bytes = 1000;
-        let e = Client::new(s).unwrap().call(&token(), &Request::get("/x")).unwrap_err();
+        let e = Client::new(s)
+            .unwrap()
+            .call(&token(), &Request::get("/x"))
+            .unwrap_err();
         assert!(matches!(e, Error::BodyTooLarge { limit: 1000 }), "{e:?}");
         let mut s = settings(&fake.url);
         s.max_body_bytes = big.len();
-        assert!(Client::new(s).unwrap().call(&token(), &Request::get("/x")).is_ok());
+        assert!(
+            Client::new(s)
+                .unwrap()
+                .call(&token(), &Request::get("/x"))
+                .is_ok()
+        );
     }
 
     // ----- cancellation ---------------------------------------------------------------------
@@ -1122,7 +1375,9 @@ mod tests {
         let checks = AtomicUsize::new(0);
         let cancel = || checks.fetch_add(1, Ordering::SeqCst) >= 3;
         let started = Instant::now();
-        let e = c.call_cancellable(&token(), &Request::get("/version"), &cancel).unwrap_err();
+        let e = c
+            .call_cancellable(&token(), &Request::get("/version"), &cancel)
+            .unwrap_err();
         assert!(matches!(e, Error::Cancelled), "{e:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(fake.seen().len(), 1);
@@ -1133,14 +1388,22 @@ mod tests {
     #[test]
     fn bad_settings_refused() {
         for url in ["kimai.example.com", "ftp://x", "https://"] {
-            assert!(matches!(Client::new(Settings::new(url, Tls::Verify)), Err(Error::Config(_))), "{url}");
+            assert!(
+                matches!(
+                    Client::new(Settings::new(url, Tls::Verify)),
+                    Err(Error::Config(_))
+                ),
+                "{url}"
+            );
         }
         let mut s = Settings::new("https://k.example.com", Tls::Verify);
         s.proxy = Some("not a proxy url".into());
         assert!(matches!(Client::new(s), Err(Error::Config(_))));
         let c = client("https://k.example.com/api/");
         assert_eq!(c.base_url(), "https://k.example.com");
-        let e = c.call(&Token::new("bad\ntoken".into()), &Request::get("/version")).unwrap_err();
+        let e = c
+            .call(&Token::new("bad\ntoken".into()), &Request::get("/version"))
+            .unwrap_err();
         assert!(matches!(e, Error::Config(_)), "{e:?}");
     }
 
@@ -1158,12 +1421,216 @@ mod tests {
         assert!(matches!(Client::new(missing), Err(Error::Config(m)) if m.contains("none.pem")));
         let garbage = dir.join("garbage.pem");
         std::fs::write(&garbage, "this is not a certificate\n").unwrap();
-        let e = Client::new(Settings::new("https://k.example.com", Tls::CaFile(garbage))).unwrap_err();
-        assert!(matches!(&e, Error::Config(m) if m.contains("no certificates")), "{e:?}");
+        let e =
+            Client::new(Settings::new("https://k.example.com", Tls::CaFile(garbage))).unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("no certificates")),
+            "{e:?}"
+        );
         let broken = dir.join("broken.pem");
-        std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\n!!!notbase64!!!\n-----END CERTIFICATE-----\n").unwrap();
-        let e = Client::new(Settings::new("https://k.example.com", Tls::CaFile(broken))).unwrap_err();
-        assert!(matches!(&e, Error::Config(m) if m.contains("broken.pem")), "{e:?}");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\n!!!notbase64!!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e =
+            Client::new(Settings::new("https://k.example.com", Tls::CaFile(broken))).unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("broken.pem")),
+            "{e:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Runs `openssl` with `args` in `dir`; `None` when it is missing or fails.
+    fn openssl(dir: &Path, args: &[&str]) -> Option<()> {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        Some(())
+    }
+
+    /// A private CA and a server certificate for 127.0.0.1 / localhost signed by it.
+    fn make_ca(dir: &Path) -> Option<()> {
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=kimai-mcp test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(dir, &ca)?;
+        let mut csr = vec!["req"];
+        csr.extend(ec);
+        csr.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        openssl(dir, &csr)?;
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .ok()?;
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        )
+    }
+
+    #[test]
+    fn ca_file_loads_every_certificate() {
+        let dir = temp_dir("ca-load");
+        if make_ca(&dir).is_none() {
+            eprintln!("note: openssl unavailable, CA file test skipped");
+            return;
+        }
+        // A bundle: two certificates and a private key (ignored).
+        let bundle = [
+            std::fs::read_to_string(dir.join("ca.pem")).unwrap(),
+            std::fs::read_to_string(dir.join("server.key")).unwrap(),
+            std::fs::read_to_string(dir.join("server.pem")).unwrap(),
+        ]
+        .concat();
+        std::fs::write(dir.join("bundle.pem"), bundle).unwrap();
+        assert_eq!(load_ca(&dir.join("bundle.pem")).unwrap().len(), 2);
+        assert_eq!(load_ca(&dir.join("ca.pem")).unwrap().len(), 1);
+        // A directory: every certificate of every file (ca, server, bundle = 4).
+        assert_eq!(load_ca(&dir).unwrap().len(), 4);
+        let s = Settings::new("https://127.0.0.1", Tls::CaFile(dir.join("ca.pem")));
+        assert!(Client::new(s).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `openssl s_server -www` on a loopback port, killed on drop.
+    struct TlsServer {
+        child: std::process::Child,
+        port: u16,
+    }
+
+    impl TlsServer {
+        fn start(dir: &Path) -> Option<TlsServer> {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port();
+            let child = std::process::Command::new("openssl")
+                .args([
+                    "s_server",
+                    "-quiet",
+                    "-www",
+                    "-cert",
+                    "server.pem",
+                    "-key",
+                    "server.key",
+                ])
+                .args(["-accept", &format!("127.0.0.1:{port}")])
+                .current_dir(dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .ok()?;
+            let server = TlsServer { child, port };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(server);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            None
+        }
+    }
+
+    impl Drop for TlsServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[test]
+    fn tls_against_a_private_ca() {
+        let dir = temp_dir("tls-live");
+        let Some(server) = make_ca(&dir).and_then(|_| TlsServer::start(&dir)) else {
+            eprintln!("note: openssl unavailable, live TLS test skipped");
+            return;
+        };
+        let url = format!("https://127.0.0.1:{}", server.port);
+        let call = |tls: Tls| {
+            let mut s = settings(&url);
+            s.tls = tls;
+            s.max_retries = 0;
+            Client::new(s)
+                .unwrap()
+                .call(&token(), &Request::get("/version"))
+                .unwrap_err()
+        };
+        // Built-in roots: the private CA is unknown.
+        let e = call(Tls::Verify);
+        assert!(
+            matches!(&e, Error::Tls(m) if m.contains("certificate")),
+            "{e:?}"
+        );
+        assert!(e.hint().unwrap().contains("CA"));
+        // With the CA file, and with verification off, the handshake succeeds and the
+        // s_server status page (HTML) comes back.
+        for tls in [Tls::CaFile(dir.join("ca.pem")), Tls::NoVerify] {
+            let e = call(tls.clone());
+            assert!(
+                matches!(&e, Error::InvalidBody { detail, .. } if detail.starts_with(NOT_KIMAI_API)),
+                "{tls:?}: {e:?}"
+            );
+        }
+        drop(server);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -1173,7 +1640,12 @@ mod tests {
         s.proxy = Some("http://puser:ppass@proxy.example.com:3128".into());
         let c = Client::new(s.clone()).unwrap();
         let req = Request::get("/timesheets").query("term", "x");
-        for d in [format!("{:?}", token()), format!("{s:?}"), format!("{c:?}"), format!("{req:?}")] {
+        for d in [
+            format!("{:?}", token()),
+            format!("{s:?}"),
+            format!("{c:?}"),
+            format!("{req:?}"),
+        ] {
             assert!(!d.contains(TOKEN), "{d}");
             assert!(!d.contains("ppass"), "{d}");
         }
@@ -1190,13 +1662,25 @@ mod tests {
     fn retry_after_parsing() {
         assert_eq!(parse_retry_after("5"), Some(Duration::from_secs(5)));
         assert_eq!(parse_retry_after("0"), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
-        assert_eq!(parse_imf_fixdate("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_imf_fixdate("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
         assert_eq!(parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(parse_imf_fixdate("Tue, 29 Feb 2028 12:00:00 GMT"), Some(1_835_438_400));
+        assert_eq!(
+            parse_imf_fixdate("Tue, 29 Feb 2028 12:00:00 GMT"),
+            Some(1_835_438_400)
+        );
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-1"), None);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         // An HTTP-date 100 s ahead, built with the inverse of the parser's arithmetic.
         let ahead = parse_retry_after(&http_date(now + 100)).unwrap();
         assert!((98..=100).contains(&ahead.as_secs()), "{ahead:?}");
@@ -1214,18 +1698,33 @@ mod tests {
         let d = doy - (153 * mp + 2) / 5 + 1;
         let m = if mp < 10 { mp + 3 } else { mp - 9 };
         let y = yoe + era * 400 + i64::from(m <= 2);
-        let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-            [usize::try_from(m - 1).unwrap()];
-        format!("Mon, {d:02} {month} {y} {:02}:{:02}:{:02} GMT", secs / 3600, secs / 60 % 60, secs % 60)
+        let month = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ][usize::try_from(m - 1).unwrap()];
+        format!(
+            "Mon, {d:02} {month} {y} {:02}:{:02}:{:02} GMT",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )
     }
 
     #[test]
     fn www_authenticate_parsing() {
         assert_eq!(
-            bearer_error_description("Bearer error=\"invalid_token\",error_description=\"Account is disabled.\"").as_deref(),
+            bearer_error_description(
+                "Bearer error=\"invalid_token\",error_description=\"Account is disabled.\""
+            )
+            .as_deref(),
             Some("Account is disabled.")
         );
-        assert_eq!(bearer_error_description("Bearer error=\"invalid_token\"").as_deref(), Some("invalid_token"));
-        assert_eq!(bearer_error_description("Bearer realm=\"api\"").as_deref(), None);
+        assert_eq!(
+            bearer_error_description("Bearer error=\"invalid_token\"").as_deref(),
+            Some("invalid_token")
+        );
+        assert_eq!(
+            bearer_error_description("Bearer realm=\"api\"").as_deref(),
+            None
+        );
     }
 }

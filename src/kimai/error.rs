@@ -57,8 +57,17 @@ pub(crate) const NOT_KIMAI_API: &str = "the URL does not look like a Kimai API";
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Api { status, message, method, path, .. } => {
-                write!(f, "kimai answered {status} to {method} /api{path}: {message}")
+            Error::Api {
+                status,
+                message,
+                method,
+                path,
+                ..
+            } => {
+                write!(
+                    f,
+                    "kimai answered {status} to {method} /api{path}: {message}"
+                )
             }
             Error::Unauthorized { reason: Some(r) } => {
                 write!(f, "kimai rejected the API token (401): {r}")
@@ -111,7 +120,11 @@ impl Error {
     pub fn is_missing_route(&self) -> bool {
         match self {
             Error::Api { status: 405, .. } => true,
-            Error::Api { status: 404, message, .. } => message.contains("No route found"),
+            Error::Api {
+                status: 404,
+                message,
+                ..
+            } => message.contains("No route found"),
             _ => false,
         }
     }
@@ -128,17 +141,28 @@ impl Error {
             e if e.is_missing_route() => {
                 "this endpoint does not exist on this Kimai; it needs a newer Kimai version (or the plugin that provides it)"
             }
-            Error::Api { status: 404, path, method: Method::Get, .. } if path == "/version" => {
+            Error::Api {
+                status: 404,
+                path,
+                method: Method::Get,
+                ..
+            } if path == "/version" => {
                 "the URL does not point to a Kimai API: use the address of the Kimai web interface, without /api"
             }
-            Error::Api { status: 300..=399, .. } => {
+            Error::Api {
+                status: 300..=399, ..
+            } => {
                 "the Kimai URL redirects: use the redirect target as the Kimai URL (often https:// instead of http://)"
             }
-            Error::Api { status: 429, .. } => "Kimai is limiting the request rate; wait a moment and try again",
-            Error::Api { status: 502..=504, .. } => {
-                "Kimai or the proxy in front of it is unavailable or overloaded; try again later"
+            Error::Api { status: 429, .. } => {
+                "Kimai is limiting the request rate; wait a moment and try again"
             }
-            Error::Api { status: 500, .. } => "Kimai failed internally; its log (var/log/) has the details",
+            Error::Api {
+                status: 502..=504, ..
+            } => "Kimai or the proxy in front of it is unavailable or overloaded; try again later",
+            Error::Api { status: 500, .. } => {
+                "Kimai failed internally; its log (var/log/) has the details"
+            }
             Error::Api { .. } => return None,
             Error::Timeout { connect: true } => {
                 "check that the Kimai host and port are reachable from here (firewall, VPN, proxy)"
@@ -146,17 +170,25 @@ impl Error {
             Error::Timeout { connect: false } => {
                 "Kimai is slow to answer: try a narrower query or a longer timeout"
             }
-            Error::Connect(_) => "check the host and port of the Kimai URL and that Kimai is running",
-            Error::Dns(_) => "check the host name in the Kimai URL (a typo, or does it need a VPN or internal DNS?)",
+            Error::Connect(_) => {
+                "check the host and port of the Kimai URL and that Kimai is running"
+            }
+            Error::Dns(_) => {
+                "check the host name in the Kimai URL (a typo, or does it need a VPN or internal DNS?)"
+            }
             Error::Tls(_) => {
                 "the server's certificate is not trusted: for an internal CA set the TLS verification setting (--ssl-verify / KIMAI_SSL_VERIFY) to the CA's PEM file"
             }
-            Error::Io(_) => "the connection broke; try again, and check any proxy between here and Kimai",
+            Error::Io(_) => {
+                "the connection broke; try again, and check any proxy between here and Kimai"
+            }
             Error::BodyTooLarge { .. } => "narrow the query (filters, a smaller page size)",
             Error::InvalidBody { detail, .. } if detail.starts_with(NOT_KIMAI_API) => {
                 "check the Kimai URL: it should be the address of the Kimai web interface, without /api"
             }
-            Error::InvalidBody { .. } => "Kimai sent a broken response; try again, and check any proxy in between",
+            Error::InvalidBody { .. } => {
+                "Kimai sent a broken response; try again, and check any proxy in between"
+            }
             Error::Cancelled => return None,
             Error::Config(_) => return None,
         })
@@ -178,9 +210,9 @@ impl Error {
             ureq::Error::Tls(s) => Error::Tls(s.to_string()),
             ureq::Error::Rustls(r) => Error::Tls(r.to_string()),
             ureq::Error::Pem(p) => Error::Config(format!("PEM: {p:?}")),
-            ureq::Error::Protocol(p) => {
-                Error::Io(format!("the server did not answer with valid HTTP ({p}); is this the right port and scheme?"))
-            }
+            ureq::Error::Protocol(p) => Error::Io(format!(
+                "the server did not answer with valid HTTP ({p}); is this the right port and scheme?"
+            )),
             ureq::Error::BadUri(s) => Error::Config(format!("bad URL: {s}")),
             ureq::Error::Http(h) => Error::Config(format!("cannot build the request: {h}")),
             ureq::Error::InvalidProxyUrl => Error::Config("invalid proxy URL".into()),
@@ -206,7 +238,9 @@ impl Error {
             K::InvalidData if io.get_ref().is_some() => Error::Tls(text),
             // std's getaddrinfo failures have no ErrorKind of their own; the text is stable.
             _ if text.contains("failed to lookup address") => Error::Dns(format!("{host}: {text}")),
-            K::UnexpectedEof => Error::Io("the connection was closed before the response was complete".into()),
+            K::UnexpectedEof => {
+                Error::Io("the connection was closed before the response was complete".into())
+            }
             _ => Error::Io(text),
         }
     }
@@ -227,9 +261,14 @@ pub(crate) fn prune_empty(v: &serde_json::Value) -> Option<serde_json::Value> {
         }
         Value::Array(a) => {
             // Keep positions in collections (team members) so an index still means something.
-            let items: Vec<Value> =
-                a.iter().map(|v| prune_empty(v).unwrap_or(Value::Null)).collect();
-            items.iter().any(|v| !v.is_null()).then_some(Value::Array(items))
+            let items: Vec<Value> = a
+                .iter()
+                .map(|v| prune_empty(v).unwrap_or(Value::Null))
+                .collect();
+            items
+                .iter()
+                .any(|v| !v.is_null())
+                .then_some(Value::Array(items))
         }
         Value::Null => None,
         other => Some(other.clone()),
@@ -279,14 +318,32 @@ mod tests {
     #[test]
     fn display_and_hints() {
         let e = api(400, "Validation Failed", "/timesheets");
-        assert_eq!(e.to_string(), "kimai answered 400 to GET /api/timesheets: Validation Failed");
+        assert_eq!(
+            e.to_string(),
+            "kimai answered 400 to GET /api/timesheets: Validation Failed"
+        );
         assert_eq!(e.hint(), None);
         assert!(api(405, "Method Not Allowed", "/x").is_missing_route());
         assert!(api(404, "No route found for \"GET /api/x\"", "/x").is_missing_route());
         assert!(!api(404, "Not Found", "/timesheets/9").is_missing_route());
-        assert!(api(404, "Not Found", "/version").hint().unwrap().contains("Kimai API"));
-        assert!(api(403, "Forbidden", "/users").hint().unwrap().contains("permission"));
-        assert!(Error::Unauthorized { reason: None }.hint().unwrap().contains("token"));
+        assert!(
+            api(404, "Not Found", "/version")
+                .hint()
+                .unwrap()
+                .contains("Kimai API")
+        );
+        assert!(
+            api(403, "Forbidden", "/users")
+                .hint()
+                .unwrap()
+                .contains("permission")
+        );
+        assert!(
+            Error::Unauthorized { reason: None }
+                .hint()
+                .unwrap()
+                .contains("token")
+        );
         assert_eq!(Error::Unauthorized { reason: None }.status(), Some(401));
         assert!(api(503, "Service Unavailable", "/x").is_transient());
         assert!(!api(504, "Gateway Timeout", "/x").is_transient());
@@ -298,11 +355,15 @@ mod tests {
     fn io_classification() {
         let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "refused");
         assert!(matches!(Error::from_io(refused, "h"), Error::Connect(_)));
-        let dns = io::Error::other("failed to lookup address information: Name or service not known");
+        let dns =
+            io::Error::other("failed to lookup address information: Name or service not known");
         assert!(matches!(Error::from_io(dns, "h"), Error::Dns(s) if s.starts_with("h:")));
         let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "Peer disconnected");
         assert!(Error::from_io(eof, "h").is_transient());
-        let tls = io::Error::new(io::ErrorKind::InvalidData, "invalid peer certificate: UnknownIssuer");
+        let tls = io::Error::new(
+            io::ErrorKind::InvalidData,
+            "invalid peer certificate: UnknownIssuer",
+        );
         assert!(matches!(Error::from_io(tls, "h"), Error::Tls(_)));
     }
 }

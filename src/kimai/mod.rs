@@ -140,10 +140,13 @@ impl Settings {
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `scheme://user:pw@host` → `scheme://***@host`.
-        let proxy = self.proxy.as_ref().map(|p| match (p.split_once("://"), p.rfind('@')) {
-            (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &p[at..]),
-            _ => p.clone(),
-        });
+        let proxy = self
+            .proxy
+            .as_ref()
+            .map(|p| match (p.split_once("://"), p.rfind('@')) {
+                (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &p[at..]),
+                _ => p.clone(),
+            });
         f.debug_struct("Settings")
             .field("base_url", &self.base_url)
             .field("tls", &self.tls)
@@ -229,7 +232,12 @@ pub struct Request {
 
 impl Request {
     fn new(method: Method, path: impl Into<String>, body: Option<serde_json::Value>) -> Request {
-        Request { method, path: path.into(), query: Vec::new(), body }
+        Request {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body,
+        }
     }
 
     pub fn get(path: impl Into<String>) -> Request {
@@ -282,7 +290,11 @@ fn mask_secrets(v: &serde_json::Value) -> serde_json::Value {
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, v)| {
-                    let v = if is_secret_key(k) { Value::from("***") } else { mask_secrets(v) };
+                    let v = if is_secret_key(k) {
+                        Value::from("***")
+                    } else {
+                        mask_secrets(v)
+                    };
                     (k.clone(), v)
                 })
                 .collect(),
@@ -298,7 +310,12 @@ impl fmt::Debug for Request {
         let query: Vec<(&str, &str)> = self
             .query
             .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret_key(k) { "***" } else { v.as_str() }))
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret_key(k) { "***" } else { v.as_str() },
+                )
+            })
             .collect();
         f.debug_struct("Request")
             .field("method", &self.method)
@@ -363,13 +380,18 @@ mod tests {
         assert_eq!(s.connect_timeout, Duration::from_secs(10));
         assert_eq!(s.max_body_bytes, 32 << 20);
         assert_eq!(s.max_retries, 2);
-        assert_eq!(s.retry_backoff, [Duration::from_millis(500), Duration::from_millis(1500)]);
+        assert_eq!(
+            s.retry_backoff,
+            [Duration::from_millis(500), Duration::from_millis(1500)]
+        );
         assert_eq!(s.proxy, None);
     }
 
     #[test]
     fn request_builders() {
-        let r = Request::get("/timesheets").query("page", 2).query_list("users", [1, 2]);
+        let r = Request::get("/timesheets")
+            .query("page", 2)
+            .query_list("users", [1, 2]);
         assert_eq!(r.method, Method::Get);
         assert_eq!(
             r.query,

@@ -114,9 +114,18 @@ mod tests {
     fn base_normalised() {
         let ok = |s: &str| normalize_base(s).unwrap();
         assert_eq!(ok("https://kimai.example.com"), "https://kimai.example.com");
-        assert_eq!(ok("https://kimai.example.com/"), "https://kimai.example.com");
-        assert_eq!(ok(" HTTPS://kimai.example.com/api/ "), "https://kimai.example.com");
-        assert_eq!(ok("http://10.0.0.1:8001/kimai//"), "http://10.0.0.1:8001/kimai");
+        assert_eq!(
+            ok("https://kimai.example.com/"),
+            "https://kimai.example.com"
+        );
+        assert_eq!(
+            ok(" HTTPS://kimai.example.com/api/ "),
+            "https://kimai.example.com"
+        );
+        assert_eq!(
+            ok("http://10.0.0.1:8001/kimai//"),
+            "http://10.0.0.1:8001/kimai"
+        );
         assert_eq!(ok("http://[::1]:8080"), "http://[::1]:8080");
     }
 
@@ -149,11 +158,17 @@ mod tests {
             request_url("https://k", "/timesheets", &q),
             "https://k/api/timesheets?users%5B%5D=1&term=a%20b%26c%3Dd%2F%C3%BC~"
         );
-        assert_eq!(request_url("https://k", "version", &[]), "https://k/api/version");
+        assert_eq!(
+            request_url("https://k", "version", &[]),
+            "https://k/api/version"
+        );
         assert_eq!(
             request_url("https://k", "/work-contract/lock/3/2024-05-01", &[]),
             "https://k/api/work-contract/lock/3/2024-05-01"
         );
-        assert_eq!(request_url("https://k", "/a b?#%", &[]), "https://k/api/a%20b%3F%23%25");
+        assert_eq!(
+            request_url("https://k", "/a b?#%", &[]),
+            "https://k/api/a%20b%3F%23%25"
+        );
     }
 }
