@@ -1656,6 +1656,8 @@ mod tests {
     fn client_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<Client>();
+        check::<Error>();
+        check::<Token>();
     }
 
     #[test]
