@@ -1,1 +1,8 @@
+//! Integration tests: the built `kimai-mcp` binary against the simulated Kimai.
+//!
+//! One test binary (conventions §11) with one module per area; `util` holds the helpers that
+//! start the simulator and drive the binary over stdio with deadlines.
 
+mod cli;
+mod stdio;
+mod util;
