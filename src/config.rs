@@ -64,15 +64,25 @@ pub struct SimConfig {
 #[derive(Debug, PartialEq)]
 pub enum Error {
     Usage(String),
-    Missing { what: &'static str, flag: &'static str, var: &'static str },
-    Invalid { flag: &'static str, var: &'static str, problem: String },
+    Missing {
+        what: &'static str,
+        flag: &'static str,
+        var: &'static str,
+    },
+    Invalid {
+        flag: &'static str,
+        var: &'static str,
+        problem: String,
+    },
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(m) => write!(f, "{m} (see kimai-mcp --help)"),
-            Error::Missing { what, flag, var } => write!(f, "{what} is required: pass {flag} or set {var}"),
+            Error::Missing { what, flag, var } => {
+                write!(f, "{what} is required: pass {flag} or set {var}")
+            }
             Error::Invalid { flag, var, problem } => write!(f, "invalid {flag} / {var}: {problem}"),
         }
     }
@@ -187,22 +197,31 @@ pub fn parse(args: Vec<OsString>, env: EnvFn) -> Result<Command, Error> {
             Long("kimai-token") => kimai.token = Some(string(&mut p, "--kimai-token")?),
             Long("ssl-verify") => kimai.ssl_verify = Some(string(&mut p, "--ssl-verify")?),
             Long("timeout") => kimai.timeout = Some(string(&mut p, "--timeout")?),
-            Long("connect-timeout") => kimai.connect_timeout = Some(string(&mut p, "--connect-timeout")?),
+            Long("connect-timeout") => {
+                kimai.connect_timeout = Some(string(&mut p, "--connect-timeout")?)
+            }
             Long("kimai-user") => {
                 let _ = string(&mut p, "--kimai-user")?;
                 kimai.user_given = true;
             }
             Long("seed") => {
                 let v = string(&mut p, "--seed")?;
-                seed = Some(v.parse().map_err(|_| Error::Usage(format!("--seed must be a number, got {v:?}")))?);
+                seed =
+                    Some(v.parse().map_err(|_| {
+                        Error::Usage(format!("--seed must be a number, got {v:?}"))
+                    })?);
             }
             Long("port") => {
                 let v = string(&mut p, "--port")?;
-                port = Some(v.parse().map_err(|_| Error::Usage(format!("--port must be a port number (0-65535), got {v:?}")))?);
+                port = Some(v.parse().map_err(|_| {
+                    Error::Usage(format!("--port must be a port number (0-65535), got {v:?}"))
+                })?);
             }
             Long("no-workcontract") => no_workcontract = true,
             Value(v) => {
-                let v = v.string().map_err(|_| Error::Usage("arguments must be valid UTF-8".into()))?;
+                let v = v
+                    .string()
+                    .map_err(|_| Error::Usage("arguments must be valid UTF-8".into()))?;
                 if command.is_none() {
                     command = Some(v);
                 } else if command.as_deref() == Some("help") && help_topic.is_none() {
@@ -231,7 +250,13 @@ pub fn parse(args: Vec<OsString>, env: EnvFn) -> Result<Command, Error> {
         }));
     }
     let only_for = |ok: bool, flag: &str| -> Result<(), Error> {
-        if ok { Ok(()) } else { Err(Error::Usage(format!("{flag} does not apply to `kimai-mcp {cmd}`"))) }
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Usage(format!(
+                "{flag} does not apply to `kimai-mcp {cmd}`"
+            )))
+        }
     };
     match cmd {
         "stdio" | "check" => {
@@ -239,19 +264,31 @@ pub fn parse(args: Vec<OsString>, env: EnvFn) -> Result<Command, Error> {
             only_for(port.is_none(), "--port")?;
             only_for(!no_workcontract, "--no-workcontract")?;
             let cfg = kimai.resolve(env)?;
-            Ok(if cmd == "stdio" { Command::Stdio(cfg) } else { Command::Check(cfg) })
+            Ok(if cmd == "stdio" {
+                Command::Stdio(cfg)
+            } else {
+                Command::Check(cfg)
+            })
         }
         "demo" => {
             only_for(kimai.is_empty(), "Kimai connection options")?;
             only_for(port.is_none(), "--port")?;
             only_for(!no_workcontract, "--no-workcontract")?;
-            Ok(Command::Demo(DemoConfig { seed: seed.unwrap_or(42) }))
+            Ok(Command::Demo(DemoConfig {
+                seed: seed.unwrap_or(42),
+            }))
         }
         "sim" => {
             only_for(kimai.is_empty(), "Kimai connection options")?;
-            Ok(Command::Sim(SimConfig { port: port.unwrap_or(0), seed: seed.unwrap_or(42), workcontract_plugin: !no_workcontract }))
+            Ok(Command::Sim(SimConfig {
+                port: port.unwrap_or(0),
+                seed: seed.unwrap_or(42),
+                workcontract_plugin: !no_workcontract,
+            }))
         }
-        other => Err(Error::Usage(format!("unknown command {other:?}; commands: stdio, check, demo, sim, help"))),
+        other => Err(Error::Usage(format!(
+            "unknown command {other:?}; commands: stdio, check, demo, sim, help"
+        ))),
     }
 }
 
@@ -293,13 +330,17 @@ impl KimaiFlags {
             flag: "--kimai-url",
             var: "KIMAI_URL",
         })?;
-        let url = check_url(url.trim())
-            .map_err(|problem| Error::Invalid { flag: "--kimai-url", var: "KIMAI_URL", problem })?;
-        let token = nonempty(self.token.or_else(|| env("KIMAI_API_TOKEN"))).ok_or(Error::Missing {
-            what: "the Kimai API token",
-            flag: "--kimai-token",
-            var: "KIMAI_API_TOKEN",
+        let url = check_url(url.trim()).map_err(|problem| Error::Invalid {
+            flag: "--kimai-url",
+            var: "KIMAI_URL",
+            problem,
         })?;
+        let token =
+            nonempty(self.token.or_else(|| env("KIMAI_API_TOKEN"))).ok_or(Error::Missing {
+                what: "the Kimai API token",
+                flag: "--kimai-token",
+                var: "KIMAI_API_TOKEN",
+            })?;
         let token = token.trim().to_string();
         if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(Error::Invalid {
@@ -310,28 +351,56 @@ impl KimaiFlags {
         }
         let tls = match nonempty(self.ssl_verify.or_else(|| env("KIMAI_SSL_VERIFY"))) {
             None => Tls::Verify,
-            Some(v) => Tls::parse(v.trim())
-                .map_err(|problem| Error::Invalid { flag: "--ssl-verify", var: "KIMAI_SSL_VERIFY", problem })?,
+            Some(v) => Tls::parse(v.trim()).map_err(|problem| Error::Invalid {
+                flag: "--ssl-verify",
+                var: "KIMAI_SSL_VERIFY",
+                problem,
+            })?,
         };
-        let timeout = seconds(self.timeout.or_else(|| env("KIMAI_TIMEOUT")), kimai::DEFAULT_TIMEOUT, "--timeout", "KIMAI_TIMEOUT")?;
+        let timeout = seconds(
+            self.timeout.or_else(|| env("KIMAI_TIMEOUT")),
+            kimai::DEFAULT_TIMEOUT,
+            "--timeout",
+            "KIMAI_TIMEOUT",
+        )?;
         let connect_timeout = seconds(
-            self.connect_timeout.or_else(|| env("KIMAI_CONNECT_TIMEOUT")),
+            self.connect_timeout
+                .or_else(|| env("KIMAI_CONNECT_TIMEOUT")),
             kimai::DEFAULT_CONNECT_TIMEOUT,
             "--connect-timeout",
             "KIMAI_CONNECT_TIMEOUT",
         )?;
         if self.user_given || env("KIMAI_DEFAULT_USER").is_some() {
-            log::warn!("--kimai-user / KIMAI_DEFAULT_USER is ignored: the token decides which user acts");
+            log::warn!(
+                "--kimai-user / KIMAI_DEFAULT_USER is ignored: the token decides which user acts"
+            );
         }
-        Ok(KimaiConfig { url, token: Token::new(token), tls, connect_timeout, timeout })
+        Ok(KimaiConfig {
+            url,
+            token: Token::new(token),
+            tls,
+            connect_timeout,
+            timeout,
+        })
     }
 }
 
-fn seconds(v: Option<String>, default: Duration, flag: &'static str, var: &'static str) -> Result<Duration, Error> {
-    let Some(v) = v.filter(|s| !s.trim().is_empty()) else { return Ok(default) };
+fn seconds(
+    v: Option<String>,
+    default: Duration,
+    flag: &'static str,
+    var: &'static str,
+) -> Result<Duration, Error> {
+    let Some(v) = v.filter(|s| !s.trim().is_empty()) else {
+        return Ok(default);
+    };
     match v.trim().parse::<f64>() {
         Ok(s) if s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
-        _ => Err(Error::Invalid { flag, var, problem: format!("expected a number of seconds between 0 and 3600, got {v:?}") }),
+        _ => Err(Error::Invalid {
+            flag,
+            var,
+            problem: format!("expected a number of seconds between 0 and 3600, got {v:?}"),
+        }),
     }
 }
 
@@ -346,7 +415,9 @@ fn check_url(url: &str) -> Result<String, String> {
         return Err(format!("{url:?} has no host name"));
     }
     if rest.contains(['?', '#']) {
-        return Err(format!("{url:?} must not contain a query string or fragment"));
+        return Err(format!(
+            "{url:?} must not contain a query string or fragment"
+        ));
     }
     let mut base = url.trim_end_matches('/').to_string();
     if let Some(stripped) = base.strip_suffix("/api") {
@@ -362,27 +433,61 @@ mod tests {
     use std::collections::HashMap;
 
     fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Command, Error> {
-        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        parse(args.iter().map(OsString::from).collect(), &|k| env.get(k).cloned())
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse(args.iter().map(OsString::from).collect(), &|k| {
+            env.get(k).cloned()
+        })
     }
 
     #[test]
     fn default_command_is_stdio_and_flags_beat_env() {
-        let Command::Stdio(c) = run(&["--kimai-url", "https://flag.example/", "--kimai-token", "abc"], &[("KIMAI_URL", "https://env.example"), ("KIMAI_API_TOKEN", "envtok")]).unwrap() else {
+        let Command::Stdio(c) = run(
+            &[
+                "--kimai-url",
+                "https://flag.example/",
+                "--kimai-token",
+                "abc",
+            ],
+            &[
+                ("KIMAI_URL", "https://env.example"),
+                ("KIMAI_API_TOKEN", "envtok"),
+            ],
+        )
+        .unwrap() else {
             panic!("not stdio")
         };
         assert_eq!(c.url, "https://flag.example");
         assert_eq!(c.token.expose(), "abc");
         assert_eq!(c.tls, Tls::Verify);
         assert_eq!(c.timeout, kimai::DEFAULT_TIMEOUT);
-        let Command::Stdio(c) = run(&["stdio"], &[("KIMAI_URL", "https://env.example/api/"), ("KIMAI_API_TOKEN", "envtok"), ("KIMAI_SSL_VERIFY", "false"), ("KIMAI_TIMEOUT", "5")]).unwrap() else {
+        let Command::Stdio(c) = run(
+            &["stdio"],
+            &[
+                ("KIMAI_URL", "https://env.example/api/"),
+                ("KIMAI_API_TOKEN", "envtok"),
+                ("KIMAI_SSL_VERIFY", "false"),
+                ("KIMAI_TIMEOUT", "5"),
+            ],
+        )
+        .unwrap() else {
             panic!("not stdio")
         };
         assert_eq!(c.url, "https://env.example");
         assert_eq!(c.token.expose(), "envtok");
         assert_eq!(c.tls, Tls::NoVerify);
         assert_eq!(c.timeout, Duration::from_secs(5));
-        let Command::Check(c) = run(&["check", "--ssl-verify", "true"], &[("KIMAI_URL", "http://k"), ("KIMAI_API_TOKEN", "t"), ("KIMAI_SSL_VERIFY", "false")]).unwrap() else {
+        let Command::Check(c) = run(
+            &["check", "--ssl-verify", "true"],
+            &[
+                ("KIMAI_URL", "http://k"),
+                ("KIMAI_API_TOKEN", "t"),
+                ("KIMAI_SSL_VERIFY", "false"),
+            ],
+        )
+        .unwrap() else {
             panic!("not check")
         };
         assert_eq!(c.tls, Tls::Verify);
@@ -391,23 +496,76 @@ mod tests {
     #[test]
     fn missing_url_or_token_names_flag_and_variable() {
         let e = run(&[], &[("KIMAI_API_TOKEN", "t")]).unwrap_err();
-        assert_eq!(e.to_string(), "the Kimai URL is required: pass --kimai-url or set KIMAI_URL");
+        assert_eq!(
+            e.to_string(),
+            "the Kimai URL is required: pass --kimai-url or set KIMAI_URL"
+        );
         let e = run(&["--kimai-url", "https://k"], &[]).unwrap_err();
-        assert_eq!(e.to_string(), "the Kimai API token is required: pass --kimai-token or set KIMAI_API_TOKEN");
+        assert_eq!(
+            e.to_string(),
+            "the Kimai API token is required: pass --kimai-token or set KIMAI_API_TOKEN"
+        );
         let e = run(&["--kimai-url", "https://k", "--kimai-token", "  "], &[]).unwrap_err();
-        assert!(matches!(e, Error::Missing { flag: "--kimai-token", .. }));
+        assert!(matches!(
+            e,
+            Error::Missing {
+                flag: "--kimai-token",
+                ..
+            }
+        ));
     }
 
     #[test]
     fn bad_values_are_explained() {
-        let e = run(&["--kimai-url", "kimai.example.com", "--kimai-token", "t"], &[]).unwrap_err();
-        assert!(e.to_string().contains("must start with https:// or http://"), "{e}");
-        let e = run(&["--kimai-url", "https://k", "--kimai-token", "t", "--timeout", "0"], &[]).unwrap_err();
-        assert!(e.to_string().starts_with("invalid --timeout / KIMAI_TIMEOUT"), "{e}");
-        let e = run(&["--kimai-url", "https://k", "--kimai-token", "t", "--ssl-verify", "/no/such/ca.pem"], &[]).unwrap_err();
-        assert!(e.to_string().starts_with("invalid --ssl-verify / KIMAI_SSL_VERIFY"), "{e}");
+        let e = run(
+            &["--kimai-url", "kimai.example.com", "--kimai-token", "t"],
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("must start with https:// or http://"),
+            "{e}"
+        );
+        let e = run(
+            &[
+                "--kimai-url",
+                "https://k",
+                "--kimai-token",
+                "t",
+                "--timeout",
+                "0",
+            ],
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid --timeout / KIMAI_TIMEOUT"),
+            "{e}"
+        );
+        let e = run(
+            &[
+                "--kimai-url",
+                "https://k",
+                "--kimai-token",
+                "t",
+                "--ssl-verify",
+                "/no/such/ca.pem",
+            ],
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid --ssl-verify / KIMAI_SSL_VERIFY"),
+            "{e}"
+        );
         let e = run(&["frobnicate"], &[]).unwrap_err();
-        assert!(e.to_string().contains("unknown command \"frobnicate\""), "{e}");
+        assert!(
+            e.to_string().contains("unknown command \"frobnicate\""),
+            "{e}"
+        );
         let e = run(&["--bogus"], &[]).unwrap_err();
         assert!(e.to_string().contains("--bogus"), "{e}");
         let e = run(&["demo", "--kimai-url", "https://k"], &[]).unwrap_err();
@@ -417,17 +575,34 @@ mod tests {
     #[test]
     fn help_version_demo_sim() {
         assert!(matches!(run(&["--help"], &[]).unwrap(), Command::Help(h) if h == HELP));
-        assert!(matches!(run(&["check", "--help"], &[]).unwrap(), Command::Help(h) if h == HELP_CHECK));
+        assert!(
+            matches!(run(&["check", "--help"], &[]).unwrap(), Command::Help(h) if h == HELP_CHECK)
+        );
         assert!(matches!(run(&["help", "sim"], &[]).unwrap(), Command::Help(h) if h == HELP_SIM));
         assert!(matches!(run(&["-V"], &[]).unwrap(), Command::Version));
-        assert!(matches!(run(&["demo"], &[]).unwrap(), Command::Demo(DemoConfig { seed: 42 })));
-        let Command::Sim(s) = run(&["sim", "--port", "8123", "--no-workcontract"], &[]).unwrap() else { panic!() };
+        assert!(matches!(
+            run(&["demo"], &[]).unwrap(),
+            Command::Demo(DemoConfig { seed: 42 })
+        ));
+        let Command::Sim(s) = run(&["sim", "--port", "8123", "--no-workcontract"], &[]).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!((s.port, s.workcontract_plugin), (8123, false));
     }
 
     #[test]
     fn debug_output_never_shows_the_token() {
-        let c = run(&["--kimai-url", "https://k", "--kimai-token", "supersecret123"], &[]).unwrap();
+        let c = run(
+            &[
+                "--kimai-url",
+                "https://k",
+                "--kimai-token",
+                "supersecret123",
+            ],
+            &[],
+        )
+        .unwrap();
         assert!(!format!("{c:?}").contains("supersecret123"));
     }
 }

@@ -141,7 +141,9 @@ impl Default for Dispatcher {
 impl Dispatcher {
     /// A dispatcher serving every tool of [`tools::REGISTRY`].
     pub fn new() -> Dispatcher {
-        Dispatcher { tools: tools::REGISTRY }
+        Dispatcher {
+            tools: tools::REGISTRY,
+        }
     }
 
     /// A dispatcher over another registry (tests).
@@ -180,8 +182,15 @@ impl Dispatcher {
                 ),
             ));
         }
-        let replies: Vec<Value> = items.into_iter().filter_map(|v| self.handle(conn, v, env)).collect();
-        if replies.is_empty() { None } else { Some(Value::Array(replies)) }
+        let replies: Vec<Value> = items
+            .into_iter()
+            .filter_map(|v| self.handle(conn, v, env))
+            .collect();
+        if replies.is_empty() {
+            None
+        } else {
+            Some(Value::Array(replies))
+        }
     }
 
     /// Handles one decoded message. Returns the response for a request (or for an invalid
@@ -211,7 +220,9 @@ impl Dispatcher {
                         log::error!("internal error while handling {method}: {what}");
                         Some(mcp::response_err(
                             Some(&id),
-                            RpcError::internal(format!("the server failed while handling {method}; the error was logged")),
+                            RpcError::internal(format!(
+                                "the server failed while handling {method}; the error was logged"
+                            )),
                         ))
                     }
                 }
@@ -223,16 +234,28 @@ impl Dispatcher {
         match method {
             "notifications/initialized" => conn.lock().initialized = true,
             "notifications/cancelled" => {
-                match params.and_then(|p| p.get("requestId")).and_then(RequestId::from_value) {
+                match params
+                    .and_then(|p| p.get("requestId"))
+                    .and_then(RequestId::from_value)
+                {
                     Some(id) => conn.cancel(id),
-                    None => log::debug!("notifications/cancelled without a usable requestId ignored"),
+                    None => {
+                        log::debug!("notifications/cancelled without a usable requestId ignored")
+                    }
                 }
             }
             other => log::debug!("notification {other} ignored"),
         }
     }
 
-    fn request(&self, conn: &Connection, id: &RequestId, method: &str, params: Option<&Value>, env: &Env) -> Reply {
+    fn request(
+        &self,
+        conn: &Connection,
+        id: &RequestId,
+        method: &str,
+        params: Option<&Value>,
+        env: &Env,
+    ) -> Reply {
         let era = match era_of(params) {
             Ok(era) => era,
             Err(err) => return Reply::Error(err),
@@ -261,7 +284,15 @@ impl Dispatcher {
         }
     }
 
-    fn modern(&self, conn: &Connection, id: &RequestId, method: &str, params: Option<&Value>, version: &'static str, env: &Env) -> Reply {
+    fn modern(
+        &self,
+        conn: &Connection,
+        id: &RequestId,
+        method: &str,
+        params: Option<&Value>,
+        version: &'static str,
+        env: &Env,
+    ) -> Reply {
         let reply = match method {
             "server/discover" => Reply::Result(discover_result()),
             "tools/list" => Reply::Result(self.tools_list_result(params, Some(version))),
@@ -298,12 +329,23 @@ impl Dispatcher {
         Value::Object(result)
     }
 
-    fn call_tool(&self, conn: &Connection, id: &RequestId, params: Option<&Value>, env: &Env, modern: Option<&str>) -> Reply {
+    fn call_tool(
+        &self,
+        conn: &Connection,
+        id: &RequestId,
+        params: Option<&Value>,
+        env: &Env,
+        modern: Option<&str>,
+    ) -> Reply {
         let Some(Value::Object(p)) = params else {
-            return Reply::Error(RpcError::invalid_params("tools/call needs params with \"name\""));
+            return Reply::Error(RpcError::invalid_params(
+                "tools/call needs params with \"name\"",
+            ));
         };
         let Some(name) = p.get("name").and_then(Value::as_str) else {
-            return Reply::Error(RpcError::invalid_params("\"name\" must be a string naming the tool"));
+            return Reply::Error(RpcError::invalid_params(
+                "\"name\" must be a string naming the tool",
+            ));
         };
         let Some(tool) = tools::find(self.tools, name) else {
             return Reply::Error(RpcError::invalid_params(format!(
@@ -316,7 +358,9 @@ impl Dispatcher {
         let args = match p.get("arguments") {
             None | Some(Value::Null) => &empty,
             Some(Value::Object(a)) => a,
-            Some(_) => return Reply::Error(RpcError::invalid_params("\"arguments\" must be an object")),
+            Some(_) => {
+                return Reply::Error(RpcError::invalid_params("\"arguments\" must be an object"));
+            }
         };
         let progress_token = mcp::params_meta(params)
             .and_then(|m| m.get("progressToken"))
@@ -330,8 +374,16 @@ impl Dispatcher {
         let outcome = tools::call(tool, &ctx, args);
         conn.end_call(id);
         let elapsed = started.elapsed();
-        let action = args.get("action").or_else(|| args.get("type")).and_then(Value::as_str).unwrap_or("-");
-        let action: String = action.chars().take(32).filter(|c| c.is_ascii_graphic()).collect();
+        let action = args
+            .get("action")
+            .or_else(|| args.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        let action: String = action
+            .chars()
+            .take(32)
+            .filter(|c| c.is_ascii_graphic())
+            .collect();
         let status = if cancelled.load(Ordering::SeqCst) {
             "cancelled"
         } else if outcome.is_error {
@@ -367,10 +419,16 @@ enum Reply {
 /// Decides the era of a request from `params._meta` (the modern validation ladder: the envelope
 /// keys, then the version).
 fn era_of(params: Option<&Value>) -> Result<Era, RpcError> {
-    let Some(meta) = mcp::params_meta(params) else { return Ok(Era::Legacy) };
-    let Some(version) = meta.get(META_PROTOCOL_VERSION) else { return Ok(Era::Legacy) };
+    let Some(meta) = mcp::params_meta(params) else {
+        return Ok(Era::Legacy);
+    };
+    let Some(version) = meta.get(META_PROTOCOL_VERSION) else {
+        return Ok(Era::Legacy);
+    };
     let Some(version) = version.as_str() else {
-        return Err(RpcError::invalid_params(format!("params._meta[\"{META_PROTOCOL_VERSION}\"] must be a string")));
+        return Err(RpcError::invalid_params(format!(
+            "params._meta[\"{META_PROTOCOL_VERSION}\"] must be a string"
+        )));
     };
     if !meta.contains_key(META_CLIENT_CAPABILITIES) {
         return Err(RpcError::invalid_params(format!(
@@ -379,8 +437,11 @@ fn era_of(params: Option<&Value>) -> Result<Era, RpcError> {
     }
     match MODERN_VERSIONS.iter().find(|v| **v == version) {
         Some(v) => Ok(Era::Modern(v)),
-        None => Err(RpcError::new(mcp::code::UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version")
-            .with_data(json!({"supported": MODERN_VERSIONS, "requested": version}))),
+        None => Err(RpcError::new(
+            mcp::code::UNSUPPORTED_PROTOCOL_VERSION,
+            "Unsupported protocol version",
+        )
+        .with_data(json!({"supported": MODERN_VERSIONS, "requested": version}))),
     }
 }
 
@@ -400,13 +461,21 @@ fn capabilities() -> Value {
 
 fn initialize(conn: &Connection, params: Option<&Value>) -> Reply {
     let Some(Value::Object(p)) = params else {
-        return Reply::Error(RpcError::invalid_params("initialize needs params with \"protocolVersion\""));
+        return Reply::Error(RpcError::invalid_params(
+            "initialize needs params with \"protocolVersion\"",
+        ));
     };
     let Some(requested) = p.get("protocolVersion").and_then(Value::as_str) else {
-        return Reply::Error(RpcError::invalid_params("\"protocolVersion\" must be a string"));
+        return Reply::Error(RpcError::invalid_params(
+            "\"protocolVersion\" must be a string",
+        ));
     };
     // Echo a version we speak, else answer the newest legacy one and let the client decide.
-    let version = LEGACY_VERSIONS.iter().find(|v| **v == requested).copied().unwrap_or(LATEST_LEGACY);
+    let version = LEGACY_VERSIONS
+        .iter()
+        .find(|v| **v == requested)
+        .copied()
+        .unwrap_or(LATEST_LEGACY);
     let client_name = p
         .get("clientInfo")
         .and_then(|c| c.get("name"))
@@ -415,7 +484,9 @@ fn initialize(conn: &Connection, params: Option<&Value>) -> Reply {
     {
         let mut st = conn.lock();
         if st.negotiated.is_some() {
-            return Reply::Error(RpcError::invalid_request("the server is already initialized on this connection"));
+            return Reply::Error(RpcError::invalid_request(
+                "the server is already initialized on this connection",
+            ));
         }
         st.negotiated = Some(version);
         st.client_name = client_name;
@@ -462,13 +533,17 @@ mod tests {
     fn negotiation_echoes_known_versions_and_otherwise_answers_the_newest() {
         for v in LEGACY_VERSIONS {
             let conn = Connection::new();
-            let Reply::Result(r) = initialize(&conn, Some(&json!({"protocolVersion": v}))) else { panic!("initialize failed") };
+            let Reply::Result(r) = initialize(&conn, Some(&json!({"protocolVersion": v}))) else {
+                panic!("initialize failed")
+            };
             assert_eq!(r["protocolVersion"], json!(v));
             assert_eq!(conn.negotiated(), Some(v));
         }
         for v in ["1999-01-01", "2026-07-28", "2025-11-26"] {
             let conn = Connection::new();
-            let Reply::Result(r) = initialize(&conn, Some(&json!({"protocolVersion": v}))) else { panic!("initialize failed") };
+            let Reply::Result(r) = initialize(&conn, Some(&json!({"protocolVersion": v}))) else {
+                panic!("initialize failed")
+            };
             assert_eq!(r["protocolVersion"], json!(LATEST_LEGACY), "for {v}");
         }
     }
@@ -476,10 +551,19 @@ mod tests {
     #[test]
     fn initialize_needs_a_string_version_and_happens_once() {
         let conn = Connection::new();
-        assert!(matches!(initialize(&conn, None), Reply::Error(e) if e.code == code::INVALID_PARAMS));
-        assert!(matches!(initialize(&conn, Some(&json!({"protocolVersion": 5}))), Reply::Error(e) if e.code == code::INVALID_PARAMS));
-        assert!(matches!(initialize(&conn, Some(&json!({"protocolVersion": "2025-06-18"}))), Reply::Result(_)));
-        assert!(matches!(initialize(&conn, Some(&json!({"protocolVersion": "2025-06-18"}))), Reply::Error(e) if e.code == code::INVALID_REQUEST));
+        assert!(
+            matches!(initialize(&conn, None), Reply::Error(e) if e.code == code::INVALID_PARAMS)
+        );
+        assert!(
+            matches!(initialize(&conn, Some(&json!({"protocolVersion": 5}))), Reply::Error(e) if e.code == code::INVALID_PARAMS)
+        );
+        assert!(matches!(
+            initialize(&conn, Some(&json!({"protocolVersion": "2025-06-18"}))),
+            Reply::Result(_)
+        ));
+        assert!(
+            matches!(initialize(&conn, Some(&json!({"protocolVersion": "2025-06-18"}))), Reply::Error(e) if e.code == code::INVALID_REQUEST)
+        );
     }
 
     #[test]
@@ -487,26 +571,37 @@ mod tests {
         assert_eq!(era_of(None).unwrap(), Era::Legacy);
         assert_eq!(era(json!({"progressToken": 1})).unwrap(), Era::Legacy);
         assert_eq!(
-            era(json!({META_PROTOCOL_VERSION: "2026-07-28", META_CLIENT_CAPABILITIES: {}})).unwrap(),
+            era(json!({META_PROTOCOL_VERSION: "2026-07-28", META_CLIENT_CAPABILITIES: {}}))
+                .unwrap(),
             Era::Modern("2026-07-28")
         );
-        let err = era(json!({META_PROTOCOL_VERSION: "2099-01-01", META_CLIENT_CAPABILITIES: {}})).unwrap_err();
+        let err = era(json!({META_PROTOCOL_VERSION: "2099-01-01", META_CLIENT_CAPABILITIES: {}}))
+            .unwrap_err();
         assert_eq!(err.code, code::UNSUPPORTED_PROTOCOL_VERSION);
-        assert_eq!(err.data.unwrap(), json!({"supported": ["2026-07-28"], "requested": "2099-01-01"}));
+        assert_eq!(
+            err.data.unwrap(),
+            json!({"supported": ["2026-07-28"], "requested": "2099-01-01"})
+        );
         let err = era(json!({META_PROTOCOL_VERSION: "2026-07-28"})).unwrap_err();
         assert_eq!(err.code, code::INVALID_PARAMS);
         let err = era(json!({META_PROTOCOL_VERSION: 20260728})).unwrap_err();
         assert_eq!(err.code, code::INVALID_PARAMS);
     }
 
-    fn panicking(_: &tools::Context, args: &Map<String, Value>) -> Result<tools::Output, tools::ToolError> {
+    fn panicking(
+        _: &tools::Context,
+        args: &Map<String, Value>,
+    ) -> Result<tools::Output, tools::ToolError> {
         if args.contains_key("boom") {
             panic!("boom requested");
         }
         Ok(tools::Output::text("fine"))
     }
 
-    fn cancel_self(ctx: &tools::Context, _: &Map<String, Value>) -> Result<tools::Output, tools::ToolError> {
+    fn cancel_self(
+        ctx: &tools::Context,
+        _: &Map<String, Value>,
+    ) -> Result<tools::Output, tools::ToolError> {
         // Simulates a cancellation that arrives while the call runs.
         ctx.test_cancel();
         Ok(tools::Output::text("too late"))
@@ -517,8 +612,26 @@ mod tests {
     }
 
     static TEST_TOOLS: &[Tool] = &[
-        Tool { name: "fragile", title: "Fragile", description: "panics on request", schema: open_schema, read_only: true, destructive: false, idempotent: true, handler: panicking },
-        Tool { name: "cancelled", title: "Cancelled", description: "cancelled while running", schema: open_schema, read_only: true, destructive: false, idempotent: true, handler: cancel_self },
+        Tool {
+            name: "fragile",
+            title: "Fragile",
+            description: "panics on request",
+            schema: open_schema,
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            handler: panicking,
+        },
+        Tool {
+            name: "cancelled",
+            title: "Cancelled",
+            description: "cancelled while running",
+            schema: open_schema,
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            handler: cancel_self,
+        },
     ];
 
     struct Fixture {
@@ -528,11 +641,28 @@ mod tests {
     impl Fixture {
         fn new() -> Fixture {
             // Never contacted: the test tools make no Kimai request.
-            let client = crate::kimai::Client::new(crate::kimai::Settings::new("http://127.0.0.1:9", crate::kimai::Tls::Verify)).unwrap();
-            Fixture { backend: Backend { client: Arc::new(client), token: crate::kimai::Token::new("t".into()) } }
+            let client = crate::kimai::Client::new(crate::kimai::Settings::new(
+                "http://127.0.0.1:9",
+                crate::kimai::Tls::Verify,
+            ))
+            .unwrap();
+            Fixture {
+                backend: Backend {
+                    client: Arc::new(client),
+                    token: crate::kimai::Token::new("t".into()),
+                },
+            }
         }
         fn send(&self, d: &Dispatcher, conn: &Connection, v: Value) -> Option<Value> {
-            d.handle(conn, v, &Env { backend: &self.backend, notifier: &mcp::NoNotifier, label: "test" })
+            d.handle(
+                conn,
+                v,
+                &Env {
+                    backend: &self.backend,
+                    notifier: &mcp::NoNotifier,
+                    label: "test",
+                },
+            )
         }
     }
 
@@ -543,7 +673,11 @@ mod tests {
 
     #[test]
     fn a_panicking_tool_costs_one_request_not_the_connection() {
-        let (f, d, conn) = (Fixture::new(), Dispatcher::with_tools(TEST_TOOLS), Connection::new());
+        let (f, d, conn) = (
+            Fixture::new(),
+            Dispatcher::with_tools(TEST_TOOLS),
+            Connection::new(),
+        );
         init(&f, &d, &conn, "2025-11-25");
         let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fragile","arguments":{"boom":true}}})).unwrap();
         assert_eq!(r["error"]["code"], json!(code::INTERNAL_ERROR));
@@ -555,31 +689,83 @@ mod tests {
 
     #[test]
     fn lifecycle_rules() {
-        let (f, d, conn) = (Fixture::new(), Dispatcher::with_tools(TEST_TOOLS), Connection::new());
+        let (f, d, conn) = (
+            Fixture::new(),
+            Dispatcher::with_tools(TEST_TOOLS),
+            Connection::new(),
+        );
         // Before initialize: ping works, tools do not, unknown methods are -32601.
-        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":1,"method":"ping"})).unwrap();
+        let r = f
+            .send(&d, &conn, json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+            .unwrap();
         assert_eq!(r["result"], json!({}));
-        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":2,"method":"tools/list"})).unwrap();
+        let r = f
+            .send(
+                &d,
+                &conn,
+                json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
+            )
+            .unwrap();
         assert_eq!(r["error"]["code"], json!(code::INVALID_REQUEST));
-        assert!(r["error"]["message"].as_str().unwrap().contains("initialize"));
-        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":3,"method":"resources/list"})).unwrap();
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("initialize")
+        );
+        let r = f
+            .send(
+                &d,
+                &conn,
+                json!({"jsonrpc":"2.0","id":3,"method":"resources/list"}),
+            )
+            .unwrap();
         assert_eq!(r["error"]["code"], json!(code::METHOD_NOT_FOUND));
-        assert_eq!(f.send(&d, &conn, json!({"jsonrpc":"2.0","method":"notifications/initialized"})), None);
+        assert_eq!(
+            f.send(
+                &d,
+                &conn,
+                json!({"jsonrpc":"2.0","method":"notifications/initialized"})
+            ),
+            None
+        );
         init(&f, &d, &conn, "2025-06-18");
-        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":"s","method":"tools/list"})).unwrap();
+        let r = f
+            .send(
+                &d,
+                &conn,
+                json!({"jsonrpc":"2.0","id":"s","method":"tools/list"}),
+            )
+            .unwrap();
         assert_eq!(r["id"], json!("s"));
         assert_eq!(r["result"]["tools"].as_array().unwrap().len(), 2);
         assert!(r["result"].get("resultType").is_none());
         // Unknown tool and bad arguments shape are protocol errors.
-        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"nope"}})).unwrap();
+        let r = f
+            .send(
+                &d,
+                &conn,
+                json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"nope"}}),
+            )
+            .unwrap();
         assert_eq!(r["error"]["code"], json!(code::INVALID_PARAMS));
-        assert!(r["error"]["message"].as_str().unwrap().contains("Available tools: fragile, cancelled"));
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Available tools: fragile, cancelled")
+        );
         let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"fragile","arguments":[1]}})).unwrap();
         assert_eq!(r["error"]["code"], json!(code::INVALID_PARAMS));
         // Schema violations are tool results with isError.
         let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"fragile","arguments":{"boom":"yes"}}})).unwrap();
         assert_eq!(r["result"]["isError"], json!(true));
-        assert!(r["result"]["content"][0]["text"].as_str().unwrap().contains("argument 'boom' must be a boolean"));
+        assert!(
+            r["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("argument 'boom' must be a boolean")
+        );
     }
 
     #[test]
@@ -589,12 +775,32 @@ mod tests {
         let conn = Connection::new();
         init(&f, &d, &conn, "2025-11-25");
         let batch = json!([{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]);
-        let r = d.handle_bytes(&conn, batch.to_string().as_bytes(), &Env { backend: &f.backend, notifier: &mcp::NoNotifier, label: "t" }).unwrap();
+        let r = d
+            .handle_bytes(
+                &conn,
+                batch.to_string().as_bytes(),
+                &Env {
+                    backend: &f.backend,
+                    notifier: &mcp::NoNotifier,
+                    label: "t",
+                },
+            )
+            .unwrap();
         assert_eq!(r["error"]["code"], json!(code::INVALID_REQUEST));
         let conn = Connection::new();
         init(&f, &d, &conn, "2025-03-26");
         let batch = json!([{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":2,"method":"nope"}]);
-        let r = d.handle_bytes(&conn, batch.to_string().as_bytes(), &Env { backend: &f.backend, notifier: &mcp::NoNotifier, label: "t" }).unwrap();
+        let r = d
+            .handle_bytes(
+                &conn,
+                batch.to_string().as_bytes(),
+                &Env {
+                    backend: &f.backend,
+                    notifier: &mcp::NoNotifier,
+                    label: "t",
+                },
+            )
+            .unwrap();
         let r = r.as_array().unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r[0]["id"], json!(1));
@@ -603,20 +809,45 @@ mod tests {
 
     #[test]
     fn modern_requests_are_served_without_a_handshake() {
-        let (f, d, conn) = (Fixture::new(), Dispatcher::with_tools(TEST_TOOLS), Connection::new());
+        let (f, d, conn) = (
+            Fixture::new(),
+            Dispatcher::with_tools(TEST_TOOLS),
+            Connection::new(),
+        );
         let meta = json!({META_PROTOCOL_VERSION: "2026-07-28", META_CLIENT_CAPABILITIES: {}});
-        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":meta}})).unwrap();
+        let r = f
+            .send(
+                &d,
+                &conn,
+                json!({"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":meta}}),
+            )
+            .unwrap();
         assert_eq!(r["result"]["supportedVersions"], json!(["2026-07-28"]));
         assert_eq!(r["result"]["resultType"], json!("complete"));
         assert_eq!(r["result"]["cacheScope"], json!("public"));
-        assert_eq!(r["result"]["_meta"][META_SERVER_INFO]["name"], json!("kimai-mcp"));
-        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":meta}})).unwrap();
+        assert_eq!(
+            r["result"]["_meta"][META_SERVER_INFO]["name"],
+            json!("kimai-mcp")
+        );
+        let r = f
+            .send(
+                &d,
+                &conn,
+                json!({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":meta}}),
+            )
+            .unwrap();
         assert!(r["result"]["ttlMs"].as_u64().is_some());
         assert_eq!(r["result"]["resultType"], json!("complete"));
         let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"_meta":meta,"name":"fragile"}})).unwrap();
         assert_eq!(r["result"]["content"][0]["text"], json!("fine"));
         assert_eq!(r["result"]["resultType"], json!("complete"));
-        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":4,"method":"ping","params":{"_meta":meta}})).unwrap();
+        let r = f
+            .send(
+                &d,
+                &conn,
+                json!({"jsonrpc":"2.0","id":4,"method":"ping","params":{"_meta":meta}}),
+            )
+            .unwrap();
         assert_eq!(r["error"]["code"], json!(code::METHOD_NOT_FOUND));
         // The connection itself stays un-negotiated.
         assert_eq!(conn.negotiated(), None);
@@ -624,9 +855,17 @@ mod tests {
 
     #[test]
     fn a_call_cancelled_while_running_sends_no_result() {
-        let (f, d, conn) = (Fixture::new(), Dispatcher::with_tools(TEST_TOOLS), Connection::new());
+        let (f, d, conn) = (
+            Fixture::new(),
+            Dispatcher::with_tools(TEST_TOOLS),
+            Connection::new(),
+        );
         init(&f, &d, &conn, "2025-11-25");
-        let r = f.send(&d, &conn, json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"cancelled"}}));
+        let r = f.send(
+            &d,
+            &conn,
+            json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"cancelled"}}),
+        );
         assert_eq!(r, None);
     }
 
@@ -634,8 +873,15 @@ mod tests {
     fn early_cancellation_applies_when_the_call_starts() {
         let conn = Connection::new();
         conn.cancel(RequestId::Number(9));
-        assert!(conn.start_call(&RequestId::Number(9)).load(Ordering::SeqCst));
-        assert!(!conn.start_call(&RequestId::Number(10)).load(Ordering::SeqCst));
+        assert!(
+            conn.start_call(&RequestId::Number(9))
+                .load(Ordering::SeqCst)
+        );
+        assert!(
+            !conn
+                .start_call(&RequestId::Number(10))
+                .load(Ordering::SeqCst)
+        );
         conn.cancel(RequestId::Number(10));
         assert!(conn.lock().running[&RequestId::Number(10)].load(Ordering::SeqCst));
         for i in 0..200 {

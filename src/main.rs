@@ -38,10 +38,12 @@ fn main() -> ExitCode {
 }
 
 fn client(cfg: &KimaiConfig) -> Result<Arc<kimai::Client>, ExitCode> {
-    kimai::Client::new(cfg.settings()).map(Arc::new).map_err(|e| {
-        eprintln!("kimai-mcp: {e}");
-        ExitCode::from(2)
-    })
+    kimai::Client::new(cfg.settings())
+        .map(Arc::new)
+        .map_err(|e| {
+            eprintln!("kimai-mcp: {e}");
+            ExitCode::from(2)
+        })
 }
 
 fn serve_stdio(backend: Backend, label: &str) -> ExitCode {
@@ -62,8 +64,18 @@ fn run_stdio(cfg: &KimaiConfig) -> ExitCode {
     };
     // Kimai is not contacted here: the server answers `initialize` at once and reports a Kimai
     // problem on the first tool call, where the model can see it.
-    log::info!("kimai-mcp {} serving stdio for Kimai at {}", kimai_mcp::VERSION, client.base_url());
-    serve_stdio(Backend { client, token: cfg.token.clone() }, "stdio")
+    log::info!(
+        "kimai-mcp {} serving stdio for Kimai at {}",
+        kimai_mcp::VERSION,
+        client.base_url()
+    );
+    serve_stdio(
+        Backend {
+            client,
+            token: cfg.token.clone(),
+        },
+        "stdio",
+    )
 }
 
 fn run_check(cfg: &KimaiConfig) -> ExitCode {
@@ -74,23 +86,42 @@ fn run_check(cfg: &KimaiConfig) -> ExitCode {
     let version = match client.call(&cfg.token, &Request::get("/version")) {
         Ok(r) => r.body,
         Err(e) => {
-            eprintln!("kimai-mcp check: cannot reach the Kimai API at {}/api: {e}", client.base_url());
+            eprintln!(
+                "kimai-mcp check: cannot reach the Kimai API at {}/api: {e}",
+                client.base_url()
+            );
             if let Some(h) = e.hint() {
                 eprintln!("hint: {h}");
             }
             return ExitCode::FAILURE;
         }
     };
-    let shown = version.get("version").and_then(|v| v.as_str()).unwrap_or("(unknown version)");
+    let shown = version
+        .get("version")
+        .and_then(|v| v.as_str())
+        .unwrap_or("(unknown version)");
     println!("Kimai {shown} at {}", client.base_url());
     match client.call(&cfg.token, &Request::get("/users/me")) {
         Ok(r) => {
             let me = r.body;
             let name = me.get("username").and_then(|v| v.as_str()).unwrap_or("?");
-            let id = me.get("id").and_then(|v| v.as_i64()).map(|i| i.to_string()).unwrap_or_else(|| "?".into());
-            let roles: Vec<&str> =
-                me.get("roles").and_then(|r| r.as_array()).into_iter().flatten().filter_map(|r| r.as_str()).collect();
-            let roles = if roles.is_empty() { "ROLE_USER".to_string() } else { roles.join(", ") };
+            let id = me
+                .get("id")
+                .and_then(|v| v.as_i64())
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "?".into());
+            let roles: Vec<&str> = me
+                .get("roles")
+                .and_then(|r| r.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str())
+                .collect();
+            let roles = if roles.is_empty() {
+                "ROLE_USER".to_string()
+            } else {
+                roles.join(", ")
+            };
             let tz = me.get("timezone").and_then(|v| v.as_str()).unwrap_or("?");
             println!(
                 "Token belongs to {} (user id {id}, roles {roles}, timezone {})",
@@ -117,7 +148,10 @@ fn start_sim(opts: sim::Options) -> Result<sim::Sim, ExitCode> {
 }
 
 fn run_demo(seed: u64) -> ExitCode {
-    let sim = match start_sim(sim::Options { seed, ..sim::Options::default() }) {
+    let sim = match start_sim(sim::Options {
+        seed,
+        ..sim::Options::default()
+    }) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -129,7 +163,9 @@ fn run_demo(seed: u64) -> ExitCode {
              Or paste a JSON-RPC message here, e.g.\n  {{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{{}},\"clientInfo\":{{\"name\":\"terminal\",\"version\":\"0\"}}}}}}\n\
              Press Ctrl-D to quit.",
             sim.url(),
-            std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "kimai-mcp".into())
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "kimai-mcp".into())
         );
     }
     let settings = kimai::Settings::new(sim.url(), kimai::Tls::Verify);
@@ -140,7 +176,13 @@ fn run_demo(seed: u64) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = serve_stdio(Backend { client, token: kimai::Token::new(sim.demo_token()) }, "demo");
+    let code = serve_stdio(
+        Backend {
+            client,
+            token: kimai::Token::new(sim.demo_token()),
+        },
+        "demo",
+    );
     sim.stop();
     code
 }
@@ -162,7 +204,10 @@ fn run_sim(cfg: config::SimConfig) -> ExitCode {
     println!("demo-token {}", sim.demo_token());
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    eprintln!("kimai-mcp sim: simulated Kimai 2.65 serving at {}/api; stop with Ctrl-C", sim.url());
+    eprintln!(
+        "kimai-mcp sim: simulated Kimai 2.65 serving at {}/api; stop with Ctrl-C",
+        sim.url()
+    );
     loop {
         std::thread::park();
     }

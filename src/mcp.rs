@@ -35,7 +35,11 @@ pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 
 /// Every version this server can speak, legacy first.
 pub fn all_versions() -> Vec<&'static str> {
-    LEGACY_VERSIONS.iter().chain(MODERN_VERSIONS.iter()).copied().collect()
+    LEGACY_VERSIONS
+        .iter()
+        .chain(MODERN_VERSIONS.iter())
+        .copied()
+        .collect()
 }
 
 /// A request id: JSON-RPC allows a string or a number (MCP forbids null).
@@ -83,7 +87,11 @@ pub struct RpcError {
 
 impl RpcError {
     pub fn new(code: i64, message: impl Into<String>) -> RpcError {
-        RpcError { code, message: message.into(), data: None }
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 
     pub fn with_data(mut self, data: Value) -> RpcError {
@@ -100,7 +108,10 @@ impl RpcError {
     }
 
     pub fn method_not_found(method: &str) -> RpcError {
-        RpcError::new(code::METHOD_NOT_FOUND, format!("Method not found: {method}"))
+        RpcError::new(
+            code::METHOD_NOT_FOUND,
+            format!("Method not found: {method}"),
+        )
     }
 
     pub fn invalid_params(detail: impl fmt::Display) -> RpcError {
@@ -145,8 +156,15 @@ impl Notifier for NoNotifier {
 /// One incoming JSON-RPC message, classified. Params stay raw until the method is known.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Message {
-    Request { id: RequestId, method: String, params: Option<Value> },
-    Notification { method: String, params: Option<Value> },
+    Request {
+        id: RequestId,
+        method: String,
+        params: Option<Value>,
+    },
+    Notification {
+        method: String,
+        params: Option<Value>,
+    },
     /// A response from the client (to a server -> client request; we send none, so these are
     /// accepted and dropped).
     Response { id: Option<RequestId> },
@@ -155,9 +173,14 @@ pub enum Message {
 impl Message {
     /// Classifies one JSON value. On failure returns the error to send and, when it could be
     /// read, the id to send it with.
+    // The error is built once per malformed message and sent at once; boxing it buys nothing.
+    #[allow(clippy::result_large_err)]
     pub fn from_value(v: Value) -> Result<Message, (Option<RequestId>, RpcError)> {
         let Value::Object(mut obj) = v else {
-            return Err((None, RpcError::invalid_request("a message must be a JSON object")));
+            return Err((
+                None,
+                RpcError::invalid_request("a message must be a JSON object"),
+            ));
         };
         let raw_id = obj.remove("id");
         let id = match &raw_id {
@@ -177,7 +200,10 @@ impl Message {
         }
         if obj.contains_key("result") || obj.contains_key("error") {
             if obj.contains_key("method") {
-                return Err((id, RpcError::invalid_request("a message cannot be both a request and a response")));
+                return Err((
+                    id,
+                    RpcError::invalid_request("a message cannot be both a request and a response"),
+                ));
             }
             return Ok(Message::Response { id });
         }
@@ -193,7 +219,10 @@ impl Message {
             None | Some(Value::Null) => None,
             Some(p @ (Value::Object(_) | Value::Array(_))) => Some(p),
             Some(_) => {
-                return Err((id, RpcError::invalid_request("\"params\" must be an object or an array")));
+                return Err((
+                    id,
+                    RpcError::invalid_request("\"params\" must be an object or an array"),
+                ));
             }
         };
         Ok(match id {
@@ -218,9 +247,10 @@ pub fn parse_incoming(bytes: &[u8]) -> Result<Incoming, Value> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| response_err(None, RpcError::parse(e)))?;
     match value {
-        Value::Array(items) if items.is_empty() => {
-            Err(response_err(None, RpcError::invalid_request("an empty batch is not allowed")))
-        }
+        Value::Array(items) if items.is_empty() => Err(response_err(
+            None,
+            RpcError::invalid_request("an empty batch is not allowed"),
+        )),
         Value::Array(items) => Ok(Incoming::Batch(items)),
         other => Ok(Incoming::Single(other)),
     }
@@ -242,9 +272,23 @@ mod tests {
     #[test]
     fn ids_are_numbers_or_strings() {
         let m = msg(json!({"jsonrpc":"2.0","id":7,"method":"ping"})).unwrap();
-        assert_eq!(m, Message::Request { id: RequestId::Number(7), method: "ping".into(), params: None });
+        assert_eq!(
+            m,
+            Message::Request {
+                id: RequestId::Number(7),
+                method: "ping".into(),
+                params: None
+            }
+        );
         let m = msg(json!({"jsonrpc":"2.0","id":"a-1","method":"ping"})).unwrap();
-        assert_eq!(m, Message::Request { id: RequestId::String("a-1".into()), method: "ping".into(), params: None });
+        assert_eq!(
+            m,
+            Message::Request {
+                id: RequestId::String("a-1".into()),
+                method: "ping".into(),
+                params: None
+            }
+        );
         // The string "7" and the number 7 are different ids.
         assert_ne!(RequestId::String("7".into()), RequestId::Number(7));
         assert_eq!(RequestId::String("7".into()).to_value(), json!("7"));
@@ -265,29 +309,45 @@ mod tests {
         let a = msg(json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":null})).unwrap();
         let b = msg(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"})).unwrap();
         assert_eq!(a, b);
-        let (rid, err) = msg(json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":3})).unwrap_err();
+        let (rid, err) =
+            msg(json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":3})).unwrap_err();
         assert_eq!(rid, Some(RequestId::Number(1)));
         assert_eq!(err.code, code::INVALID_REQUEST);
         let m = msg(json!({"jsonrpc":"2.0","id":1,"method":"x","params":{}})).unwrap();
-        assert_eq!(m, Message::Request { id: RequestId::Number(1), method: "x".into(), params: Some(json!({})) });
+        assert_eq!(
+            m,
+            Message::Request {
+                id: RequestId::Number(1),
+                method: "x".into(),
+                params: Some(json!({}))
+            }
+        );
     }
 
     #[test]
     fn notifications_and_responses_are_told_apart() {
         assert_eq!(
             msg(json!({"jsonrpc":"2.0","method":"notifications/initialized"})).unwrap(),
-            Message::Notification { method: "notifications/initialized".into(), params: None }
+            Message::Notification {
+                method: "notifications/initialized".into(),
+                params: None
+            }
         );
         assert_eq!(
             msg(json!({"jsonrpc":"2.0","id":3,"result":{}})).unwrap(),
-            Message::Response { id: Some(RequestId::Number(3)) }
+            Message::Response {
+                id: Some(RequestId::Number(3))
+            }
         );
     }
 
     #[test]
     fn wrong_version_or_missing_method_is_invalid_request() {
         let (rid, err) = msg(json!({"jsonrpc":"1.0","id":1,"method":"ping"})).unwrap_err();
-        assert_eq!((rid, err.code), (Some(RequestId::Number(1)), code::INVALID_REQUEST));
+        assert_eq!(
+            (rid, err.code),
+            (Some(RequestId::Number(1)), code::INVALID_REQUEST)
+        );
         let (_, err) = msg(json!({"jsonrpc":"2.0","id":1})).unwrap_err();
         assert_eq!(err.code, code::INVALID_REQUEST);
         let (_, err) = msg(json!({"jsonrpc":"2.0","id":1,"method":5})).unwrap_err();
@@ -301,16 +361,28 @@ mod tests {
         for bad in [&b"{not json"[..], b"", b"\xff\xfe", b"[]"] {
             let resp = parse_incoming(bad).unwrap_err();
             assert_eq!(resp["id"], Value::Null);
-            assert!(resp["error"]["code"] == json!(code::PARSE_ERROR) || resp["error"]["code"] == json!(code::INVALID_REQUEST));
+            assert!(
+                resp["error"]["code"] == json!(code::PARSE_ERROR)
+                    || resp["error"]["code"] == json!(code::INVALID_REQUEST)
+            );
         }
-        assert_eq!(parse_incoming(b"{oops").unwrap_err()["error"]["code"], json!(-32700));
-        assert_eq!(parse_incoming(b"[]").unwrap_err()["error"]["code"], json!(-32600));
+        assert_eq!(
+            parse_incoming(b"{oops").unwrap_err()["error"]["code"],
+            json!(-32700)
+        );
+        assert_eq!(
+            parse_incoming(b"[]").unwrap_err()["error"]["code"],
+            json!(-32600)
+        );
         assert!(matches!(parse_incoming(b"[{},{}]").unwrap(), Incoming::Batch(v) if v.len() == 2));
     }
 
     #[test]
     fn error_responses_serialize_without_empty_data() {
         let v = response_err(Some(&RequestId::Number(1)), RpcError::method_not_found("x"));
-        assert_eq!(v, json!({"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found: x"}}));
+        assert_eq!(
+            v,
+            json!({"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found: x"}})
+        );
     }
 }

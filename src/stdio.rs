@@ -55,7 +55,11 @@ struct Shared {
 
 impl Shared {
     fn env(&self) -> Env<'_> {
-        Env { backend: &self.backend, notifier: &self.notifier, label: &self.label }
+        Env {
+            backend: &self.backend,
+            notifier: &self.notifier,
+            label: &self.label,
+        }
     }
 }
 
@@ -66,7 +70,9 @@ where
     W: Write + Send + 'static,
 {
     let (out_tx, out_rx) = mpsc::channel::<Value>();
-    let writer = thread::Builder::new().name("stdio-writer".into()).spawn(move || write_loop(output, out_rx))?;
+    let writer = thread::Builder::new()
+        .name("stdio-writer".into())
+        .spawn(move || write_loop(output, out_rx))?;
 
     let shared = Arc::new(Shared {
         dispatcher: Dispatcher::new(),
@@ -81,7 +87,11 @@ where
     let mut workers = Vec::with_capacity(WORKERS);
     for n in 0..WORKERS {
         let (shared, job_rx, out_tx) = (shared.clone(), job_rx.clone(), out_tx.clone());
-        workers.push(thread::Builder::new().name(format!("stdio-worker-{n}")).spawn(move || work_loop(&shared, &job_rx, &out_tx))?);
+        workers.push(
+            thread::Builder::new()
+                .name(format!("stdio-worker-{n}"))
+                .spawn(move || work_loop(&shared, &job_rx, &out_tx))?,
+        );
     }
 
     let result = read_loop(input, &shared, &job_tx, &out_tx);
@@ -90,29 +100,41 @@ where
     drop(job_tx);
     drop(out_tx);
     let (done_tx, done_rx) = mpsc::channel::<()>();
-    let drainer = thread::Builder::new().name("stdio-drain".into()).spawn(move || {
-        for w in workers {
-            let _ = w.join();
-        }
-        // The notifier inside `shared` holds the last sender; drop it so the writer ends.
-        drop(shared);
-        let _ = writer.join();
-        let _ = done_tx.send(());
-    });
+    let drainer = thread::Builder::new()
+        .name("stdio-drain".into())
+        .spawn(move || {
+            for w in workers {
+                let _ = w.join();
+            }
+            // The notifier inside `shared` holds the last sender; drop it so the writer ends.
+            drop(shared);
+            let _ = writer.join();
+            let _ = done_tx.send(());
+        });
     if drainer.is_ok() && done_rx.recv_timeout(DRAIN_TIME).is_err() {
-        log::warn!("stdin closed; in-flight calls did not finish within {} s and were abandoned", DRAIN_TIME.as_secs());
+        log::warn!(
+            "stdin closed; in-flight calls did not finish within {} s and were abandoned",
+            DRAIN_TIME.as_secs()
+        );
     }
     result
 }
 
-fn read_loop<R: BufRead>(mut input: R, shared: &Shared, jobs: &SyncSender<Value>, out: &Sender<Value>) -> io::Result<()> {
+fn read_loop<R: BufRead>(
+    mut input: R,
+    shared: &Shared,
+    jobs: &SyncSender<Value>,
+    out: &Sender<Value>,
+) -> io::Result<()> {
     let mut line = Vec::with_capacity(4096);
     loop {
         line.clear();
         match read_bounded_line(&mut input, &mut line, MAX_LINE_BYTES) {
             Ok(Line::Eof) => return Ok(()),
             Ok(Line::TooLong) => {
-                let err = RpcError::parse(format!("message longer than {MAX_LINE_BYTES} bytes; it was skipped"));
+                let err = RpcError::parse(format!(
+                    "message longer than {MAX_LINE_BYTES} bytes; it was skipped"
+                ));
                 let _ = out.send(mcp::response_err(None, err));
                 continue;
             }
@@ -153,8 +175,14 @@ fn work_loop(shared: &Shared, jobs: &Mutex<Receiver<Value>>, out: &Sender<Value>
         };
         let Ok(job) = job else { return };
         let reply = match job {
-            Value::Array(items) => shared.dispatcher.handle_batch(&shared.conn, items, &shared.env()),
-            single => shared.dispatcher.handle(&shared.conn, single, &shared.env()),
+            Value::Array(items) => {
+                shared
+                    .dispatcher
+                    .handle_batch(&shared.conn, items, &shared.env())
+            }
+            single => shared
+                .dispatcher
+                .handle(&shared.conn, single, &shared.env()),
         };
         if let Some(reply) = reply {
             let _ = out.send(reply);
@@ -218,7 +246,11 @@ fn read_bounded_line<R: BufRead>(input: &mut R, buf: &mut Vec<u8>, max: usize) -
         }
         input.consume(used);
         if found {
-            return Ok(if too_long { Line::TooLong } else { Line::Complete });
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Complete
+            });
         }
     }
 }
@@ -232,18 +264,33 @@ mod tests {
     fn bounded_lines() {
         let mut input = Cursor::new(b"abc\n\ntoolongline\nlast".to_vec());
         let mut buf = Vec::new();
-        assert_eq!(read_bounded_line(&mut input, &mut buf, 5).unwrap(), Line::Complete);
+        assert_eq!(
+            read_bounded_line(&mut input, &mut buf, 5).unwrap(),
+            Line::Complete
+        );
         assert_eq!(buf, b"abc");
         buf.clear();
-        assert_eq!(read_bounded_line(&mut input, &mut buf, 5).unwrap(), Line::Complete);
+        assert_eq!(
+            read_bounded_line(&mut input, &mut buf, 5).unwrap(),
+            Line::Complete
+        );
         assert_eq!(buf, b"");
         buf.clear();
-        assert_eq!(read_bounded_line(&mut input, &mut buf, 5).unwrap(), Line::TooLong);
+        assert_eq!(
+            read_bounded_line(&mut input, &mut buf, 5).unwrap(),
+            Line::TooLong
+        );
         buf.clear();
-        assert_eq!(read_bounded_line(&mut input, &mut buf, 5).unwrap(), Line::Complete);
+        assert_eq!(
+            read_bounded_line(&mut input, &mut buf, 5).unwrap(),
+            Line::Complete
+        );
         assert_eq!(buf, b"last");
         buf.clear();
-        assert_eq!(read_bounded_line(&mut input, &mut buf, 5).unwrap(), Line::Eof);
+        assert_eq!(
+            read_bounded_line(&mut input, &mut buf, 5).unwrap(),
+            Line::Eof
+        );
     }
 
     #[test]
@@ -252,9 +299,15 @@ mod tests {
         let data = b"0123456789abcdef\nok\n".to_vec();
         let mut input = io::BufReader::with_capacity(3, Cursor::new(data));
         let mut buf = Vec::new();
-        assert_eq!(read_bounded_line(&mut input, &mut buf, 8).unwrap(), Line::TooLong);
+        assert_eq!(
+            read_bounded_line(&mut input, &mut buf, 8).unwrap(),
+            Line::TooLong
+        );
         buf.clear();
-        assert_eq!(read_bounded_line(&mut input, &mut buf, 8).unwrap(), Line::Complete);
+        assert_eq!(
+            read_bounded_line(&mut input, &mut buf, 8).unwrap(),
+            Line::Complete
+        );
         assert_eq!(buf, b"ok");
     }
 }

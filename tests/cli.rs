@@ -9,10 +9,16 @@ fn missing_settings_are_one_line_errors_with_status_2() {
     let (code, out, err) = run(&["stdio"], &[]);
     assert_eq!(code, 2);
     assert!(out.is_empty());
-    assert_eq!(err.trim(), "kimai-mcp: the Kimai URL is required: pass --kimai-url or set KIMAI_URL");
+    assert_eq!(
+        err.trim(),
+        "kimai-mcp: the Kimai URL is required: pass --kimai-url or set KIMAI_URL"
+    );
     let (code, _, err) = run(&[], &[("KIMAI_URL", "https://kimai.example.com")]);
     assert_eq!(code, 2);
-    assert_eq!(err.trim(), "kimai-mcp: the Kimai API token is required: pass --kimai-token or set KIMAI_API_TOKEN");
+    assert_eq!(
+        err.trim(),
+        "kimai-mcp: the Kimai API token is required: pass --kimai-token or set KIMAI_API_TOKEN"
+    );
     let (code, _, err) = run(&["--bogus"], &[]);
     assert_eq!(code, 2);
     assert!(err.contains("--bogus"), "{err}");
@@ -22,7 +28,14 @@ fn missing_settings_are_one_line_errors_with_status_2() {
 fn help_and_version() {
     let (code, out, _) = run(&["--help"], &[]);
     assert_eq!(code, 0);
-    for needle in ["--kimai-url", "KIMAI_API_TOKEN", "--ssl-verify", "demo", "check", "RUST_LOG"] {
+    for needle in [
+        "--kimai-url",
+        "KIMAI_API_TOKEN",
+        "--ssl-verify",
+        "demo",
+        "check",
+        "RUST_LOG",
+    ] {
         assert!(out.contains(needle), "--help lacks {needle}");
     }
     let (code, out, _) = run(&["check", "--help"], &[]);
@@ -30,13 +43,25 @@ fn help_and_version() {
     assert!(out.starts_with("kimai-mcp check"));
     let (code, out, _) = run(&["--version"], &[]);
     assert_eq!(code, 0);
-    assert_eq!(out.trim(), format!("kimai-mcp {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        out.trim(),
+        format!("kimai-mcp {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
 fn check_reports_version_and_user() {
     let sim = sim();
-    let (code, out, err) = run(&["check", "--kimai-url", &sim.url(), "--kimai-token", &sim.demo_token()], &[]);
+    let (code, out, err) = run(
+        &[
+            "check",
+            "--kimai-url",
+            &sim.url(),
+            "--kimai-token",
+            &sim.demo_token(),
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Kimai 2.65.0 at"), "{out}");
     assert!(out.contains("Token belongs to"), "{out}");
@@ -46,26 +71,85 @@ fn check_reports_version_and_user() {
 fn check_explains_what_is_wrong() {
     let sim = sim();
     // Wrong token.
-    let (code, _, err) = run(&["check", "--kimai-url", &sim.url(), "--kimai-token", "0123456789abcdef012345678"], &[]);
+    let (code, _, err) = run(
+        &[
+            "check",
+            "--kimai-url",
+            &sim.url(),
+            "--kimai-token",
+            "0123456789abcdef012345678",
+        ],
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("401"), "{err}");
     assert!(err.contains("hint:"), "{err}");
     // Nothing listening.
-    let (code, _, err) = run(&["check", "--kimai-url", "http://127.0.0.1:9", "--kimai-token", "x"], &[]);
+    let (code, _, err) = run(
+        &[
+            "check",
+            "--kimai-url",
+            "http://127.0.0.1:9",
+            "--kimai-token",
+            "x",
+        ],
+        &[],
+    );
     assert_eq!(code, 1);
-    assert!(err.to_lowercase().contains("refused") || err.to_lowercase().contains("connect"), "{err}");
+    assert!(
+        err.to_lowercase().contains("refused") || err.to_lowercase().contains("connect"),
+        "{err}"
+    );
     // A name that does not resolve.
-    let (code, _, err) = run(&["check", "--kimai-url", "http://kimai.invalid", "--kimai-token", "x"], &[]);
+    let (code, _, err) = run(
+        &[
+            "check",
+            "--kimai-url",
+            "http://kimai.invalid",
+            "--kimai-token",
+            "x",
+        ],
+        &[],
+    );
     assert_eq!(code, 1);
-    assert!(err.to_lowercase().contains("resolve") || err.to_lowercase().contains("dns") || err.to_lowercase().contains("host"), "{err}");
+    assert!(
+        err.to_lowercase().contains("resolve")
+            || err.to_lowercase().contains("dns")
+            || err.to_lowercase().contains("host"),
+        "{err}"
+    );
     // A web page instead of the API.
-    sim.set_fault(Fault { kind: FaultKind::Html, times: None, path_prefix: None });
-    let (code, _, err) = run(&["check", "--kimai-url", &sim.url(), "--kimai-token", &sim.demo_token()], &[]);
+    sim.set_fault(Fault {
+        kind: FaultKind::Html,
+        times: None,
+        path_prefix: None,
+    });
+    let (code, _, err) = run(
+        &[
+            "check",
+            "--kimai-url",
+            &sim.url(),
+            "--kimai-token",
+            &sim.demo_token(),
+        ],
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("does not look like a Kimai API"), "{err}");
     sim.clear_fault();
     // A CA file that does not exist is a usage error.
-    let (code, _, err) = run(&["check", "--kimai-url", &sim.url(), "--kimai-token", "x", "--ssl-verify", "/nonexistent/ca.pem"], &[]);
+    let (code, _, err) = run(
+        &[
+            "check",
+            "--kimai-url",
+            &sim.url(),
+            "--kimai-token",
+            "x",
+            "--ssl-verify",
+            "/nonexistent/ca.pem",
+        ],
+        &[],
+    );
     assert_eq!(code, 2);
     assert!(err.contains("--ssl-verify"), "{err}");
 }
@@ -73,7 +157,10 @@ fn check_explains_what_is_wrong() {
 #[test]
 fn demo_serves_stdio_against_the_simulator() {
     let mut s = Server::spawn(&["demo"], &[]);
-    assert_eq!(s.initialize("2025-11-25")["result"]["protocolVersion"], json!("2025-11-25"));
+    assert_eq!(
+        s.initialize("2025-11-25")["result"]["protocolVersion"],
+        json!("2025-11-25")
+    );
     let (text, err) = s.call("user_current", json!({}));
     assert!(!err, "{text}");
     assert!(text.contains("ROLE_TEAMLEAD"), "{text}");

@@ -14,7 +14,11 @@ fn modern_meta() -> Value {
 
 fn demo_username(sim: &kimai_mcp::sim::Sim) -> String {
     let token = sim.demo_token();
-    sim.users().into_iter().find(|u| u.token == token).expect("demo user listed").username
+    sim.users()
+        .into_iter()
+        .find(|u| u.token == token)
+        .expect("demo user listed")
+        .username
 }
 
 #[test]
@@ -25,25 +29,47 @@ fn handshake_in_every_supported_version() {
         let r = s.initialize(version);
         assert_eq!(r["result"]["protocolVersion"], json!(version), "{r}");
         assert_eq!(r["result"]["serverInfo"]["name"], json!("kimai-mcp"));
-        assert_eq!(r["result"]["capabilities"]["tools"]["listChanged"], json!(false));
+        assert_eq!(
+            r["result"]["capabilities"]["tools"]["listChanged"],
+            json!(false)
+        );
         let tools = s.request("tools/list", json!({}));
-        assert_eq!(tools["result"]["tools"].as_array().unwrap().len(), 2, "{tools}");
+        assert_eq!(
+            tools["result"]["tools"].as_array().unwrap().len(),
+            2,
+            "{tools}"
+        );
     }
     // An unknown version is answered with the newest one we speak.
     let mut s = Server::stdio(&sim, &sim.demo_token());
-    assert_eq!(s.initialize("2030-01-01")["result"]["protocolVersion"], json!("2025-11-25"));
+    assert_eq!(
+        s.initialize("2030-01-01")["result"]["protocolVersion"],
+        json!("2025-11-25")
+    );
 }
 
 #[test]
 fn the_server_starts_without_contacting_kimai() {
     // Nothing listens on port 9: initialize and tools/list still answer at once.
-    let mut s = Server::spawn(&["stdio"], &[("KIMAI_URL", "http://127.0.0.1:9"), ("KIMAI_API_TOKEN", "x")]);
+    let mut s = Server::spawn(
+        &["stdio"],
+        &[
+            ("KIMAI_URL", "http://127.0.0.1:9"),
+            ("KIMAI_API_TOKEN", "x"),
+        ],
+    );
     let started = Instant::now();
-    assert_eq!(s.initialize("2025-11-25")["result"]["protocolVersion"], json!("2025-11-25"));
+    assert_eq!(
+        s.initialize("2025-11-25")["result"]["protocolVersion"],
+        json!("2025-11-25")
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     let (text, is_error) = s.call("user_current", json!({}));
     assert!(is_error);
-    assert!(text.contains("127.0.0.1:9") || text.to_lowercase().contains("connect"), "{text}");
+    assert!(
+        text.contains("127.0.0.1:9") || text.to_lowercase().contains("connect"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -54,13 +80,24 @@ fn modern_era_discover_list_and_call_without_handshake() {
     assert_eq!(d["result"]["supportedVersions"], json!([MODERN]), "{d}");
     assert_eq!(d["result"]["resultType"], json!("complete"));
     assert!(d["result"]["ttlMs"].as_u64().is_some());
-    assert_eq!(d["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], json!("kimai-mcp"));
+    assert_eq!(
+        d["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        json!("kimai-mcp")
+    );
     let l = s.request("tools/list", json!({"_meta": modern_meta()}));
     assert_eq!(l["result"]["cacheScope"], json!("public"));
     assert_eq!(l["result"]["tools"].as_array().unwrap().len(), 2);
-    let c = s.request("tools/call", json!({"_meta": modern_meta(), "name": "user_current", "arguments": {}}));
+    let c = s.request(
+        "tools/call",
+        json!({"_meta": modern_meta(), "name": "user_current", "arguments": {}}),
+    );
     assert_eq!(c["result"]["resultType"], json!("complete"));
-    assert!(c["result"]["content"][0]["text"].as_str().unwrap().contains(&demo_username(&sim)));
+    assert!(
+        c["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains(&demo_username(&sim))
+    );
     // Unsupported modern version.
     let bad = s.request(
         "tools/list",
@@ -85,7 +122,10 @@ fn tools_list_describes_both_tools() {
         assert_eq!(t["annotations"]["readOnlyHint"], json!(true));
         assert_eq!(t["inputSchema"]["additionalProperties"], json!(false));
     }
-    assert_eq!(tools[1]["inputSchema"]["properties"]["type"]["enum"], json!(["timesheet", "colors", "plugins", "version", "all"]));
+    assert_eq!(
+        tools[1]["inputSchema"]["properties"]["type"]["enum"],
+        json!(["timesheet", "colors", "plugins", "version", "all"])
+    );
 }
 
 #[test]
@@ -97,12 +137,19 @@ fn user_current_shows_the_token_owner() {
         let (text, is_error) = s.call("user_current", json!({}));
         if is_error {
             // The seeded disabled user cannot log in: Kimai says so.
-            assert!(text.contains("401") && text.contains("disabled"), "{}: {text}", user.username);
+            assert!(
+                text.contains("401") && text.contains("disabled"),
+                "{}: {text}",
+                user.username
+            );
             continue;
         }
         assert!(text.starts_with("Current user\n"), "{text}");
         assert!(text.contains(&format!("ID: {}\n", user.id)), "{text}");
-        assert!(text.contains(&format!("Username: {}", user.username)), "{text}");
+        assert!(
+            text.contains(&format!("Username: {}", user.username)),
+            "{text}"
+        );
         assert!(text.contains("Timezone: "), "{text}");
         if user.role != "ROLE_USER" {
             assert!(text.contains(user.role), "{}: {text}", user.role);
@@ -117,21 +164,43 @@ fn config_every_type() {
     s.initialize("2025-11-25");
     let (text, err) = s.call("config", json!({"type": "version"}));
     assert!(!err);
-    assert!(text.contains("Kimai version: 2.65.0") && text.contains("Version id: 26500"), "{text}");
+    assert!(
+        text.contains("Kimai version: 2.65.0") && text.contains("Version id: 26500"),
+        "{text}"
+    );
     let (text, err) = s.call("config", json!({"type": "timesheet"}));
     assert!(!err);
-    assert!(text.contains("Tracking mode: default") && text.contains("Running records per user: 1"), "{text}");
+    assert!(
+        text.contains("Tracking mode: default") && text.contains("Running records per user: 1"),
+        "{text}"
+    );
     let (text, err) = s.call("config", json!({"type": "colors"}));
     assert!(!err);
-    assert!(text.starts_with("Colors (27):\n- Silver: #c0c0c0\n- Gray: #808080"), "{text}");
+    assert!(
+        text.starts_with("Colors (27):\n- Silver: #c0c0c0\n- Gray: #808080"),
+        "{text}"
+    );
     let (text, err) = s.call("config", json!({"type": "plugins"}));
     assert!(!err);
     assert!(text.starts_with("Plugins ("), "{text}");
-    let r = s.request("tools/call", json!({"name": "config", "arguments": {"type": "all"}}));
+    let r = s.request(
+        "tools/call",
+        json!({"name": "config", "arguments": {"type": "all"}}),
+    );
     let blocks = r["result"]["content"].as_array().unwrap();
     assert_eq!(blocks.len(), 4, "{r}");
-    assert!(blocks[0]["text"].as_str().unwrap().starts_with("Kimai version:"));
-    assert!(blocks[1]["text"].as_str().unwrap().starts_with("Timesheet configuration"));
+    assert!(
+        blocks[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Kimai version:")
+    );
+    assert!(
+        blocks[1]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Timesheet configuration")
+    );
     assert!(blocks[2]["text"].as_str().unwrap().starts_with("Plugins"));
     assert!(blocks[3]["text"].as_str().unwrap().starts_with("Colors"));
 }
@@ -142,15 +211,29 @@ fn config_all_reads_the_four_parts_in_parallel_and_shows_a_failure_inline() {
     let mut s = Server::stdio(&sim, &sim.demo_token());
     s.initialize("2025-11-25");
     // Each part takes 600 ms; in sequence the call would take 2.4 s.
-    sim.set_fault(Fault { kind: FaultKind::Delay(Duration::from_millis(600)), times: None, path_prefix: None });
+    sim.set_fault(Fault {
+        kind: FaultKind::Delay(Duration::from_millis(600)),
+        times: None,
+        path_prefix: None,
+    });
     let started = Instant::now();
     let (_, err) = s.call("config", json!({"type": "all"}));
     let took = started.elapsed();
     assert!(!err);
-    assert!(took < Duration::from_millis(2000), "config all took {took:?}: not parallel");
+    assert!(
+        took < Duration::from_millis(2000),
+        "config all took {took:?}: not parallel"
+    );
     sim.clear_fault();
     // Colors fail with a 500: the other three parts still show, the failure is named inline.
-    sim.set_fault(Fault { kind: FaultKind::Status { status: 500, retry_after: None }, times: None, path_prefix: Some("/api/config/colors".into()) });
+    sim.set_fault(Fault {
+        kind: FaultKind::Status {
+            status: 500,
+            retry_after: None,
+        },
+        times: None,
+        path_prefix: Some("/api/config/colors".into()),
+    });
     let (text, err) = s.call("config", json!({"type": "all"}));
     assert!(!err, "{text}");
     assert!(text.contains("Kimai version: 2.65.0"));
@@ -165,12 +248,23 @@ fn kimai_failures_become_is_error_results_with_kimais_message() {
     let mut s = Server::stdio(&sim, &token);
     s.initialize("2025-11-25");
     // 403 from Kimai.
-    sim.set_fault(Fault { kind: FaultKind::Status { status: 403, retry_after: None }, times: Some(1), path_prefix: Some("/api/version".into()) });
+    sim.set_fault(Fault {
+        kind: FaultKind::Status {
+            status: 403,
+            retry_after: None,
+        },
+        times: Some(1),
+        path_prefix: Some("/api/version".into()),
+    });
     let (text, err) = s.call("config", json!({"type": "version"}));
     assert!(err);
     assert!(text.contains("403") && text.contains("Forbidden"), "{text}");
     // Garbage instead of JSON.
-    sim.set_fault(Fault { kind: FaultKind::Garbage, times: Some(1), path_prefix: Some("/api/version".into()) });
+    sim.set_fault(Fault {
+        kind: FaultKind::Garbage,
+        times: Some(1),
+        path_prefix: Some("/api/version".into()),
+    });
     let (text, err) = s.call("config", json!({"type": "version"}));
     assert!(err, "{text}");
     // A revoked token: 401, and every part of `all` fails, so the call fails.
@@ -192,19 +286,37 @@ fn invalid_arguments_are_tool_errors_naming_the_field() {
     s.initialize("2025-11-25");
     let (text, err) = s.call("config", json!({"type": "everything"}));
     assert!(err);
-    assert!(text.contains("'type' must be one of: timesheet, colors, plugins, version, all"), "{text}");
+    assert!(
+        text.contains("'type' must be one of: timesheet, colors, plugins, version, all"),
+        "{text}"
+    );
     let (text, err) = s.call("config", json!({}));
     assert!(err);
     assert!(text.contains("argument 'type' is required"), "{text}");
     let (text, err) = s.call("user_current", json!({"verbose": true}));
     assert!(err);
-    assert!(text.contains("takes no arguments") && text.contains("verbose"), "{text}");
+    assert!(
+        text.contains("takes no arguments") && text.contains("verbose"),
+        "{text}"
+    );
     // No request reached Kimai for any of them.
-    assert!(sim.requests().is_empty(), "{:?}", sim.requests().iter().map(|r| r.path.clone()).collect::<Vec<_>>());
+    assert!(
+        sim.requests().is_empty(),
+        "{:?}",
+        sim.requests()
+            .iter()
+            .map(|r| r.path.clone())
+            .collect::<Vec<_>>()
+    );
     // Unknown tool: protocol error.
     let r = s.request("tools/call", json!({"name": "timesheets", "arguments": {}}));
     assert_eq!(r["error"]["code"], json!(-32602));
-    assert!(r["error"]["message"].as_str().unwrap().contains("Available tools: user_current, config"));
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Available tools: user_current, config")
+    );
 }
 
 #[test]
@@ -213,12 +325,18 @@ fn malformed_lines_get_errors_and_the_server_keeps_serving() {
     let mut s = Server::stdio(&sim, &sim.demo_token());
     s.send_raw("{not json");
     let r = s.recv();
-    assert_eq!((r["id"].clone(), r["error"]["code"].clone()), (Value::Null, json!(-32700)));
+    assert_eq!(
+        (r["id"].clone(), r["error"]["code"].clone()),
+        (Value::Null, json!(-32700))
+    );
     s.send_raw("[]");
     assert_eq!(s.recv()["error"]["code"], json!(-32600));
     s.send_raw(r#"{"jsonrpc":"2.0","id":1}"#);
     let r = s.recv();
-    assert_eq!((r["id"].clone(), r["error"]["code"].clone()), (json!(1), json!(-32600)));
+    assert_eq!(
+        (r["id"].clone(), r["error"]["code"].clone()),
+        (json!(1), json!(-32600))
+    );
     s.send_raw(r#"{"jsonrpc":"1.0","id":2,"method":"ping"}"#);
     assert_eq!(s.recv()["error"]["code"], json!(-32600));
     s.send_raw(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#);
@@ -253,10 +371,17 @@ fn batches_follow_the_negotiated_version() {
     s.initialize("2025-03-26");
     s.send_raw(r#"[{"jsonrpc":"2.0","id":"a","method":"ping"},{"jsonrpc":"2.0","id":"b","method":"tools/call","params":{"name":"config","arguments":{"type":"version"}}}]"#);
     let r = s.recv();
-    let items = r.as_array().unwrap_or_else(|| panic!("expected a batch response: {r}"));
+    let items = r
+        .as_array()
+        .unwrap_or_else(|| panic!("expected a batch response: {r}"));
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["id"], json!("a"));
-    assert!(items[1]["result"]["content"][0]["text"].as_str().unwrap().contains("2.65.0"));
+    assert!(
+        items[1]["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("2.65.0")
+    );
 
     let mut s = Server::stdio(&sim, &sim.demo_token());
     s.initialize("2025-06-18");
@@ -270,7 +395,11 @@ fn a_slow_tool_call_does_not_hold_up_ping() {
     let sim = sim();
     let mut s = Server::stdio(&sim, &sim.demo_token());
     s.initialize("2025-11-25");
-    sim.set_fault(Fault { kind: FaultKind::Delay(Duration::from_millis(1500)), times: Some(1), path_prefix: Some("/api/users/me".into()) });
+    sim.set_fault(Fault {
+        kind: FaultKind::Delay(Duration::from_millis(1500)),
+        times: Some(1),
+        path_prefix: Some("/api/users/me".into()),
+    });
     s.send(&json!({"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"user_current","arguments":{}}}));
     std::thread::sleep(Duration::from_millis(100));
     s.send(&json!({"jsonrpc":"2.0","id":"quick","method":"ping"}));
@@ -285,7 +414,11 @@ fn a_cancelled_call_sends_no_result() {
     let sim = sim();
     let mut s = Server::stdio(&sim, &sim.demo_token());
     s.initialize("2025-11-25");
-    sim.set_fault(Fault { kind: FaultKind::Delay(Duration::from_millis(800)), times: None, path_prefix: None });
+    sim.set_fault(Fault {
+        kind: FaultKind::Delay(Duration::from_millis(800)),
+        times: None,
+        path_prefix: None,
+    });
     s.send(&json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"config","arguments":{"type":"version"}}}));
     std::thread::sleep(Duration::from_millis(100));
     s.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"user"}}));
@@ -293,7 +426,11 @@ fn a_cancelled_call_sends_no_result() {
     std::thread::sleep(Duration::from_millis(1200));
     sim.clear_fault();
     let r = s.request("ping", json!({}));
-    assert_eq!(r["result"], json!({}), "a result for the cancelled call arrived: {r}");
+    assert_eq!(
+        r["result"],
+        json!({}),
+        "a result for the cancelled call arrived: {r}"
+    );
     assert!(s.try_recv(Duration::from_millis(300)).is_none());
     assert!(s.stderr().contains("outcome=cancelled"), "{}", s.stderr());
 }
@@ -323,6 +460,9 @@ fn stdout_carries_protocol_only_and_logs_never_show_the_token() {
         panic!("unexpected stdout line: {extra}");
     }
     let logs = s.stderr();
-    assert!(logs.contains("tool=user_current"), "audit line missing: {logs}");
+    assert!(
+        logs.contains("tool=user_current"),
+        "audit line missing: {logs}"
+    );
     assert!(!logs.contains(&token), "the token reached the log");
 }

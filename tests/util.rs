@@ -33,7 +33,10 @@ pub struct Server {
 impl Server {
     /// Starts `kimai-mcp stdio` against `sim` with the given user's token.
     pub fn stdio(sim: &Sim, token: &str) -> Server {
-        Server::spawn(&["stdio"], &[("KIMAI_URL", &sim.url()), ("KIMAI_API_TOKEN", token)])
+        Server::spawn(
+            &["stdio"],
+            &[("KIMAI_URL", &sim.url()), ("KIMAI_API_TOKEN", token)],
+        )
     }
 
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Server {
@@ -69,11 +72,19 @@ impl Server {
                 if n == 0 {
                     break;
                 }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
         let stdin = child.stdin.take();
-        Server { child, stdin, lines: rx, stderr, next_id: 100 }
+        Server {
+            child,
+            stdin,
+            lines: rx,
+            stderr,
+            next_id: 100,
+        }
     }
 
     pub fn send_raw(&mut self, line: &str) {
@@ -96,14 +107,18 @@ impl Server {
 
     /// The next line from stdout, parsed; panics after the deadline.
     pub fn recv(&mut self) -> Value {
-        self.try_recv(DEADLINE).unwrap_or_else(|| panic!("no message within {DEADLINE:?}; stderr:\n{}", self.stderr()))
+        self.try_recv(DEADLINE)
+            .unwrap_or_else(|| panic!("no message within {DEADLINE:?}; stderr:\n{}", self.stderr()))
     }
 
     pub fn try_recv(&mut self, wait: Duration) -> Option<Value> {
         match self.lines.recv_timeout(wait) {
             Ok(line) => {
                 assert!(!line.is_empty(), "empty line on stdout");
-                Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}")))
+                Some(
+                    serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}")),
+                )
             }
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => None,
@@ -144,7 +159,9 @@ impl Server {
     /// Calls a tool and returns (text of all blocks joined by a blank line, isError).
     pub fn call(&mut self, tool: &str, args: Value) -> (String, bool) {
         let r = self.request("tools/call", json!({"name": tool, "arguments": args}));
-        let result = r.get("result").unwrap_or_else(|| panic!("tools/call {tool} failed: {r}"));
+        let result = r
+            .get("result")
+            .unwrap_or_else(|| panic!("tools/call {tool} failed: {r}"));
         let text = result["content"]
             .as_array()
             .expect("content array")
@@ -186,19 +203,34 @@ impl Drop for Server {
 /// Runs the binary to completion with a deadline; returns (exit code, stdout, stderr).
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(bin());
-    cmd.args(args).env_remove("KIMAI_URL").env_remove("KIMAI_API_TOKEN").env_remove("KIMAI_SSL_VERIFY");
+    cmd.args(args)
+        .env_remove("KIMAI_URL")
+        .env_remove("KIMAI_API_TOKEN")
+        .env_remove("KIMAI_SSL_VERIFY");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let mut out = String::new();
             let mut err = String::new();
-            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             return (status.code().unwrap_or(-1), out, err);
         }
         if start.elapsed() > Duration::from_secs(30) {

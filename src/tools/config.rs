@@ -90,7 +90,11 @@ fn handler(ctx: &Context, args: &Map<String, Value>) -> Result<Output, ToolError
         Some("plugins") => Part::Plugins,
         Some("colors") => Part::Colors,
         Some("all") => return all(ctx),
-        _ => return Err(ToolError::Invalid("'type' must be one of timesheet, colors, plugins, version, all".into())),
+        _ => {
+            return Err(ToolError::Invalid(
+                "'type' must be one of timesheet, colors, plugins, version, all".into(),
+            ));
+        }
     };
     part.fetch(ctx).map(Output::text)
 }
@@ -101,22 +105,31 @@ fn all(ctx: &Context) -> Result<Output, ToolError> {
             .iter()
             .map(|part| {
                 std::thread::Builder::new()
-                    .name(format!("config-{}", part.path().trim_start_matches('/').replace('/', "-")))
+                    .name(format!(
+                        "config-{}",
+                        part.path().trim_start_matches('/').replace('/', "-")
+                    ))
                     .spawn_scoped(scope, move || part.fetch(ctx))
             })
             .collect();
         handles
             .into_iter()
             .map(|h| match h {
-                Ok(h) => h.join().unwrap_or_else(|_| Err(ToolError::Failed("the request thread failed".into()))),
-                Err(e) => Err(ToolError::Failed(format!("could not start a request thread: {e}"))),
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(ToolError::Failed("the request thread failed".into()))),
+                Err(e) => Err(ToolError::Failed(format!(
+                    "could not start a request thread: {e}"
+                ))),
             })
             .collect()
     });
     if results.iter().all(Result::is_err) {
         // Nothing came back: that is a failure of the call (e.g. a revoked token), not a report.
         let first = results.into_iter().find_map(Result::err);
-        return Err(first.unwrap_or_else(|| ToolError::Failed("no part of the configuration could be read".into())));
+        return Err(first.unwrap_or_else(|| {
+            ToolError::Failed("no part of the configuration could be read".into())
+        }));
     }
     let blocks = PARTS
         .iter()
@@ -137,7 +150,11 @@ fn error_line(e: &ToolError) -> String {
 }
 
 fn render_version(v: &Value) -> String {
-    let version = v.get("version").and_then(Value::as_str).map(text::safe).unwrap_or_else(|| "unknown".into());
+    let version = v
+        .get("version")
+        .and_then(Value::as_str)
+        .map(text::safe)
+        .unwrap_or_else(|| "unknown".into());
     let mut out = format!("Kimai version: {version}");
     if let Some(id) = v.get("versionId").and_then(Value::as_i64) {
         out.push_str(&format!("\nVersion id: {id}"));
@@ -157,10 +174,15 @@ fn yes_no(v: Option<bool>) -> &'static str {
 }
 
 fn render_timesheet(v: &Value) -> String {
-    let mode = v.get("trackingMode").and_then(Value::as_str).unwrap_or("unknown");
+    let mode = v
+        .get("trackingMode")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
     let mode_note = match mode {
         "default" => " (begin and end can be entered freely)",
-        "punch" => " (punch clock: only start and stop; begin/end can only be set by team leads and above)",
+        "punch" => {
+            " (punch clock: only start and stop; begin/end can only be set by team leads and above)"
+        }
         "duration_fixed_begin" => " (fixed begin time; only the duration is entered)",
         _ => "",
     };
@@ -170,11 +192,25 @@ fn render_timesheet(v: &Value) -> String {
         format!("Tracking mode: {}{mode_note}", text::safe(mode)),
         format!(
             "Default begin time: {}",
-            v.get("defaultBeginTime").and_then(Value::as_str).map(text::safe).unwrap_or_else(|| "unknown".into())
+            v.get("defaultBeginTime")
+                .and_then(Value::as_str)
+                .map(text::safe)
+                .unwrap_or_else(|| "unknown".into())
         ),
-        format!("Running records per user: {}", limit.map(|l| l.to_string()).unwrap_or_else(|| "unknown".into())),
-        format!("Future times allowed: {}", yes_no(v.get("isAllowFutureTimes").and_then(Value::as_bool))),
-        format!("Overlapping records allowed: {}", yes_no(v.get("isAllowOverlapping").and_then(Value::as_bool))),
+        format!(
+            "Running records per user: {}",
+            limit
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "unknown".into())
+        ),
+        format!(
+            "Future times allowed: {}",
+            yes_no(v.get("isAllowFutureTimes").and_then(Value::as_bool))
+        ),
+        format!(
+            "Overlapping records allowed: {}",
+            yes_no(v.get("isAllowOverlapping").and_then(Value::as_bool))
+        ),
     ];
     if limit == Some(1) {
         lines.push("Note: starting a timer stops the user's running record automatically.".into());
@@ -191,7 +227,11 @@ fn render_plugins(v: &Value) -> String {
         .into_iter()
         .flatten()
         .map(|p| {
-            let name = p.get("name").and_then(Value::as_str).map(text::safe).unwrap_or_else(|| "?".into());
+            let name = p
+                .get("name")
+                .and_then(Value::as_str)
+                .map(text::safe)
+                .unwrap_or_else(|| "?".into());
             match p.get("version").and_then(Value::as_str) {
                 Some(ver) => format!("- {name} {}", text::safe(ver)),
                 None => format!("- {name}"),
@@ -205,10 +245,20 @@ fn render_plugins(v: &Value) -> String {
 }
 
 fn render_colors(v: &Value) -> String {
-    let Some(map) = v.as_object() else { return "Colors: Kimai returned no palette".into() };
+    let Some(map) = v.as_object() else {
+        return "Colors: Kimai returned no palette".into();
+    };
     let lines: Vec<String> = map
         .iter()
-        .map(|(name, hex)| format!("- {}: {}", text::safe(name), hex.as_str().map(text::safe).unwrap_or_else(|| hex.to_string())))
+        .map(|(name, hex)| {
+            format!(
+                "- {}: {}",
+                text::safe(name),
+                hex.as_str()
+                    .map(text::safe)
+                    .unwrap_or_else(|| hex.to_string())
+            )
+        })
         .collect();
     format!("Colors ({}):\n{}", lines.len(), lines.join("\n"))
 }
@@ -219,7 +269,9 @@ mod tests {
 
     #[test]
     fn timesheet_config_is_explained() {
-        let out = render_timesheet(&json!({"trackingMode":"default","defaultBeginTime":"now","activeEntriesHardLimit":1,"isAllowFutureTimes":false,"isAllowOverlapping":true}));
+        let out = render_timesheet(
+            &json!({"trackingMode":"default","defaultBeginTime":"now","activeEntriesHardLimit":1,"isAllowFutureTimes":false,"isAllowOverlapping":true}),
+        );
         assert!(out.contains("Tracking mode: default (begin and end can be entered freely)"));
         assert!(out.contains("Running records per user: 1"));
         assert!(out.contains("Future times allowed: no"));
@@ -230,15 +282,23 @@ mod tests {
     #[test]
     fn colors_keep_kimai_order() {
         let out = render_colors(&json!({"Silver":"#c0c0c0","Gray":"#808080","Black":"#000000"}));
-        assert_eq!(out, "Colors (3):\n- Silver: #c0c0c0\n- Gray: #808080\n- Black: #000000");
+        assert_eq!(
+            out,
+            "Colors (3):\n- Silver: #c0c0c0\n- Gray: #808080\n- Black: #000000"
+        );
     }
 
     #[test]
     fn plugins_and_version() {
         assert!(render_plugins(&json!([])).starts_with("Plugins: none installed"));
-        assert_eq!(render_plugins(&json!([{"name":"X\nY","version":"1.0"}])), "Plugins (1):\n- \"X\\nY\" 1.0");
         assert_eq!(
-            render_version(&json!({"version":"2.65.0","versionId":26500,"copyright":"Kimai 2.65.0 by Kevin Papst."})),
+            render_plugins(&json!([{"name":"X\nY","version":"1.0"}])),
+            "Plugins (1):\n- \"X\\nY\" 1.0"
+        );
+        assert_eq!(
+            render_version(
+                &json!({"version":"2.65.0","versionId":26500,"copyright":"Kimai 2.65.0 by Kevin Papst."})
+            ),
             "Kimai version: 2.65.0\nVersion id: 26500\nCopyright: Kimai 2.65.0 by Kevin Papst."
         );
     }

@@ -23,8 +23,8 @@ pub mod user_current;
 use crate::kimai;
 use crate::mcp::{self, Notifier};
 use serde_json::{Map, Value, json};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// The Kimai account a connection acts as: a shared client for the instance plus this user's
@@ -62,7 +62,9 @@ pub struct Output {
 
 impl Output {
     pub fn text(s: impl Into<String>) -> Output {
-        Output { blocks: vec![s.into()] }
+        Output {
+            blocks: vec![s.into()],
+        }
     }
 }
 
@@ -71,15 +73,16 @@ impl Output {
 pub enum ToolError {
     /// The arguments are wrong: the message names the argument and what to send instead.
     Invalid(String),
-    /// Kimai refused the request, failed, or could not be reached.
-    Kimai(kimai::Error),
+    /// Kimai refused the request, failed, or could not be reached (boxed: the error carries
+    /// Kimai's message and details, and most results are not errors).
+    Kimai(Box<kimai::Error>),
     /// Any other failure the model can act on (e.g. nothing matched).
     Failed(String),
 }
 
 impl From<kimai::Error> for ToolError {
     fn from(e: kimai::Error) -> ToolError {
-        ToolError::Kimai(e)
+        ToolError::Kimai(Box::new(e))
     }
 }
 
@@ -98,7 +101,11 @@ impl ToolError {
 /// and what to do about it.
 pub fn kimai_error_text(e: &kimai::Error) -> String {
     let mut out = format!("Kimai error: {e}");
-    if let kimai::Error::Api { details: Some(details), .. } = e {
+    if let kimai::Error::Api {
+        details: Some(details),
+        ..
+    } = e
+    {
         out.push_str("\nDetails: ");
         out.push_str(&details_text(details));
     }
@@ -113,7 +120,11 @@ pub fn kimai_error_text(e: &kimai::Error) -> String {
 fn details_text(details: &Value) -> String {
     let mut parts = Vec::new();
     collect_errors(details, "", &mut parts);
-    if parts.is_empty() { text::safe(&details.to_string()) } else { parts.join("; ") }
+    if parts.is_empty() {
+        text::safe(&details.to_string())
+    } else {
+        parts.join("; ")
+    }
 }
 
 fn collect_errors(node: &Value, path: &str, out: &mut Vec<String>) {
@@ -132,7 +143,11 @@ fn collect_errors(node: &Value, path: &str, out: &mut Vec<String>) {
     match obj.get("children") {
         Some(Value::Object(children)) => {
             for (k, v) in children {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 collect_errors(v, &p, out);
             }
         }
@@ -154,12 +169,19 @@ pub struct CallOutcome {
 
 impl CallOutcome {
     pub fn failed(message: String) -> CallOutcome {
-        CallOutcome { blocks: vec![message], is_error: true }
+        CallOutcome {
+            blocks: vec![message],
+            is_error: true,
+        }
     }
 
     /// The MCP `CallToolResult`.
     pub fn to_json(&self) -> Value {
-        let content: Vec<Value> = self.blocks.iter().map(|b| json!({"type": "text", "text": b})).collect();
+        let content: Vec<Value> = self
+            .blocks
+            .iter()
+            .map(|b| json!({"type": "text", "text": b}))
+            .collect();
         json!({"content": content, "isError": self.is_error})
     }
 }
@@ -179,14 +201,22 @@ impl<'a> Context<'a> {
         progress_token: Option<Value>,
         cancelled: &'a AtomicBool,
     ) -> Context<'a> {
-        Context { backend, notifier, progress_token, cancelled }
+        Context {
+            backend,
+            notifier,
+            progress_token,
+            cancelled,
+        }
     }
 
     /// Sends one request to Kimai as this connection's user. A cancelled call stops here,
     /// before the request goes out.
     pub fn call(&self, req: &kimai::Request) -> Result<kimai::Response, ToolError> {
         let cancelled = || self.cancelled.load(Ordering::SeqCst);
-        Ok(self.backend.client.call_cancellable(&self.backend.token, req, &cancelled)?)
+        Ok(self
+            .backend
+            .client
+            .call_cancellable(&self.backend.token, req, &cancelled)?)
     }
 
     /// GET `path` and return the body.
@@ -206,7 +236,9 @@ impl<'a> Context<'a> {
 
     /// Reports progress when the call carried a `progressToken`; otherwise does nothing.
     pub fn progress(&self, done: u64, total: Option<u64>, message: Option<&str>) {
-        let Some(token) = &self.progress_token else { return };
+        let Some(token) = &self.progress_token else {
+            return;
+        };
         let mut params = json!({"progressToken": token, "progress": done});
         if let Some(total) = total {
             params["total"] = json!(total);
@@ -214,7 +246,8 @@ impl<'a> Context<'a> {
         if let Some(m) = message {
             params["message"] = json!(m);
         }
-        self.notifier.notify(mcp::notification("notifications/progress", params));
+        self.notifier
+            .notify(mcp::notification("notifications/progress", params));
     }
 }
 
@@ -291,7 +324,10 @@ pub fn call(tool: &Tool, ctx: &Context, args: &Map<String, Value>) -> CallOutcom
         return CallOutcome::failed(format!("Invalid arguments for {}: {e}", tool.name));
     }
     match (tool.handler)(ctx, args) {
-        Ok(out) => CallOutcome { blocks: out.blocks, is_error: false },
+        Ok(out) => CallOutcome {
+            blocks: out.blocks,
+            is_error: false,
+        },
         Err(e) => {
             if let ToolError::Kimai(k) = &e {
                 log::warn!("tool {}: kimai request failed: {k}", tool.name);
@@ -311,8 +347,18 @@ mod tests {
         for t in REGISTRY {
             assert!(seen.insert(t.name), "duplicate tool {}", t.name);
             assert!(!t.name.is_empty() && t.name.len() <= 128);
-            assert!(t.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)), "{}", t.name);
-            assert!(t.description.len() >= 40, "{} needs a real description", t.name);
+            assert!(
+                t.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)),
+                "{}",
+                t.name
+            );
+            assert!(
+                t.description.len() >= 40,
+                "{} needs a real description",
+                t.name
+            );
             assert!(!t.title.is_empty());
             // A read-only tool cannot be destructive.
             assert!(!(t.read_only && t.destructive), "{}", t.name);
@@ -325,12 +371,21 @@ mod tests {
             let s = (t.schema)();
             assert_eq!(s["type"], "object", "{}", t.name);
             assert_eq!(s["additionalProperties"], false, "{}", t.name);
-            assert!(schema::unknown_keywords(&s).is_empty(), "{}: {:?}", t.name, schema::unknown_keywords(&s));
+            assert!(
+                schema::unknown_keywords(&s).is_empty(),
+                "{}: {:?}",
+                t.name,
+                schema::unknown_keywords(&s)
+            );
             // Every nested object is closed too.
             fn closed(v: &Value, tool: &str) {
                 if let Some(o) = v.as_object() {
                     if o.get("type") == Some(&json!("object")) {
-                        assert_eq!(o.get("additionalProperties"), Some(&json!(false)), "{tool}: open object {v}");
+                        assert_eq!(
+                            o.get("additionalProperties"),
+                            Some(&json!(false)),
+                            "{tool}: open object {v}"
+                        );
                     }
                     for sub in o.values() {
                         closed(sub, tool);
@@ -345,22 +400,46 @@ mod tests {
     fn names_and_parameters_match_the_python_kimai_mcp() {
         // The reference schemas: same names, same enums, same required fields.
         let reference: Value =
-            serde_json::from_str(include_str!("../../tests/data/upstream-tool-schemas.json")).unwrap();
+            serde_json::from_str(include_str!("../../tests/data/upstream-tool-schemas.json"))
+                .unwrap();
         let reference = reference["tools"].as_array().unwrap();
         for t in REGISTRY {
-            let r = reference.iter().find(|r| r["name"] == t.name).unwrap_or_else(|| panic!("{} not in reference", t.name));
+            let r = reference
+                .iter()
+                .find(|r| r["name"] == t.name)
+                .unwrap_or_else(|| panic!("{} not in reference", t.name));
             let ours = (t.schema)();
             let theirs = &r["inputSchema"];
             let keys = |v: &Value| {
-                let mut k: Vec<String> = v["properties"].as_object().unwrap().keys().cloned().collect();
+                let mut k: Vec<String> = v["properties"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect();
                 k.sort();
                 k
             };
             assert_eq!(keys(&ours), keys(theirs), "{}: parameter names", t.name);
-            assert_eq!(ours.get("required"), theirs.get("required"), "{}: required", t.name);
+            assert_eq!(
+                ours.get("required"),
+                theirs.get("required"),
+                "{}: required",
+                t.name
+            );
             for (k, p) in theirs["properties"].as_object().unwrap() {
-                assert_eq!(ours["properties"][k].get("enum"), p.get("enum"), "{}.{k}: enum", t.name);
-                assert_eq!(ours["properties"][k].get("type"), p.get("type"), "{}.{k}: type", t.name);
+                assert_eq!(
+                    ours["properties"][k].get("enum"),
+                    p.get("enum"),
+                    "{}.{k}: enum",
+                    t.name
+                );
+                assert_eq!(
+                    ours["properties"][k].get("type"),
+                    p.get("type"),
+                    "{}.{k}: type",
+                    t.name
+                );
             }
         }
     }
@@ -386,13 +465,24 @@ mod tests {
 
     #[test]
     fn progress_is_sent_only_with_a_token() {
-        let client = kimai::Client::new(kimai::Settings::new("http://127.0.0.1:9", kimai::Tls::Verify)).unwrap();
-        let backend = Backend { client: Arc::new(client), token: kimai::Token::new("t".into()) };
+        let client = kimai::Client::new(kimai::Settings::new(
+            "http://127.0.0.1:9",
+            kimai::Tls::Verify,
+        ))
+        .unwrap();
+        let backend = Backend {
+            client: Arc::new(client),
+            token: kimai::Token::new("t".into()),
+        };
         let sink = Collect(Default::default());
         let flag = AtomicBool::new(false);
         Context::new(&backend, &sink, None, &flag).progress(1, Some(2), None);
         assert!(sink.0.lock().unwrap().is_empty());
-        Context::new(&backend, &sink, Some(json!("tok")), &flag).progress(1, Some(4), Some("page 1 of 4"));
+        Context::new(&backend, &sink, Some(json!("tok")), &flag).progress(
+            1,
+            Some(4),
+            Some("page 1 of 4"),
+        );
         let sent = sink.0.lock().unwrap();
         assert_eq!(
             sent[0],
@@ -408,7 +498,10 @@ mod tests {
             "This form should not contain extra fields.; project: A project needs to be selected."
         );
         let service = json!({"children": {"end_date": {"errors": ["The end date must not be earlier than the start date."]}}});
-        assert_eq!(details_text(&service), "end_date: The end date must not be earlier than the start date.");
+        assert_eq!(
+            details_text(&service),
+            "end_date: The end date must not be earlier than the start date."
+        );
         let nested = json!({"children": {"members": {"children": [{"children": {"user": {"errors": ["bad\nuser"]}}}]}}});
         assert_eq!(details_text(&nested), "members[0].user: \"bad\\nuser\"");
     }

@@ -44,11 +44,19 @@ pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
 }
 
 fn at(path: &str) -> String {
-    if path.is_empty() { "the arguments".to_string() } else { format!("argument '{path}'") }
+    if path.is_empty() {
+        "the arguments".to_string()
+    } else {
+        format!("argument '{path}'")
+    }
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -66,7 +74,12 @@ fn type_name(v: &Value) -> &'static str {
 /// An integer in JSON Schema terms: any number with no fractional part (so `3.0` counts).
 pub fn is_integer(v: &Value) -> bool {
     match v {
-        Value::Number(n) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15),
+        Value::Number(n) => {
+            n.is_i64()
+                || n.is_u64()
+                || n.as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+        }
         _ => false,
     }
 }
@@ -86,11 +99,17 @@ fn has_type(v: &Value, t: &str) -> bool {
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s }
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s
+    }
 }
 
 fn check(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
-    let Some(s) = schema.as_object() else { return Ok(()) };
+    let Some(s) = schema.as_object() else {
+        return Ok(());
+    };
 
     if let Some(t) = s.get("type") {
         let types: Vec<&str> = match t {
@@ -112,14 +131,30 @@ fn check(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
                 })
                 .collect::<Vec<_>>()
                 .join(" or ");
-            return Err(format!("{} must be {wanted}, not {}", at(path), type_name(value)));
+            return Err(format!(
+                "{} must be {wanted}, not {}",
+                at(path),
+                type_name(value)
+            ));
         }
     }
     if let Some(Value::Array(options)) = s.get("enum")
         && !options.contains(value)
     {
-        let list = options.iter().map(|o| o.as_str().map(str::to_string).unwrap_or_else(|| o.to_string())).collect::<Vec<_>>();
-        return Err(format!("{} must be one of: {} (got {})", at(path), list.join(", "), short(value)));
+        let list = options
+            .iter()
+            .map(|o| {
+                o.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| o.to_string())
+            })
+            .collect::<Vec<_>>();
+        return Err(format!(
+            "{} must be one of: {} (got {})",
+            at(path),
+            list.join(", "),
+            short(value)
+        ));
     }
     if let Some(c) = s.get("const")
         && c != value
@@ -130,12 +165,20 @@ fn check(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
         if let Some(min) = s.get("minimum").and_then(Value::as_f64)
             && n < min
         {
-            return Err(format!("{} must be at least {min}, got {}", at(path), short(value)));
+            return Err(format!(
+                "{} must be at least {min}, got {}",
+                at(path),
+                short(value)
+            ));
         }
         if let Some(max) = s.get("maximum").and_then(Value::as_f64)
             && n > max
         {
-            return Err(format!("{} must be at most {max}, got {}", at(path), short(value)));
+            return Err(format!(
+                "{} must be at most {max}, got {}",
+                at(path),
+                short(value)
+            ));
         }
     }
     if let Some(text) = value.as_str() {
@@ -143,12 +186,18 @@ fn check(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
         if let Some(min) = s.get("minLength").and_then(Value::as_u64)
             && len < min
         {
-            return Err(format!("{} must be at least {min} characters long", at(path)));
+            return Err(format!(
+                "{} must be at least {min} characters long",
+                at(path)
+            ));
         }
         if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
             && len > max
         {
-            return Err(format!("{} must be at most {max} characters long", at(path)));
+            return Err(format!(
+                "{} must be at most {max} characters long",
+                at(path)
+            ));
         }
     }
     if let Some(items) = value.as_array() {
@@ -160,11 +209,19 @@ fn check(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
         if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
             && (items.len() as u64) > max
         {
-            return Err(format!("{} takes at most {max} item(s), got {}", at(path), items.len()));
+            return Err(format!(
+                "{} takes at most {max} item(s), got {}",
+                at(path),
+                items.len()
+            ));
         }
         if let Some(item_schema) = s.get("items") {
             for (i, item) in items.iter().enumerate() {
-                check(item_schema, item, &format!("{}[{i}]", if path.is_empty() { "arguments" } else { path }))?;
+                check(
+                    item_schema,
+                    item,
+                    &format!("{}[{i}]", if path.is_empty() { "arguments" } else { path }),
+                )?;
             }
         }
     }
@@ -177,7 +234,11 @@ fn check(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
         }
     }
     if let Some(cond) = s.get("if") {
-        let branch = if check(cond, value, path).is_ok() { s.get("then") } else { s.get("else") };
+        let branch = if check(cond, value, path).is_ok() {
+            s.get("then")
+        } else {
+            s.get("else")
+        };
         if let Some(branch) = branch {
             check(branch, value, path)?;
         }
@@ -185,7 +246,11 @@ fn check(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_object(s: &Map<String, Value>, obj: &Map<String, Value>, path: &str) -> Result<(), String> {
+fn check_object(
+    s: &Map<String, Value>,
+    obj: &Map<String, Value>,
+    path: &str,
+) -> Result<(), String> {
     let props = s.get("properties").and_then(Value::as_object);
     if let Some(Value::Array(required)) = s.get("required") {
         for r in required.iter().filter_map(Value::as_str) {
@@ -195,16 +260,42 @@ fn check_object(s: &Map<String, Value>, obj: &Map<String, Value>, path: &str) ->
         }
     }
     if s.get("additionalProperties") == Some(&Value::Bool(false)) {
-        let mut unknown: Vec<&str> =
-            obj.keys().filter(|k| !props.is_some_and(|p| p.contains_key(*k))).map(String::as_str).collect();
+        let mut unknown: Vec<&str> = obj
+            .keys()
+            .filter(|k| !props.is_some_and(|p| p.contains_key(*k)))
+            .map(String::as_str)
+            .collect();
         if !unknown.is_empty() {
             unknown.sort_unstable();
-            let allowed = props.map(|p| p.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default();
-            let shown: Vec<String> = unknown.iter().take(5).map(|k| format!("'{}'", k.chars().take(40).collect::<String>())).collect();
+            let allowed = props
+                .map(|p| p.keys().cloned().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            let shown: Vec<String> = unknown
+                .iter()
+                .take(5)
+                .map(|k| format!("'{}'", k.chars().take(40).collect::<String>()))
+                .collect();
             return Err(if allowed.is_empty() {
-                format!("{} takes no arguments; remove {}", if path.is_empty() { "this tool".to_string() } else { at(path) }, shown.join(", "))
+                format!(
+                    "{} takes no arguments; remove {}",
+                    if path.is_empty() {
+                        "this tool".to_string()
+                    } else {
+                        at(path)
+                    },
+                    shown.join(", ")
+                )
             } else {
-                format!("unknown {} {}{}; allowed: {allowed}", if unknown.len() == 1 { "argument" } else { "arguments" }, join_prefix(path), shown.join(", "))
+                format!(
+                    "unknown {} {}{}; allowed: {allowed}",
+                    if unknown.len() == 1 {
+                        "argument"
+                    } else {
+                        "arguments"
+                    },
+                    join_prefix(path),
+                    shown.join(", ")
+                )
             });
         }
     }
@@ -219,7 +310,11 @@ fn check_object(s: &Map<String, Value>, obj: &Map<String, Value>, path: &str) ->
 }
 
 fn join_prefix(path: &str) -> String {
-    if path.is_empty() { String::new() } else { format!("in '{path}': ") }
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("in '{path}': ")
+    }
 }
 
 /// Lists the keywords of `schema` (recursively) that the validator does not know, so that a
@@ -278,7 +373,11 @@ mod tests {
         validate(&schema(), &json!({"action": "list"})).unwrap();
         validate(&schema(), &json!({"action": "get", "id": 3})).unwrap();
         validate(&schema(), &json!({"action": "get", "id": 3.0})).unwrap();
-        validate(&schema(), &json!({"action": "list", "ids": [1, 2], "data": {"name": "abc"}})).unwrap();
+        validate(
+            &schema(),
+            &json!({"action": "list", "ids": [1, 2], "data": {"name": "abc"}}),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -286,7 +385,10 @@ mod tests {
         let e = validate(&schema(), &json!({})).unwrap_err();
         assert_eq!(e, "argument 'action' is required");
         let e = validate(&schema(), &json!({"action": "delete"})).unwrap_err();
-        assert!(e.starts_with("argument 'action' must be one of: list, get"), "{e}");
+        assert!(
+            e.starts_with("argument 'action' must be one of: list, get"),
+            "{e}"
+        );
         let e = validate(&schema(), &json!({"action": "get"})).unwrap_err();
         assert_eq!(e, "argument 'id' is required");
         let e = validate(&schema(), &json!({"action": "get", "id": "3"})).unwrap_err();
@@ -297,10 +399,20 @@ mod tests {
         assert_eq!(e, "argument 'ids[1]' must be an integer, not a string");
         let e = validate(&schema(), &json!({"action": "list", "ids": [1, 2, 3, 4]})).unwrap_err();
         assert!(e.contains("at most 3"), "{e}");
-        let e = validate(&schema(), &json!({"action": "list", "data": {"name": "too long"}})).unwrap_err();
-        assert!(e.contains("'data.name' must be at most 5 characters"), "{e}");
+        let e = validate(
+            &schema(),
+            &json!({"action": "list", "data": {"name": "too long"}}),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("'data.name' must be at most 5 characters"),
+            "{e}"
+        );
         let e = validate(&schema(), &json!({"action": "list", "colour": 1})).unwrap_err();
-        assert!(e.starts_with("unknown argument 'colour'; allowed: action, id, ids, data"), "{e}");
+        assert!(
+            e.starts_with("unknown argument 'colour'; allowed: action, id, ids, data"),
+            "{e}"
+        );
         let e = validate(&schema(), &json!({"action": "list", "data": {"x": 1}})).unwrap_err();
         assert!(e.contains("in 'data': 'x'"), "{e}");
     }

@@ -21,7 +21,11 @@ fn is_hidden(c: char) -> bool {
 
 /// Quote characters (and look-alikes) that could make a value look like the end of a quoted one.
 fn is_quote_like(c: char) -> bool {
-    matches!(c, '"' | '\'' | '`' | '\u{2018}'..='\u{201F}' | '\u{00AB}' | '\u{00BB}' | '\u{FF02}' | '\u{FF07}')
+    matches!(
+        c,
+        '"' | '\'' | '`' | '\u{2018}'
+            ..='\u{201F}' | '\u{00AB}' | '\u{00BB}' | '\u{FF02}' | '\u{FF07}'
+    )
 }
 
 /// True when a value must be quoted to be shown unambiguously on one line.
@@ -60,7 +64,11 @@ pub fn quote(s: &str) -> String {
 
 /// A value from Kimai, shown safely on one line: as it is when plain, JSON-quoted otherwise.
 pub fn safe(s: &str) -> String {
-    if is_ambiguous(s) { quote(s) } else { s.to_string() }
+    if is_ambiguous(s) {
+        quote(s)
+    } else {
+        s.to_string()
+    }
 }
 
 /// Like [`safe`], for an optional value; `None` and empty show as `(none)`.
@@ -98,7 +106,13 @@ mod tests {
 
     #[test]
     fn quoting_is_lossless_json() {
-        for s in ["x\ny", "tab\there", "back\\slash\n", "bidi\u{202E}", "nul\u{0}"] {
+        for s in [
+            "x\ny",
+            "tab\there",
+            "back\\slash\n",
+            "bidi\u{202E}",
+            "nul\u{0}",
+        ] {
             let q = quote(s);
             assert!(!q.contains('\n') && !q.contains('\u{202E}'));
             let back: String = serde_json::from_str(&q).unwrap();

@@ -28,7 +28,9 @@ fn schema() -> Value {
 fn handler(ctx: &Context, _args: &Map<String, Value>) -> Result<Output, ToolError> {
     let me = ctx.get("/users/me")?;
     if !me.is_object() {
-        return Err(ToolError::Failed("Kimai answered /api/users/me with something that is not a user".into()));
+        return Err(ToolError::Failed(
+            "Kimai answered /api/users/me with something that is not a user".into(),
+        ));
     }
     Ok(Output::text(format!("Current user\n{}", render_user(&me))))
 }
@@ -47,7 +49,10 @@ fn yes_no(v: &Value, key: &str) -> &'static str {
 
 /// A short `name (ID n)` reference to an embedded user or team.
 fn reference(v: &Value, name_key: &str) -> String {
-    let name = s(v, "alias").filter(|a| !a.is_empty()).or_else(|| s(v, name_key)).unwrap_or("?");
+    let name = s(v, "alias")
+        .filter(|a| !a.is_empty())
+        .or_else(|| s(v, name_key))
+        .unwrap_or("?");
     match v.get("id").and_then(Value::as_i64) {
         Some(id) => format!("{} (ID {id})", text::safe(name)),
         None => text::safe(name),
@@ -57,7 +62,11 @@ fn reference(v: &Value, name_key: &str) -> String {
 /// The user block: one `Label: value` line per field Kimai returned.
 pub fn render_user(u: &Value) -> String {
     let mut lines = Vec::new();
-    let id = u.get("id").and_then(Value::as_i64).map(|i| i.to_string()).unwrap_or_else(|| "?".into());
+    let id = u
+        .get("id")
+        .and_then(Value::as_i64)
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "?".into());
     lines.push(format!("ID: {id}"));
     lines.push(format!("Username: {}", text::safe_opt(s(u, "username"))));
     if let Some(alias) = s(u, "alias").filter(|a| !a.is_empty()) {
@@ -72,12 +81,22 @@ pub fn render_user(u: &Value) -> String {
     if let Some(acc) = s(u, "accountNumber").filter(|a| !a.is_empty()) {
         lines.push(format!("Account number: {}", text::safe(acc)));
     }
-    let roles: Vec<String> =
-        u.get("roles").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(text::safe).collect();
+    let roles: Vec<String> = u
+        .get("roles")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(text::safe)
+        .collect();
     // ROLE_USER is implicit in Kimai and never listed (contract §11).
     lines.push(format!(
         "Roles: {}",
-        if roles.is_empty() { "ROLE_USER".to_string() } else { format!("{} (and ROLE_USER)", roles.join(", ")) }
+        if roles.is_empty() {
+            "ROLE_USER".to_string()
+        } else {
+            format!("{} (and ROLE_USER)", roles.join(", "))
+        }
     ));
     lines.push(format!("Enabled: {}", yes_no(u, "enabled")));
     if u.get("systemAccount").and_then(Value::as_bool) == Some(true) {
@@ -89,7 +108,9 @@ pub fn render_user(u: &Value) -> String {
         lines.push(format!("Locale: {}", text::safe(locale)));
     }
     match u.get("supervisor") {
-        Some(sup @ Value::Object(_)) => lines.push(format!("Supervisor: {}", reference(sup, "username"))),
+        Some(sup @ Value::Object(_)) => {
+            lines.push(format!("Supervisor: {}", reference(sup, "username")))
+        }
         Some(Value::Null) => lines.push("Supervisor: (none)".into()),
         _ => {}
     }
@@ -99,13 +120,31 @@ pub fn render_user(u: &Value) -> String {
             .filter_map(|m| {
                 let team = m.get("team")?;
                 let lead = m.get("teamlead").and_then(Value::as_bool) == Some(true);
-                Some(format!("{}{}", reference(team, "name"), if lead { ", team lead" } else { "" }))
+                Some(format!(
+                    "{}{}",
+                    reference(team, "name"),
+                    if lead { ", team lead" } else { "" }
+                ))
             })
             .collect();
-        lines.push(format!("Teams: {}", if teams.is_empty() { "(none)".to_string() } else { teams.join("; ") }));
+        lines.push(format!(
+            "Teams: {}",
+            if teams.is_empty() {
+                "(none)".to_string()
+            } else {
+                teams.join("; ")
+            }
+        ));
     } else if let Some(teams) = u.get("teams").and_then(Value::as_array) {
         let teams: Vec<String> = teams.iter().map(|t| reference(t, "name")).collect();
-        lines.push(format!("Teams: {}", if teams.is_empty() { "(none)".to_string() } else { teams.join("; ") }));
+        lines.push(format!(
+            "Teams: {}",
+            if teams.is_empty() {
+                "(none)".to_string()
+            } else {
+                teams.join("; ")
+            }
+        ));
     }
     if let Some(prefs) = u.get("preferences").and_then(Value::as_array) {
         let mut shown: Vec<String> = prefs
@@ -143,7 +182,10 @@ mod tests {
             "preferences": [{"name": "hourly_rate", "value": "80"}, {"name": "first_weekday", "value": "monday"}]
         });
         let out = render_user(&u);
-        assert!(out.contains("ID: 3\nUsername: anna\nDisplay name: \"Anna\\nID: 1 forged\""), "{out}");
+        assert!(
+            out.contains("ID: 3\nUsername: anna\nDisplay name: \"Anna\\nID: 1 forged\""),
+            "{out}"
+        );
         assert!(out.contains("Roles: ROLE_TEAMLEAD (and ROLE_USER)"));
         assert!(out.contains("Supervisor: boss (ID 1)"));
         assert!(out.contains("Teams: Design (ID 2), team lead; Ops (ID 5)"));
@@ -155,7 +197,9 @@ mod tests {
 
     #[test]
     fn plain_user_shows_implicit_role() {
-        let out = render_user(&json!({"id": 9, "username": "u", "roles": [], "enabled": true, "supervisor": null, "memberships": []}));
+        let out = render_user(
+            &json!({"id": 9, "username": "u", "roles": [], "enabled": true, "supervisor": null, "memberships": []}),
+        );
         assert!(out.contains("Roles: ROLE_USER\n"), "{out}");
         assert!(out.contains("Supervisor: (none)"));
         assert!(out.contains("Teams: (none)"));
