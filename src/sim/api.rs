@@ -41,9 +41,6 @@ impl Req {
             .map(|(_, v)| v.as_str())
             .collect()
     }
-    pub fn has(&self, name: &str) -> bool {
-        self.query.iter().any(|(k, _)| k == name)
-    }
 }
 
 /// An owned HTTP reply; `mod.rs` turns it into a tiny_http response.

@@ -106,7 +106,6 @@ pub enum RateOn {
 
 #[derive(Clone, Debug)]
 pub struct Rate {
-    pub id: u64,
     pub on: RateOn,
     pub user: Option<u64>,
     pub rate: f64,
@@ -331,11 +330,6 @@ impl State {
             .iter()
             .any(|t| assigned(t) && t.members.iter().any(|m| m.0 == caller.id && m.1))
     }
-    pub fn member_of_team_with(&self, caller: &User, assigned: impl Fn(&Team) -> bool) -> bool {
-        self.teams
-            .iter()
-            .any(|t| assigned(t) && t.members.iter().any(|m| m.0 == caller.id))
-    }
 
     /// §7.4: computed billable flag.
     pub fn computed_billable(&self, project: u64, activity: u64) -> bool {
@@ -406,19 +400,20 @@ impl State {
             return;
         }
         let hours = ts.duration as f64 / 3600.0;
-        ts.rate = round2(match fixed {
+        ts.rate = round4(match fixed {
             Some(f) => f,
             None => hourly_value * hours,
         });
-        ts.internal_rate = round2(match fixed {
+        ts.internal_rate = round4(match fixed {
             Some(f) => internal.unwrap_or(f),
             None => internal_hourly * hours,
         });
     }
 }
 
-pub fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
+/// Kimai's `Util::calculateRate` rounds to 4 decimals (`round($hourlyRate * ($seconds / 3600), 4)`).
+pub fn round4(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
 }
 
 fn s(v: &str) -> String {
@@ -780,7 +775,6 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
 
     let rates = vec![
         Rate {
-            id: 1,
             on: RateOn::Customer(2),
             user: None,
             rate: 110.0,
@@ -788,7 +782,6 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
             is_fixed: false,
         },
         Rate {
-            id: 2,
             on: RateOn::Project(4),
             user: None,
             rate: 120.0,
@@ -796,7 +789,6 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
             is_fixed: false,
         },
         Rate {
-            id: 3,
             on: RateOn::Project(1),
             user: Some(5),
             rate: 95.0,
@@ -804,7 +796,6 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
             is_fixed: false,
         },
         Rate {
-            id: 4,
             on: RateOn::Activity(12),
             user: None,
             rate: 250.0,
@@ -812,7 +803,6 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
             is_fixed: true,
         },
         Rate {
-            id: 5,
             on: RateOn::Activity(13),
             user: None,
             rate: 135.0,
