@@ -1,1 +1,132 @@
-fn main() {}
+//! `make bench`: speed and memory of the release binary against the simulated Kimai.
+//!
+//! Figures printed (targets from the foundation issue in brackets):
+//! - stdio cold start: spawn to the `initialize` response, median of 20 spawns [≤ 20 ms]
+//! - `user_current` round trip over stdio, median and p99 of 1,000 calls [median ≤ 1 ms]
+//! - peak RSS (VmHWM) of the server after those 1,000 calls [≤ 10 MB]
+//!
+//! The simulated Kimai runs in this process on a loopback port; the server under test is the
+//! release `kimai-mcp` binary, started exactly as an MCP client would start it.
+
+use kimai_mcp::sim::{Options, Sim};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SPAWNS: usize = 20;
+const CALLS: usize = 1000;
+
+struct Proc {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Proc {
+    fn start(sim: &Sim) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kimai-mcp"))
+            .arg("stdio")
+            .env("KIMAI_URL", sim.url())
+            .env("KIMAI_API_TOKEN", sim.demo_token())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the release kimai-mcp");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Proc { child, stdin, stdout }
+    }
+
+    fn send(&mut self, v: &Value) {
+        let mut line = serde_json::to_vec(v).expect("serialise");
+        line.push(b'\n');
+        self.stdin.write_all(&line).expect("write");
+        self.stdin.flush().expect("flush");
+    }
+
+    fn recv(&mut self) -> Value {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read");
+        serde_json::from_str(&line).expect("a JSON line")
+    }
+
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn stop(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
+}
+
+fn initialize() -> Value {
+    json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}})
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn main() {
+    let sim = Sim::start(Options::default()).expect("start the simulated Kimai");
+
+    // 1. Cold start: process spawn to the initialize response.
+    let mut starts = Vec::with_capacity(SPAWNS);
+    for _ in 0..SPAWNS {
+        let t = Instant::now();
+        let mut p = Proc::start(&sim);
+        p.send(&initialize());
+        let r = p.recv();
+        starts.push(t.elapsed());
+        assert_eq!(r["result"]["protocolVersion"], "2025-11-25");
+        p.stop();
+    }
+    starts.sort();
+
+    // 2. Round trips and memory: one server, 1,000 user_current calls.
+    let mut p = Proc::start(&sim);
+    p.send(&initialize());
+    p.recv();
+    p.send(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+    let mut trips = Vec::with_capacity(CALLS);
+    for i in 0..CALLS {
+        let t = Instant::now();
+        p.send(&json!({"jsonrpc":"2.0","id":i + 1,"method":"tools/call","params":{"name":"user_current","arguments":{}}}));
+        let r = p.recv();
+        trips.push(t.elapsed());
+        assert_eq!(r["result"]["isError"], false, "call {i} failed: {r}");
+    }
+    let rss = p.peak_rss_kib();
+    p.stop();
+    trips.sort();
+
+    println!("kimai-mcp {} (release) against the simulated Kimai, {} cores", kimai_mcp::VERSION, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "stdio cold start to initialize response: median {:.2} ms, min {:.2} ms, max {:.2} ms ({SPAWNS} spawns)  [target <= 20 ms]",
+        ms(percentile(&starts, 0.5)),
+        ms(starts[0]),
+        ms(starts[starts.len() - 1])
+    );
+    println!(
+        "user_current round trip over stdio: median {:.3} ms, p99 {:.3} ms ({CALLS} calls)  [target median <= 1 ms]",
+        ms(percentile(&trips, 0.5)),
+        ms(percentile(&trips, 0.99))
+    );
+    println!("peak RSS after {CALLS} tool calls: {:.1} MB ({rss} KiB VmHWM)  [target <= 10 MB]", rss as f64 / 1024.0);
+    sim.stop();
+}
