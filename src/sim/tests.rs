@@ -530,3 +530,92 @@ fn body_limit() {
     assert_eq!(r.status, 413);
     assert_eq!(sim.write_count(), 0);
 }
+
+#[test]
+fn write_count_counts_writes_that_reach_a_handler() {
+    let sim = start();
+    let auth = format!("Bearer {}", sim.demo_token());
+    // Rejected before a handler: no credentials, wrong method, unknown route.
+    assert_eq!(
+        parse(&raw(&sim, "POST", "/api/timesheets", None, Some("{}"))).status,
+        401
+    );
+    assert_eq!(
+        parse(&raw(
+            &sim,
+            "POST",
+            "/api/timesheets/1/stop",
+            Some(&auth),
+            None
+        ))
+        .status,
+        405
+    );
+    assert_eq!(
+        parse(&raw(&sim, "DELETE", "/api/nothing", Some(&auth), None)).status,
+        404
+    );
+    assert_eq!(sim.write_count(), 0);
+    // A GET is never a write.
+    assert_eq!(
+        get(&sim, "/api/timesheets/active", &sim.demo_token()).status,
+        200
+    );
+    assert_eq!(sim.write_count(), 0);
+    let r = parse(&raw(
+        &sim,
+        "POST",
+        "/api/timesheets",
+        Some(&auth),
+        Some(
+            r#"{"project":1,"activity":1,"begin":"2026-08-12T08:00:00","end":"2026-08-12T09:00:00"}"#,
+        ),
+    ));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["duration"], 3600);
+    assert_eq!(sim.write_count(), 1);
+    // A validation failure still reached the handler.
+    assert_eq!(
+        parse(&raw(
+            &sim,
+            "POST",
+            "/api/timesheets",
+            Some(&auth),
+            Some("{}")
+        ))
+        .status,
+        400
+    );
+    assert_eq!(sim.write_count(), 2);
+    let id = r.json()["id"].as_u64().expect("id");
+    assert_eq!(
+        parse(&raw(
+            &sim,
+            "DELETE",
+            &format!("/api/timesheets/{id}"),
+            Some(&auth),
+            None
+        ))
+        .status,
+        204
+    );
+    assert_eq!(sim.write_count(), 3);
+    assert_eq!(
+        get(&sim, &format!("/api/timesheets/{id}"), &sim.demo_token()).status,
+        404
+    );
+}
+
+#[test]
+fn stop_in_drop_releases_the_port() {
+    let sim = start();
+    let port = sim.port();
+    // An idle keep-alive connection must not keep the simulator alive.
+    let idle = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    sim.stop();
+    drop(idle);
+    assert!(
+        TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "port still in use after stop"
+    );
+}
