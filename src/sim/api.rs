@@ -21,6 +21,8 @@ pub struct Req {
     /// Decoded, in order; repeated keys kept (`users[]=1&users[]=2`).
     pub query: Vec<(String, String)>,
     pub authorization: Option<String>,
+    /// Legacy `X-AUTH-USER` / `X-AUTH-TOKEN` headers (§1.2).
+    pub x_auth: Option<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -241,7 +243,21 @@ fn invalid_token(description: &str) -> Reply {
 
 fn authenticate(st: &State, req: &Req) -> Result<User, Reply> {
     let Some(token) = req.authorization.as_deref().and_then(bearer) else {
-        return Err(Reply::error(401));
+        // §1.2: the legacy scheme is only considered when both headers are present. Seeded
+        // users have no API password (`apiToken: false`), so a non-empty pair always fails.
+        // Not simulated: the 200–500 ms delay and the 5-per-minute limit (→ 400).
+        return Err(match &req.x_auth {
+            Some((user, _)) if user.is_empty() => Reply::json(
+                403,
+                &json!({"message": "Authentication required, missing user header: X-AUTH-USER"}),
+            ),
+            Some((_, token)) if token.is_empty() => Reply::json(
+                403,
+                &json!({"message": "Authentication required, missing token header: X-AUTH-TOKEN"}),
+            ),
+            Some(_) => Reply::json(403, &json!({"message": "Invalid credentials"})),
+            None => Reply::error(401),
+        });
     };
     if st.revoked.iter().any(|t| t == token) {
         return Err(invalid_token("Invalid credentials."));

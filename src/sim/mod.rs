@@ -495,11 +495,15 @@ fn serve(mut request: tiny_http::Request, shared: &Arc<Shared>) {
         }
     }
 
-    let authorization = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .map(|h| h.value.as_str().to_string());
+    let header = |name: &'static str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_string())
+    };
+    let authorization = header("Authorization");
+    let x_auth = header("X-AUTH-USER").zip(header("X-AUTH-TOKEN"));
     let mut body = Vec::new();
     let read = request
         .as_reader()
@@ -515,6 +519,7 @@ fn serve(mut request: tiny_http::Request, shared: &Arc<Shared>) {
             path: path.clone(),
             query: query.clone(),
             authorization,
+            x_auth,
             body,
         };
         let outcome = {

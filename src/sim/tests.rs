@@ -5,7 +5,7 @@
 use super::*;
 use std::io::Write;
 
-/// 2026-08-13T06:13:20Z, a Thursday.
+/// 2026-08-13T05:46:40Z (07:46 in Berlin), a Thursday.
 const NOW: i64 = 1_786_600_000;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -617,5 +617,31 @@ fn stop_in_drop_releases_the_port() {
     assert!(
         TcpListener::bind(("127.0.0.1", port)).is_ok(),
         "port still in use after stop"
+    );
+}
+
+#[test]
+fn legacy_auth_headers_fail_with_403() {
+    let sim = start();
+    let send = |user: &str, token: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", sim.port())).expect("connect");
+        s.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+        let req = format!(
+            "GET /api/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-AUTH-USER: {user}\r\nX-AUTH-TOKEN: {token}\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).expect("write");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        parse(&out)
+    };
+    let r = send("john_user", "secret123");
+    assert_eq!(
+        (r.status, r.json()),
+        (403, json!({"message": "Invalid credentials"}))
+    );
+    let r = send("", "secret123");
+    assert_eq!(
+        r.json()["message"],
+        "Authentication required, missing user header: X-AUTH-USER"
     );
 }
