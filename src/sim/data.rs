@@ -234,7 +234,10 @@ pub fn can(user: &User, perm: &str) -> bool {
         | "view_team"
         | "details_customer"
         | "create_customer"
-        | "create_project" => 2,
+        | "create_project"
+        | "edit_customer"
+        | "edit_project"
+        | "edit_activity" => 2,
         "view_user" | "view_other_profile" => 3,
         _ => return false,
     };

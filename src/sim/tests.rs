@@ -645,3 +645,48 @@ fn legacy_auth_headers_fail_with_403() {
         "Authentication required, missing user header: X-AUTH-USER"
     );
 }
+
+#[test]
+fn entity_sub_resources() {
+    let sim = start();
+    let admin = sim.admin_token();
+    let auth = format!("Bearer {admin}");
+    let r = get(&sim, "/api/customers/2/rates", &admin);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!([{"id": 1, "user": null, "rate": 110.0, "internalRate": 70.0, "isFixed": false}])
+    );
+    assert_eq!(
+        get(&sim, "/api/customers/2/rates", &sim.demo_token()).status,
+        403
+    );
+    assert_eq!(
+        get(&sim, "/api/customers/99/rates", &sim.demo_token()).status,
+        404
+    );
+    let meta = |body: &str| {
+        parse(&raw(
+            &sim,
+            "PATCH",
+            "/api/projects/1/meta",
+            Some(&auth),
+            Some(body),
+        ))
+        .status
+    };
+    assert_eq!(meta(r#"{"name":"x","value":"y"}"#), 404);
+    assert_eq!(meta(r#"{"name":"x"}"#), 400);
+    let r = parse(&raw(
+        &sim,
+        "POST",
+        "/api/activities/1/team",
+        Some(&auth),
+        None,
+    ));
+    assert_eq!(r.status, 410);
+    assert_eq!(
+        r.json()["message"],
+        "This endpoint was removed, use \"POST /api/teams/\" instead."
+    );
+}
