@@ -304,7 +304,11 @@ fn accept_loop(
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        let Ok(client) = conn else { continue };
+        let Ok(client) = conn else {
+            // e.g. out of file descriptors: back off instead of spinning.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
         if let Err(e) = relay(client, internal, shared, pipes) {
             log::warn!("sim: relay setup failed: {e}");
         }
