@@ -21,6 +21,8 @@ pub struct Req {
     /// Decoded, in order; repeated keys kept (`users[]=1&users[]=2`).
     pub query: Vec<(String, String)>,
     pub authorization: Option<String>,
+    /// Legacy `X-AUTH-USER` / `X-AUTH-TOKEN` headers (§1.2).
+    pub x_auth: Option<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -135,6 +137,8 @@ enum Route {
     Tags,
     TagsFind,
     Tag(u64),
+    /// `/api/{customers,projects,activities}/{id}/{meta,rates,team}`.
+    Sub(&'static str, u64, &'static str),
     /// A route real Kimai has but the simulator does not implement (answers 500 and logs).
     Unsimulated,
 }
@@ -147,6 +151,14 @@ fn id(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
+fn entity_kind(seg: &str) -> &'static str {
+    match seg {
+        "customers" => "customer",
+        "projects" => "project",
+        _ => "activity",
+    }
+}
+
 fn route(segs: &[&str]) -> Option<(Route, &'static [&'static str])> {
     use Route::*;
     const GET: &[&str] = &["GET"];
@@ -155,7 +167,7 @@ fn route(segs: &[&str]) -> Option<(Route, &'static [&'static str])> {
     const ONE: &[&str] = &["GET", "PATCH", "DELETE"];
     const GET_PATCH: &[&str] = &["GET", "PATCH"];
     const DELETE: &[&str] = &["DELETE"];
-    const ANY: &[&str] = &["GET", "POST", "PATCH"];
+    const POST: &[&str] = &["POST"];
     let r = match segs {
         ["ping"] => (Ping, GET),
         ["version"] => (Version, GET),
@@ -194,14 +206,27 @@ fn route(segs: &[&str]) -> Option<(Route, &'static [&'static str])> {
         ["tags"] => (Tags, LIST),
         ["tags", "find"] => (TagsFind, GET),
         ["tags", n] => (Tag(id(n)?), DELETE),
-        // Real sub-resources the simulator does not implement yet.
         [
             "customers" | "projects" | "activities",
             n,
-            "meta" | "rates" | "comments" | "team",
+            sub @ ("meta" | "rates" | "team"),
         ] => {
+            let kind = entity_kind(segs[0]);
+            match *sub {
+                "meta" => (Sub(kind, id(n)?, "meta"), PATCH),
+                "rates" => (Sub(kind, id(n)?, "rates"), LIST),
+                _ => (Sub(kind, id(n)?, "team"), POST),
+            }
+        }
+        // Real sub-resources the simulator does not implement yet.
+        ["customers" | "projects", n, "comments"] => {
             id(n)?;
-            (Unsimulated, ANY)
+            (Unsimulated, LIST)
+        }
+        ["customers" | "projects" | "activities", n, "rates", r] => {
+            id(n)?;
+            id(r)?;
+            (Unsimulated, DELETE)
         }
         ["users", n, "preferences"] => {
             id(n)?;
@@ -241,7 +266,21 @@ fn invalid_token(description: &str) -> Reply {
 
 fn authenticate(st: &State, req: &Req) -> Result<User, Reply> {
     let Some(token) = req.authorization.as_deref().and_then(bearer) else {
-        return Err(Reply::error(401));
+        // §1.2: the legacy scheme is only considered when both headers are present. Seeded
+        // users have no API password (`apiToken: false`), so a non-empty pair always fails.
+        // Not simulated: the 200–500 ms delay and the 5-per-minute limit (→ 400).
+        return Err(match &req.x_auth {
+            Some((user, _)) if user.is_empty() => Reply::json(
+                403,
+                &json!({"message": "Authentication required, missing user header: X-AUTH-USER"}),
+            ),
+            Some((_, token)) if token.is_empty() => Reply::json(
+                403,
+                &json!({"message": "Authentication required, missing token header: X-AUTH-TOKEN"}),
+            ),
+            Some(_) => Reply::json(403, &json!({"message": "Invalid credentials"})),
+            None => Reply::error(401),
+        });
     };
     if st.revoked.iter().any(|t| t == token) {
         return Err(invalid_token("Invalid credentials."));
@@ -273,7 +312,13 @@ pub fn handle(st: &mut State, req: &Req) -> Outcome {
     let Some((route, methods)) = route(rest) else {
         return done(not_found());
     };
-    if !methods.contains(&req.method.as_str()) {
+    // Symfony routes HEAD like GET (tiny_http then omits the body).
+    let method = if req.method == "HEAD" {
+        "GET"
+    } else {
+        req.method.as_str()
+    };
+    if !methods.contains(&method) {
         return done(Reply::error(405));
     }
     let caller = match authenticate(st, req) {
@@ -290,7 +335,12 @@ pub fn handle(st: &mut State, req: &Req) -> Outcome {
 
 fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
     use Route::*;
-    match (req.method.as_str(), route) {
+    let method = if req.method == "HEAD" {
+        "GET"
+    } else {
+        req.method.as_str()
+    };
+    match (method, route) {
         ("GET", Ping) => Ok(Reply::ok(json!({"message": "pong"}))),
         ("GET", Version) => Ok(Reply::ok(json!({
             "version": "2.65.0", "versionId": 26500, "copyright": "Kimai 2.65.0 by Kevin Papst."
@@ -426,6 +476,7 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
                 tags.iter().map(|t| js::tag(t)).collect(),
             )))
         }
+        (_, Sub(kind, id, sub)) => sub_resource(st, req, caller, kind, id, sub),
         _ => {
             log::warn!(
                 "sim: {} {} exists in Kimai but is not simulated",
@@ -554,7 +605,10 @@ fn timesheet_list(st: &State, req: &Req, caller: &User) -> Res {
         return Err(forbidden());
     }
     let tz = caller.tz;
-    // Validate every parameter first (strictness is independent of the caller's permissions).
+    // Validate every parameter first. Unsure: FOSRest's ParamFetcher validates a parameter
+    // when it is fetched, and Kimai fetches `user`/`users` only with `view_other_timesheet`; if
+    // it never fetches them for a plain user, `user=me` would be ignored there rather than 400.
+    // We choose the strict reading.
     let user_param = match req.param("user") {
         None => None,
         Some("all") => Some(None),
@@ -1028,4 +1082,85 @@ fn user_list(st: &State, req: &Req, caller: &User) -> Res {
             })
             .collect(),
     )))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sub-resources of customers, projects and activities
+
+/// Voter `edit` on a customer/project/activity (§11): ADMIN+, or for activities a teamlead
+/// leading a team the activity is assigned to (`edit_teamlead_activity`).
+fn may_edit_entity(st: &State, caller: &User, kind: &str, id: u64) -> bool {
+    match kind {
+        "customer" => can(caller, "edit_customer"),
+        "project" => can(caller, "edit_project"),
+        _ => {
+            can(caller, "edit_activity")
+                || (can(caller, "view_other_timesheet")
+                    && st.leads_team_with(caller, |t| t.activities.contains(&id)))
+        }
+    }
+}
+
+fn sub_resource(st: &State, req: &Req, caller: &User, kind: &str, id: u64, sub: &str) -> Res {
+    if sub == "team" {
+        // §5.3: removed in 2.65. Unsure whether the entity is loaded first (404 for an unknown
+        // id); we answer 410 regardless.
+        return Err(Reply::json(
+            410,
+            &json!({"code": 410, "message": "This endpoint was removed, use \"POST /api/teams/\" instead."}),
+        ));
+    }
+    let exists = match kind {
+        "customer" => st.customer(id).is_some(),
+        "project" => st.project(id).is_some(),
+        _ => st.activity(id).is_some(),
+    };
+    if !exists {
+        return Err(not_found());
+    }
+    if !may_edit_entity(st, caller, kind, id) {
+        return Err(forbidden());
+    }
+    match (req.method.as_str(), sub) {
+        ("GET", "rates") => {
+            let on = match kind {
+                "customer" => data::RateOn::Customer(id),
+                "project" => data::RateOn::Project(id),
+                _ => data::RateOn::Activity(id),
+            };
+            let rates: Vec<Value> = st
+                .rates
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.on == on)
+                .map(|(i, r)| {
+                    json!({
+                        "id": i + 1,
+                        "user": r.user.and_then(|u| st.user(u)).map(js::user),
+                        "rate": r.rate,
+                        "internalRate": r.internal_rate,
+                        "isFixed": r.is_fixed,
+                    })
+                })
+                .collect();
+            Ok(Reply::ok(Value::Array(rates)))
+        }
+        ("PATCH", "meta") => {
+            // §7.7: no custom fields are defined, so a complete request names an unknown field.
+            let body: Value = serde_json::from_slice(&req.body).map_err(|_| bad())?;
+            let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
+            if !present("name") || !present("value") {
+                return Err(bad());
+            }
+            Err(not_found())
+        }
+        _ => {
+            log::warn!(
+                "sim: {} {} exists in Kimai but is not simulated",
+                req.method,
+                req.path
+            );
+            Err(Reply::error(500))
+        }
+    }
 }

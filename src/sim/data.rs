@@ -234,7 +234,10 @@ pub fn can(user: &User, perm: &str) -> bool {
         | "view_team"
         | "details_customer"
         | "create_customer"
-        | "create_project" => 2,
+        | "create_project"
+        | "edit_customer"
+        | "edit_project"
+        | "edit_activity" => 2,
         "view_user" | "view_other_profile" => 3,
         _ => return false,
     };
@@ -878,7 +881,11 @@ fn seed_timesheets(state: &mut State, seed: u64, now: i64) {
             let mut local = day * DAY + 8 * 3600 + rng.below(5) as i64 * 900;
             let entries = 1 + rng.below(3);
             for _ in 0..entries {
-                let dur = (2 + rng.below(14) as i64) * 900 + rng.below(10) as i64 * 60;
+                // Nobody books past 18:30 local time.
+                if local.rem_euclid(DAY) > 18 * 3600 + 1800 {
+                    break;
+                }
+                let dur = (2 + rng.below(11) as i64) * 900 + rng.below(10) as i64 * 60;
                 let begin = tz.to_utc(local);
                 let end = begin + dur;
                 if end > now - 3 * 3600 {
@@ -1002,7 +1009,7 @@ fn seed_timesheets(state: &mut State, seed: u64, now: i64) {
 mod tests {
     use super::*;
 
-    const NOW: i64 = 1_786_600_000; // 2026-08-13
+    const NOW: i64 = 1_786_600_000; // 2026-08-13T05:46:40Z
 
     #[test]
     fn seed_is_deterministic_and_realistic() {

@@ -304,7 +304,11 @@ fn accept_loop(
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        let Ok(client) = conn else { continue };
+        let Ok(client) = conn else {
+            // e.g. out of file descriptors: back off instead of spinning.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
         if let Err(e) = relay(client, internal, shared, pipes) {
             log::warn!("sim: relay setup failed: {e}");
         }
@@ -495,11 +499,15 @@ fn serve(mut request: tiny_http::Request, shared: &Arc<Shared>) {
         }
     }
 
-    let authorization = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .map(|h| h.value.as_str().to_string());
+    let header = |name: &'static str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_string())
+    };
+    let authorization = header("Authorization");
+    let x_auth = header("X-AUTH-USER").zip(header("X-AUTH-TOKEN"));
     let mut body = Vec::new();
     let read = request
         .as_reader()
@@ -515,6 +523,7 @@ fn serve(mut request: tiny_http::Request, shared: &Arc<Shared>) {
             path: path.clone(),
             query: query.clone(),
             authorization,
+            x_auth,
             body,
         };
         let outcome = {

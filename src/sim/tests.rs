@@ -5,7 +5,7 @@
 use super::*;
 use std::io::Write;
 
-/// 2026-08-13T06:13:20Z, a Thursday.
+/// 2026-08-13T05:46:40Z (07:46 in Berlin), a Thursday.
 const NOW: i64 = 1_786_600_000;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -529,4 +529,164 @@ fn body_limit() {
     ));
     assert_eq!(r.status, 413);
     assert_eq!(sim.write_count(), 0);
+}
+
+#[test]
+fn write_count_counts_writes_that_reach_a_handler() {
+    let sim = start();
+    let auth = format!("Bearer {}", sim.demo_token());
+    // Rejected before a handler: no credentials, wrong method, unknown route.
+    assert_eq!(
+        parse(&raw(&sim, "POST", "/api/timesheets", None, Some("{}"))).status,
+        401
+    );
+    assert_eq!(
+        parse(&raw(
+            &sim,
+            "POST",
+            "/api/timesheets/1/stop",
+            Some(&auth),
+            None
+        ))
+        .status,
+        405
+    );
+    assert_eq!(
+        parse(&raw(&sim, "DELETE", "/api/nothing", Some(&auth), None)).status,
+        404
+    );
+    assert_eq!(sim.write_count(), 0);
+    // A GET is never a write.
+    assert_eq!(
+        get(&sim, "/api/timesheets/active", &sim.demo_token()).status,
+        200
+    );
+    assert_eq!(sim.write_count(), 0);
+    let r = parse(&raw(
+        &sim,
+        "POST",
+        "/api/timesheets",
+        Some(&auth),
+        Some(
+            r#"{"project":1,"activity":1,"begin":"2026-08-12T08:00:00","end":"2026-08-12T09:00:00"}"#,
+        ),
+    ));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["duration"], 3600);
+    assert_eq!(sim.write_count(), 1);
+    // A validation failure still reached the handler.
+    assert_eq!(
+        parse(&raw(
+            &sim,
+            "POST",
+            "/api/timesheets",
+            Some(&auth),
+            Some("{}")
+        ))
+        .status,
+        400
+    );
+    assert_eq!(sim.write_count(), 2);
+    let id = r.json()["id"].as_u64().expect("id");
+    assert_eq!(
+        parse(&raw(
+            &sim,
+            "DELETE",
+            &format!("/api/timesheets/{id}"),
+            Some(&auth),
+            None
+        ))
+        .status,
+        204
+    );
+    assert_eq!(sim.write_count(), 3);
+    assert_eq!(
+        get(&sim, &format!("/api/timesheets/{id}"), &sim.demo_token()).status,
+        404
+    );
+}
+
+#[test]
+fn stop_in_drop_releases_the_port() {
+    let sim = start();
+    let port = sim.port();
+    // An idle keep-alive connection must not keep the simulator alive.
+    let idle = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    sim.stop();
+    drop(idle);
+    assert!(
+        TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "port still in use after stop"
+    );
+}
+
+#[test]
+fn legacy_auth_headers_fail_with_403() {
+    let sim = start();
+    let send = |user: &str, token: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", sim.port())).expect("connect");
+        s.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+        let req = format!(
+            "GET /api/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-AUTH-USER: {user}\r\nX-AUTH-TOKEN: {token}\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).expect("write");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        parse(&out)
+    };
+    let r = send("john_user", "secret123");
+    assert_eq!(
+        (r.status, r.json()),
+        (403, json!({"message": "Invalid credentials"}))
+    );
+    let r = send("", "secret123");
+    assert_eq!(
+        r.json()["message"],
+        "Authentication required, missing user header: X-AUTH-USER"
+    );
+}
+
+#[test]
+fn entity_sub_resources() {
+    let sim = start();
+    let admin = sim.admin_token();
+    let auth = format!("Bearer {admin}");
+    let r = get(&sim, "/api/customers/2/rates", &admin);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!([{"id": 1, "user": null, "rate": 110.0, "internalRate": 70.0, "isFixed": false}])
+    );
+    assert_eq!(
+        get(&sim, "/api/customers/2/rates", &sim.demo_token()).status,
+        403
+    );
+    assert_eq!(
+        get(&sim, "/api/customers/99/rates", &sim.demo_token()).status,
+        404
+    );
+    let meta = |body: &str| {
+        parse(&raw(
+            &sim,
+            "PATCH",
+            "/api/projects/1/meta",
+            Some(&auth),
+            Some(body),
+        ))
+        .status
+    };
+    assert_eq!(meta(r#"{"name":"x","value":"y"}"#), 404);
+    assert_eq!(meta(r#"{"name":"x"}"#), 400);
+    let r = parse(&raw(
+        &sim,
+        "POST",
+        "/api/activities/1/team",
+        Some(&auth),
+        None,
+    ));
+    assert_eq!(r.status, 410);
+    assert_eq!(
+        r.json()["message"],
+        "This endpoint was removed, use \"POST /api/teams/\" instead."
+    );
 }

@@ -644,7 +644,7 @@ mod tests {
     use crate::sim::api::{Req, handle};
     use crate::sim::data::seed;
 
-    const NOW: i64 = 1_786_600_000; // 2026-08-13T06:13:20Z
+    const NOW: i64 = 1_786_600_000; // 2026-08-13T05:46:40Z
 
     fn st() -> State {
         let mut s = seed(42, NOW, true);
@@ -674,6 +674,7 @@ mod tests {
             path: path.into(),
             query,
             authorization: Some(format!("Bearer {token}")),
+            x_auth: None,
             body: body.as_bytes().to_vec(),
         };
         let out = handle(st, &req);
