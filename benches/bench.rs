@@ -37,7 +37,11 @@ impl Proc {
             .expect("spawn the release kimai-mcp");
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        Proc { child, stdin, stdout }
+        Proc {
+            child,
+            stdin,
+            stdout,
+        }
     }
 
     fn send(&mut self, v: &Value) {
@@ -54,7 +58,8 @@ impl Proc {
     }
 
     fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmHWM:"))
@@ -115,7 +120,13 @@ fn main() {
     p.stop();
     trips.sort();
 
-    println!("kimai-mcp {} (release) against the simulated Kimai, {} cores", kimai_mcp::VERSION, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "kimai-mcp {} (release) against the simulated Kimai, {} cores",
+        kimai_mcp::VERSION,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     println!(
         "stdio cold start to initialize response: median {:.2} ms, min {:.2} ms, max {:.2} ms ({SPAWNS} spawns)  [target <= 20 ms]",
         ms(percentile(&starts, 0.5)),
@@ -127,6 +138,9 @@ fn main() {
         ms(percentile(&trips, 0.5)),
         ms(percentile(&trips, 0.99))
     );
-    println!("peak RSS after {CALLS} tool calls: {:.1} MB ({rss} KiB VmHWM)  [target <= 10 MB]", rss as f64 / 1024.0);
+    println!(
+        "peak RSS after {CALLS} tool calls: {:.1} MB ({rss} KiB VmHWM)  [target <= 10 MB]",
+        rss as f64 / 1024.0
+    );
     sim.stop();
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod dispatch;
 pub mod kimai;
 pub mod mcp;
+pub mod net;
 pub mod sim;
 pub mod stdio;
 pub mod tools;

@@ -155,7 +155,11 @@ impl Sim {
         state.fixed_now = opts.now;
         let listener = TcpListener::bind(("127.0.0.1", opts.port))?;
         let port = listener.local_addr()?.port();
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").map_err(io::Error::other)?);
+        // TCP_NODELAY on the inner listener: see `crate::net` (without it every response over
+        // 1 KiB would wait 40 ms for a delayed ACK).
+        let inner = crate::net::listener(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let server =
+            Arc::new(tiny_http::Server::from_listener(inner, None).map_err(io::Error::other)?);
         let internal = server
             .server_addr()
             .to_ip()
