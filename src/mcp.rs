@@ -265,6 +265,7 @@ pub fn params_meta(params: Option<&Value>) -> Option<&Map<String, Value>> {
 mod tests {
     use super::*;
 
+    #[allow(clippy::result_large_err)] // mirrors `Message::from_value`
     fn msg(v: Value) -> Result<Message, (Option<RequestId>, RpcError)> {
         Message::from_value(v)
     }

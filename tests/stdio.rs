@@ -456,7 +456,7 @@ fn stdout_carries_protocol_only_and_logs_never_show_the_token() {
     s.close_stdin();
     assert_eq!(s.wait_exit(Duration::from_secs(5)), Some(0));
     // Every stdout line was parsed as JSON by `recv`; nothing else is left on stdout.
-    while let Some(extra) = s.try_recv(Duration::from_millis(100)) {
+    if let Some(extra) = s.try_recv(Duration::from_millis(100)) {
         panic!("unexpected stdout line: {extra}");
     }
     let logs = s.stderr();
