@@ -10,11 +10,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let command = config::parse(args, &|k| std::env::var(k).ok());
+    // `check` prints its own diagnosis; the client's warnings would only repeat it.
+    let default_level = if matches!(command, Ok(Command::Check(_))) {
+        "error"
+    } else {
+        "info"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
         .target(env_logger::Target::Stderr)
         .init();
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let command = match config::parse(args, &|k| std::env::var(k).ok()) {
+    let command = match command {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kimai-mcp: {e}");
@@ -86,10 +93,16 @@ fn run_check(cfg: &KimaiConfig) -> ExitCode {
     let version = match client.call(&cfg.token, &Request::get("/version")) {
         Ok(r) => r.body,
         Err(e) => {
-            eprintln!(
-                "kimai-mcp check: cannot reach the Kimai API at {}/api: {e}",
-                client.base_url()
-            );
+            let url = client.base_url();
+            match e {
+                kimai::Error::Unauthorized { .. } => {
+                    eprintln!("kimai-mcp check: Kimai at {url} refused the token: {e}")
+                }
+                kimai::Error::Api { .. } | kimai::Error::InvalidBody { .. } => {
+                    eprintln!("kimai-mcp check: {url} answered, but not as a usable Kimai API: {e}")
+                }
+                _ => eprintln!("kimai-mcp check: cannot reach Kimai at {url}: {e}"),
+            }
             if let Some(h) = e.hint() {
                 eprintln!("hint: {h}");
             }
