@@ -15,10 +15,14 @@
 //! Threads: a handler runs on the transport's worker thread and may fan out reads with
 //! `std::thread::scope`; [`Context`] is `Sync` for that.
 
+pub mod args;
 pub mod config;
+pub mod fanout;
 pub mod schema;
 pub mod text;
+pub mod time;
 pub mod user_current;
+pub mod users;
 
 use crate::kimai;
 use crate::mcp::{self, Notifier};
@@ -454,6 +458,45 @@ mod tests {
             assert!(t["annotations"]["readOnlyHint"].is_boolean());
             assert!(t["inputSchema"].is_object());
         }
+    }
+
+    /// A backend whose client is never contacted (nothing listens on port 9).
+    pub(crate) fn offline_backend() -> Backend {
+        let client = kimai::Client::new(kimai::Settings::new(
+            "http://127.0.0.1:9",
+            kimai::Tls::Verify,
+        ))
+        .unwrap();
+        Backend {
+            client: Arc::new(client),
+            token: kimai::Token::new("t".into()),
+        }
+    }
+
+    #[test]
+    fn parallel_keeps_order_and_bounds_concurrency() {
+        use std::sync::atomic::AtomicUsize;
+        let backend = offline_backend();
+        let flag = AtomicBool::new(false);
+        let ctx = Context::new(&backend, &mcp::NoNotifier, None, &flag);
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let items: Vec<u32> = (0..40).collect();
+        let out = fanout::parallel(&ctx, &items, 4, |i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            running.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        });
+        assert_eq!(out, items.iter().map(|i| Some(i * 2)).collect::<Vec<_>>());
+        assert!(peak.load(Ordering::SeqCst) <= 4 && peak.load(Ordering::SeqCst) >= 2);
+        flag.store(true, Ordering::SeqCst);
+        let out = fanout::parallel(&ctx, &items, 4, |i| *i);
+        assert!(
+            out.iter().all(Option::is_none),
+            "nothing starts once cancelled"
+        );
     }
 
     struct Collect(std::sync::Mutex<Vec<Value>>);
