@@ -130,14 +130,14 @@ fn list(ids: &[i64]) -> String {
         .join(", ")
 }
 
+/// What [`read_all`] returns: the items read (with their key) and the keys skipped with the
+/// HTTP status Kimai gave them.
+pub type ReadAll<K, R> = (Vec<(K, R)>, Vec<(K, u16)>);
+
 /// Reads one item per key for an "everyone" answer. Returns the successes (in order, paired
 /// with their key) and the keys skipped because Kimai answered 403 or 404; any other failure
 /// is returned as the error of the whole read.
-pub fn read_all<K, R, F>(
-    ctx: &Context,
-    keys: &[K],
-    f: F,
-) -> Result<(Vec<(K, R)>, Vec<(K, u16)>), ToolError>
+pub fn read_all<K, R, F>(ctx: &Context, keys: &[K], f: F) -> Result<ReadAll<K, R>, ToolError>
 where
     K: Clone + Sync + Send,
     R: Send,
