@@ -18,6 +18,7 @@
 pub mod args;
 pub mod config;
 pub mod fanout;
+pub mod paging;
 pub mod schema;
 pub mod text;
 pub mod time;
