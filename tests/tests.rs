@@ -5,4 +5,5 @@
 
 mod cli;
 mod stdio;
+mod timesheet;
 mod util;

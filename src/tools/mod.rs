@@ -19,9 +19,13 @@ pub mod args;
 pub mod config;
 pub mod fanout;
 pub mod paging;
+pub mod rows;
 pub mod schema;
+pub mod stats;
 pub mod text;
 pub mod time;
+pub mod timer;
+pub mod timesheet;
 pub mod user_current;
 pub mod users;
 
@@ -57,7 +61,12 @@ pub struct Tool {
 }
 
 /// Every tool, in the order the Python kimai-mcp advertised them.
-pub static REGISTRY: &[Tool] = &[user_current::TOOL, config::TOOL];
+pub static REGISTRY: &[Tool] = &[
+    timesheet::TOOL,
+    timer::TOOL,
+    user_current::TOOL,
+    config::TOOL,
+];
 
 /// What a handler returns on success: one or more text blocks.
 #[derive(Debug, Default, PartialEq)]
