@@ -4,6 +4,9 @@
 //! - stdio cold start: spawn to the `initialize` response, median of 20 spawns [≤ 20 ms]
 //! - `user_current` round trip over stdio, median and p99 of 1,000 calls [median ≤ 1 ms]
 //! - peak RSS (VmHWM) of the server after those 1,000 calls [≤ 10 MB]
+//! - `timesheet list` with statistics over about 5,000 records: wall time and Kimai requests
+//!   [≤ 60 ms, ≤ 11 requests]
+//! - `timesheet list` of 10 rows over stdio, median of 200 calls [≤ 1 ms]
 //!
 //! The simulated Kimai runs in this process on a loopback port; the server under test is the
 //! release `kimai-mcp` binary, started exactly as an MCP client would start it.
@@ -15,6 +18,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SPAWNS: usize = 20;
+const LIST_CALLS: usize = 200;
+const STATS_RUNS: usize = 10;
 const CALLS: usize = 1000;
 
 struct Proc {
@@ -25,10 +30,14 @@ struct Proc {
 
 impl Proc {
     fn start(sim: &Sim) -> Proc {
+        Proc::start_as(sim, &sim.demo_token())
+    }
+
+    fn start_as(sim: &Sim, token: &str) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kimai-mcp"))
             .arg("stdio")
             .env("KIMAI_URL", sim.url())
-            .env("KIMAI_API_TOKEN", sim.demo_token())
+            .env("KIMAI_API_TOKEN", token)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -87,6 +96,34 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// The earliest first-of-month `begin` for which at most 5,000 records match (all users), so
+/// that the statistics figure is measured on about 5,000 records.
+fn stats_begin(sim: &Sim, token: &str) -> String {
+    use kimai_mcp::kimai::{Client, Request, Settings, Tls, Token};
+    let client = Client::new(Settings::new(sim.url(), Tls::Verify)).expect("client");
+    let token = Token::new(token.to_string());
+    let (mut year, mut month) = (2024, 1);
+    loop {
+        let begin = format!("{year:04}-{month:02}-01");
+        let r = client
+            .call(
+                &token,
+                &Request::get("/timesheets")
+                    .query("user", "all")
+                    .query("size", 1)
+                    .query("begin", format!("{begin}T00:00:00")),
+            )
+            .expect("count");
+        if r.page.map(|p| p.total_count).unwrap_or(0) <= 5000 {
+            return begin;
+        }
+        month += 1;
+        if month > 12 {
+            (year, month) = (year + 1, 1);
+        }
+    }
+}
+
 fn main() {
     let sim = Sim::start(Options::default()).expect("start the simulated Kimai");
 
@@ -141,6 +178,57 @@ fn main() {
     println!(
         "peak RSS after {CALLS} tool calls: {:.1} MB ({rss} KiB VmHWM)  [target <= 10 MB]",
         rss as f64 / 1024.0
+    );
+
+    // 3. timesheet list: statistics over about 5,000 records, and a plain page of 10.
+    let admin = sim.admin_token();
+    let mut p = Proc::start_as(&sim, &admin);
+    p.send(&initialize());
+    p.recv();
+    let begin = stats_begin(&sim, &admin);
+    let mut id = 10_000;
+    let mut call = |p: &mut Proc, args: Value| -> (Duration, String) {
+        id += 1;
+        let t = Instant::now();
+        p.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"timesheet","arguments":args}}));
+        let r = p.recv();
+        let took = t.elapsed();
+        assert_eq!(r["result"]["isError"], false, "timesheet call failed: {r}");
+        (
+            took,
+            r["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    let stats_args = json!({"action":"list","filters":{"user_scope":"all","begin":begin,"calculate_stats":true}});
+    let mut stats = Vec::new();
+    let mut requests = 0;
+    let mut found = String::new();
+    for _ in 0..STATS_RUNS {
+        sim.clear_requests();
+        let (t, text) = call(&mut p, stats_args.clone());
+        requests = sim.requests().len();
+        found = text.lines().next().unwrap_or_default().to_string();
+        stats.push(t);
+    }
+    stats.sort();
+    let mut lists = Vec::new();
+    for _ in 0..LIST_CALLS {
+        lists.push(call(&mut p, json!({"action":"list","filters":{"size":10}})).0);
+    }
+    lists.sort();
+    p.stop();
+    println!(
+        "timesheet statistics ({found}): median {:.1} ms, min {:.1} ms over {STATS_RUNS} runs, {requests} Kimai requests  [target <= 60 ms, <= 11 requests]",
+        ms(percentile(&stats, 0.5)),
+        ms(stats[0])
+    );
+    println!(
+        "timesheet list of 10 rows over stdio: median {:.3} ms, p99 {:.3} ms ({LIST_CALLS} calls)  [target median <= 1 ms]",
+        ms(percentile(&lists, 0.5)),
+        ms(percentile(&lists, 0.99))
     );
     sim.stop();
 }

@@ -63,6 +63,15 @@ impl Reply {
             content_type: Some("application/json"),
         }
     }
+    /// A 200 with an already serialised JSON body.
+    pub fn raw_json(body: Vec<u8>) -> Reply {
+        Reply {
+            status: 200,
+            headers: Vec::new(),
+            body,
+            content_type: Some("application/json"),
+        }
+    }
     pub fn ok(v: Value) -> Reply {
         Reply::json(200, &v)
     }
@@ -584,16 +593,29 @@ fn ascending(req: &Req, default_asc: bool) -> Result<bool, Reply> {
 }
 
 /// §7.8: whitespace-separated words, all must match (AND); `!word` excludes; `field:value`
-/// targets a custom field. The simulator defines no custom fields, so `field:value` and
-/// `field:*` match nothing while `field:~` / `field:""` match everything.
+/// targets a custom field (substring, case-insensitive); `field:*` = has a value, `field:~` and
+/// `field:""` = not set or empty. Entities without custom fields pass an empty `meta`.
 fn term_matches(term: &str, fields: &[Option<&str>]) -> bool {
+    term_matches_meta(term, fields, &[])
+}
+
+fn term_matches_meta(term: &str, fields: &[Option<&str>], meta: &[(String, String)]) -> bool {
     term.split_whitespace().all(|word| {
         let (negate, word) = match word.strip_prefix('!') {
             Some(w) => (true, w),
             None => (false, word),
         };
-        let hit = if let Some((_, value)) = word.split_once(':') {
-            value == "~" || value == "\"\""
+        let hit = if let Some((name, value)) = word.split_once(':') {
+            let stored = meta
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("");
+            match value {
+                "~" | "\"\"" => stored.is_empty(),
+                "*" => !stored.is_empty(),
+                v => stored.to_lowercase().contains(&v.to_lowercase()),
+            }
         } else {
             let w = word.to_lowercase();
             fields
@@ -757,7 +779,7 @@ fn timesheet_list(st: &State, req: &Req, caller: &User) -> Res {
                 && exported.is_none_or(|e| t.exported == (e == "1"))
                 && active.is_none_or(|a| t.end.is_none() == (a == "1"))
                 && billable.is_none_or(|b| t.billable == (b == "1"))
-                && term.is_none_or(|term| term_matches(term, &[t.description.as_deref()]))
+                && term.is_none_or(|term| term_matches_meta(term, &[t.description.as_deref()], &t.meta))
         })
         .collect();
     hits.sort_by(|a, b| {
@@ -781,13 +803,13 @@ fn timesheet_list(st: &State, req: &Req, caller: &User) -> Res {
     } else {
         TsShape::Collection
     };
-    let items: Vec<Value> = hits
+    let items: Vec<&data::Timesheet> = hits
         .iter()
         .skip(((page - 1) * size) as usize)
         .take(size as usize)
-        .map(|t| js::timesheet(st, t, shape))
+        .copied()
         .collect();
-    Ok(Reply::ok(Value::Array(items))
+    Ok(Reply::raw_json(js::timesheets_body(st, &items, shape))
         .header("X-Page", page.to_string())
         .header("X-Total-Count", total.to_string())
         .header("X-Total-Pages", pages.to_string())

@@ -134,6 +134,8 @@ pub struct Timesheet {
     pub exported: bool,
     pub billable: bool,
     pub tags: Vec<u64>,
+    /// Custom-field values (name as defined, value), in definition order.
+    pub meta: Vec<(String, String)>,
     /// Unix seconds (UTC column in Kimai).
     pub modified_at: i64,
 }
@@ -149,6 +151,9 @@ pub struct State {
     /// Ordered by id.
     pub timesheets: Vec<Timesheet>,
     pub next_timesheet_id: u64,
+    /// Names of the visible custom fields defined for timesheets (contract §7.7: core Kimai
+    /// defines none; a plugin adds them). Empty on a bare install.
+    pub timesheet_meta_fields: Vec<String>,
     /// Favorite records as (user id, timesheet id) (Kimai 2.66-dev, contract §5.11).
     pub favorites: Vec<(u64, u64)>,
     pub workcontract_plugin: bool,
@@ -848,6 +853,7 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
         timesheets: Vec::new(),
         next_timesheet_id: 1,
         favorites: Vec::new(),
+        timesheet_meta_fields: Vec::new(),
         workcontract_plugin,
         revoked: Vec::new(),
         fixed_now: None,
@@ -943,6 +949,7 @@ fn seed_timesheets(state: &mut State, seed: u64, now: i64) {
                     None
                 };
                 let mut ts = Timesheet {
+                    meta: Vec::new(),
                     id: 0,
                     user: uid,
                     project: pid,
@@ -977,6 +984,7 @@ fn seed_timesheets(state: &mut State, seed: u64, now: i64) {
     if let Some((uid, tz)) = demo {
         let begin = (now - 80 * 60).div_euclid(60) * 60;
         let mut ts = Timesheet {
+            meta: Vec::new(),
             id: 0,
             user: uid,
             project: 2,

@@ -50,6 +50,9 @@ pub struct Options {
     pub workcontract_plugin: bool,
     /// Unix seconds to treat as "now" (seeding and server clock); `None` = the real clock.
     pub now: Option<i64>,
+    /// Custom fields defined for timesheets (as a plugin would add them); none by default,
+    /// as on a bare Kimai.
+    pub timesheet_meta_fields: Vec<String>,
 }
 
 impl Default for Options {
@@ -59,6 +62,7 @@ impl Default for Options {
             seed: 42,
             workcontract_plugin: true,
             now: None,
+            timesheet_meta_fields: Vec::new(),
         }
     }
 }
@@ -152,6 +156,7 @@ impl Sim {
     pub fn start(opts: Options) -> io::Result<Sim> {
         let now = opts.now.unwrap_or_else(data::now_real);
         let mut state = data::seed(opts.seed, now, opts.workcontract_plugin);
+        state.timesheet_meta_fields = opts.timesheet_meta_fields.clone();
         state.fixed_now = opts.now;
         let listener = TcpListener::bind(("127.0.0.1", opts.port))?;
         let port = listener.local_addr()?.port();

@@ -437,6 +437,7 @@ pub fn create(st: &mut State, req: &Req, caller: &User) -> Res {
     let fields = body_fields(req)?;
     let now = st.now();
     let mut ts = Timesheet {
+        meta: Vec::new(),
         id: 0,
         user: caller.id,
         project: 0,
@@ -571,6 +572,7 @@ pub fn action(st: &mut State, req: &Req, caller: &User, id: u64, action: &str) -
                 ));
             }
             let mut t = Timesheet {
+                meta: Vec::new(),
                 id: 0,
                 user: caller.id,
                 begin,
@@ -626,14 +628,42 @@ pub fn action(st: &mut State, req: &Req, caller: &User, id: u64, action: &str) -
             entity(st, id, TsShape::Entity)
         }
         _ => {
-            // meta: §7.7 — the simulator defines no custom fields.
+            // meta: §7.7. The name is matched case-insensitively against the defined fields
+            // and checked before the value: an unknown name is 404 even without a value.
             let i = load_for(st, caller, id, "edit")?;
-            let _ = i;
             let body: Value = serde_json::from_slice(&req.body).map_err(|_| bad())?;
-            match body.get("name") {
-                Some(Value::String(n)) if !n.is_empty() => Err(not_found()),
-                _ => Err(bad()),
+            let name = match body.get("name") {
+                Some(Value::String(n)) if !n.is_empty() => n.clone(),
+                _ => return Err(bad()),
+            };
+            let Some(field) = st
+                .timesheet_meta_fields
+                .iter()
+                .find(|f| f.eq_ignore_ascii_case(&name))
+                .cloned()
+            else {
+                return Err(not_found());
+            };
+            let value = match body.get("value") {
+                Some(Value::String(v)) => v.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::Bool(b)) => {
+                    if *b {
+                        "1".into()
+                    } else {
+                        String::new()
+                    }
+                }
+                Some(Value::Null) => String::new(),
+                _ => return Err(bad()),
+            };
+            let t = &mut st.timesheets[i];
+            match t.meta.iter_mut().find(|(n, _)| *n == field) {
+                Some(slot) => slot.1 = value,
+                None => t.meta.push((field, value)),
             }
+            t.modified_at = now;
+            entity(st, id, TsShape::Entity)
         }
     }
 }

@@ -49,7 +49,8 @@ pub fn fetch_all(ctx: &Context, base: &Request) -> Result<AllPages, ToolError> {
     };
     let mut seen = HashSet::new();
     let mut add = |out: &mut AllPages, body: Value| {
-        for rec in body.as_array().cloned().unwrap_or_default() {
+        let Value::Array(items) = body else { return };
+        for rec in items {
             let id = rec.get("id").and_then(Value::as_i64);
             if id.is_none_or(|id| seen.insert(id)) && out.records.len() < MAX_RECORDS {
                 out.records.push(rec);
