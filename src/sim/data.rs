@@ -154,6 +154,8 @@ pub struct State {
     pub revoked: Vec<String>,
     /// Fixed "now" for tests; `None` = the real clock.
     pub fixed_now: Option<i64>,
+    /// State of the administration endpoints (comments, invoices, custom fields, …).
+    pub admin: super::admin::Extra,
 }
 
 /// splitmix64: small, deterministic, good enough for realistic-looking data.
@@ -835,6 +837,7 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
         },
     ];
 
+    let admin = super::admin::Extra::seed(now, rates.len());
     let mut state = State {
         users,
         teams,
@@ -848,6 +851,7 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
         workcontract_plugin,
         revoked: Vec::new(),
         fixed_now: None,
+        admin,
     };
     seed_timesheets(&mut state, seed, now);
     state

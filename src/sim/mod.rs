@@ -15,6 +15,7 @@
 //! and never across socket I/O. Poisoned locks are recovered: a panicking handler costs one
 //! request, not the simulator.
 
+mod admin;
 mod api;
 mod data;
 mod json;
