@@ -116,14 +116,26 @@ fn tools_list_describes_both_tools() {
     let r = s.request("tools/list", json!({}));
     let tools = r["result"]["tools"].as_array().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["user_current", "config"]);
+    assert_eq!(
+        names,
+        [
+            "entity",
+            "rate",
+            "team_access",
+            "meta",
+            "user_current",
+            "config",
+            "comment"
+        ]
+    );
     for t in tools {
         assert!(t["description"].as_str().unwrap().len() > 40);
-        assert_eq!(t["annotations"]["readOnlyHint"], json!(true));
+        let read_only = ["user_current", "config"].contains(&t["name"].as_str().unwrap());
+        assert_eq!(t["annotations"]["readOnlyHint"], json!(read_only));
         assert_eq!(t["inputSchema"]["additionalProperties"], json!(false));
     }
     assert_eq!(
-        tools[1]["inputSchema"]["properties"]["type"]["enum"],
+        tools[5]["inputSchema"]["properties"]["type"]["enum"],
         json!(["timesheet", "colors", "plugins", "version", "all"])
     );
 }
@@ -315,7 +327,9 @@ fn invalid_arguments_are_tool_errors_naming_the_field() {
         r["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("Available tools: user_current, config")
+            .contains(
+                "Available tools: entity, rate, team_access, meta, user_current, config, comment"
+            )
     );
 }
 

@@ -16,9 +16,15 @@
 //! `std::thread::scope`; [`Context`] is `Sync` for that.
 
 pub mod args;
+pub mod comment;
 pub mod config;
+pub mod entity;
 pub mod fanout;
+pub mod meta;
+pub mod rate;
+pub mod render;
 pub mod schema;
+pub mod team_access;
 pub mod text;
 pub mod time;
 pub mod user_current;
@@ -56,7 +62,15 @@ pub struct Tool {
 }
 
 /// Every tool, in the order the Python kimai-mcp advertised them.
-pub static REGISTRY: &[Tool] = &[user_current::TOOL, config::TOOL];
+pub static REGISTRY: &[Tool] = &[
+    entity::TOOL,
+    rate::TOOL,
+    team_access::TOOL,
+    meta::TOOL,
+    user_current::TOOL,
+    config::TOOL,
+    comment::TOOL,
+];
 
 /// What a handler returns on success: one or more text blocks.
 #[derive(Debug, Default, PartialEq)]
