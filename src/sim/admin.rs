@@ -421,9 +421,8 @@ fn read_extra_texts(f: &mut Form, keys: &[&'static str]) -> Vec<(&'static str, V
 fn read_color(f: &mut Form) -> Option<Option<String>> {
     let c = f.text("color")?;
     if let Some(s) = &c {
-        let ok = s.len() == 7
-            && s.starts_with('#')
-            && s[1..].bytes().all(|b| b.is_ascii_hexdigit());
+        let ok =
+            s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit());
         if !ok {
             f.err("color", "This value is not a valid color.");
             return None;
@@ -552,7 +551,7 @@ fn exists(st: &State, kind: &str, id: u64) -> bool {
 }
 
 pub fn entity_json(st: &State, kind: &'static str, id: u64) -> Value {
-    let v = match kind {
+    match kind {
         "customer" => st
             .customer(id)
             .map(|c| js::customer_entity(st, c))
@@ -565,8 +564,7 @@ pub fn entity_json(st: &State, kind: &'static str, id: u64) -> Value {
             .activity(id)
             .map(|a| js::activity_entity(st, a))
             .unwrap_or(Value::Null),
-    };
-    v
+    }
 }
 
 pub fn create(st: &mut State, req: &Req, caller: &User, kind: &'static str) -> Res {
@@ -621,13 +619,7 @@ fn project_date(f: &mut Form, k: &'static str, post: bool) -> Option<Option<i64>
     }
 }
 
-fn save(
-    st: &mut State,
-    caller: &User,
-    kind: &'static str,
-    id: Option<u64>,
-    mut f: Form,
-) -> Res {
+fn save(st: &mut State, caller: &User, kind: &'static str, id: Option<u64>, mut f: Form) -> Res {
     let post = id.is_none();
     let teams = if post {
         read_teams(st, &mut f)
@@ -766,11 +758,7 @@ fn save(
                 None if post => f.err("customer", "This value should not be blank."),
                 None => {}
             }
-            for (k, slot) in [
-                ("orderDate", 0usize),
-                ("start", 1),
-                ("end", 2),
-            ] {
+            for (k, slot) in [("orderDate", 0usize), ("start", 1), ("end", 2)] {
                 if let Some(d) = project_date(&mut f, k, post) {
                     match slot {
                         0 => p.order_date = d,
@@ -974,8 +962,19 @@ pub fn meta(st: &mut State, req: &Req, kind: &'static str, id: u64) -> Res {
     Ok(Reply::ok(entity_json(st, kind, id)))
 }
 
-fn set_meta(st: &mut State, kind: &'static str, id: u64, name: &str, value: String) -> Result<(), Reply> {
-    if !st.admin.meta_defs.iter().any(|(k, n)| *k == kind && *n == name) {
+fn set_meta(
+    st: &mut State,
+    kind: &'static str,
+    id: u64,
+    name: &str,
+    value: String,
+) -> Result<(), Reply> {
+    if !st
+        .admin
+        .meta_defs
+        .iter()
+        .any(|(k, n)| *k == kind && *n == name)
+    {
         return Err(not_found());
     }
     let list = st.admin.meta.entry((kind, id)).or_default();
@@ -1206,7 +1205,12 @@ fn parse_tz(s: &str) -> Option<Tz> {
         .find(|t| t.name() == s)
 }
 
-const ROLES: &[&str] = &["ROLE_USER", "ROLE_TEAMLEAD", "ROLE_ADMIN", "ROLE_SUPER_ADMIN"];
+const ROLES: &[&str] = &[
+    "ROLE_USER",
+    "ROLE_TEAMLEAD",
+    "ROLE_ADMIN",
+    "ROLE_SUPER_ADMIN",
+];
 
 /// Reads `roles` (array of role names; replaces all roles). The simulator stores one role per
 /// user, the highest one given.
@@ -1461,8 +1465,10 @@ pub fn preferences(st: &mut State, req: &Req, caller: &User, id: u64) -> Res {
     }
     let items = name_value_items(req)?;
     for (name, _) in &items {
-        let known = matches!(name.as_str(), "hourly_rate" | "internal_rate" | "first_weekday")
-            || CONTRACT_PREFS.contains(&name.as_str());
+        let known = matches!(
+            name.as_str(),
+            "hourly_rate" | "internal_rate" | "first_weekday"
+        ) || CONTRACT_PREFS.contains(&name.as_str());
         if !known {
             return Err(not_found());
         }
@@ -1896,7 +1902,12 @@ pub fn invoice(st: &State, caller: &User, id: u64) -> Res {
 pub fn invoice_custom_fields(st: &mut State, req: &Req, caller: &User, id: u64) -> Res {
     let i = load_invoice(st, caller, id, TEAMLEAD)?;
     let items = name_value_items(req)?;
-    let defined = |n: &str| st.admin.meta_defs.iter().any(|(k, d)| *k == "invoice" && *d == n);
+    let defined = |n: &str| {
+        st.admin
+            .meta_defs
+            .iter()
+            .any(|(k, d)| *k == "invoice" && *d == n)
+    };
     if items.iter().any(|(n, _)| !defined(n)) {
         return Err(not_found());
     }

@@ -193,7 +193,7 @@ pub fn project_entity(st: &State, p: &Project) -> Value {
         &mut v,
         json!({"budget": 0.0, "timeBudget": 0, "budgetType": null}),
     );
-     super::admin::overlay(st, "project", p.id, &mut v);
+    super::admin::overlay(st, "project", p.id, &mut v);
     v
 }
 
@@ -226,7 +226,7 @@ pub fn activity_entity(st: &State, a: &Activity) -> Value {
         &mut v,
         json!({"budget": 0.0, "timeBudget": 0, "budgetType": null}),
     );
-     super::admin::overlay(st, "activity", a.id, &mut v);
+    super::admin::overlay(st, "activity", a.id, &mut v);
     v
 }
 

@@ -72,8 +72,9 @@ fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {
         }
         "create" => {
             args::refuse_unused(a, action, &["entity", "entity_id", "data"])?;
-            let data = args::object(a, "data")
-                .ok_or_else(|| ToolError::Invalid("'data' with 'message' is required for create".into()))?;
+            let data = args::object(a, "data").ok_or_else(|| {
+                ToolError::Invalid("'data' with 'message' is required for create".into())
+            })?;
             let message = args::need_string(data, "message", "in data for create")?;
             let mut body = json!({"message": message});
             if let Some(p) = args::boolean(data, "pinned") {
@@ -90,7 +91,9 @@ fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {
             let cid = args::need_id(a, "comment_id", "for delete")?;
             ctx.call(&Request::delete(format!("{path}/{cid}")))
                 .map_err(since)?;
-            Ok(Output::text(format!("Deleted comment {cid} on {entity} {id}.")))
+            Ok(Output::text(format!(
+                "Deleted comment {cid} on {entity} {id}."
+            )))
         }
         "pin" => {
             args::refuse_unused(a, action, &["entity", "entity_id", "comment_id"])?;
@@ -109,6 +112,9 @@ fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {
                 render::comment(&c)
             )))
         }
-        other => Err(ToolError::Invalid(format!("unknown action '{}'", super::text::safe(other)))),
+        other => Err(ToolError::Invalid(format!(
+            "unknown action '{}'",
+            super::text::safe(other)
+        ))),
     }
 }

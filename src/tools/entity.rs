@@ -529,7 +529,11 @@ fn order_by_allowed(ty: Type) -> &'static [&'static str] {
     }
 }
 
-fn filter_local(f: &Map<String, Value>, key: &str, edge: time::DayEdge) -> Result<Option<time::Local>, ToolError> {
+fn filter_local(
+    f: &Map<String, Value>,
+    key: &str,
+    edge: time::DayEdge,
+) -> Result<Option<time::Local>, ToolError> {
     match args::string(f, key) {
         None => Ok(None),
         Some(s) => time::parse_local(&format!("filters.{key}"), s, edge)
@@ -541,11 +545,7 @@ fn filter_local(f: &Map<String, Value>, key: &str, edge: time::DayEdge) -> Resul
 /// Builds the list request for `ty` from the filters that apply; returns it with the names of
 /// the filters that were ignored.
 fn list_request(ty: Type, f: &Map<String, Value>) -> Result<(Request, Vec<String>), ToolError> {
-    let mut ignored: Vec<String> = f
-        .keys()
-        .filter(|k| !applies(ty, k))
-        .cloned()
-        .collect();
+    let mut ignored: Vec<String> = f.keys().filter(|k| !applies(ty, k)).cloned().collect();
     ignored.sort();
     let has = |k: &str| applies(ty, k) && f.get(k).is_some_and(|v| !v.is_null());
     let mut req = Request::get(ty.path());
@@ -685,7 +685,11 @@ fn list_request(ty: Type, f: &Map<String, Value>) -> Result<(Request, Vec<String
     Ok((req, ignored))
 }
 
-fn list(ctx: &Context, ty: Type, filters: Option<&Map<String, Value>>) -> Result<Output, ToolError> {
+fn list(
+    ctx: &Context,
+    ty: Type,
+    filters: Option<&Map<String, Value>>,
+) -> Result<Output, ToolError> {
     let empty = Map::new();
     let f = filters.unwrap_or(&empty);
     let (req, ignored) = list_request(ty, f)?;
@@ -705,7 +709,7 @@ fn list(ctx: &Context, ty: Type, filters: Option<&Map<String, Value>>) -> Result
         if items.is_empty() {
             "No tags found.".to_string()
         } else {
-            let names: Vec<String> = items.iter().map(|n| render::reference(n)).collect();
+            let names: Vec<String> = items.iter().map(render::reference).collect();
             format!(
                 "{} tags: {}\nNote: pass filters.name to see the tags' ids and colors.",
                 names.len(),
@@ -810,7 +814,11 @@ fn project_date(key: &str, v: &Value, create: bool) -> Result<Value, ToolError> 
 
 /// The body Kimai gets: exactly the caller's fields, with durations, dates and (on create)
 /// the booleans Kimai would otherwise turn into false converted.
-fn body(ty: Type, data: &Map<String, Value>, create: bool) -> Result<Map<String, Value>, ToolError> {
+fn body(
+    ty: Type,
+    data: &Map<String, Value>,
+    create: bool,
+) -> Result<Map<String, Value>, ToolError> {
     let mut out = Map::new();
     for (k, v) in data {
         let v = match (ty, k.as_str()) {
@@ -944,7 +952,13 @@ fn check_team_lead(data: &Map<String, Value>) -> Result<(), ToolError> {
 
 /// Sets the caller's custom fields after a create/update (one `PATCH …/meta` per field, in
 /// order); returns the entity as the last write left it.
-fn write_meta(ctx: &Context, ty: Type, id: i64, data: &Map<String, Value>, entity: Value) -> Result<Value, ToolError> {
+fn write_meta(
+    ctx: &Context,
+    ty: Type,
+    id: i64,
+    data: &Map<String, Value>,
+    entity: Value,
+) -> Result<Value, ToolError> {
     let Some(fields) = data.get("metaFields").and_then(Value::as_array) else {
         return Ok(entity);
     };
@@ -962,7 +976,9 @@ fn write_meta(ctx: &Context, ty: Type, id: i64, data: &Map<String, Value>, entit
 fn create(ctx: &Context, ty: Type, data: &Map<String, Value>) -> Result<Output, ToolError> {
     require(ty, data)?;
     let body = body(ty, data, true)?;
-    let created = ctx.call(&Request::post(ty.path(), Value::Object(body)))?.body;
+    let created = ctx
+        .call(&Request::post(ty.path(), Value::Object(body)))?
+        .body;
     let id = created.get("id").and_then(args::as_int);
     let created = match (id, data.contains_key("metaFields")) {
         (Some(id), true) => write_meta(ctx, ty, id, data, created).map_err(|e| {
@@ -984,7 +1000,12 @@ fn create(ctx: &Context, ty: Type, data: &Map<String, Value>) -> Result<Output, 
     Ok(Output::text(out))
 }
 
-fn update(ctx: &Context, ty: Type, id: i64, data: &Map<String, Value>) -> Result<Output, ToolError> {
+fn update(
+    ctx: &Context,
+    ty: Type,
+    id: i64,
+    data: &Map<String, Value>,
+) -> Result<Output, ToolError> {
     if data.is_empty() {
         return Err(ToolError::Invalid(
             "'data' is empty: name at least one field to change".into(),
@@ -1018,10 +1039,16 @@ fn delete_one(ctx: &Context, ty: Type, id: i64) -> Result<(), ToolError> {
     ctx.call(&Request::delete(format!("{}/{id}", ty.path())))
         .map_err(|e| match ty {
             Type::Invoice => needs(e, "deleting an invoice", "Kimai 2.66 or later"),
-            Type::Customer | Type::Project | Type::Activity => {
-                needs(e, "deleting customers, projects and activities", "Kimai 2.25 or later")
-            }
-            Type::Holiday => needs(e, "deleting public holidays", "the WorkContract (Working hours) plugin"),
+            Type::Customer | Type::Project | Type::Activity => needs(
+                e,
+                "deleting customers, projects and activities",
+                "Kimai 2.25 or later",
+            ),
+            Type::Holiday => needs(
+                e,
+                "deleting public holidays",
+                "the WorkContract (Working hours) plugin",
+            ),
             _ => e,
         })?;
     Ok(())
@@ -1102,7 +1129,11 @@ fn set_preferences(ctx: &Context, a: &Map<String, Value>) -> Result<Output, Tool
     let user = match resp {
         Ok(r) => r.body,
         Err(ToolError::Kimai(k)) if k.is_missing_route() => {
-            return Err(needs(ToolError::Kimai(k), "setting user preferences", "Kimai 2.40 or later"));
+            return Err(needs(
+                ToolError::Kimai(k),
+                "setting user preferences",
+                "Kimai 2.40 or later",
+            ));
         }
         Err(ToolError::Kimai(k)) if k.status() == Some(404) => {
             return Err(ToolError::Failed(format!(
@@ -1164,8 +1195,16 @@ fn lock(ctx: &Context, a: &Map<String, Value>, lock: bool) -> Result<Output, Too
     }
     let path = if lock { "lock" } else { "unlock" };
     let one = |id: i64| -> Result<bool, ToolError> {
-        ctx.call(&Request::delete(format!("/work-contract/{path}/{id}/{month}")))
-            .map_err(|e| needs(e, "locking and unlocking months", "the WorkContract (Working hours) plugin"))?;
+        ctx.call(&Request::delete(format!(
+            "/work-contract/{path}/{id}/{month}"
+        )))
+        .map_err(|e| {
+            needs(
+                e,
+                "locking and unlocking months",
+                "the WorkContract (Working hours) plugin",
+            )
+        })?;
         Ok(true)
     };
     let scope = if lock {
@@ -1216,7 +1255,9 @@ mod tests {
 
     #[test]
     fn project_dates_differ_between_create_and_update() {
-        let d = m(json!({"start": "2026-03-01", "end": "2026-03-31T12:00:00", "orderDate": "2026-02-15"}));
+        let d = m(
+            json!({"start": "2026-03-01", "end": "2026-03-31T12:00:00", "orderDate": "2026-02-15"}),
+        );
         let c = body(Type::Project, &d, true).unwrap();
         assert_eq!(c["start"], "2026-03-01");
         assert_eq!(c["end"], "2026-03-31");
@@ -1229,17 +1270,29 @@ mod tests {
 
     #[test]
     fn only_caller_fields_are_sent_except_the_booleans_kimai_would_flip() {
-        let out = body(Type::Customer, &m(json!({"name": "A", "metaFields": [{"name": "x", "value": "y"}]})), false).unwrap();
+        let out = body(
+            Type::Customer,
+            &m(json!({"name": "A", "metaFields": [{"name": "x", "value": "y"}]})),
+            false,
+        )
+        .unwrap();
         assert_eq!(Value::Object(out), json!({"name": "A"}));
         let out = body(Type::Tag, &m(json!({"name": "t"})), true).unwrap();
         assert_eq!(Value::Object(out), json!({"name": "t", "visible": true}));
-        let out = body(Type::Team, &m(json!({"name": "T", "members": [{"user": 3}]})), true).unwrap();
+        let out = body(
+            Type::Team,
+            &m(json!({"name": "T", "members": [{"user": 3}]})),
+            true,
+        )
+        .unwrap();
         assert_eq!(out["members"], json!([{"user": 3, "teamlead": false}]));
     }
 
     #[test]
     fn filters_apply_per_type() {
-        let f = m(json!({"visible": 3, "order_by": "customer", "ignore_dates": true, "status": ["paid"], "begin": "2026-01-01"}));
+        let f = m(
+            json!({"visible": 3, "order_by": "customer", "ignore_dates": true, "status": ["paid"], "begin": "2026-01-01"}),
+        );
         let (r, ignored) = list_request(Type::Project, &f).unwrap();
         assert_eq!(
             r.query,

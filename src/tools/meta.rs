@@ -72,7 +72,12 @@ fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {
         .flatten()
         .filter_map(|m| {
             let name = m.get("name")?.as_str()?.trim();
-            (!name.is_empty()).then(|| (name.to_string(), as_text(m.get("value").unwrap_or(&Value::Null))))
+            (!name.is_empty()).then(|| {
+                (
+                    name.to_string(),
+                    as_text(m.get("value").unwrap_or(&Value::Null)),
+                )
+            })
         })
         .collect();
     if fields.is_empty() {
@@ -90,7 +95,12 @@ fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {
             format!("{base}/{id}/custom-fields"),
             Value::Array(body),
         ))
-        .map_err(|e| unknown_field(needs(e, "invoice custom fields", "Kimai 2.56 or later"), &names))?;
+        .map_err(|e| {
+            unknown_field(
+                needs(e, "invoice custom fields", "Kimai 2.56 or later"),
+                &names,
+            )
+        })?;
     } else {
         for (i, (n, v)) in fields.iter().enumerate() {
             let r = ctx.call(&Request::patch(

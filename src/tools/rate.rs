@@ -117,8 +117,13 @@ fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {
             args::refuse_unused(a, action, &["entity", "entity_id", "rate_id"])?;
             let rate = args::need_id(a, "rate_id", "for delete (see action=list)")?;
             ctx.call(&Request::delete(format!("{path}/{rate}")))?;
-            Ok(Output::text(format!("Deleted rate {rate} from {entity} {id}.")))
+            Ok(Output::text(format!(
+                "Deleted rate {rate} from {entity} {id}."
+            )))
         }
-        other => Err(ToolError::Invalid(format!("unknown action '{}'", super::text::safe(other)))),
+        other => Err(ToolError::Invalid(format!(
+            "unknown action '{}'",
+            super::text::safe(other)
+        ))),
     }
 }

@@ -58,7 +58,9 @@ fn label(key: &str) -> String {
     for (i, c) in key.chars().enumerate() {
         if i == 0 {
             out.extend(c.to_uppercase());
-        } else if c.is_ascii_uppercase() || c.is_ascii_digit() && !out.ends_with(|p: char| p.is_ascii_digit()) {
+        } else if c.is_ascii_uppercase()
+            || c.is_ascii_digit() && !out.ends_with(|p: char| p.is_ascii_digit())
+        {
             out.push(' ');
             out.extend(c.to_lowercase());
         } else if c == '-' || c == '_' {
@@ -166,8 +168,7 @@ fn field(kind: Kind, key: &str, v: &Value, all: &serde_json::Map<String, Value>)
             _ => format!("ID {v}"),
         },
         ("project", Value::Null) if kind == Kind::Activity => {
-            "(none: global activity, usable in every project that allows global activities)"
-                .into()
+            "(none: global activity, usable in every project that allows global activities)".into()
         }
         ("color", Value::Null) => match all.get("color-safe").and_then(Value::as_str) {
             Some(c) => format!("(not set; shown as {})", text::safe(c)),
@@ -227,10 +228,7 @@ pub fn entity_list(kind: Kind, plural: &str, items: &[Value], empty: &str) -> St
 /// One rate: the user it applies to, the amounts, hourly or fixed. Amounts the token may not
 /// see (Kimai 2.66 without `view_rate_*`) are "not visible", never 0.
 pub fn rate(v: &Value) -> String {
-    let id = v
-        .get("id")
-        .map(scalar)
-        .unwrap_or_else(|| "?".into());
+    let id = v.get("id").map(scalar).unwrap_or_else(|| "?".into());
     let user = match v.get("user") {
         Some(Value::Null) | None => "all users (default rate)".to_string(),
         Some(u) => reference(u),
@@ -314,7 +312,9 @@ mod tests {
         assert!(r.contains("Rate: not visible to this token"), "{r}");
         assert!(r.contains("Internal rate: not visible to this token"));
         assert!(!r.contains(": 0"));
-        let r = rate(&json!({"id": 5, "user": {"id": 7, "username": "kai", "alias": null}, "rate": 90.0, "internalRate": null, "isFixed": true}));
+        let r = rate(
+            &json!({"id": 5, "user": {"id": 7, "username": "kai", "alias": null}, "rate": 90.0, "internalRate": null, "isFixed": true}),
+        );
         assert_eq!(
             r,
             "ID: 5\nUser: kai (ID 7)\nRate: 90.0\nInternal rate: (not set)\nType: fixed amount per record"
@@ -325,9 +325,14 @@ mod tests {
     fn team_members_and_comments() {
         let t = json!({"id": 1, "name": "Dev", "members": [{"user": {"id": 3, "username": "tony", "alias": "Tony"}, "teamlead": true}, {"user": {"id": 5, "username": "john"}, "teamlead": false}], "customers": []});
         let out = entity(Kind::Team, &t, true);
-        assert!(out.contains("Members: Tony (ID 3), team lead; john (ID 5)"), "{out}");
+        assert!(
+            out.contains("Members: Tony (ID 3), team lead; john (ID 5)"),
+            "{out}"
+        );
         assert!(out.contains("Customers: (none)"));
-        let c = comment(&json!({"id": 2, "message": "line1\nline2", "createdBy": {"id": 1, "username": "s"}, "createdAt": "2026-05-21T10:12:00+0000", "pinned": true}));
+        let c = comment(
+            &json!({"id": 2, "message": "line1\nline2", "createdBy": {"id": 1, "username": "s"}, "createdAt": "2026-05-21T10:12:00+0000", "pinned": true}),
+        );
         assert_eq!(
             c,
             "ID: 2 [PINNED]\nBy: s (ID 1)\nAt: 2026-05-21 10:12\nMessage: \"line1\\nline2\""
