@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::data::{self, State, User, can};
 use super::json::{self as js, TsShape};
+use super::plugin;
 use super::time::{self, Tz};
 use super::writes;
 
@@ -141,6 +142,8 @@ enum Route {
     Sub(&'static str, u64, &'static str),
     /// A route real Kimai has but the simulator does not implement (answers 500 and logs).
     Unsimulated,
+    /// A WorkContract plugin route (`plugin`); unknown (404) when the plugin is off.
+    Plugin(plugin::Route),
 }
 
 /// Kimai's `\d+` requirement; anything else does not match a route (→ 404).
@@ -233,7 +236,10 @@ fn route(segs: &[&str]) -> Option<(Route, &'static [&'static str])> {
             (Unsimulated, PATCH)
         }
         ["invoices"] => (Unsimulated, GET),
-        _ => return None,
+        _ => {
+            let (r, methods) = plugin::route(segs)?;
+            (Plugin(r), methods)
+        }
     };
     Some(r)
 }
@@ -312,6 +318,10 @@ pub fn handle(st: &mut State, req: &Req) -> Outcome {
     let Some((route, methods)) = route(rest) else {
         return done(not_found());
     };
+    // Without the plugin its routes do not exist.
+    if matches!(route, Route::Plugin(_)) && !st.workcontract_plugin {
+        return done(not_found());
+    }
     // Symfony routes HEAD like GET (tiny_http then omits the body).
     let method = if req.method == "HEAD" {
         "GET"
@@ -477,6 +487,7 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             )))
         }
         (_, Sub(kind, id, sub)) => sub_resource(st, req, caller, kind, id, sub),
+        (_, Plugin(r)) => plugin::dispatch(st, req, caller, r),
         _ => {
             log::warn!(
                 "sim: {} {} exists in Kimai but is not simulated",

@@ -150,6 +150,8 @@ pub struct State {
     pub timesheets: Vec<Timesheet>,
     pub next_timesheet_id: u64,
     pub workcontract_plugin: bool,
+    /// The WorkContract plugin's data (absences, public holidays, month locks).
+    pub plugin: super::plugin::PluginState,
     /// Tokens revoked through `Sim::revoke_token`.
     pub revoked: Vec<String>,
     /// Fixed "now" for tests; `None` = the real clock.
@@ -835,7 +837,9 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
         },
     ];
 
+    let plugin = super::plugin::seed(&users, today);
     let mut state = State {
+        plugin,
         users,
         teams,
         customers,
