@@ -15,7 +15,9 @@
 //! Threads: a handler runs on the transport's worker thread and may fan out reads with
 //! `std::thread::scope`; [`Context`] is `Sync` for that.
 
+pub mod absence;
 pub mod args;
+pub mod calendar;
 pub mod config;
 pub mod fanout;
 pub mod schema;
@@ -56,7 +58,12 @@ pub struct Tool {
 }
 
 /// Every tool, in the order the Python kimai-mcp advertised them.
-pub static REGISTRY: &[Tool] = &[user_current::TOOL, config::TOOL];
+pub static REGISTRY: &[Tool] = &[
+    absence::TOOL,
+    calendar::TOOL,
+    user_current::TOOL,
+    config::TOOL,
+];
 
 /// What a handler returns on success: one or more text blocks.
 #[derive(Debug, Default, PartialEq)]
