@@ -6,4 +6,5 @@
 mod absence;
 mod cli;
 mod stdio;
+mod timesheet;
 mod util;

@@ -122,6 +122,9 @@ enum Route {
     Timesheets,
     TimesheetsActive,
     TimesheetsRecent,
+    /// `GET /api/favorites/timesheets` (Kimai 2.66-dev; simulated although the version says 2.65).
+    Favorites,
+    Favorite(u64),
     Timesheet(u64),
     TimesheetAction(u64, &'static str),
     Customers,
@@ -171,6 +174,7 @@ fn route(segs: &[&str]) -> Option<(Route, &'static [&'static str])> {
     const GET_PATCH: &[&str] = &["GET", "PATCH"];
     const DELETE: &[&str] = &["DELETE"];
     const POST: &[&str] = &["POST"];
+    const POST_DELETE: &[&str] = &["POST", "DELETE"];
     let r = match segs {
         ["ping"] => (Ping, GET),
         ["version"] => (Version, GET),
@@ -209,6 +213,8 @@ fn route(segs: &[&str]) -> Option<(Route, &'static [&'static str])> {
         ["tags"] => (Tags, LIST),
         ["tags", "find"] => (TagsFind, GET),
         ["tags", n] => (Tag(id(n)?), DELETE),
+        ["favorites", "timesheets"] => (Favorites, GET),
+        ["favorites", "timesheets", n] => (Favorite(id(n)?), POST_DELETE),
         [
             "customers" | "projects" | "activities",
             n,
@@ -384,6 +390,8 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             )))
         }
         ("GET", TimesheetsRecent) => recent(st, req, caller),
+        ("GET", Favorites) => favorites(st, caller),
+        ("POST" | "DELETE", Favorite(id)) => favorite(st, method == "POST", caller, id),
         ("GET", Timesheet(id)) => {
             let t = st
                 .timesheet_index(id)
@@ -823,6 +831,47 @@ fn recent(st: &State, req: &Req, caller: &User) -> Res {
         out.push(js::timesheet(st, t, TsShape::Expanded));
     }
     Ok(Reply::ok(Value::Array(out)))
+}
+
+/// Contract §5.11: the caller's favorite records, expanded, newest first; needs
+/// `start_own_timesheet`. Favorites of deleted records are gone with them.
+fn favorites(st: &State, caller: &User) -> Res {
+    if !can(caller, "start_own_timesheet") {
+        return Err(forbidden());
+    }
+    let mut out: Vec<&data::Timesheet> = st
+        .favorites
+        .iter()
+        .filter(|(u, _)| *u == caller.id)
+        .filter_map(|(_, t)| st.timesheet_index(*t).map(|i| &st.timesheets[i]))
+        .collect();
+    out.sort_by(|a, b| b.begin.cmp(&a.begin).then(b.id.cmp(&a.id)));
+    Ok(Reply::ok(Value::Array(
+        out.iter()
+            .map(|t| js::timesheet(st, t, TsShape::Expanded))
+            .collect(),
+    )))
+}
+
+/// Contract §5.11: add or remove a favorite; only the caller's own records (another user's →
+/// 403, unknown → 404); 204; removing a record that is no favorite is not an error. Whether
+/// adding one twice is an error is not documented: treated as a no-op here.
+fn favorite(st: &mut State, add: bool, caller: &User, id: u64) -> Res {
+    let Some(i) = st.timesheet_index(id) else {
+        return Err(not_found());
+    };
+    if st.timesheets[i].user != caller.id || !can(caller, "start_own_timesheet") {
+        return Err(forbidden());
+    }
+    let entry = (caller.id, id);
+    if add {
+        if !st.favorites.contains(&entry) {
+            st.favorites.push(entry);
+        }
+    } else {
+        st.favorites.retain(|f| *f != entry);
+    }
+    Ok(Reply::empty(204))
 }
 
 // ---------------------------------------------------------------------------------------------

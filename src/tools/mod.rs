@@ -20,9 +20,14 @@ pub mod args;
 pub mod calendar;
 pub mod config;
 pub mod fanout;
+pub mod paging;
+pub mod rows;
 pub mod schema;
+pub mod stats;
 pub mod text;
 pub mod time;
+pub mod timer;
+pub mod timesheet;
 pub mod user_current;
 pub mod users;
 
@@ -59,6 +64,8 @@ pub struct Tool {
 
 /// Every tool, in the order the Python kimai-mcp advertised them.
 pub static REGISTRY: &[Tool] = &[
+    timesheet::TOOL,
+    timer::TOOL,
     absence::TOOL,
     calendar::TOOL,
     user_current::TOOL,
