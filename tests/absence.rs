@@ -603,3 +603,81 @@ fn calendar_feeds() {
     );
     assert!(denied.contains("403"), "{denied}");
 }
+
+#[test]
+fn analyze_project_team_by_id_and_name_in_every_scope() {
+    let sim = sim_with(true);
+    let mut anna = server(&sim, "anna_admin");
+    let period = json!({"begin": "2026-06-01", "end": "2026-07-31"});
+    let mut args = period.clone();
+    args["project_id"] = json!(1);
+    let by_id = ok(&mut anna, "analyze_project_team", args);
+    assert!(by_id.starts_with("Project team analysis: Website Relaunch (ID 1)\nPeriod: 2026-06-01T00:00:00 to 2026-07-31T23:59:59; scope: all users\nTotal: "), "{by_id}");
+    assert!(
+        by_id.contains("By user:\n- ") && by_id.contains("By activity:\n- "),
+        "{by_id}"
+    );
+    // Exact name (case-insensitive) gives the same report.
+    let mut args = period.clone();
+    args["project_name"] = json!("website relaunch");
+    assert_eq!(ok(&mut anna, "analyze_project_team", args), by_id);
+    // The three reads: all timesheet pages, users and activities.
+    let paths: Vec<String> = sim.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        paths.iter().any(|p| p == "/api/users") && paths.iter().any(|p| p == "/api/activities")
+    );
+    // Ambiguous and unknown names.
+    let mut args = period.clone();
+    args["project_name"] = json!("o");
+    let many = fails(&mut anna, "analyze_project_team", args);
+    assert!(
+        many.contains("projects:") && many.contains("send project_id"),
+        "{many}"
+    );
+    let mut args = period.clone();
+    args["project_name"] = json!("zzz-none");
+    assert!(fails(&mut anna, "analyze_project_team", args).contains("no project matches"));
+    // Scopes: one user, a team; wrong combinations fail before any request.
+    let mut args = period.clone();
+    args["project_id"] = json!(1);
+    args["user_scope"] = json!("specific");
+    args["user"] = json!("5");
+    let one = ok(&mut anna, "analyze_project_team", args.clone());
+    assert!(
+        one.contains("scope: user 5")
+            && one.contains("- John Doe (ID 5): ")
+            && !one.contains("maria"),
+        "{one}"
+    );
+    args["user_scope"] = json!("team");
+    args.as_object_mut().unwrap().remove("user");
+    args["team"] = json!(1);
+    let team = ok(&mut anna, "analyze_project_team", args);
+    assert!(
+        team.contains("scope: team Development (4 members)"),
+        "{team}"
+    );
+    for (bad, needle) in [
+        (
+            json!({"begin": "2026-06-01", "end": "2026-07-31"}),
+            "project_id or project_name",
+        ),
+        (
+            json!({"begin": "2026-08-01", "end": "2026-07-31", "project_id": 1}),
+            "after end",
+        ),
+        (
+            json!({"begin": "2026-06-01", "end": "2026-07-31", "project_id": 1, "user_scope": "team"}),
+            "team (team id) is required",
+        ),
+        (
+            json!({"begin": "2026-06-01T10:00:00Z", "end": "2026-07-31", "project_id": 1}),
+            "offset",
+        ),
+    ] {
+        assert!(
+            fails(&mut anna, "analyze_project_team", bad.clone()).contains(needle),
+            "{bad}"
+        );
+    }
+}

@@ -613,6 +613,9 @@ fn fmt_days(d: f64) -> String {
     }
 }
 
+/// One user's totals and their totals per type label.
+type UserTally = (Found, Tally, BTreeMap<String, Tally>);
+
 fn statistics(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
     let filters = args::object(a, "filters");
     let (mut begin, mut end) = range(filters)?;
@@ -638,8 +641,7 @@ fn statistics(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
     let mut total = Tally::default();
     let mut by_type: BTreeMap<String, Tally> = BTreeMap::new();
     let mut by_status: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut by_user: BTreeMap<(String, i64), (Found, Tally, BTreeMap<String, Tally>)> =
-        BTreeMap::new();
+    let mut by_user: BTreeMap<(String, i64), UserTally> = BTreeMap::new();
     let mut months: BTreeMap<String, Tally> = BTreeMap::new();
     for e in &list {
         total.add(e);
@@ -931,12 +933,10 @@ fn batch(ctx: &Context, action: &str, ids: &[i64]) -> Result<Output, ToolError> 
     if b.done.is_empty()
         && !b.failed.is_empty()
         && b.failed.iter().all(|(_, m)| m.contains(" 404 "))
+        && let Err(e) = ctx.call(&Request::get("/absences/types"))
+        && is_404(&e)
     {
-        if let Err(e) = ctx.call(&Request::get("/absences/types"))
-            && is_404(&e)
-        {
-            return Err(ToolError::Failed(PLUGIN_MISSING.into()));
-        }
+        return Err(ToolError::Failed(PLUGIN_MISSING.into()));
     }
     let verb = match action {
         "batch_delete" => "deleted",

@@ -16,6 +16,7 @@
 //! `std::thread::scope`; [`Context`] is `Sync` for that.
 
 pub mod absence;
+pub mod analyze_project_team;
 pub mod args;
 pub mod calendar;
 pub mod config;
@@ -69,6 +70,7 @@ pub static REGISTRY: &[Tool] = &[
     absence::TOOL,
     calendar::TOOL,
     user_current::TOOL,
+    analyze_project_team::TOOL,
     config::TOOL,
 ];
 
