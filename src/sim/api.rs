@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::admin;
 use super::data::{self, State, User, can};
 use super::json::{self as js, TsShape};
+use super::plugin;
 use super::time::{self, Tz};
 use super::writes;
 
@@ -122,6 +123,9 @@ enum Route {
     Timesheets,
     TimesheetsActive,
     TimesheetsRecent,
+    /// `GET /api/favorites/timesheets` (Kimai 2.66-dev; simulated although the version says 2.65).
+    Favorites,
+    Favorite(u64),
     Timesheet(u64),
     TimesheetAction(u64, &'static str),
     Customers,
@@ -150,6 +154,8 @@ enum Route {
     InvoiceCustomFields(u64),
     /// `/api/teams/{id}/{members,customers,projects,activities}/{id}`.
     TeamLink(u64, &'static str, u64),
+    /// A WorkContract plugin route (`plugin`); unknown (404) when the plugin is off.
+    Plugin(plugin::Route),
 }
 
 /// Kimai's `\d+` requirement; anything else does not match a route (→ 404).
@@ -216,6 +222,8 @@ fn route(segs: &[&str]) -> Option<(Route, &'static [&'static str])> {
         ["tags"] => (Tags, LIST),
         ["tags", "find"] => (TagsFind, GET),
         ["tags", n] => (Tag(id(n)?), DELETE),
+        ["favorites", "timesheets"] => (Favorites, GET),
+        ["favorites", "timesheets", n] => (Favorite(id(n)?), POST_DELETE),
         [
             "customers" | "projects" | "activities",
             n,
@@ -261,7 +269,10 @@ fn route(segs: &[&str]) -> Option<(Route, &'static [&'static str])> {
             };
             (TeamLink(id(n)?, what, id(x)?), POST_DELETE)
         }
-        _ => return None,
+        _ => {
+            let (r, methods) = plugin::route(segs)?;
+            (Plugin(r), methods)
+        }
     };
     Some(r)
 }
@@ -340,6 +351,10 @@ pub fn handle(st: &mut State, req: &Req) -> Outcome {
     let Some((route, methods)) = route(rest) else {
         return done(not_found());
     };
+    // Without the plugin its routes do not exist.
+    if matches!(route, Route::Plugin(_)) && !st.workcontract_plugin {
+        return done(not_found());
+    }
     // Symfony routes HEAD like GET (tiny_http then omits the body).
     let method = if req.method == "HEAD" {
         "GET"
@@ -402,6 +417,8 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             )))
         }
         ("GET", TimesheetsRecent) => recent(st, req, caller),
+        ("GET", Favorites) => favorites(st, caller),
+        ("POST" | "DELETE", Favorite(id)) => favorite(st, method == "POST", caller, id),
         ("GET", Timesheet(id)) => {
             let t = st
                 .timesheet_index(id)
@@ -530,6 +547,7 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
         ("GET", Invoices) => admin::invoice_list(st, req, caller),
         ("GET", Invoice(id)) => admin::invoice(st, caller, id),
         (_, InvoiceCustomFields(id)) => admin::invoice_custom_fields(st, req, caller, id),
+        (_, Plugin(r)) => plugin::dispatch(st, req, caller, r),
         _ => {
             log::warn!(
                 "sim: {} {} exists in Kimai but is not simulated",
@@ -865,6 +883,47 @@ fn recent(st: &State, req: &Req, caller: &User) -> Res {
         out.push(js::timesheet(st, t, TsShape::Expanded));
     }
     Ok(Reply::ok(Value::Array(out)))
+}
+
+/// Contract §5.11: the caller's favorite records, expanded, newest first; needs
+/// `start_own_timesheet`. Favorites of deleted records are gone with them.
+fn favorites(st: &State, caller: &User) -> Res {
+    if !can(caller, "start_own_timesheet") {
+        return Err(forbidden());
+    }
+    let mut out: Vec<&data::Timesheet> = st
+        .favorites
+        .iter()
+        .filter(|(u, _)| *u == caller.id)
+        .filter_map(|(_, t)| st.timesheet_index(*t).map(|i| &st.timesheets[i]))
+        .collect();
+    out.sort_by(|a, b| b.begin.cmp(&a.begin).then(b.id.cmp(&a.id)));
+    Ok(Reply::ok(Value::Array(
+        out.iter()
+            .map(|t| js::timesheet(st, t, TsShape::Expanded))
+            .collect(),
+    )))
+}
+
+/// Contract §5.11: add or remove a favorite; only the caller's own records (another user's →
+/// 403, unknown → 404); 204; removing a record that is no favorite is not an error. Whether
+/// adding one twice is an error is not documented: treated as a no-op here.
+fn favorite(st: &mut State, add: bool, caller: &User, id: u64) -> Res {
+    let Some(i) = st.timesheet_index(id) else {
+        return Err(not_found());
+    };
+    if st.timesheets[i].user != caller.id || !can(caller, "start_own_timesheet") {
+        return Err(forbidden());
+    }
+    let entry = (caller.id, id);
+    if add {
+        if !st.favorites.contains(&entry) {
+            st.favorites.push(entry);
+        }
+    } else {
+        st.favorites.retain(|f| *f != entry);
+    }
+    Ok(Reply::empty(204))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -149,7 +149,11 @@ pub struct State {
     /// Ordered by id.
     pub timesheets: Vec<Timesheet>,
     pub next_timesheet_id: u64,
+    /// Favorite records as (user id, timesheet id) (Kimai 2.66-dev, contract §5.11).
+    pub favorites: Vec<(u64, u64)>,
     pub workcontract_plugin: bool,
+    /// The WorkContract plugin's data (absences, public holidays, month locks).
+    pub plugin: super::plugin::PluginState,
     /// Tokens revoked through `Sim::revoke_token`.
     pub revoked: Vec<String>,
     /// Fixed "now" for tests; `None` = the real clock.
@@ -838,7 +842,9 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
     ];
 
     let admin = super::admin::Extra::seed(now, rates.len());
+    let plugin = super::plugin::seed(&users, today);
     let mut state = State {
+        plugin,
         users,
         teams,
         customers,
@@ -848,6 +854,7 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
         rates,
         timesheets: Vec::new(),
         next_timesheet_id: 1,
+        favorites: Vec::new(),
         workcontract_plugin,
         revoked: Vec::new(),
         fixed_now: None,

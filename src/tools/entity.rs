@@ -285,7 +285,7 @@ fn schema() -> Value {
                 "additionalProperties": false
             },
             "data": data_union(),
-            "month": {"type": "string", "description": "lock_month / unlock_month: a day of the month, YYYY-MM-DD. lock_month locks this month and all earlier ones; unlock_month unlocks from it on."},
+            "month": {"type": "string", "description": "lock_month / unlock_month: a day of the month, YYYY-MM-DD. unlock_month unlocks that month and the later months of its year."},
             "ids": {"type": "array", "items": {"type": "integer"}, "description": "batch_delete; lock_month / unlock_month for several users"},
             "user_scope": {"type": "string", "enum": ["all"], "description": "lock_month / unlock_month for every user the token can see"},
             "preferences": {
@@ -498,6 +498,17 @@ pub fn needs(e: ToolError, what: &str, since: &str) -> ToolError {
     }
 }
 
+/// A plain 404 from a WorkContract plugin endpoint: production Kimai answers an unknown route
+/// exactly like an unknown entity, so say both.
+fn plugin_404(e: ToolError, or_else: &str) -> ToolError {
+    match e {
+        ToolError::Kimai(k) if k.status() == Some(404) => ToolError::Failed(format!(
+            "Kimai answered 404 ({k}): either the WorkContract (Working hours) plugin is not installed (check config type=plugins) or the request names {or_else}"
+        )),
+        other => other,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // list
 
@@ -696,10 +707,13 @@ fn list(
     let tag_names_only = ty == Type::Tag && req.path == "/tags";
     let resp = ctx.call(&req).map_err(|e| match ty {
         Type::Invoice => needs(e, "listing invoices", "Kimai 2.22 or later"),
-        Type::Holiday => needs(
-            e,
-            "listing public holidays",
-            "the WorkContract (Working hours) plugin",
+        Type::Holiday => plugin_404(
+            needs(
+                e,
+                "listing public holidays",
+                "the WorkContract (Working hours) plugin",
+            ),
+            "an unknown holiday group",
         ),
         Type::Tag => needs(e, "finding tags", "Kimai 2.18 or later"),
         _ => e,
@@ -1208,9 +1222,9 @@ fn lock(ctx: &Context, a: &Map<String, Value>, lock: bool) -> Result<Output, Too
         Ok(true)
     };
     let scope = if lock {
-        format!("{month} and every earlier month")
+        month[..7].to_string()
     } else {
-        format!("{month} to the end of the year")
+        format!("{} and the later months of that year", &month[..7])
     };
     if targets.len() == 1 {
         one(targets[0])?;

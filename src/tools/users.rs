@@ -4,7 +4,9 @@
 //! admins can read the teams they may see. So discovery goes teams first: `GET /teams` (a 403
 //! means "no teams visible"), then every team's members (`GET /teams/{id}`, fanned out with
 //! [`fanout::read_all`]: a team that answers 403/404 is skipped and named, any other failure
-//! fails the whole answer), and only if that finds nobody, `GET /users` (`visible=1`).
+//! fails the whole answer), and only if that finds nobody, `GET /users` (`visible=1`). A team
+//! lead may do neither, but sees the records of their teams' members: then the users of the
+//! latest 500 records of `user=all` (and the caller) are the answer, with a note saying so.
 
 use super::{Context, ToolError, fanout};
 use crate::kimai::Request;
@@ -25,13 +27,19 @@ pub struct Discovery {
     pub users: Vec<Found>,
     /// Teams whose members could not be read (id, HTTP status).
     pub skipped_teams: Vec<(i64, u16)>,
-    /// Where the list came from: "teams" or "users".
+    /// Where the list came from: "teams", "users", or "timesheets" (the users of the latest
+    /// records, for tokens that may list neither teams nor users).
     pub source: &'static str,
 }
 
 impl Discovery {
     /// A note naming what could not be read, if anything.
     pub fn note(&self) -> Option<String> {
+        if self.source == "timesheets" {
+            return Some(
+                "Note: this token may list neither teams nor users; these are you and the users of the latest records you can see.".into(),
+            );
+        }
         if self.skipped_teams.is_empty() {
             return None;
         }
@@ -103,16 +111,47 @@ pub fn discover(ctx: &Context) -> Result<Discovery, ToolError> {
         }
     }
     if d.users.is_empty() {
-        let users = ctx
-            .call(&Request::get("/users").query("visible", "1"))?
-            .body;
-        d.users = users
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(found_from)
-            .collect();
-        d.source = "users";
+        match ctx.call(&Request::get("/users").query("visible", "1")) {
+            Ok(r) => {
+                d.users = r
+                    .body
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(found_from)
+                    .collect();
+                d.source = "users";
+            }
+            // Team leads may neither list teams nor users, but Kimai shows them the records
+            // of the members of the teams they lead: the users of the latest records are the
+            // users they can act on.
+            Err(ToolError::Kimai(e)) if e.status() == Some(403) => {
+                let me = ctx.get("/users/me")?;
+                let recent = ctx
+                    .call(
+                        &Request::get("/timesheets")
+                            .query("user", "all")
+                            .query("full", "true")
+                            .query("size", 500),
+                    )?
+                    .body;
+                for u in std::iter::once(&me).chain(
+                    recent
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| r.get("user")),
+                ) {
+                    if let Some(f) = found_from(u)
+                        && !d.users.iter().any(|x| x.id == f.id)
+                    {
+                        d.users.push(f);
+                    }
+                }
+                d.source = "timesheets";
+            }
+            Err(e) => return Err(e),
+        }
     }
     d.users.sort_by(|a, b| {
         a.display

@@ -1,0 +1,117 @@
+//! Reading every page of `GET /api/timesheets` for statistics and analyses.
+//!
+//! Kimai pages timesheets (contract §3): at most 500 per page, with `X-Total-Pages` and
+//! `X-Total-Count` on every page and a 404 for a page past the end. The first page tells how
+//! many there are; the rest are then fetched [`PARALLEL_PAGES`] at a time. The read is bounded
+//! ([`MAX_RECORDS`], [`MAX_PAGES`]) and says so when the bound cut it. Progress goes to the
+//! client as pages arrive (when the call carried a `progressToken`), and a cancelled call stops
+//! fetching.
+
+use super::{Context, ToolError, fanout};
+use crate::kimai::Request;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Records per page (Kimai's maximum).
+pub const PAGE_SIZE: u64 = 500;
+/// Most records one read collects.
+pub const MAX_RECORDS: usize = 10_000;
+/// Most pages one read requests.
+pub const MAX_PAGES: u64 = 100;
+/// Pages requested at the same time.
+pub const PARALLEL_PAGES: usize = 4;
+
+/// Every record of a filtered timesheet list.
+#[derive(Debug, Default)]
+pub struct AllPages {
+    pub records: Vec<Value>,
+    /// Kimai's `X-Total-Count`, when it sent one.
+    pub total: Option<u64>,
+    /// True when a bound stopped the read before the last record.
+    pub truncated: bool,
+    /// HTTP requests made.
+    pub requests: usize,
+}
+
+/// Fetches all pages of `base` (a `GET /timesheets` request with its filters; `page` and
+/// `size` are set here).
+pub fn fetch_all(ctx: &Context, base: &Request) -> Result<AllPages, ToolError> {
+    let page_req = |n: u64| {
+        let mut r = base.clone();
+        r.query.retain(|(k, _)| k != "page" && k != "size");
+        r.query("page", n).query("size", PAGE_SIZE)
+    };
+    let first = ctx.call(&page_req(1))?;
+    let mut out = AllPages {
+        requests: 1,
+        ..AllPages::default()
+    };
+    let mut seen = HashSet::new();
+    let mut add = |out: &mut AllPages, body: Value| {
+        for rec in body.as_array().cloned().unwrap_or_default() {
+            let id = rec.get("id").and_then(Value::as_i64);
+            if id.is_none_or(|id| seen.insert(id)) && out.records.len() < MAX_RECORDS {
+                out.records.push(rec);
+            }
+        }
+    };
+    let first_len = first.body.as_array().map_or(0, Vec::len) as u64;
+    add(&mut out, first.body);
+    let max_pages = MAX_PAGES.min((MAX_RECORDS as u64).div_ceil(PAGE_SIZE));
+
+    match first.page {
+        Some(p) => {
+            out.total = Some(p.total_count);
+            let last = p.total_pages.min(max_pages);
+            if last > 1 {
+                let pages: Vec<u64> = (2..=last).collect();
+                let done = AtomicU64::new(1);
+                ctx.progress(1, Some(last), Some(&format!("read page 1 of {last}")));
+                let results = fanout::parallel(ctx, &pages, PARALLEL_PAGES, |n| {
+                    let r = ctx.call(&page_req(*n));
+                    let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    ctx.progress(d, Some(last), Some(&format!("read page {d} of {last}")));
+                    r
+                });
+                if ctx.is_cancelled() {
+                    return Err(ToolError::Failed("the call was cancelled".into()));
+                }
+                for r in results {
+                    out.requests += 1;
+                    match r {
+                        Some(Ok(resp)) => add(&mut out, resp.body),
+                        // A page past the end (records deleted meanwhile) is not an error.
+                        Some(Err(ToolError::Kimai(e))) if e.status() == Some(404) => {}
+                        Some(Err(e)) => return Err(e),
+                        None => return Err(ToolError::Failed("the call was cancelled".into())),
+                    }
+                }
+            }
+            // Fewer records than Kimai counted because a bound stopped us (not because records
+            // vanished between pages).
+            out.truncated = (out.records.len() as u64) < p.total_count
+                && (p.total_pages > last || p.total_count > MAX_RECORDS as u64);
+        }
+        None => {
+            // No pagination headers (an unusual proxy or Kimai build): read page by page until
+            // a short page, a 404 or a bound.
+            let mut n = 1;
+            let mut len = first_len;
+            while len == PAGE_SIZE && n < max_pages && !ctx.is_cancelled() {
+                n += 1;
+                out.requests += 1;
+                match ctx.call(&page_req(n)) {
+                    Ok(r) => {
+                        len = r.body.as_array().map_or(0, Vec::len) as u64;
+                        add(&mut out, r.body);
+                    }
+                    Err(ToolError::Kimai(e)) if e.status() == Some(404) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            out.truncated = len == PAGE_SIZE && n >= max_pages;
+        }
+    }
+    Ok(out)
+}

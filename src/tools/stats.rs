@@ -1,0 +1,398 @@
+//! Statistics over a set of timesheet records (`timesheet list` with `calculate_stats`).
+//!
+//! Hours come from Kimai's own `duration` (break already deducted); running records count
+//! their time so far. Records are grouped by the local date of their begin, in the record's
+//! own timezone as Kimai sends it. No overtime is computed: Kimai's REST API exposes no
+//! working-time balance, and guessing one from a contract would mislead.
+
+use super::rows;
+use super::text;
+use super::time::{self, Date};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+#[derive(Default)]
+struct Bucket {
+    name: String,
+    secs: i64,
+    entries: u64,
+}
+
+/// Figures computed over the records.
+#[derive(Default)]
+pub struct Stats {
+    entries: u64,
+    running: u64,
+    total: i64,
+    billable: i64,
+    first: Option<Date>,
+    last: Option<Date>,
+    days: BTreeMap<Date, i64>,
+    person_days: HashSet<(i64, Date)>,
+    users: HashMap<i64, Bucket>,
+    projects: HashMap<i64, Bucket>,
+    activities: HashMap<i64, Bucket>,
+    months: BTreeMap<(i32, u32), i64>,
+    weeks: BTreeMap<(i32, u32), i64>,
+    years: BTreeMap<i32, (i64, u64)>,
+    tags: HashMap<String, u64>,
+    start_hours: [u64; 24],
+}
+
+fn id_of(v: Option<&Value>) -> i64 {
+    match v {
+        Some(Value::Object(o)) => o.get("id").and_then(super::args::as_int).unwrap_or(0),
+        Some(other) => super::args::as_int(other).unwrap_or(0),
+        None => 0,
+    }
+}
+
+fn name_of(v: Option<&Value>, key: &str, fallback: &str) -> String {
+    let Some(Value::Object(o)) = v else {
+        return fallback.to_string();
+    };
+    o.get("alias")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+        .or_else(|| o.get(key).and_then(Value::as_str))
+        .map(rows::name)
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+/// ISO 8601 (year, week) of a date.
+pub fn iso_week(d: Date) -> (i32, u32) {
+    let thursday = d.add_days(4 - i64::from(d.weekday()));
+    let jan1 = Date {
+        year: thursday.year,
+        month: 1,
+        day: 1,
+    };
+    let week = ((thursday.to_days() - jan1.to_days()) / 7 + 1) as u32;
+    (thursday.year, week)
+}
+
+impl Stats {
+    pub fn compute(records: &[Value], now: i64) -> Stats {
+        let mut s = Stats::default();
+        for r in records {
+            let secs = rows::seconds(r, now);
+            let Some(begin) = r
+                .get("begin")
+                .and_then(Value::as_str)
+                .and_then(time::parse_stamp)
+            else {
+                continue;
+            };
+            let date = begin.local.date;
+            s.entries += 1;
+            if r.get("end").is_none_or(Value::is_null) {
+                s.running += 1;
+            }
+            s.total += secs;
+            if r.get("billable").and_then(Value::as_bool) != Some(false) {
+                s.billable += secs;
+            }
+            s.first = Some(s.first.map_or(date, |f| f.min(date)));
+            s.last = Some(s.last.map_or(date, |l| l.max(date)));
+            *s.days.entry(date).or_default() += secs;
+            let user = id_of(r.get("user"));
+            s.person_days.insert((user, date));
+            let add = |map: &mut HashMap<i64, Bucket>, id: i64, name: String| {
+                let b = map.entry(id).or_insert_with(|| Bucket {
+                    name,
+                    ..Bucket::default()
+                });
+                b.secs += secs;
+                b.entries += 1;
+            };
+            add(
+                &mut s.users,
+                user,
+                name_of(r.get("user"), "username", &format!("user #{user}")),
+            );
+            let project = r.get("project");
+            let pid = id_of(project);
+            let customer = project
+                .and_then(|p| p.get("customer"))
+                .filter(|c| c.is_object());
+            let pname = match customer {
+                Some(_) => format!(
+                    "{} / {}",
+                    name_of(customer, "name", "?"),
+                    name_of(project, "name", &format!("project #{pid}"))
+                ),
+                None => name_of(project, "name", &format!("project #{pid}")),
+            };
+            add(&mut s.projects, pid, pname);
+            let aid = id_of(r.get("activity"));
+            add(
+                &mut s.activities,
+                aid,
+                name_of(r.get("activity"), "name", &format!("activity #{aid}")),
+            );
+            *s.months.entry((date.year, date.month)).or_default() += secs;
+            *s.weeks.entry(iso_week(date)).or_default() += secs;
+            let y = s.years.entry(date.year).or_default();
+            y.0 += secs;
+            y.1 += 1;
+            for t in r
+                .get("tags")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                *s.tags.entry(t.to_string()).or_default() += 1;
+            }
+            s.start_hours[begin.local.hour as usize % 24] += 1;
+        }
+        s
+    }
+
+    fn sorted(map: &HashMap<i64, Bucket>) -> Vec<(i64, &Bucket)> {
+        let mut v: Vec<(i64, &Bucket)> = map.iter().map(|(k, b)| (*k, b)).collect();
+        v.sort_by(|a, b| b.1.secs.cmp(&a.1.secs).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    fn pct(&self, secs: i64) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            secs as f64 * 100.0 / self.total as f64
+        }
+    }
+
+    /// Years in the data that the period `[from, to]` does not cover completely.
+    fn partial_years(&self, from: Option<Date>, to: Option<Date>) -> HashSet<i32> {
+        let from = from.or(self.first);
+        let to = to.or(self.last);
+        self.years
+            .keys()
+            .copied()
+            .filter(|y| {
+                from.is_some_and(|f| {
+                    f > Date {
+                        year: *y,
+                        month: 1,
+                        day: 1,
+                    }
+                }) || to.is_some_and(|t| {
+                    t < Date {
+                        year: *y,
+                        month: 12,
+                        day: 31,
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// A short readable report (markdown). `period` is the filter's begin/end when given.
+    pub fn report(&self, by_year: bool, period: (Option<Date>, Option<Date>)) -> String {
+        if self.entries == 0 {
+            return "## Statistics\nNo timesheets match this filter.".into();
+        }
+        let h = |s: i64| time::hours(s);
+        let mut o = Vec::new();
+        o.push(format!("## Statistics ({} timesheets)", self.entries));
+        if let (Some(f), Some(l)) = (self.first, self.last) {
+            o.push(format!(
+                "Period with records: {f} to {l}; days with records: {}, person-days: {}",
+                self.days.len(),
+                self.person_days.len()
+            ));
+        }
+        o.push(format!(
+            "Total: {} h; billable {} h ({:.1}%), not billable {} h",
+            h(self.total),
+            h(self.billable),
+            self.pct(self.billable),
+            h(self.total - self.billable)
+        ));
+        o.push(format!(
+            "Entries: {} completed, {} running; users: {}",
+            self.entries - self.running,
+            self.running,
+            self.users.len()
+        ));
+        let per_day = self.total as f64 / 3600.0 / self.days.len().max(1) as f64;
+        let per_pd = self.total as f64 / 3600.0 / self.person_days.len().max(1) as f64;
+        o.push(format!(
+            "Average: {per_day:.2} h per day with records, {per_pd:.2} h per person-day"
+        ));
+        let section = |title: &str, map: &HashMap<i64, Bucket>, limit: usize| {
+            let items = Self::sorted(map);
+            let mut lines = vec![format!("{title}:")];
+            for (i, (id, b)) in items.iter().take(limit).enumerate() {
+                lines.push(format!(
+                    "{}. {} (#{id}): {} h ({:.1}%), {} entries",
+                    i + 1,
+                    b.name,
+                    h(b.secs),
+                    self.pct(b.secs),
+                    b.entries
+                ));
+            }
+            if items.len() > limit {
+                lines.push(format!("… and {} more", items.len() - limit));
+            }
+            lines.join("\n")
+        };
+        o.push(section("By project", &self.projects, 10));
+        o.push(section("By activity", &self.activities, 10));
+        if self.users.len() > 1 {
+            o.push(section("By user", &self.users, 20));
+        }
+        let months: Vec<String> = self
+            .months
+            .iter()
+            .map(|((y, m), s)| format!("{y}-{m:02}: {} h", h(*s)))
+            .collect();
+        o.push(format!("By month: {}", months.join("; ")));
+        if self.weeks.len() <= 12 {
+            let weeks: Vec<String> = self
+                .weeks
+                .iter()
+                .map(|((y, w), s)| format!("{y}-W{w:02}: {} h", h(*s)))
+                .collect();
+            o.push(format!("By ISO week: {}", weeks.join("; ")));
+        }
+        if by_year {
+            let partial = self.partial_years(period.0, period.1);
+            let mut lines = vec!["By year:".to_string()];
+            let mut prev_full: Option<(i32, i64)> = None;
+            for (y, (secs, n)) in &self.years {
+                let mark = if partial.contains(y) {
+                    " (partial year)"
+                } else {
+                    ""
+                };
+                let mut line = format!("- {y}: {} h, {n} entries{mark}", h(*secs));
+                if mark.is_empty() {
+                    if let Some((py, ps)) = prev_full
+                        && ps > 0
+                    {
+                        line.push_str(&format!(
+                            ", {:+.1}% vs {py}",
+                            (*secs - ps) as f64 * 100.0 / ps as f64
+                        ));
+                    }
+                    prev_full = Some((*y, *secs));
+                }
+                lines.push(line);
+            }
+            o.push(lines.join("\n"));
+        }
+        if !self.tags.is_empty() {
+            let mut tags: Vec<(&String, &u64)> = self.tags.iter().collect();
+            tags.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let shown: Vec<String> = tags
+                .iter()
+                .take(10)
+                .map(|(t, n)| format!("{} ×{n}", text::safe(t)))
+                .collect();
+            o.push(format!("Tags: {}", shown.join(", ")));
+        }
+        if let Some((hour, n)) = self
+            .start_hours
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))
+        {
+            o.push(format!(
+                "Most common start hour: {hour:02}:00 ({n} entries)"
+            ));
+        }
+        o.push("Overtime: not computed (Kimai's API offers no working-time balance).".into());
+        o.join("\n")
+    }
+
+    /// The same figures as JSON.
+    pub fn json(&self, by_year: bool, period: (Option<Date>, Option<Date>)) -> Value {
+        let hrs = |s: i64| (s as f64 / 36.0).round() / 100.0;
+        let list = |map: &HashMap<i64, Bucket>| -> Vec<Value> {
+            Self::sorted(map).iter().map(|(id, b)| json!({"id": id, "name": b.name, "hours": hrs(b.secs), "entries": b.entries})).collect()
+        };
+        let partial = self.partial_years(period.0, period.1);
+        let mut v = json!({
+            "entries": self.entries,
+            "running": self.running,
+            "total_hours": hrs(self.total),
+            "billable_hours": hrs(self.billable),
+            "non_billable_hours": hrs(self.total - self.billable),
+            "first_date": self.first.map(|d| d.to_string()),
+            "last_date": self.last.map(|d| d.to_string()),
+            "days_with_records": self.days.len(),
+            "person_days": self.person_days.len(),
+            "users": list(&self.users),
+            "projects": list(&self.projects),
+            "activities": list(&self.activities),
+            "months": self.months.iter().map(|((y, m), s)| json!({"month": format!("{y}-{m:02}"), "hours": hrs(*s)})).collect::<Vec<_>>(),
+            "tags": self.tags,
+            "working_time_balance": null,
+            "working_time_note": "Kimai's API offers no working-time balance; overtime is not computed.",
+        });
+        if by_year {
+            v["years"] = self
+                .years
+                .iter()
+                .map(|(y, (s, n))| json!({"year": y, "hours": hrs(*s), "entries": n, "partial": partial.contains(y)}))
+                .collect::<Vec<_>>()
+                .into();
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: i64, begin: &str, secs: i64, user: i64, project: i64, billable: bool) -> Value {
+        json!({"id": id, "begin": begin, "end": "x", "duration": secs, "billable": billable, "user": {"id": user, "username": format!("u{user}")},
+               "project": {"id": project, "name": format!("P{project}"), "customer": {"id": 1, "name": "C"}}, "activity": {"id": 5, "name": "Dev"}, "tags": ["t"]})
+    }
+
+    #[test]
+    fn totals_and_groupings() {
+        let r = vec![
+            rec(1, "2026-01-05T09:00:00+0100", 3600, 1, 1, true),
+            rec(2, "2026-01-05T13:00:00+0100", 1800, 2, 2, false),
+            rec(3, "2026-02-02T09:00:00+0100", 7200, 1, 1, true),
+        ];
+        let s = Stats::compute(&r, 0);
+        let out = s.report(false, (None, None));
+        assert!(out.contains("## Statistics (3 timesheets)"), "{out}");
+        assert!(
+            out.contains("Total: 3.50 h; billable 3.00 h (85.7%), not billable 0.50 h"),
+            "{out}"
+        );
+        assert!(
+            out.contains("days with records: 2, person-days: 3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("1. C / P1 (#1): 3.00 h (85.7%), 2 entries"),
+            "{out}"
+        );
+        assert!(
+            out.contains("By month: 2026-01: 1.50 h; 2026-02: 2.00 h"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Most common start hour: 09:00 (2 entries)"),
+            "{out}"
+        );
+        let j = s.json(true, (None, None));
+        assert_eq!(j["total_hours"], json!(3.5));
+        assert_eq!(j["years"][0]["partial"], json!(true));
+    }
+
+    #[test]
+    fn iso_weeks() {
+        assert_eq!(iso_week(Date::new(2026, 1, 1).unwrap()), (2026, 1));
+        assert_eq!(iso_week(Date::new(2027, 1, 1).unwrap()), (2026, 53));
+        assert_eq!(iso_week(Date::new(2024, 12, 30).unwrap()), (2025, 1));
+    }
+}
