@@ -139,6 +139,10 @@ fn projects_every_action_and_the_date_and_budget_traps() {
         json!({"type": "project", "action": "update", "id": id, "data": {"lockedUntil": "2026-03-31"}}),
     );
     assert!(e.contains("should not contain extra fields"), "{e}");
+    assert!(
+        e.contains("likely lockedUntil") && e.contains("Kimai 2.66"),
+        "{e}"
+    );
 
     // Kimai's own validation: the message names the field.
     let e = fails(
@@ -293,7 +297,10 @@ fn customers_activities_and_permissions() {
         "entity",
         json!({"type": "activity", "action": "create", "data": {"name": "Budgeted", "budget": 10}}),
     );
-    assert!(e.contains("extra fields"), "{e}");
+    assert!(
+        e.contains("extra fields") && e.contains("likely budget"),
+        "{e}"
+    );
     let mut user = as_user(&sim, "john_user");
     let e = fails(
         &mut user,

@@ -498,6 +498,42 @@ pub fn needs(e: ToolError, what: &str, since: &str) -> ToolError {
     }
 }
 
+/// Kimai's "This form should not contain extra fields." does not name the field; say which of
+/// the fields sent exist only with a permission, setting or newer Kimai (contract §2.4).
+fn extra_fields(e: ToolError, ty: Type, sent: &Map<String, Value>, create: bool) -> ToolError {
+    let ToolError::Kimai(k) = &e else { return e };
+    let text = super::kimai_error_text(k);
+    if k.status() != Some(400) || !text.contains("extra fields") {
+        return e;
+    }
+    let suspects: Vec<&str> = sent
+        .keys()
+        .map(String::as_str)
+        .filter(|f| match *f {
+            "budget" | "timeBudget" | "budgetType" => true,
+            "teams" => !create,
+            "address" | "lockedUntil" | "avatar" | "billable" => true,
+            "project" => ty == Type::Activity && !create,
+            "enabled" | "supervisor" | "roles" | "systemAccount" | "requiresPasswordReset" => {
+                ty == Type::User
+            }
+            _ => false,
+        })
+        .collect();
+    let why = if suspects.is_empty() {
+        "one of the fields sent is not on Kimai's form for this token".to_string()
+    } else {
+        format!(
+            "likely {}: these exist only with a permission or setting (budget fields need the budget/time permission; teams only on create; the legacy address only if the customer has one; lockedUntil needs Kimai 2.66; project cannot be set on a global activity; enabled only for other users; supervisor and roles need a super admin; avatar needs avatar URLs enabled)",
+            suspects.join(", ")
+        )
+    };
+    ToolError::Failed(format!(
+        "{text}
+Kimai rejected a field it does not offer this token: {why}. Send the request again without it."
+    ))
+}
+
 /// A plain 404 from a WorkContract plugin endpoint: production Kimai answers an unknown route
 /// exactly like an unknown entity, so say both.
 fn plugin_404(e: ToolError, or_else: &str) -> ToolError {
@@ -991,7 +1027,8 @@ fn create(ctx: &Context, ty: Type, data: &Map<String, Value>) -> Result<Output, 
     require(ty, data)?;
     let body = body(ty, data, true)?;
     let created = ctx
-        .call(&Request::post(ty.path(), Value::Object(body)))?
+        .call(&Request::post(ty.path(), Value::Object(body.clone())))
+        .map_err(|e| extra_fields(e, ty, &body, true))?
         .body;
     let id = created.get("id").and_then(args::as_int);
     let created = match (id, data.contains_key("metaFields")) {
@@ -1034,10 +1071,10 @@ fn update(
         // Only custom fields: nothing for the entity form.
         ctx.get(&path)?
     } else {
-        ctx.call(&Request::patch(path, Value::Object(body)))
+        ctx.call(&Request::patch(path, Value::Object(body.clone())))
             .map_err(|e| match ty {
                 Type::Invoice => needs(e, "updating an invoice", "Kimai 2.68 or later"),
-                _ => e,
+                _ => extra_fields(e, ty, &body, false),
             })?
             .body
     };
