@@ -3,6 +3,8 @@
 //! One test binary (conventions §11) with one module per area; `util` holds the helpers that
 //! start the simulator and drive the binary over stdio with deadlines.
 
+mod absence;
+mod admin;
 mod cli;
 mod stdio;
 mod timesheet;

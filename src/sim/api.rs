@@ -9,8 +9,10 @@
 
 use serde_json::{Value, json};
 
+use super::admin;
 use super::data::{self, State, User, can};
 use super::json::{self as js, TsShape};
+use super::plugin;
 use super::time::{self, Tz};
 use super::writes;
 
@@ -151,8 +153,18 @@ enum Route {
     Tag(u64),
     /// `/api/{customers,projects,activities}/{id}/{meta,rates,team}`.
     Sub(&'static str, u64, &'static str),
-    /// A route real Kimai has but the simulator does not implement (answers 500 and logs).
-    Unsimulated,
+    /// `/api/{customers,projects,activities}/{id}/rates/{rateId}`.
+    RateItem(&'static str, u64, u64),
+    /// `/api/{customers,projects}/{id}/comments[/{comment}[/pin]]`.
+    Comments(&'static str, u64, Option<u64>, bool),
+    UserPreferences(u64),
+    Invoices,
+    Invoice(u64),
+    InvoiceCustomFields(u64),
+    /// `/api/teams/{id}/{members,customers,projects,activities}/{id}`.
+    TeamLink(u64, &'static str, u64),
+    /// A WorkContract plugin route (`plugin`); unknown (404) when the plugin is off.
+    Plugin(plugin::Route),
 }
 
 /// Kimai's `\d+` requirement; anything else does not match a route (→ 404).
@@ -233,22 +245,43 @@ fn route(segs: &[&str]) -> Option<(Route, &'static [&'static str])> {
                 _ => (Sub(kind, id(n)?, "team"), POST),
             }
         }
-        // Real sub-resources the simulator does not implement yet.
         ["customers" | "projects", n, "comments"] => {
-            id(n)?;
-            (Unsimulated, LIST)
+            (Comments(entity_kind(segs[0]), id(n)?, None, false), LIST)
         }
+        ["customers" | "projects", n, "comments", c] => (
+            Comments(entity_kind(segs[0]), id(n)?, Some(id(c)?), false),
+            DELETE,
+        ),
+        ["customers" | "projects", n, "comments", c, "pin"] => (
+            Comments(entity_kind(segs[0]), id(n)?, Some(id(c)?), true),
+            PATCH,
+        ),
         ["customers" | "projects" | "activities", n, "rates", r] => {
-            id(n)?;
-            id(r)?;
-            (Unsimulated, DELETE)
+            (RateItem(entity_kind(segs[0]), id(n)?, id(r)?), DELETE)
         }
-        ["users", n, "preferences"] => {
-            id(n)?;
-            (Unsimulated, PATCH)
+        ["users", n, "preferences"] => (UserPreferences(id(n)?), PATCH),
+        ["invoices"] => (Invoices, GET),
+        // Kimai 2.65: PATCH (2.68) and DELETE (2.66) of an invoice do not exist yet → 405.
+        ["invoices", n] => (Invoice(id(n)?), GET),
+        ["invoices", n, "custom-fields"] => (InvoiceCustomFields(id(n)?), PATCH),
+        [
+            "teams",
+            n,
+            what @ ("members" | "customers" | "projects" | "activities"),
+            x,
+        ] => {
+            let what: &'static str = match *what {
+                "members" => "members",
+                "customers" => "customers",
+                "projects" => "projects",
+                _ => "activities",
+            };
+            (TeamLink(id(n)?, what, id(x)?), POST_DELETE)
         }
-        ["invoices"] => (Unsimulated, GET),
-        _ => return None,
+        _ => {
+            let (r, methods) = plugin::route(segs)?;
+            (Plugin(r), methods)
+        }
     };
     Some(r)
 }
@@ -327,6 +360,10 @@ pub fn handle(st: &mut State, req: &Req) -> Outcome {
     let Some((route, methods)) = route(rest) else {
         return done(not_found());
     };
+    // Without the plugin its routes do not exist.
+    if matches!(route, Route::Plugin(_)) && !st.workcontract_plugin {
+        return done(not_found());
+    }
     // Symfony routes HEAD like GET (tiny_http then omits the body).
     let method = if req.method == "HEAD" {
         "GET"
@@ -494,6 +531,32 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             )))
         }
         (_, Sub(kind, id, sub)) => sub_resource(st, req, caller, kind, id, sub),
+        ("POST", Customers) => admin::create(st, req, caller, "customer"),
+        ("POST", Projects) => admin::create(st, req, caller, "project"),
+        ("POST", Activities) => admin::create(st, req, caller, "activity"),
+        ("PATCH", Customer(id)) => admin::update(st, req, caller, "customer", id),
+        ("PATCH", Project(id)) => admin::update(st, req, caller, "project", id),
+        ("PATCH", Activity(id)) => admin::update(st, req, caller, "activity", id),
+        ("DELETE", Customer(id)) => admin::delete(st, caller, "customer", id),
+        ("DELETE", Project(id)) => admin::delete(st, caller, "project", id),
+        ("DELETE", Activity(id)) => admin::delete(st, caller, "activity", id),
+        (_, RateItem(kind, id, rate)) => admin::delete_rate(st, caller, kind, id, rate),
+        (_, Comments(kind, id, comment, pin)) => {
+            admin::comments(st, req, caller, kind, id, comment, pin)
+        }
+        ("POST", Users) => admin::create_user(st, req, caller),
+        ("PATCH", User(id)) => admin::update_user(st, req, caller, id),
+        (_, UserPreferences(id)) => admin::preferences(st, req, caller, id),
+        ("POST", Teams) => admin::create_team(st, req, caller),
+        ("PATCH", Team(id)) => admin::update_team(st, req, caller, id),
+        ("DELETE", Team(id)) => admin::delete_team(st, caller, id),
+        (_, TeamLink(id, what, target)) => admin::team_link(st, req, caller, id, what, target),
+        ("POST", Tags) => admin::create_tag(st, req, caller),
+        ("DELETE", Tag(id)) => admin::delete_tag(st, caller, id),
+        ("GET", Invoices) => admin::invoice_list(st, req, caller),
+        ("GET", Invoice(id)) => admin::invoice(st, caller, id),
+        (_, InvoiceCustomFields(id)) => admin::invoice_custom_fields(st, req, caller, id),
+        (_, Plugin(r)) => plugin::dispatch(st, req, caller, r),
         _ => {
             log::warn!(
                 "sim: {} {} exists in Kimai but is not simulated",
@@ -1172,7 +1235,14 @@ fn may_edit_entity(st: &State, caller: &User, kind: &str, id: u64) -> bool {
     }
 }
 
-fn sub_resource(st: &State, req: &Req, caller: &User, kind: &str, id: u64, sub: &str) -> Res {
+fn sub_resource(
+    st: &mut State,
+    req: &Req,
+    caller: &User,
+    kind: &'static str,
+    id: u64,
+    sub: &str,
+) -> Res {
     if sub == "team" {
         // §5.3: removed in 2.65. Unsure whether the entity is loaded first (404 for an unknown
         // id); we answer 410 regardless.
@@ -1193,38 +1263,8 @@ fn sub_resource(st: &State, req: &Req, caller: &User, kind: &str, id: u64, sub: 
         return Err(forbidden());
     }
     match (req.method.as_str(), sub) {
-        ("GET", "rates") => {
-            let on = match kind {
-                "customer" => data::RateOn::Customer(id),
-                "project" => data::RateOn::Project(id),
-                _ => data::RateOn::Activity(id),
-            };
-            let rates: Vec<Value> = st
-                .rates
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.on == on)
-                .map(|(i, r)| {
-                    json!({
-                        "id": i + 1,
-                        "user": r.user.and_then(|u| st.user(u)).map(js::user),
-                        "rate": r.rate,
-                        "internalRate": r.internal_rate,
-                        "isFixed": r.is_fixed,
-                    })
-                })
-                .collect();
-            Ok(Reply::ok(Value::Array(rates)))
-        }
-        ("PATCH", "meta") => {
-            // §7.7: no custom fields are defined, so a complete request names an unknown field.
-            let body: Value = serde_json::from_slice(&req.body).map_err(|_| bad())?;
-            let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
-            if !present("name") || !present("value") {
-                return Err(bad());
-            }
-            Err(not_found())
-        }
+        (_, "rates") => admin::rates(st, req, kind, id),
+        ("PATCH", "meta") => admin::meta(st, req, kind, id),
         _ => {
             log::warn!(
                 "sim: {} {} exists in Kimai but is not simulated",

@@ -157,10 +157,14 @@ pub struct State {
     /// Favorite records as (user id, timesheet id) (Kimai 2.66-dev, contract §5.11).
     pub favorites: Vec<(u64, u64)>,
     pub workcontract_plugin: bool,
+    /// The WorkContract plugin's data (absences, public holidays, month locks).
+    pub plugin: super::plugin::PluginState,
     /// Tokens revoked through `Sim::revoke_token`.
     pub revoked: Vec<String>,
     /// Fixed "now" for tests; `None` = the real clock.
     pub fixed_now: Option<i64>,
+    /// State of the administration endpoints (comments, invoices, custom fields, …).
+    pub admin: super::admin::Extra,
 }
 
 /// splitmix64: small, deterministic, good enough for realistic-looking data.
@@ -842,7 +846,10 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
         },
     ];
 
+    let admin = super::admin::Extra::seed(now, rates.len());
+    let plugin = super::plugin::seed(&users, today);
     let mut state = State {
+        plugin,
         users,
         teams,
         customers,
@@ -857,6 +864,7 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
         workcontract_plugin,
         revoked: Vec::new(),
         fixed_now: None,
+        admin,
     };
     seed_timesheets(&mut state, seed, now);
     state

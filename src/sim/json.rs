@@ -98,6 +98,7 @@ pub fn user_entity(st: &State, u: &User) -> Value {
         ],
     });
     merge(&mut v, extra);
+    super::admin::overlay(st, "user", u.id, &mut v);
     v
 }
 
@@ -139,12 +140,13 @@ pub fn customer_collection(st: &State, c: &Customer, details: bool) -> Value {
         &mut v,
         json!({"teams": teams_where(st, |t| t.customers.contains(&c.id))}),
     );
+    super::admin::overlay(st, "customer", c.id, &mut v);
     v
 }
 
 pub fn customer_entity(st: &State, c: &Customer) -> Value {
     let (color, safe) = color_pair(&c.color, &c.name);
-    json!({
+    let mut v = json!({
         "id": c.id, "name": c.name, "number": c.number, "comment": c.comment,
         "visible": c.visible, "billable": c.billable, "company": c.company,
         "vatId": null, "contact": null, "address": null,
@@ -155,7 +157,9 @@ pub fn customer_entity(st: &State, c: &Customer) -> Value {
         "color": color, "color-safe": safe, "metaFields": [],
         "teams": teams_where(st, |t| t.customers.contains(&c.id)),
         "budget": 0.0, "timeBudget": 0, "budgetType": null,
-    })
+    });
+    super::admin::overlay(st, "customer", c.id, &mut v);
+    v
 }
 
 /// Embedded project; `customer` is an id unless `expanded_customer` is given.
@@ -180,6 +184,7 @@ pub fn project_collection(st: &State, p: &Project) -> Value {
             "teams": teams_where(st, |t| t.projects.contains(&p.id)),
         }),
     );
+    super::admin::overlay(st, "project", p.id, &mut v);
     v
 }
 
@@ -189,6 +194,7 @@ pub fn project_entity(st: &State, p: &Project) -> Value {
         &mut v,
         json!({"budget": 0.0, "timeBudget": 0, "budgetType": null}),
     );
+    super::admin::overlay(st, "project", p.id, &mut v);
     v
 }
 
@@ -211,6 +217,7 @@ pub fn activity_collection(st: &State, a: &Activity) -> Value {
             "teams": teams_where(st, |t| t.activities.contains(&a.id)),
         }),
     );
+    super::admin::overlay(st, "activity", a.id, &mut v);
     v
 }
 
@@ -220,6 +227,7 @@ pub fn activity_entity(st: &State, a: &Activity) -> Value {
         &mut v,
         json!({"budget": 0.0, "timeBudget": 0, "budgetType": null}),
     );
+    super::admin::overlay(st, "activity", a.id, &mut v);
     v
 }
 

@@ -15,9 +15,11 @@
 //! and never across socket I/O. Poisoned locks are recovered: a panicking handler costs one
 //! request, not the simulator.
 
+mod admin;
 mod api;
 mod data;
 mod json;
+mod plugin;
 mod time;
 mod writes;
 
@@ -46,7 +48,8 @@ pub struct Options {
     pub port: u16,
     /// Seed for the deterministic data and tokens.
     pub seed: u64,
-    /// Whether `/api/plugins` lists the WorkContract plugin.
+    /// Whether the WorkContract plugin is installed: `/api/plugins` lists it and its routes
+    /// (absences, public holidays, month locks; `plugin`) exist, else they answer 404.
     pub workcontract_plugin: bool,
     /// Unix seconds to treat as "now" (seeding and server clock); `None` = the real clock.
     pub now: Option<i64>,
@@ -249,6 +252,12 @@ impl Sim {
 
     pub fn clear_fault(&self) {
         lock(&self.shared.control).fault = None;
+    }
+
+    /// WorkContract plugin: reads of this user's absences answer 403 to everyone but the user
+    /// (an instance whose permission setup hides one contract from the others).
+    pub fn deny_absence_reads(&self, user: u64) {
+        lock(&self.shared.state).plugin.denied_reads.push(user);
     }
 
     /// From now on the token gets 401 with an empty body (contract §1.3).

@@ -13,8 +13,8 @@ use super::data::{State, Timesheet, User, can, rank};
 use super::json::{self as js, TsShape};
 use super::time;
 
-const EXTRA_FIELDS: &str = "This form should not contain extra fields.";
-const INVALID_CHOICE: &str = "The selected choice is invalid.";
+pub(super) const EXTRA_FIELDS: &str = "This form should not contain extra fields.";
+pub(super) const INVALID_CHOICE: &str = "The selected choice is invalid.";
 const END_BEFORE_BEGIN: &str = "The end date must not be earlier than the start date.";
 
 fn bad() -> Reply {
@@ -28,27 +28,27 @@ fn not_found() -> Reply {
 }
 
 /// §2.2 form error: `children` lists every field of the caller's form, in form order.
-struct FormErrors {
-    global: Vec<String>,
+pub(super) struct FormErrors {
+    pub(super) global: Vec<String>,
     fields: Vec<(&'static str, Vec<String>)>,
 }
 
 impl FormErrors {
-    fn new(fields: &[&'static str]) -> FormErrors {
+    pub(super) fn new(fields: &[&'static str]) -> FormErrors {
         FormErrors {
             global: Vec::new(),
             fields: fields.iter().map(|f| (*f, Vec::new())).collect(),
         }
     }
-    fn field(&mut self, name: &str, msg: &str) {
+    pub(super) fn field(&mut self, name: &str, msg: &str) {
         if let Some((_, errs)) = self.fields.iter_mut().find(|(n, _)| *n == name) {
             errs.push(msg.to_string());
         }
     }
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.global.is_empty() && self.fields.iter().all(|(_, e)| e.is_empty())
     }
-    fn reply(self) -> Reply {
+    pub(super) fn reply(self) -> Reply {
         let mut children = Map::new();
         for (name, errs) in self.fields {
             children.insert(
@@ -73,7 +73,7 @@ impl FormErrors {
 }
 
 /// §2.3 service-layer error: `code` is the string "400", children keyed by property path.
-fn service_error(message: &str, path: &str, msg: &str) -> Reply {
+pub(super) fn service_error(message: &str, path: &str, msg: &str) -> Reply {
     Reply::json(
         400,
         &json!({"code": "400", "message": message, "errors": {"children": {path: {"errors": [msg]}}}}),
@@ -128,7 +128,7 @@ fn body_fields(req: &Req) -> Result<Vec<(String, FormValue)>, Reply> {
 }
 
 /// §7.9: accepted false values; anything else is true.
-fn truthy(v: &Option<String>) -> bool {
+pub(super) fn truthy(v: &Option<String>) -> bool {
     !matches!(v.as_deref(), None | Some("") | Some("0") | Some("false"))
 }
 

@@ -15,13 +15,22 @@
 //! Threads: a handler runs on the transport's worker thread and may fan out reads with
 //! `std::thread::scope`; [`Context`] is `Sync` for that.
 
+pub mod absence;
+pub mod analyze_project_team;
 pub mod args;
+pub mod calendar;
+pub mod comment;
 pub mod config;
+pub mod entity;
 pub mod fanout;
+pub mod meta;
 pub mod paging;
+pub mod rate;
+pub mod render;
 pub mod rows;
 pub mod schema;
 pub mod stats;
+pub mod team_access;
 pub mod text;
 pub mod time;
 pub mod timer;
@@ -62,10 +71,18 @@ pub struct Tool {
 
 /// Every tool, in the order the Python kimai-mcp advertised them.
 pub static REGISTRY: &[Tool] = &[
+    entity::TOOL,
     timesheet::TOOL,
     timer::TOOL,
+    rate::TOOL,
+    team_access::TOOL,
+    absence::TOOL,
+    calendar::TOOL,
+    meta::TOOL,
     user_current::TOOL,
+    analyze_project_team::TOOL,
     config::TOOL,
+    comment::TOOL,
 ];
 
 /// What a handler returns on success: one or more text blocks.
