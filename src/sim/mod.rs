@@ -7,25 +7,27 @@
 //! one must not hide in the other. Its spec is `/work/shared/kimai-api/contract.md`; it aims to be
 //! faithful, not lenient.
 //!
-//! Threads: `sim-accept` owns the public loopback listener and relays each connection through
-//! two `sim-pipe` threads to the internal tiny_http server (the relay is what lets
-//! `FaultKind::DropConnection` really close a keep-alive socket, which tiny_http alone cannot);
-//! `sim-worker-N` threads share one `Arc<tiny_http::Server>`. Shared state: `State` (the data)
-//! and `Control` (fault, request log, write counter), each behind its own `Mutex`, locked briefly
-//! and never across socket I/O. Poisoned locks are recovered: a panicking handler costs one
-//! request, not the simulator.
+//! Threads: `sim-accept` owns the loopback listener and gives each connection its own
+//! `sim-conn` thread, which speaks a small HTTP/1.1 (see `http`: keep-alive, Content-Length
+//! bodies, bounded heads and bodies, idle timeout). A thread per connection keeps the fault
+//! `DropConnection` honest (the socket really closes) and has no hand-off queue in which a
+//! request could wait for a busy thread. Shared state: `State` (the data) and `Control` (fault,
+//! request log, write counter), each behind its own `Mutex`, locked briefly and never across
+//! socket I/O. Poisoned locks are recovered: a panicking handler costs one request, not the
+//! simulator.
 
 mod admin;
 mod api;
 mod data;
+mod http;
 mod json;
 mod plugin;
 mod time;
 mod writes;
 
 use std::collections::HashMap;
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -38,8 +40,6 @@ use api::{Reply, Req};
 /// Largest request body the simulator reads; larger bodies get 413 (Kimai's web server would
 /// refuse far larger ones, but nothing legitimate comes close).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Number of worker threads answering requests.
-const WORKERS: usize = 4;
 
 /// How to start the simulator.
 #[derive(Clone, Debug)]
@@ -129,9 +129,8 @@ struct Control {
     write_count: usize,
 }
 
-/// Open relayed connections, keyed by the relay's local address towards tiny_http (which is
-/// what tiny_http reports as the request's remote address).
-type Conns = Arc<Mutex<HashMap<SocketAddr, (TcpStream, TcpStream)>>>;
+/// Open connections by number, so that `Drop` can close them.
+type Conns = Arc<Mutex<HashMap<u64, TcpStream>>>;
 
 struct Shared {
     state: Mutex<data::State>,
@@ -148,10 +147,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Sim {
     port: u16,
     shared: Arc<Shared>,
-    server: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
     acceptor: Option<JoinHandle<()>>,
-    pipes: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    conn_threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Sim {
@@ -161,46 +158,28 @@ impl Sim {
         let mut state = data::seed(opts.seed, now, opts.workcontract_plugin);
         state.timesheet_meta_fields = opts.timesheet_meta_fields.clone();
         state.fixed_now = opts.now;
-        let listener = TcpListener::bind(("127.0.0.1", opts.port))?;
+        // TCP_NODELAY (inherited by accepted sockets): see `crate::net`.
+        let listener =
+            crate::net::listener(std::net::SocketAddr::from(([127, 0, 0, 1], opts.port)))?;
         let port = listener.local_addr()?.port();
-        // TCP_NODELAY on the inner listener: see `crate::net` (without it every response over
-        // 1 KiB would wait 40 ms for a delayed ACK).
-        let inner = crate::net::listener(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        let server =
-            Arc::new(tiny_http::Server::from_listener(inner, None).map_err(io::Error::other)?);
-        let internal = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| io::Error::other("tiny_http did not bind an IP address"))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             control: Mutex::new(Control::default()),
             conns: Arc::new(Mutex::new(HashMap::new())),
             stop: AtomicBool::new(false),
         });
-        let mut workers = Vec::new();
-        for n in 0..WORKERS {
-            let (server, shared) = (server.clone(), shared.clone());
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("sim-worker-{n}"))
-                    .spawn(move || worker(&server, &shared))?,
-            );
-        }
-        let pipes = Arc::new(Mutex::new(Vec::new()));
+        let conn_threads = Arc::new(Mutex::new(Vec::new()));
         let acceptor = {
-            let (shared, pipes) = (shared.clone(), pipes.clone());
+            let (shared, threads) = (shared.clone(), conn_threads.clone());
             std::thread::Builder::new()
                 .name("sim-accept".into())
-                .spawn(move || accept_loop(listener, internal, &shared, &pipes))?
+                .spawn(move || accept_loop(listener, &shared, &threads))?
         };
         Ok(Sim {
             port,
             shared,
-            server,
-            workers,
             acceptor: Some(acceptor),
-            pipes,
+            conn_threads,
         })
     }
 
@@ -292,98 +271,53 @@ impl Drop for Sim {
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();
         }
-        for (_, (client, upstream)) in lock(&self.shared.conns).drain() {
-            let _ = client.shutdown(Shutdown::Both);
-            let _ = upstream.shutdown(Shutdown::Both);
+        for (_, conn) in lock(&self.shared.conns).drain() {
+            let _ = conn.shutdown(Shutdown::Both);
         }
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-        let pipes: Vec<JoinHandle<()>> = lock(&self.pipes).drain(..).collect();
-        for p in pipes {
-            let _ = p.join();
+        let threads: Vec<JoinHandle<()>> = lock(&self.conn_threads).drain(..).collect();
+        for t in threads {
+            let _ = t.join();
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Relay
+// Connections
 
-fn accept_loop(
-    listener: TcpListener,
-    internal: SocketAddr,
-    shared: &Arc<Shared>,
-    pipes: &Mutex<Vec<JoinHandle<()>>>,
-) {
+fn accept_loop(listener: TcpListener, shared: &Arc<Shared>, threads: &Mutex<Vec<JoinHandle<()>>>) {
+    let mut next_id = 0u64;
     for conn in listener.incoming() {
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        let Ok(client) = conn else {
+        let Ok(stream) = conn else {
             // e.g. out of file descriptors: back off instead of spinning.
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
-        if let Err(e) = relay(client, internal, shared, pipes) {
-            log::warn!("sim: relay setup failed: {e}");
+        next_id += 1;
+        let id = next_id;
+        if let Ok(clone) = stream.try_clone() {
+            lock(&shared.conns).insert(id, clone);
         }
-        lock(pipes).retain(|p| !p.is_finished());
-    }
-}
-
-fn relay(
-    client: TcpStream,
-    internal: SocketAddr,
-    shared: &Arc<Shared>,
-    pipes: &Mutex<Vec<JoinHandle<()>>>,
-) -> io::Result<()> {
-    let upstream = TcpStream::connect(internal)?;
-    let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    let key = upstream.local_addr()?;
-    lock(&shared.conns).insert(key, (client.try_clone()?, upstream.try_clone()?));
-    let (c_read, u_write) = (client.try_clone()?, upstream.try_clone()?);
-    let up = std::thread::Builder::new()
-        .name("sim-pipe".into())
-        .spawn(move || pipe(c_read, u_write))?;
-    let conns = shared.conns.clone();
-    let down = std::thread::Builder::new()
-        .name("sim-pipe".into())
-        .spawn(move || {
-            pipe(upstream, client);
-            lock(&conns).remove(&key);
-        })?;
-    let mut p = lock(pipes);
-    p.push(up);
-    p.push(down);
-    Ok(())
-}
-
-/// Copy until EOF or error, then half-close the destination so the other side sees EOF too.
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    let _ = io::copy(&mut from, &mut to);
-    let _ = to.shutdown(Shutdown::Write);
-    let _ = from.shutdown(Shutdown::Read);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Workers
-
-fn worker(server: &tiny_http::Server, shared: &Arc<Shared>) {
-    while !shared.stop.load(Ordering::SeqCst) {
-        let request = match server.recv() {
-            Ok(r) => r,
-            Err(e) => {
-                log::debug!("sim: recv failed: {e}");
-                continue;
+        let shared2 = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sim-conn".into())
+            .spawn(move || {
+                http::serve_connection(stream, &shared2);
+                lock(&shared2.conns).remove(&id);
+            });
+        match spawned {
+            Ok(h) => {
+                let mut t = lock(threads);
+                t.retain(|h| !h.is_finished());
+                t.push(h);
             }
-        };
-        let shared = shared.clone();
-        // A bug in a handler costs one request (tiny_http answers 500 for a dropped request).
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(request, &shared)));
+            Err(e) => {
+                log::warn!("sim: cannot start a connection thread: {e}");
+                lock(&shared.conns).remove(&id);
+            }
+        }
     }
 }
 
@@ -453,24 +387,23 @@ fn record(shared: &Shared, method: &str, path: &str, query: &[(String, String)],
     });
 }
 
-fn serve(mut request: tiny_http::Request, shared: &Arc<Shared>) {
-    let method = request.method().as_str().to_string();
-    let url = request.url().to_string();
-    let (path, query) = match url.split_once('?') {
+/// Answers one request; `None` means: close the connection without a response (the fault
+/// `DropConnection`).
+fn respond(shared: &Shared, req: http::Request) -> Option<Reply> {
+    let http::Request {
+        method,
+        target,
+        headers,
+        body,
+    } = req;
+    let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), parse_query(q)),
-        None => (url.clone(), Vec::new()),
+        None => (target.clone(), Vec::new()),
     };
     log::debug!("sim: {method} {path}");
 
     if path.starts_with("/__sim/") {
-        let mut body = Vec::new();
-        let _ = request
-            .as_reader()
-            .take(MAX_BODY_BYTES as u64)
-            .read_to_end(&mut body);
-        let reply = control(shared, &method, &path, &body);
-        send(request, reply);
-        return;
+        return Some(control(shared, &method, &path, &body));
     }
 
     if let Some(kind) = take_fault(shared, &path) {
@@ -506,85 +439,41 @@ fn serve(mut request: tiny_http::Request, shared: &Arc<Shared>) {
             }),
             FaultKind::DropConnection => {
                 record(shared, &method, &path, &query, 0);
-                drop_connection(request, shared);
-                return;
+                return None;
             }
         };
         if let Some(reply) = reply {
             record(shared, &method, &path, &query, reply.status);
-            send(request, reply);
-            return;
+            return Some(reply);
         }
     }
 
-    let header = |name: &'static str| {
-        request
-            .headers()
+    let header = |name: &str| {
+        headers
             .iter()
-            .find(|h| h.field.equiv(name))
-            .map(|h| h.value.as_str().to_string())
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
     };
     let authorization = header("Authorization");
     let x_auth = header("X-AUTH-USER").zip(header("X-AUTH-TOKEN"));
-    let mut body = Vec::new();
-    let read = request
-        .as_reader()
-        .take(MAX_BODY_BYTES as u64 + 1)
-        .read_to_end(&mut body);
-    let reply = if read.is_err() {
-        Reply::error(400)
-    } else if body.len() > MAX_BODY_BYTES {
-        Reply::error(413)
-    } else {
-        let req = Req {
-            method: method.clone(),
-            path: path.clone(),
-            query: query.clone(),
-            authorization,
-            x_auth,
-            body,
-        };
-        let outcome = {
-            let mut st = lock(&shared.state);
-            api::handle(&mut st, &req)
-        };
-        if outcome.write_reached_handler {
-            lock(&shared.control).write_count += 1;
-        }
-        outcome.reply
+    let req = Req {
+        method: method.clone(),
+        path: path.clone(),
+        query: query.clone(),
+        authorization,
+        x_auth,
+        body,
     };
+    let outcome = {
+        let mut st = lock(&shared.state);
+        api::handle(&mut st, &req)
+    };
+    if outcome.write_reached_handler {
+        lock(&shared.control).write_count += 1;
+    }
+    let reply = outcome.reply;
     record(shared, &method, &path, &query, reply.status);
-    send(request, reply);
-}
-
-/// Close the client's socket without a byte of response: shut down both relay sockets of this
-/// connection, then let tiny_http's writer go (its 500 lands on a closed socket).
-fn drop_connection(request: tiny_http::Request, shared: &Shared) {
-    if let Some(addr) = request.remote_addr().copied() {
-        if let Some((client, upstream)) = lock(&shared.conns).remove(&addr) {
-            let _ = client.shutdown(Shutdown::Both);
-            let _ = upstream.shutdown(Shutdown::Both);
-        }
-    }
-    drop(request.into_writer());
-}
-
-/// The only function that knows tiny_http's response type.
-fn send(request: tiny_http::Request, reply: Reply) {
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-    if let Some(ct) = reply.content_type {
-        if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", ct) {
-            response.add_header(h);
-        }
-    }
-    for (k, v) in reply.headers {
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            response.add_header(h);
-        }
-    }
-    if let Err(e) = request.respond(response) {
-        log::debug!("sim: responding failed: {e}");
-    }
+    Some(reply)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 //! byte. Every read has a timeout.
 
 use super::*;
+use std::io::Read as _;
 use std::io::Write;
 
 /// 2026-08-13T05:46:40Z (07:46 in Berlin), a Thursday.
