@@ -341,6 +341,15 @@ fn parse_success(
             status,
             body: Value::Null,
             page,
+            raw: None,
+        });
+    }
+    if req.raw_array && bytes.trim_ascii_start().starts_with(b"[") {
+        return Ok(Response {
+            status,
+            body: Value::Null,
+            page,
+            raw: Some(bytes.to_vec()),
         });
     }
     let body: Value = match serde_json::from_slice(bytes) {
@@ -381,7 +390,12 @@ fn parse_success(
             });
         }
     }
-    Ok(Response { status, body, page })
+    Ok(Response {
+        status,
+        body,
+        page,
+        raw: None,
+    })
 }
 
 /// All four pagination headers, decimal, or `None` (contract §3).

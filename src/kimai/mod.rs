@@ -228,6 +228,10 @@ pub struct Request {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub body: Option<serde_json::Value>,
+    /// Keep a JSON array response as bytes in [`Response::raw`] instead of parsing it into
+    /// `body`, for callers that decode large lists into their own types (statistics over
+    /// thousands of records). Objects (errors, the error envelope) are still parsed and checked.
+    pub raw_array: bool,
 }
 
 impl Request {
@@ -237,7 +241,14 @@ impl Request {
             path: path.into(),
             query: Vec::new(),
             body,
+            raw_array: false,
         }
+    }
+
+    /// See [`Request::raw_array`].
+    pub fn raw_array(mut self) -> Request {
+        self.raw_array = true;
+        self
     }
 
     pub fn get(path: impl Into<String>) -> Request {
@@ -334,6 +345,9 @@ pub struct Response {
     pub body: serde_json::Value,
     /// The pagination headers, on `/timesheets` and `/invoices` (contract §3).
     pub page: Option<Page>,
+    /// The undecoded body of a JSON array, when the request asked for it (`body` is then
+    /// `Value::Null`).
+    pub raw: Option<Vec<u8>>,
 }
 
 /// Kimai's pagination headers; present only when all four are present and decimal.

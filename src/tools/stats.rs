@@ -8,6 +8,8 @@
 use super::rows;
 use super::text;
 use super::time::{self, Date};
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -39,24 +41,101 @@ pub struct Stats {
     start_hours: [u64; 24],
 }
 
-fn id_of(v: Option<&Value>) -> i64 {
-    match v {
-        Some(Value::Object(o)) => o.get("id").and_then(super::args::as_int).unwrap_or(0),
-        Some(other) => super::args::as_int(other).unwrap_or(0),
-        None => 0,
+/// A reference to a user, project, activity or customer as a record carries it: a bare id
+/// (plain shape) or an object (expanded shape, `full=true`). Decoded by hand so that both
+/// shapes are read without buffering, and everything else in the object is skipped.
+#[derive(Clone, Debug, Default)]
+pub struct Ref {
+    pub id: i64,
+    /// Alias (users, when set), name (entities) or username.
+    pub name: Option<String>,
+    pub customer: Option<Box<Ref>>,
+}
+
+impl<'de> Deserialize<'de> for Ref {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Ref, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Ref;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an id or an object with an id")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Ref, E> {
+                Ok(Ref {
+                    id: v,
+                    ..Ref::default()
+                })
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Ref, E> {
+                Ok(Ref {
+                    id: i64::try_from(v).unwrap_or(0),
+                    ..Ref::default()
+                })
+            }
+            fn visit_unit<E>(self) -> Result<Ref, E> {
+                Ok(Ref::default())
+            }
+            fn visit_none<E>(self) -> Result<Ref, E> {
+                Ok(Ref::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ref, A::Error> {
+                let mut r = Ref::default();
+                let (mut name, mut username, mut alias) = (None, None, None);
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "id" => r.id = map.next_value::<Option<i64>>()?.unwrap_or(0),
+                        "name" => name = map.next_value::<Option<String>>()?,
+                        "username" => username = map.next_value::<Option<String>>()?,
+                        "alias" => alias = map.next_value::<Option<String>>()?,
+                        "customer" => r.customer = map.next_value::<Option<Ref>>()?.map(Box::new),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                r.name = alias.filter(|a| !a.is_empty()).or(name).or(username);
+                Ok(r)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
-fn name_of(v: Option<&Value>, key: &str, fallback: &str) -> String {
-    let Some(Value::Object(o)) = v else {
-        return fallback.to_string();
-    };
-    o.get("alias")
-        .and_then(Value::as_str)
-        .filter(|a| !a.is_empty())
-        .or_else(|| o.get(key).and_then(Value::as_str))
+/// The fields of a timesheet record that statistics use.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Rec {
+    pub id: Option<i64>,
+    pub begin: Option<String>,
+    pub end: Option<String>,
+    pub duration: Option<i64>,
+    pub billable: Option<bool>,
+    #[serde(default)]
+    pub user: Ref,
+    #[serde(default)]
+    pub project: Ref,
+    #[serde(default)]
+    pub activity: Ref,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl Rec {
+    /// A record from its JSON value (either shape).
+    pub fn from_value(v: &Value) -> Option<Rec> {
+        Rec::deserialize(v).ok()
+    }
+
+    /// The record's id, for de-duplicating pages.
+    pub fn id(&self) -> Option<i64> {
+        self.id
+    }
+}
+
+fn show(r: &Ref, fallback: &str) -> String {
+    r.name
+        .as_deref()
         .map(rows::name)
-        .unwrap_or_else(|| fallback.to_string())
+        .unwrap_or_else(|| format!("{fallback} #{}", r.id))
 }
 
 /// ISO 8601 (year, week) of a date.
@@ -72,77 +151,61 @@ pub fn iso_week(d: Date) -> (i32, u32) {
 }
 
 impl Stats {
-    pub fn compute(records: &[Value], now: i64) -> Stats {
+    pub fn compute(records: &[Rec], now: i64) -> Stats {
         let mut s = Stats::default();
         for r in records {
-            let secs = rows::seconds(r, now);
-            let Some(begin) = r
-                .get("begin")
-                .and_then(Value::as_str)
-                .and_then(time::parse_stamp)
-            else {
+            let Some(begin) = r.begin.as_deref().and_then(time::parse_stamp) else {
                 continue;
+            };
+            let running = r.end.is_none();
+            // Kimai's own duration (break deducted); a running record counts its time so far.
+            let secs = if running {
+                (now - begin.unix()).max(0)
+            } else {
+                r.duration.unwrap_or(0)
             };
             let date = begin.local.date;
             s.entries += 1;
-            if r.get("end").is_none_or(Value::is_null) {
+            if running {
                 s.running += 1;
             }
             s.total += secs;
-            if r.get("billable").and_then(Value::as_bool) != Some(false) {
+            if r.billable != Some(false) {
                 s.billable += secs;
             }
             s.first = Some(s.first.map_or(date, |f| f.min(date)));
             s.last = Some(s.last.map_or(date, |l| l.max(date)));
             *s.days.entry(date).or_default() += secs;
-            let user = id_of(r.get("user"));
-            s.person_days.insert((user, date));
-            let add = |map: &mut HashMap<i64, Bucket>, id: i64, name: String| {
+            s.person_days.insert((r.user.id, date));
+            let add = |map: &mut HashMap<i64, Bucket>, id: i64, name: &dyn Fn() -> String| {
                 let b = map.entry(id).or_insert_with(|| Bucket {
-                    name,
+                    name: name(),
                     ..Bucket::default()
                 });
                 b.secs += secs;
                 b.entries += 1;
             };
+            add(&mut s.users, r.user.id, &|| show(&r.user, "user"));
             add(
-                &mut s.users,
-                user,
-                name_of(r.get("user"), "username", &format!("user #{user}")),
+                &mut s.projects,
+                r.project.id,
+                &|| match &r.project.customer {
+                    Some(c) if c.name.is_some() => {
+                        format!("{} / {}", show(c, "customer"), show(&r.project, "project"))
+                    }
+                    _ => show(&r.project, "project"),
+                },
             );
-            let project = r.get("project");
-            let pid = id_of(project);
-            let customer = project
-                .and_then(|p| p.get("customer"))
-                .filter(|c| c.is_object());
-            let pname = match customer {
-                Some(_) => format!(
-                    "{} / {}",
-                    name_of(customer, "name", "?"),
-                    name_of(project, "name", &format!("project #{pid}"))
-                ),
-                None => name_of(project, "name", &format!("project #{pid}")),
-            };
-            add(&mut s.projects, pid, pname);
-            let aid = id_of(r.get("activity"));
-            add(
-                &mut s.activities,
-                aid,
-                name_of(r.get("activity"), "name", &format!("activity #{aid}")),
-            );
+            add(&mut s.activities, r.activity.id, &|| {
+                show(&r.activity, "activity")
+            });
             *s.months.entry((date.year, date.month)).or_default() += secs;
             *s.weeks.entry(iso_week(date)).or_default() += secs;
             let y = s.years.entry(date.year).or_default();
             y.0 += secs;
             y.1 += 1;
-            for t in r
-                .get("tags")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                *s.tags.entry(t.to_string()).or_default() += 1;
+            for t in &r.tags {
+                *s.tags.entry(t.clone()).or_default() += 1;
             }
             s.start_hours[begin.local.hour as usize % 24] += 1;
         }
@@ -361,7 +424,8 @@ mod tests {
             rec(2, "2026-01-05T13:00:00+0100", 1800, 2, 2, false),
             rec(3, "2026-02-02T09:00:00+0100", 7200, 1, 1, true),
         ];
-        let s = Stats::compute(&r, 0);
+        let recs: Vec<Rec> = r.iter().map(|v| Rec::from_value(v).unwrap()).collect();
+        let s = Stats::compute(&recs, 0);
         let out = s.report(false, (None, None));
         assert!(out.contains("## Statistics (3 timesheets)"), "{out}");
         assert!(
@@ -387,6 +451,23 @@ mod tests {
         let j = s.json(true, (None, None));
         assert_eq!(j["total_hours"], json!(3.5));
         assert_eq!(j["years"][0]["partial"], json!(true));
+    }
+
+    #[test]
+    fn records_of_both_shapes_decode() {
+        let plain: Rec = serde_json::from_value(json!({"id": 1, "begin": "2026-01-05T09:00:00+0100", "end": null, "duration": 0, "user": 3, "project": 4, "activity": 5, "tags": [], "extra": {"a": [1, 2]}})).unwrap();
+        assert_eq!(
+            (plain.user.id, plain.project.id, plain.activity.id),
+            (3, 4, 5)
+        );
+        assert!(plain.end.is_none() && plain.user.name.is_none());
+        let expanded: Rec = serde_json::from_value(json!({"id": 2, "begin": "x", "user": {"id": 3, "username": "u", "alias": "", "teams": []},
+            "project": {"id": 4, "name": "P", "customer": {"id": 9, "name": "C", "metaFields": []}}, "activity": {"id": 5, "name": "A", "project": null}})).unwrap();
+        assert_eq!(expanded.user.name.as_deref(), Some("u"));
+        assert_eq!(
+            expanded.project.customer.as_ref().unwrap().name.as_deref(),
+            Some("C")
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use super::args::{self, Args};
 use super::rows::{self, RowOpts};
-use super::stats::Stats;
+use super::stats::{Rec, Stats};
 use super::time::{self, DayEdge};
 use super::{Context, Output, Tool, ToolError, fanout, paging, text, users};
 use crate::kimai::Request;
@@ -747,7 +747,8 @@ fn list(ctx: &Context, f: Args) -> Result<Output, ToolError> {
             }
             _ => {}
         }
-        notes.extend(ignored_filter_warnings(ctx, &f, &q, &records)?);
+        let ids: Vec<Ids> = records.iter().map(Ids::of_value).collect();
+        notes.extend(ignored_filter_warnings(ctx, &f, &q, &ids)?);
     } else {
         // Every page: statistics and/or the exact meta-field match need all records.
         let mut req = q.request.clone().query("full", "true");
@@ -759,33 +760,42 @@ fn list(ctx: &Context, f: Args) -> Result<Output, ToolError> {
             req.query.retain(|(k, _)| k != "term");
             req = req.query("term", combined);
         }
-        let all = paging::fetch_all(ctx, &req)?;
-        let mut records = all.records;
-        if let Some(m) = &meta {
-            let before = records.len();
-            records.retain(|r| m.matches(r));
-            notes.push(format!(
-                "Meta filter {}{}: {} of {} records match exactly.",
-                text::safe(&m.name),
-                m.value
-                    .as_deref()
-                    .map(|v| format!(" = {}", text::safe(v)))
-                    .unwrap_or_else(|| " (has a value)".into()),
-                records.len(),
-                before
-            ));
-        }
-        let total = records.len();
-        let qualifier = if all.truncated { "at least " } else { "" };
+        // A summary needs only a few fields of each record: decode pages straight into them.
+        let summary_only = stats && format == "summary" && meta.is_none();
+        let (records, recs, truncated, kimai_total) = if summary_only {
+            let all = paging::fetch_all_as::<Rec>(ctx, &req, Rec::id)?;
+            (Vec::new(), all.records, all.truncated, all.total)
+        } else {
+            let all = paging::fetch_all(ctx, &req)?;
+            let mut records = all.records;
+            if let Some(m) = &meta {
+                let before = records.len();
+                records.retain(|r| m.matches(r));
+                notes.push(format!(
+                    "Meta filter {}{}: {} of {} records match exactly.",
+                    text::safe(&m.name),
+                    m.value
+                        .as_deref()
+                        .map(|v| format!(" = {}", text::safe(v)))
+                        .unwrap_or_else(|| " (has a value)".into()),
+                    records.len(),
+                    before
+                ));
+            }
+            let recs = records.iter().filter_map(Rec::from_value).collect();
+            (records, recs, all.truncated, all.total)
+        };
+        let total = recs.len();
+        let qualifier = if truncated { "at least " } else { "" };
         out.push(format!(
             "Found {qualifier}{total} timesheets for {}.",
             q.scope.describe()
         ));
-        if all.truncated {
+        if truncated {
             notes.push(format!(
                 "Note: the read stopped at {} records (of {} that Kimai counted); narrow the filter (begin/end, project, user) for complete figures.",
                 paging::MAX_RECORDS,
-                all.total.map(|t| t.to_string()).unwrap_or_else(|| "more".into())
+                kimai_total.map(|t| t.to_string()).unwrap_or_else(|| "more".into())
             ));
         }
         let by_year = args::boolean(&f, "breakdown_by_year").unwrap_or(false)
@@ -798,7 +808,7 @@ fn list(ctx: &Context, f: Args) -> Result<Output, ToolError> {
             .map(|r| rows::row(r, opts, now))
             .collect();
         if stats {
-            let s = Stats::compute(&records, now);
+            let s = Stats::compute(&recs, now);
             match format {
                 "json" => out.push(format!(
                     "## Statistics (JSON):\n{}",
@@ -821,7 +831,8 @@ fn list(ctx: &Context, f: Args) -> Result<Output, ToolError> {
                 out.push(format!("More records: use filters.page = {}.", q.page + 1));
             }
         }
-        notes.extend(ignored_filter_warnings(ctx, &f, &q, &records)?);
+        let ids: Vec<Ids> = recs.iter().map(Ids::of_rec).collect();
+        notes.extend(ignored_filter_warnings(ctx, &f, &q, &ids)?);
     }
     if args::boolean(&f, "include_user_list").unwrap_or(false) {
         out.push(user_list(ctx)?);
@@ -862,17 +873,49 @@ fn ref_id(v: Option<&Value>) -> Option<i64> {
 /// Kimai silently ignores filters for unknown or inaccessible ids and, without the permission
 /// to see others' records, the user filter itself (contract §5.2). Rows that contradict the
 /// request reveal it; say so rather than let a wrong list pass for the asked one.
+/// The ids a record refers to, whatever its shape.
+struct Ids {
+    user: Option<i64>,
+    project: Option<i64>,
+    activity: Option<i64>,
+    customer: Option<i64>,
+}
+
+impl Ids {
+    fn of_value(r: &Value) -> Ids {
+        Ids {
+            user: ref_id(r.get("user")),
+            project: ref_id(r.get("project")),
+            activity: ref_id(r.get("activity")),
+            customer: r
+                .get("project")
+                .and_then(|p| p.get("customer"))
+                .and_then(|c| ref_id(Some(c))),
+        }
+    }
+
+    fn of_rec(r: &Rec) -> Ids {
+        let some = |id: i64| (id != 0).then_some(id);
+        Ids {
+            user: some(r.user.id),
+            project: some(r.project.id),
+            activity: some(r.activity.id),
+            customer: r.project.customer.as_ref().and_then(|c| some(c.id)),
+        }
+    }
+}
+
 fn ignored_filter_warnings(
     ctx: &Context,
     f: &Args,
     q: &ListQuery,
-    records: &[Value],
+    records: &[Ids],
 ) -> Result<Vec<String>, ToolError> {
     let mut warnings = Vec::new();
     let check = |key_one: &str,
                  key_many: &str,
                  label: &str,
-                 get: &dyn Fn(&Value) -> Option<i64>|
+                 get: &dyn Fn(&Ids) -> Option<i64>|
      -> Option<String> {
         let mut wanted: HashSet<i64> = args::ids(f, key_many).into_iter().collect();
         if let Some(id) = args::int(f, key_one) {
@@ -895,21 +938,10 @@ fn ignored_filter_warnings(
             )
         })
     };
-    warnings.extend(check("project", "projects", "project", &|r| {
-        ref_id(r.get("project"))
-    }));
-    warnings.extend(check("activity", "activities", "activity", &|r| {
-        ref_id(r.get("activity"))
-    }));
-    warnings.extend(check("customer", "customers", "customer", &|r| {
-        r.get("project")
-            .and_then(|p| p.get("customer"))
-            .and_then(|c| ref_id(Some(c)))
-    }));
-    let row_users: HashSet<i64> = records
-        .iter()
-        .filter_map(|r| ref_id(r.get("user")))
-        .collect();
+    warnings.extend(check("project", "projects", "project", &|r| r.project));
+    warnings.extend(check("activity", "activities", "activity", &|r| r.activity));
+    warnings.extend(check("customer", "customers", "customer", &|r| r.customer));
+    let row_users: HashSet<i64> = records.iter().filter_map(|r| r.user).collect();
     match &q.scope {
         Scope::One(id) if !row_users.is_empty() && !row_users.contains(id) => warnings.push(format!(
             "Warning: Kimai returned records of other users than user {id}: the token may not see that user's records (it needs view_other_timesheet and access to the user), so Kimai showed the caller's own."
