@@ -419,7 +419,7 @@ mod tests {
 
     #[test]
     fn totals_and_groupings() {
-        let r = vec![
+        let r = [
             rec(1, "2026-01-05T09:00:00+0100", 3600, 1, 1, true),
             rec(2, "2026-01-05T13:00:00+0100", 1800, 2, 2, false),
             rec(3, "2026-02-02T09:00:00+0100", 7200, 1, 1, true),
