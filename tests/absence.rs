@@ -401,15 +401,20 @@ fn attendance_takes_the_day_from_date_or_data() {
         json!({"action": "attendance", "date": "2026-08-13"}),
     );
     assert!(
-        text.starts_with("Attendance on Thursday, 2026-08-13 (6 user(s) checked)"),
+        text.starts_with("Attendance on Thursday, 2026-08-13 (5 user(s) checked)"),
         "{text}"
     );
     assert!(
-        text.contains("Absent (1 of 6):\n- maria_user (ID 6): Vacation"),
+        text.contains("Absent (1 of 5):\n- maria_user (ID 6): Vacation"),
         "{text}"
     );
     assert!(
-        text.contains("Present (5 of 6):") && text.contains("- John Doe (ID 5)"),
+        text.contains("Present (4 of 5):") && text.contains("- John Doe (ID 5)"),
+        "{text}"
+    );
+    // The deactivated team member is neither present nor absent.
+    assert!(
+        !text.contains("olga") && text.contains("Not counted: 1 deactivated account(s)."),
         "{text}"
     );
     // The same day given inside data (the Python tool ignored it and reported today).
@@ -477,7 +482,7 @@ fn a_user_whose_absences_answer_403_is_named_not_hidden() {
         json!({"action": "attendance", "date": "2026-08-13"}),
     );
     assert!(
-        att.contains("(5 user(s) checked)")
+        att.contains("(4 user(s) checked)")
             && att.contains("Not checked (1)")
             && att.contains("- maria_user (ID 6) (403)"),
         "{att}"

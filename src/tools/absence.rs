@@ -234,6 +234,7 @@ pub fn resolve_user(ctx: &Context, who: &str) -> Result<Found, ToolError> {
             id,
             username: String::new(),
             display: format!("user {id}"),
+            enabled: true,
         });
     }
     let d = users::discover(ctx)?;
@@ -1013,7 +1014,8 @@ fn attendance(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
     };
     let mut present = Vec::new();
     let mut absent = Vec::new();
-    for u in &read.users {
+    // A deactivated account is neither present nor absent.
+    for u in read.users.iter().filter(|u| u.enabled) {
         let list = away
             .get(&u.id)
             .or_else(|| own_id.filter(|i| *i == u.id).and(away.get(&0)));
@@ -1040,7 +1042,8 @@ fn attendance(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
             _ => present.push(format!("- {}", who(u))),
         }
     }
-    let checked = read.users.len();
+    let checked = read.users.iter().filter(|u| u.enabled).count();
+    let deactivated = read.users.len() - checked;
     let weekday = [
         "Monday",
         "Tuesday",
@@ -1068,6 +1071,11 @@ fn attendance(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
     for p in &absent {
         out.push('\n');
         out.push_str(p);
+    }
+    if deactivated > 0 {
+        out.push_str(&format!(
+            "\n\nNot counted: {deactivated} deactivated account(s)."
+        ));
     }
     if !read.skipped.is_empty() {
         out.push_str(&format!(

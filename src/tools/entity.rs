@@ -1229,7 +1229,8 @@ fn lock(ctx: &Context, a: &Map<String, Value>, lock: bool) -> Result<Output, Too
     let targets: Vec<i64> = if args::string(a, "user_scope") == Some("all") {
         let d = users::discover(ctx)?;
         note = d.note();
-        d.users.iter().map(|u| u.id).collect()
+        // Deactivated accounts record no time: their months need no lock.
+        d.users.iter().filter(|u| u.enabled).map(|u| u.id).collect()
     } else if a.contains_key("ids") {
         args::need_ids(a, "ids", &format!("for {verb}_month"))?
     } else if a.contains_key("id") {

@@ -19,6 +19,8 @@ pub struct Found {
     pub username: String,
     /// Alias if set, else the username.
     pub display: String,
+    /// False for a deactivated account (Kimai's `enabled`); true when Kimai did not say.
+    pub enabled: bool,
 }
 
 /// Who could be found, and how.
@@ -68,10 +70,12 @@ pub fn found_from(u: &Value) -> Option<Found> {
         .filter(|a| !a.is_empty())
         .unwrap_or(&username)
         .to_string();
+    let enabled = u.get("enabled").and_then(Value::as_bool).unwrap_or(true);
     Some(Found {
         id,
         username,
         display,
+        enabled,
     })
 }
 
