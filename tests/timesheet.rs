@@ -556,3 +556,53 @@ fn timers_start_stop_restart_active_recent_and_favorites() {
     let (text, err) = john.call("timer", json!({"action": "favorite", "id": started}));
     assert!(err && text.contains("403"), "{text}");
 }
+
+#[test]
+fn custom_fields_can_be_set_and_filtered_exactly() {
+    let sim = kimai_mcp::sim::Sim::start(kimai_mcp::sim::Options {
+        timesheet_meta_fields: vec!["ticket".into()],
+        ..kimai_mcp::sim::Options::default()
+    })
+    .unwrap();
+    let mut s = ready(&sim, "tony_teamlead");
+    let (list, _) = s.call(
+        "timesheet",
+        json!({"action": "list", "filters": {"exported": 0, "active": 0, "size": 2}}),
+    );
+    let ids: Vec<i64> = list
+        .lines()
+        .filter(|l| is_row(l))
+        .map(|l| l[1..].split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let (text, err) = s.call("timesheet", json!({"action": "meta_update", "id": ids[0], "meta": [{"name": "Ticket", "value": "T-1"}]}));
+    assert!(!err && text.contains("Updated 1 meta field(s)"), "{text}");
+    s.call("timesheet", json!({"action": "meta_update", "id": ids[1], "meta": [{"name": "ticket", "value": "T-10"}]}));
+    let (got, _) = s.call("timesheet", json!({"action": "get", "id": ids[0]}));
+    assert!(got.contains("Meta fields: ticket=T-1"), "{got}");
+    // Kimai matches `ticket:T-1` as a substring (T-10 too); the tool keeps exact matches only.
+    sim.clear_requests();
+    let (text, err) = s.call(
+        "timesheet",
+        json!({"action": "list", "filters": {"meta": {"name": "ticket", "value": "t-1"}}}),
+    );
+    assert!(!err, "{text}");
+    assert!(text.contains("1 of 2 records match exactly"), "{text}");
+    assert!(
+        text.contains(&format!("#{} ", ids[0])) && !text.contains(&format!("#{} ", ids[1])),
+        "{text}"
+    );
+    let sent = sim.requests();
+    assert!(
+        sent.iter().all(|r| r
+            .query
+            .iter()
+            .any(|(k, v)| k == "term" && v == "ticket:t-1")),
+        "{sent:?}"
+    );
+    // Unknown field name: Kimai's 404.
+    let (text, err) = s.call(
+        "timesheet",
+        json!({"action": "meta_update", "id": ids[0], "meta": [{"name": "nope", "value": "x"}]}),
+    );
+    assert!(err && text.contains("404"), "{text}");
+}
