@@ -606,3 +606,50 @@ fn custom_fields_can_be_set_and_filtered_exactly() {
     );
     assert!(err && text.contains("404"), "{text}");
 }
+
+#[test]
+fn the_lockdown_period_is_reported_with_kimais_message() {
+    // Records that began more than 30 days ago are locked.
+    let locked = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 30 * 86_400;
+    let sim = kimai_mcp::sim::Sim::start(kimai_mcp::sim::Options {
+        lockdown_before: Some(locked),
+        ..kimai_mcp::sim::Options::default()
+    })
+    .unwrap();
+    let mut s = ready(&sim, "tony_teamlead");
+    let (recent, _) = s.call("timer", json!({"action": "recent", "size": 1}));
+    let (got, _) = s.call(
+        "timesheet",
+        json!({"action": "get", "id": first_id(&recent)}),
+    );
+    let num = |name: &str| -> i64 {
+        got.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: #")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (project, activity) = (num("Project"), num("Activity"));
+    let (text, err) = s.call(
+        "timesheet",
+        json!({"action": "create", "data": {"project": project, "activity": activity, "begin": "2020-01-06T09:00:00", "end": "2020-01-06T10:00:00"}}),
+    );
+    assert!(
+        err && text.contains("400") && text.contains("This period is locked"),
+        "{text}"
+    );
+    // An old record cannot be changed: Kimai's voter says 403.
+    let (old, _) = s.call(
+        "timesheet",
+        json!({"action": "list", "filters": {"end": "2025-01-31", "size": 1}}),
+    );
+    let (text, err) = s.call(
+        "timesheet",
+        json!({"action": "update", "id": first_id(&old), "data": {"description": "late fix"}}),
+    );
+    assert!(err && text.contains("403"), "{text}");
+}

@@ -154,6 +154,9 @@ pub struct State {
     /// Names of the visible custom fields defined for timesheets (contract §7.7: core Kimai
     /// defines none; a plugin adds them). Empty on a bare install.
     pub timesheet_meta_fields: Vec<String>,
+    /// Kimai's optional lockdown (contract §7.5), simplified to one instant: records that
+    /// begin before it are locked. `None` = no lockdown (the default).
+    pub lockdown_before: Option<i64>,
     /// Favorite records as (user id, timesheet id) (Kimai 2.66-dev, contract §5.11).
     pub favorites: Vec<(u64, u64)>,
     pub workcontract_plugin: bool,
@@ -861,6 +864,7 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
         next_timesheet_id: 1,
         favorites: Vec::new(),
         timesheet_meta_fields: Vec::new(),
+        lockdown_before: None,
         workcontract_plugin,
         revoked: Vec::new(),
         fixed_now: None,

@@ -56,6 +56,9 @@ pub struct Options {
     /// Custom fields defined for timesheets (as a plugin would add them); none by default,
     /// as on a bare Kimai.
     pub timesheet_meta_fields: Vec<String>,
+    /// Unix seconds: records beginning before this are in Kimai's lockdown period (§7.5);
+    /// `None` = no lockdown, as on a default Kimai.
+    pub lockdown_before: Option<i64>,
 }
 
 impl Default for Options {
@@ -66,6 +69,7 @@ impl Default for Options {
             workcontract_plugin: true,
             now: None,
             timesheet_meta_fields: Vec::new(),
+            lockdown_before: None,
         }
     }
 }
@@ -157,6 +161,7 @@ impl Sim {
         let now = opts.now.unwrap_or_else(data::now_real);
         let mut state = data::seed(opts.seed, now, opts.workcontract_plugin);
         state.timesheet_meta_fields = opts.timesheet_meta_fields.clone();
+        state.lockdown_before = opts.lockdown_before;
         state.fixed_now = opts.now;
         // TCP_NODELAY (inherited by accepted sockets): see `crate::net`.
         let listener =

@@ -348,6 +348,13 @@ fn apply_form(
         if ts.end.is_some_and(|e| e < ts.begin) {
             errs.global.push(END_BEFORE_BEGIN.into());
         }
+        // §7.5: a record may not begin inside the lockdown period (ADMIN+ override it).
+        if st.lockdown_before.is_some_and(|l| ts.begin < l)
+            && !can(caller, "lockdown_override_timesheet")
+        {
+            errs.global
+                .push("This period is locked. Please choose a later date.".into());
+        }
     }
     if !errs.is_empty() {
         return Err(errs.reply());
@@ -486,6 +493,13 @@ fn load_for(st: &State, caller: &User, id: u64, what: &str) -> Result<usize, Rep
         return Err(forbidden());
     }
     if t.exported && matches!(what, "edit" | "delete") && !can(caller, "edit_exported_timesheet") {
+        return Err(forbidden());
+    }
+    // §7.5: records inside the lockdown period cannot be edited or deleted (voter → 403).
+    if matches!(what, "edit" | "delete")
+        && st.lockdown_before.is_some_and(|l| t.begin < l)
+        && !can(caller, "lockdown_override_timesheet")
+    {
         return Err(forbidden());
     }
     Ok(i)

@@ -144,6 +144,21 @@ pub fn kimai_error_text(e: &kimai::Error) -> String {
         out.push_str("\nHint: ");
         out.push_str(hint);
     }
+    // A refused change of a time record is most often not a role problem (contract §7.5).
+    if let kimai::Error::Api {
+        status: 403,
+        method,
+        path,
+        ..
+    } = e
+        && *method != kimai::Method::Get
+        && path.starts_with("/timesheets/")
+    {
+        out.push_str(
+            "\nFor a time record, Kimai also refuses this when the record is exported or lies in the \
+             locked period (lockdown); an administrator can unlock or change it.",
+        );
+    }
     out
 }
 
