@@ -72,7 +72,8 @@ else
     # The simulated Kimai: `url URL`, one `user ID NAME ROLE TOKEN` line per user, `demo-token T`.
     "$bin" sim --port 0 >"$work/sim.out" 2>"$work/sim.err" &
     pids+=($!)
-    for _ in $(seq 100); do grep -q '^demo-token ' "$work/sim.out" && break; sleep 0.1; done
+    deadline=$((SECONDS + 10))
+    until grep -q '^demo-token ' "$work/sim.out" || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.1; done
     grep -q '^demo-token ' "$work/sim.out" || { cat "$work/sim.err" >&2; echo "interop-http: the simulated Kimai did not start within 10 s" >&2; exit 1; }
     kimai_url=$(awk '$1 == "url" {print $2; exit}' "$work/sim.out")
     # Two plain users: one behind the slug, the other on the header route, so each route proves
@@ -113,8 +114,8 @@ for line in sys.stdin:
 }
 
 if [ "${#pids[@]}" -gt 0 ]; then
-    ok=""
-    for _ in $(seq 100); do
+    ok="" deadline=$((SECONDS + 10))
+    while [ "$SECONDS" -lt "$deadline" ]; do
         if ! kill -0 "${pids[1]}" 2>/dev/null; then break; fi
         if curl -fsS -m 1 "$base/health" 2>/dev/null | grep -q '"status" *: *"ok"'; then ok=1; break; fi
         sleep 0.1
