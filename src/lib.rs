@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod dispatch;
+pub mod guard;
 pub mod kimai;
 pub mod mcp;
 pub mod net;
