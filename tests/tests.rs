@@ -6,6 +6,7 @@
 mod absence;
 mod admin;
 mod cli;
+mod http;
 mod stdio;
 mod timesheet;
 mod util;
