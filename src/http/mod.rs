@@ -160,12 +160,15 @@ impl App {
     pub fn handle(self: &Arc<Self>, req: Request) -> Handled {
         let started = Instant::now();
         let peer = server::peer_ip(req.peer);
-        let ip = guard::client_ip(
-            peer,
-            req.header("X-Forwarded-For"),
-            req.header("X-Real-IP"),
-            &self.trusted,
-        );
+        // Repeated X-Forwarded-For headers are one list (RFC 9110 §5.3).
+        let xff: Vec<&str> = req
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("X-Forwarded-For"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let xff = (!xff.is_empty()).then(|| xff.join(","));
+        let ip = guard::client_ip(peer, xff.as_deref(), req.header("X-Real-IP"), &self.trusted);
         let ctx = Ctx { ip, started };
         let method = req.method.clone();
         let logged_path = logged_path(&req.path);

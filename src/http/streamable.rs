@@ -309,7 +309,9 @@ fn post(app: &Arc<App>, req: &Request, caller: Caller) -> Result<Reply, Reply> {
                 }
                 _ => return Err(session_not_found()),
             };
-            in_session(app, &session, incoming)
+            // The credentials as they are now (a users.json entry may have been fixed since
+            // the session started); the fingerprint check above proved they are the same user.
+            in_session(app, &session, &caller.backend, incoming)
         }
     }
 }
@@ -500,10 +502,11 @@ fn wants_stream(msg: &Value) -> bool {
 fn in_session(
     app: &Arc<App>,
     session: &Arc<Session>,
+    backend: &Backend,
     incoming: mcp::Incoming,
 ) -> Result<Reply, Reply> {
     let env = Env {
-        backend: &session.backend,
+        backend,
         notifier: &mcp::NoNotifier,
         label: &session.label,
     };
@@ -542,7 +545,7 @@ fn in_session(
                 return Ok(stream_call(
                     app.clone(),
                     SessionOrConn::Session(session.clone()),
-                    session.backend.clone(),
+                    backend.clone(),
                     session.label.clone(),
                     msg,
                     None,
