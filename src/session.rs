@@ -36,6 +36,8 @@ pub struct Session {
     pub label: String,
     /// A digest of the credentials that created the session (see `fingerprint`).
     pub owner: [u8; 32],
+    /// Legacy SSE: where responses and notifications for the open stream go.
+    pub stream: Option<std::sync::mpsc::Sender<serde_json::Value>>,
     last_used: Mutex<Instant>,
 }
 
@@ -55,8 +57,15 @@ impl Session {
             backend,
             label,
             owner,
+            stream: None,
             last_used: Mutex::new(Instant::now()),
         })
+    }
+
+    /// The session with an SSE stream channel (legacy HTTP+SSE transport).
+    pub fn with_stream(mut self, tx: std::sync::mpsc::Sender<serde_json::Value>) -> Session {
+        self.stream = Some(tx);
+        self
     }
 
     /// The first 8 hex characters, for logs.
@@ -174,6 +183,11 @@ impl SessionTable {
         }
         s.touch(now);
         Some(s)
+    }
+
+    /// Whether the session is still in the table (without touching it).
+    pub fn contains(&self, id: &str) -> bool {
+        self.lock().map.contains_key(id)
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {

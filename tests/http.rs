@@ -480,6 +480,19 @@ fn kimai_url_is_required_without_a_default() {
     );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("Kimai URL is required"), "{}", r.body);
+    // The legacy SSE stream gives the same answer.
+    let r = request(
+        &addr,
+        "GET",
+        "/sse",
+        &[
+            ("Authorization", SERVER_TOKEN),
+            ("X-Kimai-Token", &sim.demo_token()),
+        ],
+        "",
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("Kimai URL is required"), "{}", r.body);
     let r = request(
         &addr,
         "POST",

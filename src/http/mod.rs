@@ -14,6 +14,7 @@
 //! or change an entry — never across a Kimai call or a socket write.
 
 pub mod server;
+mod sse;
 mod streamable;
 
 use crate::config::ServeConfig;
@@ -244,6 +245,8 @@ impl App {
                 _ => Err(method_not_allowed("GET")),
             },
             ["mcp"] => streamable::handle(self, ctx, req, None),
+            ["sse"] => sse::open(self, ctx, &req),
+            ["messages"] | ["message"] | ["messages", ""] => sse::message(self, &req),
             ["mcp", slug] if !slug.is_empty() => {
                 let slug = slug.to_string();
                 streamable::handle(self, ctx, req, Some(slug))
@@ -257,7 +260,7 @@ impl App {
         let body = json!({
             "status": "ok",
             "version": crate::VERSION,
-            "transports": ["streamable-http"],
+            "transports": ["streamable-http", "sse"],
             "mode": if users.by_slug.is_empty() { "per-client-auth" } else { "multi-user" },
             "default_kimai_url": self.cfg.default_kimai_url,
             "active_sessions": self.sessions.len(),

@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 /// Who a request acts as, once authenticated.
-struct Caller {
-    backend: Backend,
-    owner: [u8; 32],
-    label: String,
+pub(super) struct Caller {
+    pub backend: Backend,
+    pub owner: [u8; 32],
+    pub label: String,
 }
 
 /// The error sent when a request names an unknown, expired, ended or foreign session.
@@ -123,7 +123,11 @@ fn authenticate(
             label: user.label(),
         });
     }
-    // /mcp: the server token, then the caller's own Kimai credentials.
+    header_caller(app, req)
+}
+
+/// `/mcp`, `/sse` and `/messages`: the server token, then the caller's own Kimai credentials.
+pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Reply> {
     let presented = req.header("Authorization").map(|h| {
         h.strip_prefix("Bearer ")
             .or_else(|| h.strip_prefix("bearer "))
