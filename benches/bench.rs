@@ -7,6 +7,9 @@
 //! - `timesheet list` with statistics over about 5,000 records: wall time and Kimai requests
 //!   [≤ 60 ms, ≤ 11 requests]
 //! - `timesheet list` of 10 rows over stdio, median of 200 calls [≤ 1 ms]
+//! - `kimai-mcp serve`: `user_current` with 1, 8 and 32 concurrent Streamable HTTP sessions:
+//!   calls/s, p99, server CPU per call, RSS with 32 sessions open
+//!   [≥ 1,500 calls/s and p99 ≤ 50 ms at 32, ≤ 0.3 ms CPU per call, ≤ 20 MB]
 //!
 //! The simulated Kimai runs in this process on a loopback port; the server under test is the
 //! release `kimai-mcp` binary, started exactly as an MCP client would start it.
@@ -230,5 +233,136 @@ fn main() {
         ms(percentile(&lists, 0.5)),
         ms(percentile(&lists, 0.99))
     );
+    serve_bench(&sim);
     sim.stop();
+}
+
+const HTTP_SECONDS: f64 = 5.0;
+const SLUG: &str = "BenchSlug7Hq2vX9mPz4Lw8Rt3Ns";
+
+fn proc_cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is 14th, stime 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn proc_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `kimai-mcp serve` (release) with one users.json entry; sessions on `/mcp/{slug}`.
+fn serve_bench(sim: &Sim) {
+    let dir = std::env::temp_dir().join(format!("kimai-mcp-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let users = dir.join("users.json");
+    std::fs::write(
+        &users,
+        json!({SLUG: {"kimai_url": sim.url(), "kimai_token": sim.demo_token()}}).to_string(),
+    )
+    .expect("users file");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        l.local_addr().expect("addr").port()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kimai-mcp"))
+        .args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--rate-limit-rpm",
+            "0",
+            "--max-sessions",
+            "200",
+            "--server-token",
+            "bench-server-token-0123456789",
+        ])
+        .arg("--users-config")
+        .arg(&users)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let pid = child.id();
+    let base = format!("http://127.0.0.1:{port}/mcp/{SLUG}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "serve did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ticks_per_sec = 100.0; // USER_HZ on Linux
+    for sessions in [1usize, 8, 32] {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(sessions + 1));
+        let mut handles = Vec::new();
+        for _ in 0..sessions {
+            let (base, stop, barrier) = (base.clone(), stop.clone(), barrier.clone());
+            handles.push(std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                let post = |sid: Option<&str>, body: &Value| -> (u16, Option<String>, String) {
+                    let mut r = agent.post(&base).header("Content-Type", "application/json").header("Accept", "application/json, text/event-stream");
+                    if let Some(s) = sid {
+                        r = r.header("Mcp-Session-Id", s);
+                    }
+                    let mut resp = r.send(body.to_string()).expect("request");
+                    let sid = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+                    let text = resp.body_mut().read_to_string().unwrap_or_default();
+                    (resp.status().as_u16(), sid, text)
+                };
+                let (st, sid, _) = post(None, &initialize());
+                assert_eq!(st, 200);
+                let sid = sid.expect("session id");
+                post(Some(&sid), &json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+                barrier.wait();
+                let mut lat = Vec::new();
+                let mut i = 1;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let t = Instant::now();
+                    let (st, _, text) = post(Some(&sid), &json!({"jsonrpc":"2.0","id":i,"method":"tools/call","params":{"name":"user_current","arguments":{}}}));
+                    lat.push(t.elapsed());
+                    assert!(st == 200 && text.contains("\"isError\":false"), "call failed: {st} {text}");
+                }
+                lat
+            }));
+        }
+        barrier.wait();
+        let cpu0 = proc_cpu_ticks(pid);
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs_f64(HTTP_SECONDS));
+        let rss = proc_rss_kib(pid);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all: Vec<Duration> = handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("client thread"))
+            .collect();
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = (proc_cpu_ticks(pid) - cpu0) as f64 / ticks_per_sec;
+        all.sort();
+        let calls = all.len() as f64;
+        println!(
+            "serve user_current, {sessions:>2} session(s): {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, server CPU {:.3} ms/call, server RSS {:.1} MB  [at 32: >= 1500 calls/s, p99 <= 50 ms, <= 0.3 ms CPU, <= 20 MB]",
+            calls / wall,
+            ms(percentile(&all, 0.5)),
+            ms(percentile(&all, 0.99)),
+            cpu * 1000.0 / calls,
+            rss as f64 / 1024.0
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }

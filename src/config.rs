@@ -6,10 +6,13 @@
 //! Errors name the flag and the variable that would fix them; `main` prints them on one line
 //! and exits with status 2. Nothing here touches the network.
 
+pub mod users;
+
 use crate::kimai::{self, Tls, Token};
 use lexopt::prelude::*;
 use std::ffi::OsString;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What the process was asked to do.
@@ -23,6 +26,8 @@ pub enum Command {
     Demo(DemoConfig),
     /// Run the simulated Kimai alone.
     Sim(SimConfig),
+    /// The central HTTP server.
+    Serve(ServeConfig),
     /// Print this help text.
     Help(&'static str),
     Version,
@@ -51,6 +56,52 @@ impl KimaiConfig {
 #[derive(Debug, Clone)]
 pub struct DemoConfig {
     pub seed: u64,
+    /// Serve HTTP (`kimai-mcp serve` against the simulator) instead of stdio.
+    pub http: Option<ServeConfig>,
+}
+
+/// Defaults of `kimai-mcp serve`, in one place.
+pub mod serve_defaults {
+    use std::time::Duration;
+    pub const HOST: &str = "127.0.0.1";
+    pub const PORT: u16 = 8000;
+    pub const RATE_LIMIT_RPM: u32 = 60;
+    pub const MAX_SESSIONS: usize = 100;
+    pub const SESSION_TTL: Duration = Duration::from_secs(3600);
+    /// Tool calls and other requests handled at once (more wait their turn).
+    pub const WORKERS: usize = 32;
+}
+
+/// `kimai-mcp serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub users_config: Option<PathBuf>,
+    /// Accepted server tokens (several during a rotation). Empty = generate one at start.
+    pub server_tokens: Vec<String>,
+    pub default_kimai_url: Option<String>,
+    pub tls: Tls,
+    pub rate_limit_rpm: u32,
+    pub max_sessions: usize,
+    pub session_ttl: Duration,
+    pub require_https: bool,
+    /// Comma-separated IPs/CIDRs whose X-Forwarded-* headers are believed.
+    pub trusted_proxies: String,
+    pub allowed_origins: Vec<String>,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+}
+
+impl ServeConfig {
+    /// Kimai client settings for a URL and TLS choice with this server's timeouts.
+    pub fn kimai_settings(&self, url: &str, tls: Tls) -> kimai::Settings {
+        let mut s = kimai::Settings::new(url.to_string(), tls);
+        s.connect_timeout = self.connect_timeout;
+        s.timeout = self.timeout;
+        s
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -96,7 +147,8 @@ kimai-mcp: an MCP server for the Kimai time-tracking system
 USAGE:
     kimai-mcp [stdio] [OPTIONS]   serve MCP over stdin/stdout (the default)
     kimai-mcp check [OPTIONS]     test the Kimai URL and token, then exit
-    kimai-mcp demo                serve stdio against a built-in simulated Kimai
+    kimai-mcp serve [OPTIONS]     the HTTP server for many users (see kimai-mcp help serve)
+    kimai-mcp demo [--http]       serve stdio (or HTTP) against a built-in simulated Kimai
     kimai-mcp sim [--port N]      run the simulated Kimai alone (for trying clients)
     kimai-mcp help [COMMAND]      help for a command
 
@@ -153,6 +205,50 @@ is not a Kimai, or the token is wrong or lacks permissions. Exit status 0 when i
 when it does not, 2 for a usage error. Options and variables as for `kimai-mcp stdio`.
 ";
 
+pub const HELP_SERVE: &str = "\
+kimai-mcp serve: the HTTP server that many people share, each with their own Kimai identity
+
+USAGE:
+    kimai-mcp serve [OPTIONS]          (also started as kimai-mcp-streamable or kimai-mcp-server)
+
+ENDPOINTS:
+    /mcp/SLUG   Streamable HTTP for a user of the users file (the slug is the credential)
+    /mcp        Streamable HTTP with `Authorization: Bearer SERVER_TOKEN` and the caller's own
+                `X-Kimai-Token` (optional `X-Kimai-URL`, default --default-kimai-url;
+                optional `X-Kimai-User`, a label for the audit log)
+    /health     status and counts (no secrets)
+
+OPTIONS:                                    [env]                         (default)
+    --host ADDR               address to listen on   [KIMAI_MCP_HOST]     (127.0.0.1)
+    --port N                  port                   [KIMAI_MCP_PORT]     (8000)
+    --workers N               requests handled at once; more wait       (32)
+                                                     [KIMAI_MCP_WORKERS]
+    --users-config FILE       users.json: slug -> kimai_url, kimai_token, ssl_verify
+                                                     [USERS_CONFIG_FILE]
+    --server-token T[,T2]     token(s) for /mcp; several during a rotation; generated and
+                              printed once when unset [MCP_SERVER_TOKEN]
+    --default-kimai-url URL   Kimai for /mcp clients that send no X-Kimai-URL
+                                                     [DEFAULT_KIMAI_URL]
+    --ssl-verify VALUE        TLS for /mcp clients' Kimai: true, false or a CA file
+                                                     [KIMAI_SSL_VERIFY]   (true)
+    --rate-limit-rpm N        requests per minute per client address, 0 = off
+                                                     [RATE_LIMIT_RPM]     (60)
+    --max-sessions N          open sessions at most; more get 503      (100)
+                                                     [MAX_SESSIONS]
+    --session-ttl SECS        idle time after which a session ends     (3600)
+                                                     [SESSION_TTL]
+    --require-https           refuse requests that did not come over HTTPS (through a trusted
+                              proxy sending X-Forwarded-Proto: https) [REQUIRE_HTTPS]
+    --trusted-proxy IP/CIDR   believe X-Forwarded-For/-Proto and X-Real-IP from this proxy;
+                              repeatable or comma-separated [KIMAI_MCP_TRUSTED_PROXIES]
+    --allowed-origin ORIGIN   a browser origin allowed to call (CORS); repeatable
+                                                     [KIMAI_MCP_ALLOWED_ORIGINS]
+    --timeout SECS, --connect-timeout SECS   Kimai request limits (30, 10)
+
+A flag beats its environment variable. Unknown slugs are answered slowly; more than 10 misses in
+60 s block the address for 5 minutes. Logs (stderr, RUST_LOG) name no token, slug or body.
+";
+
 pub const HELP_DEMO: &str = "\
 kimai-mcp demo: try kimai-mcp without a Kimai
 
@@ -162,6 +258,9 @@ USAGE:
 Starts a simulated Kimai (in memory, realistic data: customers, projects, activities, users,
 teams and a few thousand timesheets over two years) on a loopback port and serves MCP over
 stdin/stdout against it, as a team lead. Point an MCP client's command at `kimai-mcp demo`.
+
+With --http [--port N], it runs `kimai-mcp serve` against the simulator instead and prints the
+URL to paste into a client (a personal /mcp/SLUG URL, and the /mcp headers).
 ";
 
 pub const HELP_SIM: &str = "\
@@ -179,6 +278,16 @@ type EnvFn<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Parses the process arguments (without the program name) with `env` as the environment.
 pub fn parse(args: Vec<OsString>, env: EnvFn) -> Result<Command, Error> {
+    parse_as(false, args, env)
+}
+
+/// Like [`parse`]; `invoked_as_server` when the binary was started under a server name
+/// (`kimai-mcp-streamable`, `kimai-mcp-server`), where no command means `serve`.
+pub fn parse_as(
+    invoked_as_server: bool,
+    args: Vec<OsString>,
+    env: EnvFn,
+) -> Result<Command, Error> {
     let mut p = lexopt::Parser::from_args(args);
     let mut command: Option<String> = None;
     // The first positional value, if any, names the command; options may come before it.
@@ -186,6 +295,7 @@ pub fn parse(args: Vec<OsString>, env: EnvFn) -> Result<Command, Error> {
     let mut seed: Option<u64> = None;
     let mut port: Option<u16> = None;
     let mut no_workcontract = false;
+    let mut serve = ServeFlags::default();
     let mut help = false;
     let mut help_topic: Option<String> = None;
 
@@ -218,6 +328,22 @@ pub fn parse(args: Vec<OsString>, env: EnvFn) -> Result<Command, Error> {
                 })?);
             }
             Long("no-workcontract") => no_workcontract = true,
+            Long("http") => serve.http = true,
+            Long("host") => serve.host = Some(string(&mut p, "--host")?),
+            Long("workers") => serve.workers = Some(string(&mut p, "--workers")?),
+            Long("users-config") => serve.users_config = Some(string(&mut p, "--users-config")?),
+            Long("server-token") => serve.server_token = Some(string(&mut p, "--server-token")?),
+            Long("default-kimai-url") => {
+                serve.default_kimai_url = Some(string(&mut p, "--default-kimai-url")?)
+            }
+            Long("rate-limit-rpm") => {
+                serve.rate_limit_rpm = Some(string(&mut p, "--rate-limit-rpm")?)
+            }
+            Long("max-sessions") => serve.max_sessions = Some(string(&mut p, "--max-sessions")?),
+            Long("session-ttl") => serve.session_ttl = Some(string(&mut p, "--session-ttl")?),
+            Long("require-https") => serve.require_https = true,
+            Long("trusted-proxy") => serve.trusted.push(string(&mut p, "--trusted-proxy")?),
+            Long("allowed-origin") => serve.origins.push(string(&mut p, "--allowed-origin")?),
             Value(v) => {
                 let v = v
                     .string()
@@ -234,7 +360,16 @@ pub fn parse(args: Vec<OsString>, env: EnvFn) -> Result<Command, Error> {
         }
     }
 
-    let cmd = command.as_deref().unwrap_or("stdio");
+    // Deployments start the binary as `kimai-mcp-streamable` or `kimai-mcp-server` (the names
+    // of the Python project's HTTP servers): those names mean `serve`.
+    let cmd = command
+        .as_deref()
+        .unwrap_or(if invoked_as_server { "serve" } else { "stdio" });
+    if cmd != "serve" && !(cmd == "demo" && serve.http) && !serve.is_empty() {
+        return Err(Error::Usage(format!(
+            "HTTP server options do not apply to `kimai-mcp {cmd}`"
+        )));
+    }
     if help || cmd == "help" {
         let topic = match command.as_deref() {
             Some("help") => help_topic.as_deref().unwrap_or(""),
@@ -246,6 +381,7 @@ pub fn parse(args: Vec<OsString>, env: EnvFn) -> Result<Command, Error> {
             "check" => HELP_CHECK,
             "demo" => HELP_DEMO,
             "sim" => HELP_SIM,
+            "serve" => HELP_SERVE,
             _ => HELP,
         }));
     }
@@ -272,11 +408,63 @@ pub fn parse(args: Vec<OsString>, env: EnvFn) -> Result<Command, Error> {
         }
         "demo" => {
             only_for(kimai.is_empty(), "Kimai connection options")?;
-            only_for(port.is_none(), "--port")?;
             only_for(!no_workcontract, "--no-workcontract")?;
+            let http = if serve.http {
+                Some(serve.resolve(
+                    port,
+                    Tls::Verify,
+                    kimai::DEFAULT_CONNECT_TIMEOUT,
+                    kimai::DEFAULT_TIMEOUT,
+                    env,
+                )?)
+            } else {
+                only_for(port.is_none(), "--port (it needs --http)")?;
+                None
+            };
             Ok(Command::Demo(DemoConfig {
                 seed: seed.unwrap_or(42),
+                http,
             }))
+        }
+        "serve" => {
+            only_for(seed.is_none(), "--seed")?;
+            only_for(!no_workcontract, "--no-workcontract")?;
+            only_for(!serve.http, "--http")?;
+            only_for(
+                kimai.url.is_none() && kimai.token.is_none() && !kimai.user_given,
+                "--kimai-url/--kimai-token (each user's Kimai comes from users.json or the client's headers)",
+            )?;
+            let tls = match kimai
+                .ssl_verify
+                .clone()
+                .or_else(|| env("KIMAI_SSL_VERIFY"))
+                .filter(|s| !s.trim().is_empty())
+            {
+                None => Tls::Verify,
+                Some(v) => Tls::parse(v.trim()).map_err(|problem| Error::Invalid {
+                    flag: "--ssl-verify",
+                    var: "KIMAI_SSL_VERIFY",
+                    problem,
+                })?,
+            };
+            let timeout = seconds(
+                kimai.timeout.clone().or_else(|| env("KIMAI_TIMEOUT")),
+                kimai::DEFAULT_TIMEOUT,
+                "--timeout",
+                "KIMAI_TIMEOUT",
+            )?;
+            let connect = seconds(
+                kimai
+                    .connect_timeout
+                    .clone()
+                    .or_else(|| env("KIMAI_CONNECT_TIMEOUT")),
+                kimai::DEFAULT_CONNECT_TIMEOUT,
+                "--connect-timeout",
+                "KIMAI_CONNECT_TIMEOUT",
+            )?;
+            Ok(Command::Serve(
+                serve.resolve(port, tls, connect, timeout, env)?,
+            ))
         }
         "sim" => {
             only_for(kimai.is_empty(), "Kimai connection options")?;
@@ -287,8 +475,230 @@ pub fn parse(args: Vec<OsString>, env: EnvFn) -> Result<Command, Error> {
             }))
         }
         other => Err(Error::Usage(format!(
-            "unknown command {other:?}; commands: stdio, check, demo, sim, help"
+            "unknown command {other:?}; commands: stdio, check, serve, demo, sim, help"
         ))),
+    }
+}
+
+#[derive(Default)]
+struct ServeFlags {
+    http: bool,
+    host: Option<String>,
+    workers: Option<String>,
+    users_config: Option<String>,
+    server_token: Option<String>,
+    default_kimai_url: Option<String>,
+    rate_limit_rpm: Option<String>,
+    max_sessions: Option<String>,
+    session_ttl: Option<String>,
+    require_https: bool,
+    trusted: Vec<String>,
+    origins: Vec<String>,
+}
+
+fn truthy(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+fn number<T: std::str::FromStr>(
+    v: Option<String>,
+    default: T,
+    flag: &'static str,
+    var: &'static str,
+    what: &str,
+) -> Result<T, Error> {
+    match v.filter(|s| !s.trim().is_empty()) {
+        None => Ok(default),
+        Some(s) => s.trim().parse().map_err(|_| Error::Invalid {
+            flag,
+            var,
+            problem: format!("expected {what}, got {s:?}"),
+        }),
+    }
+}
+
+impl ServeFlags {
+    fn is_empty(&self) -> bool {
+        !self.http
+            && self.host.is_none()
+            && self.workers.is_none()
+            && self.users_config.is_none()
+            && self.server_token.is_none()
+            && self.default_kimai_url.is_none()
+            && self.rate_limit_rpm.is_none()
+            && self.max_sessions.is_none()
+            && self.session_ttl.is_none()
+            && !self.require_https
+            && self.trusted.is_empty()
+            && self.origins.is_empty()
+    }
+
+    fn resolve(
+        self,
+        port: Option<u16>,
+        tls: Tls,
+        connect_timeout: Duration,
+        timeout: Duration,
+        env: EnvFn,
+    ) -> Result<ServeConfig, Error> {
+        use serve_defaults as d;
+        let host = self
+            .host
+            .or_else(|| env("KIMAI_MCP_HOST"))
+            .filter(|h| !h.trim().is_empty())
+            .unwrap_or_else(|| d::HOST.into());
+        if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
+            return Err(Error::Invalid {
+                flag: "--host",
+                var: "KIMAI_MCP_HOST",
+                problem: format!(
+                    "expected an IP address to listen on (e.g. 127.0.0.1 or 0.0.0.0), got {host:?}"
+                ),
+            });
+        }
+        let port = match port {
+            Some(p) => p,
+            None => number(
+                env("KIMAI_MCP_PORT"),
+                d::PORT,
+                "--port",
+                "KIMAI_MCP_PORT",
+                "a port number",
+            )?,
+        };
+        let workers = number(
+            self.workers.or_else(|| env("KIMAI_MCP_WORKERS")),
+            d::WORKERS,
+            "--workers",
+            "KIMAI_MCP_WORKERS",
+            "a number of workers",
+        )?;
+        if workers == 0 || workers > 1024 {
+            return Err(Error::Invalid {
+                flag: "--workers",
+                var: "KIMAI_MCP_WORKERS",
+                problem: "must be between 1 and 1024".into(),
+            });
+        }
+        let users_config = self
+            .users_config
+            .or_else(|| env("USERS_CONFIG_FILE"))
+            .filter(|s| !s.trim().is_empty())
+            .map(PathBuf::from);
+        let server_tokens: Vec<String> = self
+            .server_token
+            .or_else(|| env("MCP_SERVER_TOKEN"))
+            .map(|t| {
+                t.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(short) = server_tokens.iter().find(|t| t.len() < 16) {
+            return Err(Error::Invalid {
+                flag: "--server-token",
+                var: "MCP_SERVER_TOKEN",
+                problem: format!(
+                    "a server token must be at least 16 characters (one is {}); generate one with `kimai-mcp generate token` or leave it unset to get a random one",
+                    short.len()
+                ),
+            });
+        }
+        let default_kimai_url = match self
+            .default_kimai_url
+            .or_else(|| env("DEFAULT_KIMAI_URL"))
+            .filter(|s| !s.trim().is_empty())
+        {
+            None => None,
+            Some(u) => Some(check_url(u.trim()).map_err(|problem| Error::Invalid {
+                flag: "--default-kimai-url",
+                var: "DEFAULT_KIMAI_URL",
+                problem,
+            })?),
+        };
+        let rate_limit_rpm = number(
+            self.rate_limit_rpm.or_else(|| env("RATE_LIMIT_RPM")),
+            d::RATE_LIMIT_RPM,
+            "--rate-limit-rpm",
+            "RATE_LIMIT_RPM",
+            "requests per minute (0 disables)",
+        )?;
+        let max_sessions = number(
+            self.max_sessions.or_else(|| env("MAX_SESSIONS")),
+            d::MAX_SESSIONS,
+            "--max-sessions",
+            "MAX_SESSIONS",
+            "a number of sessions",
+        )?;
+        if max_sessions == 0 {
+            return Err(Error::Invalid {
+                flag: "--max-sessions",
+                var: "MAX_SESSIONS",
+                problem: "must be at least 1".into(),
+            });
+        }
+        let ttl: f64 = number(
+            self.session_ttl.or_else(|| env("SESSION_TTL")),
+            d::SESSION_TTL.as_secs_f64(),
+            "--session-ttl",
+            "SESSION_TTL",
+            "seconds",
+        )?;
+        if !(0.05..=7.0 * 86_400.0).contains(&ttl) {
+            return Err(Error::Invalid {
+                flag: "--session-ttl",
+                var: "SESSION_TTL",
+                problem: "must be between 0.05 s and 7 days".into(),
+            });
+        }
+        let require_https = self.require_https
+            || match env("REQUIRE_HTTPS") {
+                None => false,
+                Some(v) => truthy(&v).ok_or_else(|| Error::Invalid {
+                    flag: "--require-https",
+                    var: "REQUIRE_HTTPS",
+                    problem: format!("expected true or false, got {v:?}"),
+                })?,
+            };
+        let trusted_proxies = if self.trusted.is_empty() {
+            env("KIMAI_MCP_TRUSTED_PROXIES").unwrap_or_default()
+        } else {
+            self.trusted.join(",")
+        };
+        let allowed_origins: Vec<String> = if self.origins.is_empty() {
+            env("KIMAI_MCP_ALLOWED_ORIGINS")
+                .map(|o| {
+                    o.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            self.origins
+        };
+        Ok(ServeConfig {
+            host,
+            port,
+            workers,
+            users_config,
+            server_tokens,
+            default_kimai_url,
+            tls,
+            rate_limit_rpm,
+            max_sessions,
+            session_ttl: Duration::from_secs_f64(ttl),
+            require_https,
+            trusted_proxies,
+            allowed_origins,
+            connect_timeout,
+            timeout,
+        })
     }
 }
 
@@ -582,7 +992,10 @@ mod tests {
         assert!(matches!(run(&["-V"], &[]).unwrap(), Command::Version));
         assert!(matches!(
             run(&["demo"], &[]).unwrap(),
-            Command::Demo(DemoConfig { seed: 42 })
+            Command::Demo(DemoConfig {
+                seed: 42,
+                http: None
+            })
         ));
         let Command::Sim(s) = run(&["sim", "--port", "8123", "--no-workcontract"], &[]).unwrap()
         else {

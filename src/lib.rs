@@ -9,9 +9,12 @@
 
 pub mod config;
 pub mod dispatch;
+pub mod guard;
+pub mod http;
 pub mod kimai;
 pub mod mcp;
 pub mod net;
+pub mod session;
 pub mod sim;
 pub mod stdio;
 pub mod tools;

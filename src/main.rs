@@ -10,8 +10,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let command = config::parse(args, &|k| std::env::var(k).ok());
+    let mut argv = std::env::args_os();
+    let program = argv
+        .next()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let name = program
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let as_server = matches!(name.as_str(), "kimai-mcp-streamable" | "kimai-mcp-server");
+    let args: Vec<_> = argv.collect();
+    let command = config::parse_as(as_server, args, &|k| std::env::var(k).ok());
     // `check` prints its own diagnosis; the client's warnings would only repeat it.
     let default_level = if matches!(command, Ok(Command::Check(_))) {
         "error"
@@ -39,7 +49,11 @@ fn main() -> ExitCode {
         }
         Command::Stdio(cfg) => run_stdio(&cfg),
         Command::Check(cfg) => run_check(&cfg),
-        Command::Demo(cfg) => run_demo(cfg.seed),
+        Command::Demo(cfg) => match cfg.http {
+            Some(http) => run_demo_http(cfg.seed, http),
+            None => run_demo(cfg.seed),
+        },
+        Command::Serve(cfg) => run_serve(cfg),
         Command::Sim(cfg) => run_sim(cfg),
     }
 }
@@ -221,6 +235,137 @@ fn run_sim(cfg: config::SimConfig) -> ExitCode {
         "kimai-mcp sim: simulated Kimai 2.65 serving at {}/api; stop with Ctrl-C",
         sim.url()
     );
+    loop {
+        std::thread::park();
+    }
+}
+
+/// A random server token: 32 bytes from the OS as hex.
+fn random_token() -> Result<String, String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| format!("the OS random source failed: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn run_serve(cfg: config::ServeConfig) -> ExitCode {
+    let users = match &cfg.users_config {
+        Some(path) => match config::users::load(path) {
+            Ok(u) => u,
+            Err(e) => {
+                eprintln!("kimai-mcp serve: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => config::users::Users::default(),
+    };
+    for w in &users.warnings {
+        log::warn!("{w}");
+    }
+    let tokens = if cfg.server_tokens.is_empty() {
+        match random_token() {
+            Ok(t) => {
+                // Printed once, on stdout, not in the log.
+                println!(
+                    "Generated server token for /mcp (set MCP_SERVER_TOKEN to keep one across restarts): {t}"
+                );
+                vec![t]
+            }
+            Err(e) => {
+                eprintln!("kimai-mcp serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        cfg.server_tokens.clone()
+    };
+    if cfg.tls == kimai::Tls::NoVerify {
+        log::warn!(
+            "TLS certificate verification is disabled for the Kimai servers of /mcp clients (--ssl-verify false)"
+        );
+    }
+    let user_count = users.by_slug.len();
+    let running = match kimai_mcp::http::start(
+        cfg.clone(),
+        users,
+        tokens,
+        kimai_mcp::guard::EnumerationSettings::default(),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kimai-mcp serve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log::info!(
+        "kimai-mcp {} listening on http://{}/mcp ({} users in users.json, default Kimai {})",
+        kimai_mcp::VERSION,
+        running.addr(),
+        user_count,
+        cfg.default_kimai_url.as_deref().unwrap_or("none")
+    );
+    loop {
+        std::thread::park();
+    }
+}
+
+fn run_demo_http(seed: u64, mut cfg: config::ServeConfig) -> ExitCode {
+    let sim = match start_sim(sim::Options {
+        seed,
+        ..sim::Options::default()
+    }) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let slug = match random_token() {
+        Ok(t) => t[..32].to_string(),
+        Err(e) => {
+            eprintln!("kimai-mcp demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let users_json = serde_json::json!({ slug.clone(): {"kimai_url": sim.url(), "kimai_token": sim.demo_token()} });
+    let users = match config::users::parse(&users_json.to_string(), "the demo users") {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("kimai-mcp demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    cfg.default_kimai_url.get_or_insert_with(|| sim.url());
+    let tokens = if cfg.server_tokens.is_empty() {
+        match random_token() {
+            Ok(t) => vec![t],
+            Err(e) => {
+                eprintln!("kimai-mcp demo: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        cfg.server_tokens.clone()
+    };
+    let running = match kimai_mcp::http::start(
+        cfg,
+        users,
+        tokens.clone(),
+        kimai_mcp::guard::EnumerationSettings::default(),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kimai-mcp demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = running.addr();
+    println!("Simulated Kimai: {}", sim.url());
+    println!("MCP URL (Streamable HTTP, no headers needed): http://{addr}/mcp/{slug}");
+    println!(
+        "Or http://{addr}/mcp with Authorization: Bearer {} and X-Kimai-Token: {}",
+        tokens[0],
+        sim.demo_token()
+    );
+    println!("Stop with Ctrl-C.");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
     loop {
         std::thread::park();
     }

@@ -1,11 +1,10 @@
-//! Listening sockets for the tiny_http servers (the simulated Kimai now, `serve` later).
+//! Listening sockets for the HTTP servers (`serve` and the simulated Kimai).
 //!
-//! tiny_http accepts connections itself and gives no hook to configure them, and it writes
-//! responses through a 1 KiB buffer, so a response larger than that leaves in two writes.
-//! With Nagle's algorithm on, the second write waits for the peer's ACK of the first, which a
-//! peer that delays ACKs sends only after 40 ms: every such response would take 40 ms longer.
-//! Linux copies `TCP_NODELAY` from a listening socket to each accepted one, so the listener is
-//! created here with it set, and handed to `tiny_http::Server::from_listener`.
+//! Both write each response in one go, but a streamed response (SSE) is many small writes:
+//! with Nagle's algorithm on, a small write waits for the peer's ACK of the previous one,
+//! which a peer that delays ACKs sends only after 40 ms. Linux copies `TCP_NODELAY` from a
+//! listening socket to each accepted one, so the listener is created here with it set (the
+//! connection code sets it again, for systems that do not copy it).
 
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;

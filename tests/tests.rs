@@ -6,6 +6,8 @@
 mod absence;
 mod admin;
 mod cli;
+mod http;
+mod sse;
 mod stdio;
 mod timesheet;
 mod util;

@@ -4,7 +4,7 @@
 //! Owns the order of checks Kimai applies: routing (404/405) before security (401), entity load
 //! before the voter (404 before 403), parameter validation (400). A handler is a plain function
 //! from a parsed request and the locked `State` to an owned `Reply`; `mod.rs` is the only place
-//! that knows tiny_http. Called on worker threads with the state mutex held for the duration of
+//! that knows HTTP. Called on worker threads with the state mutex held for the duration of
 //! one handler (no I/O happens under the lock).
 
 use serde_json::{Value, json};
@@ -47,7 +47,7 @@ impl Req {
     }
 }
 
-/// An owned HTTP reply; `mod.rs` turns it into a tiny_http response.
+/// An owned HTTP reply; `http.rs` writes it.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
@@ -364,7 +364,7 @@ pub fn handle(st: &mut State, req: &Req) -> Outcome {
     if matches!(route, Route::Plugin(_)) && !st.workcontract_plugin {
         return done(not_found());
     }
-    // Symfony routes HEAD like GET (tiny_http then omits the body).
+    // Symfony routes HEAD like GET (the reply then goes out without its body).
     let method = if req.method == "HEAD" {
         "GET"
     } else {

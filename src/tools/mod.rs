@@ -69,6 +69,21 @@ pub struct Tool {
     pub handler: fn(&Context, &Map<String, Value>) -> Result<Output, ToolError>,
 }
 
+/// A backend whose client is never contacted (nothing listens on port 9), for unit tests of
+/// code that needs one.
+#[cfg(test)]
+pub(crate) fn offline_backend_for_tests() -> Backend {
+    let client = kimai::Client::new(kimai::Settings::new(
+        "http://127.0.0.1:9",
+        kimai::Tls::Verify,
+    ))
+    .unwrap_or_else(|e| panic!("a client for a fixed valid URL: {e}"));
+    Backend {
+        client: Arc::new(client),
+        token: kimai::Token::new("t".into()),
+    }
+}
+
 /// Every tool, in the order the Python kimai-mcp advertised them.
 pub static REGISTRY: &[Tool] = &[
     entity::TOOL,

@@ -1,0 +1,237 @@
+//! The legacy HTTP+SSE transport (MCP 2024-11-05): `GET /sse` opens a stream whose first event
+//! names the endpoint for this session's messages, `POST /messages?session_id=…` delivers
+//! client messages (202 at once), and every response and notification travels on the stream.
+//!
+//! Authentication is the `/mcp` header scheme (server token, the caller's own `X-Kimai-Token`,
+//! optional `X-Kimai-URL` and `X-Kimai-User`) on both the stream and every message; a message
+//! must come with the credentials that opened the stream. The Kimai credentials are checked
+//! when the stream opens (`GET /api/version` and `/api/users/me`), so a wrong token fails at
+//! once with 502, not at the first tool call.
+//!
+//! Threads: the stream runs on its own connection thread (outside any pool): it writes the
+//! session's channel to the socket, flushing every event, and a keep-alive comment every
+//! [`SSE_KEEP_ALIVE`]. It ends when the client goes away (the session is then removed) or the
+//! session leaves the table (TTL sweeper). Tool calls posted to the session run on their own
+//! threads (bounded by the worker slots) so that a slow call does not hold up a `ping`.
+
+use super::server::{Handled, Request, Response, Streamer};
+use super::{App, Ctx, Reply, json_error, method_not_allowed};
+use crate::dispatch::{Dispatcher, Env};
+use crate::guard;
+use crate::kimai::Request as KimaiRequest;
+use crate::mcp::{self, Notifier};
+use crate::session::{Refused, Session, Transport};
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How often an idle stream sends a comment line (keeps proxies from closing it, and finds
+/// clients that went away).
+pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How often an idle stream checks whether its client hung up or its session ended.
+const STREAM_POLL: Duration = Duration::from_millis(500);
+
+/// Sends into a session's stream.
+struct StreamNotifier(mpsc::Sender<Value>);
+
+impl Notifier for StreamNotifier {
+    fn notify(&self, message: Value) {
+        let _ = self.0.send(message);
+    }
+}
+
+/// `GET /sse`.
+pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Reply, Reply> {
+    if req.method != "GET" {
+        return Err(method_not_allowed("GET"));
+    }
+    let caller = super::streamable::header_caller(app, req)?;
+    // Check the credentials now, so that a wrong token or URL fails at connect.
+    let version = caller
+        .backend
+        .client
+        .call(&caller.backend.token, &KimaiRequest::get("/version"))
+        .and_then(|v| {
+            caller
+                .backend
+                .client
+                .call(&caller.backend.token, &KimaiRequest::get("/users/me"))
+                .map(|_| v)
+        })
+        .map_err(|e| json_error(502, -32000, &format!("Failed to connect to Kimai: {e}")))?;
+    let version = version
+        .body
+        .get("version")
+        .and_then(Value::as_str)
+        .unwrap_or("(unknown version)")
+        .to_string();
+    let (tx, rx) = mpsc::channel::<Value>();
+    let session = Session::new(Transport::Sse, caller.backend, &caller.label, caller.owner)
+        .map_err(|e| json_error(500, -32603, &format!("Internal error: {e}")))?
+        .with_stream(tx);
+    let session = match app.sessions.insert(session) {
+        Ok(s) => s,
+        Err(Refused::Full) => {
+            return Err(
+                match json_error(
+                    503,
+                    -32000,
+                    "Server at capacity: too many open sessions; try again later",
+                ) {
+                    Handled::Reply(r) => Handled::Reply(r.header("Retry-After", "30")),
+                    other => other,
+                },
+            );
+        }
+        Err(Refused::Random(e)) => {
+            return Err(json_error(500, -32603, &format!("Internal error: {e}")));
+        }
+    };
+    log::info!(
+        "Client session {} connected to Kimai {} at {}",
+        session.short_id(),
+        crate::tools::text::safe(&version),
+        session.backend.client.base_url()
+    );
+    let _ = ctx;
+    let head = Response::new(200)
+        .header("Content-Type", "text/event-stream")
+        .header("Cache-Control", "no-cache")
+        .header("X-Accel-Buffering", "no");
+    let app = app.clone();
+    Ok(Handled::Stream(
+        head,
+        Box::new(move |out: Streamer| stream(app, session, rx, out)),
+    ))
+}
+
+fn stream(app: Arc<App>, session: Arc<Session>, rx: mpsc::Receiver<Value>, mut out: Streamer) {
+    // A same-origin relative URL with the session id (the Python client accepts
+    // `session_id`; the TypeScript one `sessionId`: we read both).
+    let endpoint = format!(
+        "event: endpoint\ndata: /messages?session_id={}\n\n",
+        session.id
+    );
+    let mut alive = out.send(endpoint.as_bytes()).is_ok();
+    let mut last_write = std::time::Instant::now();
+    while alive {
+        match rx.recv_timeout(STREAM_POLL) {
+            Ok(msg) => {
+                let event = format!("event: message\ndata: {msg}\n\n");
+                alive = out.send(event.as_bytes()).is_ok();
+                last_write = std::time::Instant::now();
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // The client hung up, or the session expired (TTL) or was ended.
+                if out.client_closed() || !app.sessions.contains(&session.id) {
+                    break;
+                }
+                if last_write.elapsed() >= SSE_KEEP_ALIVE {
+                    alive = out.send(b": keepalive\n\n").is_ok();
+                    last_write = std::time::Instant::now();
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    app.sessions.remove(&session.id);
+    log::info!("Cleaned up client session {}", session.short_id());
+}
+
+/// `POST /messages?session_id=…`.
+pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
+    if req.method != "POST" {
+        return Err(method_not_allowed("POST"));
+    }
+    let caller = super::streamable::header_caller(app, req)?;
+    let Some(id) = req
+        .query_param("session_id")
+        .or_else(|| req.query_param("sessionId"))
+        .filter(|s| !s.is_empty())
+    else {
+        return Err(json_error(
+            400,
+            -32000,
+            "Bad Request: the session_id query parameter is required (use the endpoint URL the stream announced)",
+        ));
+    };
+    let session = match app.sessions.get(&id) {
+        Some(s) if s.transport == Transport::Sse && guard::ct_eq(&s.owner, &caller.owner) => s,
+        _ => {
+            return Err(json_error(
+                404,
+                -32001,
+                "Session not found: the stream was closed or expired; open a new one with GET /sse",
+            ));
+        }
+    };
+    let Some(tx) = session.stream.clone() else {
+        return Err(json_error(404, -32001, "Session not found"));
+    };
+    let incoming = match mcp::parse_incoming(&req.body) {
+        Ok(i) => i,
+        Err(resp) => {
+            return Err(Handled::Reply(
+                Response::new(400).body("application/json", resp.to_string()),
+            ));
+        }
+    };
+    let value = match incoming {
+        mcp::Incoming::Single(v) => v,
+        mcp::Incoming::Batch(items) => Value::Array(items),
+    };
+    if Dispatcher::is_slow(&value) {
+        // Tool calls (and batches) run on their own thread; the answer goes to the stream.
+        let app2 = app.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sse-call".into())
+            .spawn(move || {
+                let notifier = StreamNotifier(tx.clone());
+                let env = Env {
+                    backend: &caller.backend,
+                    notifier: &notifier,
+                    label: &session.label,
+                };
+                let reply = app2.slots.run(|| match value {
+                    Value::Array(items) => app2.dispatcher.handle_batch(&session.conn, items, &env),
+                    single => app2.dispatcher.handle(&session.conn, single, &env),
+                });
+                match reply {
+                    Some(Some(r)) => {
+                        let _ = tx.send(r);
+                    }
+                    Some(None) => {}
+                    None => {
+                        let _ = tx.send(mcp::response_err(
+                            None,
+                            mcp::RpcError::new(
+                                -32000,
+                                "Server busy: every worker is taken; try again shortly",
+                            ),
+                        ));
+                    }
+                }
+            });
+        if spawned.is_err() {
+            return Err(json_error(
+                503,
+                -32000,
+                "Server busy: cannot start a worker; try again shortly",
+            ));
+        }
+    } else {
+        let notifier = StreamNotifier(tx.clone());
+        let env = Env {
+            backend: &caller.backend,
+            notifier: &notifier,
+            label: &session.label,
+        };
+        if let Some(r) = app.dispatcher.handle(&session.conn, value, &env) {
+            let _ = tx.send(r);
+        }
+    }
+    Ok(Handled::Reply(
+        Response::new(202).body("text/plain; charset=utf-8", "Accepted"),
+    ))
+}

@@ -1,0 +1,705 @@
+//! Streamable HTTP (MCP 2025-03-26 … 2025-11-25, and stateless 2026-07-28 POSTs) on `/mcp`
+//! and `/mcp/{slug}`: authentication, sessions, and the status codes of `mcp/interop.md`.
+//!
+//! POST `initialize` creates a session (`Mcp-Session-Id`); later requests name it and must
+//! carry the credentials that created it (a session is bound to them: another user's
+//! credentials get 404, as if the session did not exist). A request whose `_meta` names
+//! 2026-07-28 is served without a session. Plain calls are answered with JSON; a tool call
+//! that carries a `progressToken` is answered with an SSE-framed stream so progress
+//! notifications arrive before the result. GET offers no standalone stream (405); DELETE ends
+//! the session.
+
+use super::server::{Handled, Request, Response, Streamer};
+use super::{App, Ctx, Reply, json_error, method_not_allowed};
+use crate::dispatch::{Connection, Env};
+use crate::guard;
+use crate::mcp::{self, Notifier};
+use crate::session::{Refused, Session, Transport, fingerprint};
+use crate::tools::Backend;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+/// Who a request acts as, once authenticated.
+pub(super) struct Caller {
+    pub backend: Backend,
+    pub owner: [u8; 32],
+    pub label: String,
+}
+
+/// The error sent when a request names an unknown, expired, ended or foreign session.
+fn session_not_found() -> Reply {
+    json_error(
+        404,
+        -32001,
+        "Session not found: it expired or was ended; start a new one with initialize",
+    )
+}
+
+fn header_mode(req: &Request) -> Option<&str> {
+    req.header("Mcp-Session-Id")
+}
+
+pub fn handle(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    req: Request,
+    slug: Option<String>,
+) -> Result<Reply, Reply> {
+    match req.method.as_str() {
+        "POST" | "GET" | "DELETE" => {}
+        "OPTIONS" => return Ok(preflight(app, &req)),
+        _ => return Err(method_not_allowed("POST, GET, DELETE")),
+    }
+    let caller = authenticate(app, ctx, &req, slug.as_deref())?;
+    match req.method.as_str() {
+        "GET" => {
+            // No standalone server-to-client stream on offer (MCP §2.4): 405 is the answer.
+            Err(method_not_allowed("POST, DELETE"))
+        }
+        "DELETE" => {
+            let Some(id) = header_mode(&req) else {
+                return Err(json_error(
+                    400,
+                    -32000,
+                    "Bad Request: Mcp-Session-Id header is required",
+                ));
+            };
+            match app.sessions.get(id) {
+                Some(s)
+                    if guard::ct_eq(&s.owner, &caller.owner)
+                        && s.transport == Transport::Streamable =>
+                {
+                    app.sessions.remove(id);
+                    log::info!("Ended client session {} on request", s.short_id());
+                    Ok(Handled::Reply(Response::new(200)))
+                }
+                _ => Err(session_not_found()),
+            }
+        }
+        _ => post(app, &req, caller),
+    }
+}
+
+fn preflight(app: &Arc<App>, req: &Request) -> Reply {
+    let allowed = app.origin.cors_allow_origin(req.header("Origin")).is_some();
+    let mut r = Response::new(204);
+    if allowed {
+        r = r
+            .header("Access-Control-Allow-Methods", "POST, GET, DELETE, OPTIONS")
+            .header(
+                "Access-Control-Allow-Headers",
+                "Content-Type, Accept, Authorization, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID, X-Kimai-Token, X-Kimai-URL, X-Kimai-User",
+            )
+            .header("Access-Control-Max-Age", "600");
+    }
+    Handled::Reply(r)
+}
+
+fn authenticate(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    req: &Request,
+    slug: Option<&str>,
+) -> Result<Caller, Reply> {
+    if let Some(slug) = slug {
+        let Some(user) = app.user_for_slug(slug) else {
+            // An unknown slug: count it against this address and answer late, so that
+            // guessing is slow and soon blocked.
+            let delay = app.enumeration.miss(ctx.ip, std::time::Instant::now());
+            std::thread::sleep(delay);
+            return Err(json_error(404, -32000, "Not Found"));
+        };
+        let (backend, owner) = app.slug_backend(slug, &user).map_err(|e| {
+            json_error(
+                500,
+                -32603,
+                &format!("Internal error: the Kimai client for this user cannot be set up: {e}"),
+            )
+        })?;
+        return Ok(Caller {
+            backend,
+            owner,
+            label: user.label(),
+        });
+    }
+    header_caller(app, req)
+}
+
+/// `/mcp`, `/sse` and `/messages`: the server token, then the caller's own Kimai credentials.
+pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Reply> {
+    let presented = req.header("Authorization").map(|h| {
+        h.strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+            .unwrap_or(h)
+            .trim()
+    });
+    let tokens = app
+        .server_tokens
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let ok = presented.is_some_and(|p| !p.is_empty() && guard::token_matches(p, &tokens));
+    if !ok {
+        let challenge = if presented.is_some_and(|p| !p.is_empty()) {
+            "Bearer realm=\"mcp\", error=\"invalid_token\""
+        } else {
+            "Bearer realm=\"mcp\""
+        };
+        return Err(
+            match json_error(
+                401,
+                -32000,
+                "Invalid or missing MCP server authentication token",
+            ) {
+                Handled::Reply(r) => Handled::Reply(r.header("WWW-Authenticate", challenge)),
+                other => other,
+            },
+        );
+    }
+    let Some(kimai_token) = req
+        .header("X-Kimai-Token")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(json_error(
+            400,
+            -32000,
+            "Kimai API token is required. Send your own Kimai API token in the X-Kimai-Token header.",
+        ));
+    };
+    if kimai_token
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+        || kimai_token.len() > 512
+    {
+        return Err(json_error(
+            400,
+            -32000,
+            "Bad Request: the X-Kimai-Token header is not a valid token",
+        ));
+    }
+    let url = match req
+        .header("X-Kimai-URL")
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
+        Some(u) => {
+            if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2048 {
+                return Err(json_error(
+                    400,
+                    -32000,
+                    "Bad Request: X-Kimai-URL must be an http:// or https:// URL",
+                ));
+            }
+            let mut base = u.trim_end_matches('/').to_string();
+            if let Some(b) = base.strip_suffix("/api") {
+                base = b.to_string();
+            }
+            base
+        }
+        None => match &app.cfg.default_kimai_url {
+            Some(d) => d.clone(),
+            None => {
+                return Err(json_error(
+                    400,
+                    -32000,
+                    "Kimai URL is required. Send it in the X-Kimai-URL header (this server has no --default-kimai-url).",
+                ));
+            }
+        },
+    };
+    let client = app.client(&url, &app.cfg.tls).map_err(|e| {
+        json_error(
+            400,
+            -32000,
+            &format!("Bad Request: X-Kimai-URL cannot be used: {e}"),
+        )
+    })?;
+    let label = req
+        .header("X-Kimai-User")
+        .map(|u| {
+            u.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "._@-".contains(*c))
+                .take(64)
+                .collect::<String>()
+        })
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "header-user".into());
+    let owner = fingerprint(&app.fp_key, &["header", &url, kimai_token]);
+    Ok(Caller {
+        backend: Backend {
+            client,
+            token: crate::kimai::Token::new(kimai_token.to_string()),
+        },
+        owner,
+        label,
+    })
+}
+
+fn accepts(req: &Request, what: &str) -> bool {
+    req.header("Accept").is_some_and(|a| {
+        a.split(',').any(|p| {
+            let m = p
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            m == what || m == "*/*"
+        })
+    })
+}
+
+fn post(app: &Arc<App>, req: &Request, caller: Caller) -> Result<Reply, Reply> {
+    if !(accepts(req, "application/json") && accepts(req, "text/event-stream")) {
+        return Err(json_error(
+            406,
+            -32000,
+            "Not Acceptable: the client must accept both application/json and text/event-stream",
+        ));
+    }
+    let ct = req.header("Content-Type").map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    if ct.as_deref() != Some("application/json") {
+        return Err(json_error(
+            415,
+            -32000,
+            "Unsupported Media Type: the body must be application/json",
+        ));
+    }
+    let version_header = req.header("MCP-Protocol-Version");
+    if let Some(v) = version_header
+        && !mcp::all_versions().contains(&v)
+    {
+        return Err(json_error(
+            400,
+            -32000,
+            &format!(
+                "Bad Request: unsupported MCP-Protocol-Version {}; supported: {}",
+                crate::tools::quote_name(v),
+                mcp::all_versions().join(", ")
+            ),
+        ));
+    }
+    let incoming = match mcp::parse_incoming(&req.body) {
+        Ok(i) => i,
+        Err(resp) => {
+            return Err(Handled::Reply(
+                Response::new(400).body("application/json", resp.to_string()),
+            ));
+        }
+    };
+    let session_id = header_mode(req).map(str::to_string);
+    match (session_id, incoming) {
+        (None, mcp::Incoming::Single(msg)) => without_session(app, req, caller, msg),
+        (None, mcp::Incoming::Batch(_)) => Err(json_error(
+            400,
+            -32600,
+            "Bad Request: a batch needs a session negotiated with protocol 2025-03-26; send initialize first",
+        )),
+        (Some(id), incoming) => {
+            let session = match app.sessions.get(&id) {
+                Some(s)
+                    if guard::ct_eq(&s.owner, &caller.owner)
+                        && s.transport == Transport::Streamable =>
+                {
+                    s
+                }
+                _ => return Err(session_not_found()),
+            };
+            // The credentials as they are now (a users.json entry may have been fixed since
+            // the session started); the fingerprint check above proved they are the same user.
+            in_session(app, &session, &caller.backend, incoming)
+        }
+    }
+}
+
+fn is_request(msg: &Value) -> bool {
+    msg.get("method").is_some() && msg.get("id").is_some()
+}
+
+fn without_session(
+    app: &Arc<App>,
+    req: &Request,
+    caller: Caller,
+    msg: Value,
+) -> Result<Reply, Reply> {
+    let method = msg
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let modern = mcp::params_meta(msg.get("params"))
+        .and_then(|m| m.get(mcp::META_PROTOCOL_VERSION))
+        .is_some();
+    if modern {
+        return stateless(app, req, caller, msg, &method);
+    }
+    if method != "initialize" || !is_request(&msg) {
+        return Err(json_error(
+            400,
+            -32000,
+            "Bad Request: Mcp-Session-Id header is required; start with initialize",
+        ));
+    }
+    let session = Session::new(
+        Transport::Streamable,
+        caller.backend,
+        &caller.label,
+        caller.owner,
+    )
+    .map_err(|e| json_error(500, -32603, &format!("Internal error: {e}")))?;
+    let session = match app.sessions.insert(session) {
+        Ok(s) => s,
+        Err(Refused::Full) => {
+            return Err(
+                match json_error(
+                    503,
+                    -32000,
+                    "Server at capacity: too many open sessions; try again later",
+                ) {
+                    Handled::Reply(r) => Handled::Reply(r.header("Retry-After", "30")),
+                    other => other,
+                },
+            );
+        }
+        Err(Refused::Random(e)) => {
+            return Err(json_error(500, -32603, &format!("Internal error: {e}")));
+        }
+    };
+    let env = Env {
+        backend: &session.backend,
+        notifier: &mcp::NoNotifier,
+        label: &session.label,
+    };
+    let reply = app.dispatcher.handle(&session.conn, msg, &env);
+    if reply.as_ref().is_none_or(|r| r.get("error").is_some()) {
+        app.sessions.remove(&session.id);
+        let body = reply.unwrap_or(Value::Null).to_string();
+        return Err(Handled::Reply(
+            Response::new(400).body("application/json", body),
+        ));
+    }
+    log::info!(
+        "Client session {} started ({}, protocol {})",
+        session.short_id(),
+        session
+            .conn
+            .client_name()
+            .map(|n| crate::tools::text::safe(&n))
+            .unwrap_or_else(|| "unnamed client".into()),
+        session.conn.negotiated().unwrap_or("?")
+    );
+    let body = reply.unwrap_or(Value::Null).to_string();
+    Ok(Handled::Reply(
+        Response::new(200)
+            .header("Mcp-Session-Id", session.id.clone())
+            .body("application/json", body),
+    ))
+}
+
+/// A 2026-07-28 request: no session; the headers must agree with the body (MCP 2026-07-28,
+/// Streamable HTTP: `MCP-Protocol-Version`, `Mcp-Method`, and `Mcp-Name` for named calls).
+fn stateless(
+    app: &Arc<App>,
+    req: &Request,
+    caller: Caller,
+    msg: Value,
+    method: &str,
+) -> Result<Reply, Reply> {
+    let meta_version = mcp::params_meta(msg.get("params"))
+        .and_then(|m| m.get(mcp::META_PROTOCOL_VERSION))
+        .and_then(Value::as_str);
+    let mismatch = |what: &str| {
+        json_error(
+            400,
+            mcp::code::HEADER_MISMATCH,
+            &format!("Header mismatch: {what} does not match the request body"),
+        )
+    };
+    if let (Some(h), Some(b)) = (req.header("MCP-Protocol-Version"), meta_version)
+        && h != b
+    {
+        return Err(mismatch("MCP-Protocol-Version"));
+    }
+    if let Some(h) = req.header("Mcp-Method")
+        && h != method
+    {
+        return Err(mismatch("Mcp-Method"));
+    }
+    if method == "tools/call"
+        && let (Some(h), Some(name)) = (
+            req.header("Mcp-Name"),
+            msg.get("params")
+                .and_then(|p| p.get("name"))
+                .and_then(Value::as_str),
+        )
+        && h != name
+    {
+        return Err(mismatch("Mcp-Name"));
+    }
+    let conn = Connection::new();
+    if wants_stream(&msg) {
+        return Ok(stream_call(
+            app.clone(),
+            conn_holder(conn),
+            caller.backend,
+            caller.label,
+            msg,
+            None,
+        ));
+    }
+    let env = Env {
+        backend: &caller.backend,
+        notifier: &mcp::NoNotifier,
+        label: &caller.label,
+    };
+    let reply = app
+        .slots
+        .run(|| app.dispatcher.handle(&conn, msg, &env))
+        .ok_or_else(busy)?;
+    let Some(reply) = reply else {
+        return Ok(Handled::Reply(Response::new(202)));
+    };
+    let status = match reply
+        .get("error")
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_i64)
+    {
+        Some(mcp::code::METHOD_NOT_FOUND) => 404,
+        Some(
+            mcp::code::UNSUPPORTED_PROTOCOL_VERSION
+            | mcp::code::INVALID_PARAMS
+            | mcp::code::INVALID_REQUEST,
+        ) => 400,
+        _ => 200,
+    };
+    Ok(Handled::Reply(
+        Response::new(status).body("application/json", reply.to_string()),
+    ))
+}
+
+fn busy() -> Reply {
+    match json_error(
+        503,
+        -32000,
+        "Server busy: every worker is taken; try again shortly",
+    ) {
+        Handled::Reply(r) => Handled::Reply(r.header("Retry-After", "5")),
+        other => other,
+    }
+}
+
+/// A tool call with a progress token is answered as a stream, so progress arrives first.
+fn wants_stream(msg: &Value) -> bool {
+    msg.get("method").and_then(Value::as_str) == Some("tools/call")
+        && msg.get("id").is_some()
+        && mcp::params_meta(msg.get("params")).is_some_and(|m| m.contains_key("progressToken"))
+}
+
+fn in_session(
+    app: &Arc<App>,
+    session: &Arc<Session>,
+    backend: &Backend,
+    incoming: mcp::Incoming,
+) -> Result<Reply, Reply> {
+    let env = Env {
+        backend,
+        notifier: &mcp::NoNotifier,
+        label: &session.label,
+    };
+    match incoming {
+        mcp::Incoming::Batch(items) => {
+            let reply = app
+                .slots
+                .run(|| app.dispatcher.handle_batch(&session.conn, items, &env))
+                .ok_or_else(busy)?;
+            Ok(match reply {
+                None => Handled::Reply(Response::new(202)),
+                Some(r) if r.is_object() => {
+                    Handled::Reply(Response::new(400).body("application/json", r.to_string()))
+                }
+                Some(r) => {
+                    Handled::Reply(Response::new(200).body("application/json", r.to_string()))
+                }
+            })
+        }
+        mcp::Incoming::Single(msg) => {
+            if !is_request(&msg) {
+                // Notifications and client responses: accepted.
+                let _ = app.dispatcher.handle(&session.conn, msg, &env);
+                return Ok(Handled::Reply(Response::new(202)));
+            }
+            if msg.get("method").and_then(Value::as_str) == Some("initialize") {
+                let reply = app
+                    .dispatcher
+                    .handle(&session.conn, msg, &env)
+                    .unwrap_or(Value::Null);
+                return Err(Handled::Reply(
+                    Response::new(400).body("application/json", reply.to_string()),
+                ));
+            }
+            if wants_stream(&msg) {
+                return Ok(stream_call(
+                    app.clone(),
+                    SessionOrConn::Session(session.clone()),
+                    backend.clone(),
+                    session.label.clone(),
+                    msg,
+                    None,
+                ));
+            }
+            let reply = app
+                .slots
+                .run(|| app.dispatcher.handle(&session.conn, msg, &env))
+                .ok_or_else(busy)?;
+            Ok(match reply {
+                None => Handled::Reply(Response::new(202)),
+                Some(r) => {
+                    Handled::Reply(Response::new(200).body("application/json", r.to_string()))
+                }
+            })
+        }
+    }
+}
+
+/// The lifecycle state a streamed call runs against.
+enum SessionOrConn {
+    Session(Arc<Session>),
+    Conn(Connection),
+}
+
+fn conn_holder(c: Connection) -> SessionOrConn {
+    SessionOrConn::Conn(c)
+}
+
+impl SessionOrConn {
+    fn conn(&self) -> &Connection {
+        match self {
+            SessionOrConn::Session(s) => &s.conn,
+            SessionOrConn::Conn(c) => c,
+        }
+    }
+}
+
+/// Sends notifications of one call into its response stream.
+struct StreamNotifier(mpsc::Sender<Value>);
+
+impl Notifier for StreamNotifier {
+    fn notify(&self, message: Value) {
+        let _ = self.0.send(message);
+    }
+}
+
+fn sse_event(v: &Value) -> Vec<u8> {
+    format!("event: message\ndata: {v}\n\n").into_bytes()
+}
+
+/// Runs the call on its own thread and streams its notifications, then its result, as SSE.
+fn stream_call(
+    app: Arc<App>,
+    state: SessionOrConn,
+    backend: Backend,
+    label: String,
+    msg: Value,
+    session_id: Option<String>,
+) -> Reply {
+    let mut head = Response::new(200)
+        .header("Content-Type", "text/event-stream")
+        .header("Cache-Control", "no-cache")
+        .header("X-Accel-Buffering", "no");
+    if let Some(id) = session_id {
+        head = head.header("Mcp-Session-Id", id);
+    }
+    Handled::Stream(
+        head,
+        Box::new(move |mut out: Streamer| {
+            let (tx, rx) = mpsc::channel::<Value>();
+            let (done_tx, done_rx) = mpsc::channel::<Option<Value>>();
+            std::thread::scope(|scope| {
+                let notifier = StreamNotifier(tx);
+                let (app, state, backend, label) = (&app, &state, &backend, &label);
+                scope.spawn(move || {
+                    let env = Env {
+                        backend,
+                        notifier: &notifier,
+                        label,
+                    };
+                    let reply = app
+                        .slots
+                        .run(|| app.dispatcher.handle(state.conn(), msg, &env))
+                        .unwrap_or_else(|| {
+                            Some(mcp::response_err(
+                                None,
+                                mcp::RpcError::new(
+                                    -32000,
+                                    "Server busy: every worker is taken; try again shortly",
+                                ),
+                            ))
+                        });
+                    let _ = done_tx.send(reply);
+                });
+                let mut client_gone = false;
+                loop {
+                    match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                        Ok(note) => {
+                            if !client_gone && out.send(&sse_event(&note)).is_err() {
+                                // A dropped stream is not a cancellation (MCP §2.2): the call
+                                // finishes; its result has nowhere to go.
+                                client_gone = true;
+                            }
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {}
+                    }
+                    if let Ok(reply) = done_rx.try_recv() {
+                        while let Ok(note) = rx.try_recv() {
+                            if !client_gone {
+                                let _ = out.send(&sse_event(&note));
+                            }
+                        }
+                        if let Some(reply) = reply
+                            && !client_gone
+                        {
+                            let _ = out.send(&sse_event(&reply));
+                        }
+                        break;
+                    }
+                }
+            });
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_header_parsing() {
+        let req = |a: &str| Request {
+            method: "POST".into(),
+            path: "/mcp".into(),
+            query: String::new(),
+            headers: vec![("Accept".into(), a.into())],
+            body: vec![],
+            peer: "127.0.0.1:1".parse().unwrap(),
+        };
+        assert!(accepts(
+            &req("application/json, text/event-stream"),
+            "text/event-stream"
+        ));
+        assert!(accepts(
+            &req("application/json;q=0.9, text/event-stream"),
+            "application/json"
+        ));
+        assert!(!accepts(&req("application/json"), "text/event-stream"));
+        assert!(accepts(&req("*/*"), "text/event-stream"));
+    }
+}

@@ -1,0 +1,329 @@
+//! The session table shared by the HTTP transports (design §4): a mutex-guarded map from
+//! session id to [`Session`], with a sliding TTL and a capacity.
+//!
+//! A session holds what its requests need: the MCP lifecycle state (`dispatch::Connection`),
+//! the Kimai account it acts as, an audit label, and a fingerprint of the credentials that
+//! created it, so that a request carrying another user's credentials can never use it. Ids are
+//! 128 random bits (hex) from the OS. Locks are held only to look up, insert or remove; never
+//! across a Kimai call or a socket write. A sweeper thread (`session-sweeper`) removes sessions
+//! idle longer than the TTL.
+
+use crate::dispatch::Connection;
+use crate::tools::Backend;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often the sweeper looks for expired sessions (at most; a shorter TTL sweeps faster).
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Which transport a session belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Streamable,
+    Sse,
+}
+
+/// One client session.
+pub struct Session {
+    pub id: String,
+    pub transport: Transport,
+    pub conn: Connection,
+    pub backend: Backend,
+    /// For audit lines: `session=<8 hex> user=<label>`; never a token or slug.
+    pub label: String,
+    /// A digest of the credentials that created the session (see `fingerprint`).
+    pub owner: [u8; 32],
+    /// Legacy SSE: where responses and notifications for the open stream go.
+    pub stream: Option<std::sync::mpsc::Sender<serde_json::Value>>,
+    last_used: Mutex<Instant>,
+}
+
+impl Session {
+    pub fn new(
+        transport: Transport,
+        backend: Backend,
+        user_label: &str,
+        owner: [u8; 32],
+    ) -> Result<Session, String> {
+        let id = new_id()?;
+        let label = format!("session={} user={user_label}", &id[..8]);
+        Ok(Session {
+            id,
+            transport,
+            conn: Connection::new(),
+            backend,
+            label,
+            owner,
+            stream: None,
+            last_used: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// The session with an SSE stream channel (legacy HTTP+SSE transport).
+    pub fn with_stream(mut self, tx: std::sync::mpsc::Sender<serde_json::Value>) -> Session {
+        self.stream = Some(tx);
+        self
+    }
+
+    /// The first 8 hex characters, for logs.
+    pub fn short_id(&self) -> &str {
+        &self.id[..8]
+    }
+
+    fn touch(&self, now: Instant) {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = now;
+    }
+
+    fn idle(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(*self.last_used.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// 128 random bits as 32 lowercase hex characters.
+pub fn new_id() -> Result<String, String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| format!("the OS random source failed: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// A one-way digest of credentials, to bind a session to them without keeping them around in
+/// a comparable form: FNV-1a over two lanes is not cryptographic, so the secret input is first
+/// mixed with a per-process random key. It only has to tell "same credentials" from
+/// "different credentials" inside this process.
+pub fn fingerprint(key: &[u8; 32], parts: &[&str]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (lane, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ (lane as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut feed = |b: u8| {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        };
+        key.iter().for_each(|b| feed(*b));
+        for p in parts {
+            p.bytes().for_each(&mut feed);
+            feed(0xff);
+        }
+        key.iter().rev().for_each(|b| feed(*b));
+        chunk.copy_from_slice(&h.to_le_bytes());
+    }
+    out
+}
+
+/// Why a session could not be created.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The table is full: answer 503 with `Retry-After`.
+    Full,
+    Random(String),
+}
+
+struct Inner {
+    map: HashMap<String, Arc<Session>>,
+}
+
+/// The session table.
+pub struct SessionTable {
+    inner: Mutex<Inner>,
+    max: usize,
+    ttl: Duration,
+    stop: Mutex<bool>,
+    wake: Condvar,
+    stopped: AtomicBool,
+}
+
+impl SessionTable {
+    pub fn new(max: usize, ttl: Duration) -> Arc<SessionTable> {
+        Arc::new(SessionTable {
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+            }),
+            max,
+            ttl,
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Adds a session unless the table is full (expired sessions are swept first).
+    pub fn insert(&self, session: Session) -> Result<Arc<Session>, Refused> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if inner.map.len() >= self.max {
+            let ttl = self.ttl;
+            inner.map.retain(|_, s| s.idle(now) < ttl);
+        }
+        if inner.map.len() >= self.max {
+            return Err(Refused::Full);
+        }
+        let s = Arc::new(session);
+        inner.map.insert(s.id.clone(), s.clone());
+        Ok(s)
+    }
+
+    /// The live session with this id, touched (sliding TTL); `None` if unknown or expired.
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let s = inner.map.get(id)?.clone();
+        if s.idle(now) >= self.ttl {
+            inner.map.remove(id);
+            return None;
+        }
+        s.touch(now);
+        Some(s)
+    }
+
+    /// Whether the session is still in the table (without touching it).
+    pub fn contains(&self, id: &str) -> bool {
+        self.lock().map.contains_key(id)
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        self.lock().map.remove(id)
+    }
+
+    /// Removes every session for which `drop` says so (e.g. users gone from users.json).
+    pub fn retain(&self, keep: impl Fn(&Session) -> bool) -> usize {
+        let mut inner = self.lock();
+        let before = inner.map.len();
+        inner.map.retain(|_, s| keep(s));
+        before - inner.map.len()
+    }
+
+    /// Sessions now, by transport.
+    pub fn counts(&self) -> (usize, usize) {
+        let inner = self.lock();
+        let sse = inner
+            .map
+            .values()
+            .filter(|s| s.transport == Transport::Sse)
+            .count();
+        (inner.map.len() - sse, sse)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes expired sessions; returns them (for "Cleaned up" log lines).
+    pub fn sweep(&self, now: Instant) -> Vec<Arc<Session>> {
+        let ttl = self.ttl;
+        let mut inner = self.lock();
+        let expired: Vec<String> = inner
+            .map
+            .iter()
+            .filter(|(_, s)| s.idle(now) >= ttl)
+            .map(|(k, _)| k.clone())
+            .collect();
+        expired.iter().filter_map(|k| inner.map.remove(k)).collect()
+    }
+
+    /// Starts the sweeper thread; `extra` runs on every sweep (guard maintenance).
+    pub fn start_sweeper(
+        self: &Arc<Self>,
+        extra: Box<dyn Fn(Instant) + Send>,
+    ) -> std::io::Result<JoinHandle<()>> {
+        let table = self.clone();
+        let interval = SWEEP_INTERVAL
+            .min(self.ttl / 2)
+            .max(Duration::from_millis(50));
+        std::thread::Builder::new()
+            .name("session-sweeper".into())
+            .spawn(move || {
+                loop {
+                    {
+                        let stop = table.stop.lock().unwrap_or_else(|e| e.into_inner());
+                        let (stop, _) = table
+                            .wake
+                            .wait_timeout(stop, interval)
+                            .unwrap_or_else(|e| e.into_inner());
+                        if *stop {
+                            return;
+                        }
+                    }
+                    let now = Instant::now();
+                    for s in table.sweep(now) {
+                        log::info!("Cleaned up client session {}", s.short_id());
+                    }
+                    extra(now);
+                }
+            })
+    }
+
+    /// Stops the sweeper (it exits at once).
+    pub fn stop_sweeper(&self) {
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            self.wake.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session::new(
+            Transport::Streamable,
+            crate::tools::offline_backend_for_tests(),
+            "u",
+            [0; 32],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn ids_are_random_hex() {
+        let a = new_id().unwrap();
+        let b = new_id().unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn capacity_ttl_and_sweep() {
+        let t = SessionTable::new(2, Duration::from_millis(200));
+        let a = t.insert(session()).unwrap();
+        let _b = t.insert(session()).unwrap();
+        assert_eq!(t.insert(session()).err(), Some(Refused::Full));
+        assert!(t.get(&a.id).is_some());
+        std::thread::sleep(Duration::from_millis(250));
+        // Expired sessions are gone and free their place.
+        assert!(t.get(&a.id).is_none());
+        assert!(t.insert(session()).is_ok());
+        assert_eq!(t.sweep(Instant::now() + Duration::from_secs(1)).len(), 2);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn fingerprints_tell_credentials_apart() {
+        let key = [7u8; 32];
+        assert_eq!(
+            fingerprint(&key, &["a", "b"]),
+            fingerprint(&key, &["a", "b"])
+        );
+        assert_ne!(
+            fingerprint(&key, &["a", "b"]),
+            fingerprint(&key, &["ab", ""])
+        );
+        assert_ne!(fingerprint(&key, &["a"]), fingerprint(&[8u8; 32], &["a"]));
+    }
+}

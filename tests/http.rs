@@ -1,0 +1,911 @@
+//! `kimai-mcp serve` end to end: the built binary on a loopback port against the simulated
+//! Kimai, driven with raw HTTP so every status code and header can be checked.
+
+use crate::util::{DEADLINE, bin, sim};
+use kimai_mcp::sim::Sim;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SLUG_A: &str = "k7Hq2vX9mPz4Lw8Rt3NsQa";
+pub const SLUG_B: &str = "Zp4Rt8Wq2Lm6Xv9Bn3KsJd";
+pub const SERVER_TOKEN: &str = "test-server-token-0123456789abcdef";
+
+/// A `kimai-mcp serve` process.
+pub struct Serve {
+    child: Child,
+    pub addr: String,
+    logs: Arc<Mutex<String>>,
+    _dir: TempDir,
+}
+
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).unwrap();
+        let p = std::env::temp_dir().join(format!(
+            "kimai-mcp-test-{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Serve {
+    /// Two users: A is tony_teamlead, B is john_user.
+    pub fn start(sim: &Sim, extra: &[&str]) -> Serve {
+        let dir = TempDir::new();
+        let users = dir.0.join("users.json");
+        let body = json!({
+            "_comment": "test users",
+            SLUG_A: {"kimai_url": sim.url(), "kimai_token": sim.token("tony_teamlead").unwrap(), "kimai_user_id": 3},
+            SLUG_B: {"kimai_url": sim.url(), "kimai_token": sim.token("john_user").unwrap()},
+        });
+        std::fs::write(&users, body.to_string()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--port", "0", "--users-config"])
+            .arg(&users)
+            .args([
+                "--server-token",
+                SERVER_TOKEN,
+                "--default-kimai-url",
+                &sim.url(),
+            ])
+            .args(extra)
+            .env_remove("MCP_SERVER_TOKEN")
+            .env_remove("RATE_LIMIT_RPM")
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn kimai-mcp serve");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !sent && let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.split('/').next().unwrap_or("").to_string());
+                    sent = true;
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("serve did not start: {}", logs.lock().unwrap()));
+        Serve {
+            child,
+            addr,
+            logs,
+            _dir: dir,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), with a deadline.
+pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut raw = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("Host")) {
+        raw.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    raw.push_str("\r\n");
+    raw.push_str(body);
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {text:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+const JSON_SSE: &str = "application/json, text/event-stream";
+
+fn post(srv: &Serve, path: &str, extra: &[(&str, &str)], body: &Value) -> Resp {
+    let mut h = vec![("Content-Type", "application/json"), ("Accept", JSON_SSE)];
+    h.extend_from_slice(extra);
+    request(&srv.addr, "POST", path, &h, &body.to_string())
+}
+
+fn init_body() -> Value {
+    json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})
+}
+
+fn call(id: i64, tool: &str, args: Value) -> Value {
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}})
+}
+
+/// Initializes a session on `path` and returns its id.
+fn session(srv: &Serve, path: &str, extra: &[(&str, &str)]) -> String {
+    let r = post(srv, path, extra, &init_body());
+    assert_eq!(r.status, 200, "{r:?}");
+    let id = r.header("Mcp-Session-Id").expect("session id").to_string();
+    let mut h: Vec<(&str, &str)> = extra.to_vec();
+    h.push(("Mcp-Session-Id", &id));
+    let n = post(
+        srv,
+        path,
+        &h,
+        &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    );
+    assert_eq!(n.status, 202, "{n:?}");
+    assert!(n.body.is_empty());
+    id
+}
+
+fn tool_text(r: &Resp) -> String {
+    r.json()["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text: {}", r.body))
+        .to_string()
+}
+
+#[test]
+fn slug_route_lifecycle_and_status_codes() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let path = format!("/mcp/{SLUG_A}");
+    let sid = session(&srv, &path, &[]);
+    assert_eq!(sid.len(), 32);
+    let h = [
+        ("Mcp-Session-Id", sid.as_str()),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+    let r = post(&srv, &path, &h, &call(2, "user_current", json!({})));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    assert!(tool_text(&r).contains("Username: tony_teamlead"));
+    // Security headers on every response.
+    for (k, v) in [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cache-Control", "no-store"),
+        ("Content-Security-Policy", "default-src 'none'"),
+    ] {
+        assert_eq!(r.header(k), Some(v), "{k}");
+    }
+    // Request without a session: 400. Unknown session: 404.
+    assert_eq!(
+        post(&srv, &path, &[], &call(3, "user_current", json!({}))).status,
+        400
+    );
+    assert_eq!(
+        post(
+            &srv,
+            &path,
+            &[("Mcp-Session-Id", "0123456789abcdef0123456789abcdef")],
+            &call(3, "user_current", json!({}))
+        )
+        .status,
+        404
+    );
+    // Unsupported protocol version header: 400; absent: fine.
+    let bad = post(
+        &srv,
+        &path,
+        &[
+            ("Mcp-Session-Id", &sid),
+            ("MCP-Protocol-Version", "1999-01-01"),
+        ],
+        &call(4, "user_current", json!({})),
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("2025-11-25"), "{}", bad.body);
+    assert_eq!(
+        post(
+            &srv,
+            &path,
+            &[
+                ("Mcp-Session-Id", &sid),
+                ("MCP-Protocol-Version", "2025-03-26")
+            ],
+            &call(5, "user_current", json!({}))
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        post(
+            &srv,
+            &path,
+            &[("Mcp-Session-Id", &sid)],
+            &call(6, "user_current", json!({}))
+        )
+        .status,
+        200
+    );
+    // Accept and Content-Type checks.
+    let r = request(
+        &srv.addr,
+        "POST",
+        &path,
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+            ("Mcp-Session-Id", &sid),
+        ],
+        &call(7, "user_current", json!({})).to_string(),
+    );
+    assert_eq!(r.status, 406);
+    let r = request(
+        &srv.addr,
+        "POST",
+        &path,
+        &[
+            ("Content-Type", "text/plain"),
+            ("Accept", JSON_SSE),
+            ("Mcp-Session-Id", &sid),
+        ],
+        "{}",
+    );
+    assert_eq!(r.status, 415);
+    // Malformed JSON: 400 with -32700 and a null id.
+    let r = request(
+        &srv.addr,
+        "POST",
+        &path,
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", JSON_SSE),
+            ("Mcp-Session-Id", &sid),
+        ],
+        "{oops",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], json!(-32700));
+    assert_eq!(r.json()["id"], Value::Null);
+    // GET: no standalone stream (405), PUT: 405.
+    let r = request(
+        &srv.addr,
+        "GET",
+        &path,
+        &[("Accept", "text/event-stream"), ("Mcp-Session-Id", &sid)],
+        "",
+    );
+    assert_eq!(r.status, 405);
+    assert!(r.header("Allow").is_some());
+    assert_eq!(request(&srv.addr, "PUT", &path, &[], "").status, 405);
+    // DELETE ends the session; then 404.
+    assert_eq!(
+        request(&srv.addr, "DELETE", &path, &[("Mcp-Session-Id", &sid)], "").status,
+        200
+    );
+    assert_eq!(
+        post(&srv, &path, &h, &call(8, "user_current", json!({}))).status,
+        404
+    );
+    assert_eq!(
+        request(&srv.addr, "DELETE", &path, &[("Mcp-Session-Id", &sid)], "").status,
+        404
+    );
+    // Unknown paths: 404.
+    assert_eq!(request(&srv.addr, "GET", "/nope", &[], "").status, 404);
+}
+
+#[test]
+fn header_route_needs_the_server_token_and_a_kimai_token() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let bearer = format!("Bearer {SERVER_TOKEN}");
+    let tony = sim.token("tony_teamlead").unwrap();
+    let r = post(&srv, "/mcp", &[("X-Kimai-Token", &tony)], &init_body());
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("WWW-Authenticate"), Some("Bearer realm=\"mcp\""));
+    assert!(
+        r.body
+            .contains("Invalid or missing MCP server authentication token")
+    );
+    let r = post(
+        &srv,
+        "/mcp",
+        &[
+            ("Authorization", "Bearer wrong-token-0123456789"),
+            ("X-Kimai-Token", &tony),
+        ],
+        &init_body(),
+    );
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("WWW-Authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
+    let r = post(&srv, "/mcp", &[("Authorization", &bearer)], &init_body());
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("Kimai API token is required"), "{}", r.body);
+    // A bare token (no "Bearer") is accepted too.
+    let sid = session(
+        &srv,
+        "/mcp",
+        &[("Authorization", SERVER_TOKEN), ("X-Kimai-Token", &tony)],
+    );
+    let h = [
+        ("Authorization", bearer.as_str()),
+        ("X-Kimai-Token", tony.as_str()),
+        ("Mcp-Session-Id", sid.as_str()),
+    ];
+    let r = post(&srv, "/mcp", &h, &call(2, "user_current", json!({})));
+    assert!(tool_text(&r).contains("tony_teamlead"));
+    // The session is bound to the credentials that created it: another user's token gets 404.
+    let john = sim.token("john_user").unwrap();
+    let r = post(
+        &srv,
+        "/mcp",
+        &[
+            ("Authorization", &bearer),
+            ("X-Kimai-Token", &john),
+            ("Mcp-Session-Id", &sid),
+        ],
+        &call(3, "user_current", json!({})),
+    );
+    assert_eq!(r.status, 404, "{r:?}");
+    // A slug user cannot use it either.
+    let r = post(
+        &srv,
+        &format!("/mcp/{SLUG_B}"),
+        &[("Mcp-Session-Id", &sid)],
+        &call(3, "user_current", json!({})),
+    );
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn kimai_url_is_required_without_a_default() {
+    let sim = sim();
+    let dir = TempDir::new();
+    let mut child = Command::new(bin())
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--server-token",
+            SERVER_TOKEN,
+            "--rate-limit-rpm",
+            "0",
+        ])
+        .env_remove("DEFAULT_KIMAI_URL")
+        .env("RUST_LOG", "info")
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let start = Instant::now();
+    let mut addr = String::new();
+    while start.elapsed() < DEADLINE {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = rest.split('/').next().unwrap().to_string();
+            break;
+        }
+    }
+    assert!(!addr.is_empty(), "serve did not start");
+    let r = request(
+        &addr,
+        "POST",
+        "/mcp",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", JSON_SSE),
+            ("Authorization", &format!("Bearer {SERVER_TOKEN}")),
+            ("X-Kimai-Token", &sim.demo_token()),
+        ],
+        &init_body().to_string(),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("Kimai URL is required"), "{}", r.body);
+    // The legacy SSE stream gives the same answer.
+    let r = request(
+        &addr,
+        "GET",
+        "/sse",
+        &[
+            ("Authorization", SERVER_TOKEN),
+            ("X-Kimai-Token", &sim.demo_token()),
+        ],
+        "",
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("Kimai URL is required"), "{}", r.body);
+    let r = request(
+        &addr,
+        "POST",
+        "/mcp",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", JSON_SSE),
+            ("Authorization", &format!("Bearer {SERVER_TOKEN}")),
+            ("X-Kimai-Token", &sim.demo_token()),
+            ("X-Kimai-URL", &sim.url()),
+        ],
+        &init_body().to_string(),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn two_users_at_once_never_see_each_others_data() {
+    let sim = sim();
+    let srv = Arc::new(Serve::start(&sim, &["--rate-limit-rpm", "0"]));
+    let mut handles = Vec::new();
+    for (slug, name) in [(SLUG_A, "tony_teamlead"), (SLUG_B, "john_user")] {
+        let srv = srv.clone();
+        handles.push(std::thread::spawn(move || {
+            let path = format!("/mcp/{slug}");
+            let sid = session(&srv, &path, &[]);
+            for i in 0..15 {
+                let r = post(
+                    &srv,
+                    &path,
+                    &[("Mcp-Session-Id", &sid)],
+                    &call(10 + i, "user_current", json!({})),
+                );
+                let t = tool_text(&r);
+                assert!(t.contains(&format!("Username: {name}")), "{name} saw: {t}");
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn stateless_2026_requests_and_header_checks() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let path = format!("/mcp/{SLUG_A}");
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta": meta}});
+    let r = post(
+        &srv,
+        &path,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "server/discover"),
+        ],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.json()["result"]["supportedVersions"],
+        json!(["2026-07-28"])
+    );
+    assert!(r.header("Mcp-Session-Id").is_none());
+    let body = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"_meta": meta, "name": "config", "arguments": {"type": "version"}}});
+    let r = post(
+        &srv,
+        &path,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "config"),
+        ],
+        &body,
+    );
+    assert_eq!(r.status, 200);
+    assert!(tool_text(&r).contains("2.65.0"));
+    let r = post(
+        &srv,
+        &path,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "user_current"),
+        ],
+        &body,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], json!(-32020));
+    let body = json!({"jsonrpc":"2.0","id":3,"method":"nope/nope","params":{"_meta": meta}});
+    let r = post(
+        &srv,
+        &path,
+        &[("MCP-Protocol-Version", "2026-07-28")],
+        &body,
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], json!(-32601));
+    let body = json!({"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta": {"io.modelcontextprotocol/protocolVersion": "2099-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let r = post(&srv, &path, &[], &body);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], json!(-32022));
+}
+
+#[test]
+fn a_call_with_a_progress_token_streams_progress_then_the_result() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let path = format!("/mcp/{SLUG_A}");
+    let sid = session(&srv, &path, &[]);
+    let body = json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"timesheet","arguments":{"action":"list","filters":{"calculate_stats":true}},"_meta":{"progressToken":"p"}}});
+    let r = post(&srv, &path, &[("Mcp-Session-Id", &sid)], &body);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("text/event-stream"));
+    assert_eq!(r.header("X-Accel-Buffering"), Some("no"));
+    let events: Vec<Value> = r
+        .body
+        .split("\n\n")
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(events.len() >= 2, "{}", r.body);
+    assert!(
+        events[..events.len() - 1]
+            .iter()
+            .all(|e| e["method"] == "notifications/progress")
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["id"], json!(9));
+    assert!(
+        last["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("## Statistics")
+    );
+}
+
+#[test]
+fn health_counts_only() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    session(&srv, &format!("/mcp/{SLUG_A}"), &[]);
+    let r = request(&srv.addr, "GET", "/health", &[], "");
+    assert_eq!(r.status, 200);
+    let h = r.json();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["user_count"], 2);
+    assert_eq!(h["active_sessions"], 1);
+    assert_eq!(h["mode"], "multi-user");
+    assert_eq!(h["default_kimai_url"], json!(sim.url()));
+    assert!(!r.body.contains(SLUG_A) && !r.body.contains(&sim.demo_token()));
+}
+
+#[test]
+fn sessions_expire_and_capacity_is_enforced() {
+    let sim = sim();
+    let srv = Serve::start(
+        &sim,
+        &[
+            "--rate-limit-rpm",
+            "0",
+            "--max-sessions",
+            "2",
+            "--session-ttl",
+            "0.6",
+        ],
+    );
+    let path = format!("/mcp/{SLUG_A}");
+    let a = session(&srv, &path, &[]);
+    let _b = session(&srv, &path, &[]);
+    let r = post(&srv, &path, &[], &init_body());
+    assert_eq!(r.status, 503);
+    assert!(r.header("Retry-After").is_some());
+    std::thread::sleep(Duration::from_millis(900));
+    // Expired: 404, and the place is free again.
+    assert_eq!(
+        post(
+            &srv,
+            &path,
+            &[("Mcp-Session-Id", &a)],
+            &call(2, "user_current", json!({}))
+        )
+        .status,
+        404
+    );
+    assert_eq!(post(&srv, &path, &[], &init_body()).status, 200);
+    let start = Instant::now();
+    while !srv.logs().contains("Cleaned up client session") && start.elapsed() < DEADLINE {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        srv.logs().contains("Cleaned up client session"),
+        "the sweeper did not run"
+    );
+}
+
+#[test]
+fn rate_limit_and_enumeration_guard() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "5"]);
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(request(&srv.addr, "GET", "/health", &[], "").status);
+    }
+    assert_eq!(&statuses[..5], &[200; 5]);
+    let r = request(&srv.addr, "GET", "/health", &[], "");
+    assert_eq!(r.status, 429);
+    assert!(r.header("Retry-After").is_some());
+
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let started = Instant::now();
+    let mut codes = Vec::new();
+    for i in 0..12 {
+        codes.push(
+            post(
+                &srv,
+                &format!("/mcp/unknown-slug-guess-{i:04}"),
+                &[],
+                &init_body(),
+            )
+            .status,
+        );
+    }
+    // Every miss was delayed (at least 100 ms each for the first ten).
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(&codes[..10], &[404; 10]);
+    assert_eq!(codes[11], 429, "{codes:?}");
+    // Blocked: even the right slug gets 429 from this address now.
+    assert_eq!(
+        post(&srv, &format!("/mcp/{SLUG_A}"), &[], &init_body()).status,
+        429
+    );
+}
+
+#[test]
+fn host_origin_body_limit_and_forwarded_headers() {
+    let sim = sim();
+    let srv = Serve::start(
+        &sim,
+        &[
+            "--rate-limit-rpm",
+            "0",
+            "--allowed-origin",
+            "https://claude.ai",
+        ],
+    );
+    let path = format!("/mcp/{SLUG_A}");
+    let r = post(
+        &srv,
+        &path,
+        &[
+            ("Host", "evil.example.com"),
+            ("Origin", "http://evil.example.com"),
+        ],
+        &init_body(),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        post(
+            &srv,
+            &path,
+            &[("Origin", "http://evil.example.com")],
+            &init_body()
+        )
+        .status,
+        403
+    );
+    let r = post(
+        &srv,
+        &path,
+        &[("Origin", "https://claude.ai")],
+        &init_body(),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("https://claude.ai")
+    );
+    assert!(r.header("Access-Control-Allow-Credentials").is_none());
+    let port = srv.addr.rsplit(':').next().unwrap();
+    assert_eq!(
+        post(
+            &srv,
+            &path,
+            &[("Origin", &format!("http://localhost:{port}"))],
+            &init_body()
+        )
+        .status,
+        200
+    );
+    // Body limit: 413 without reading a huge body.
+    let big = format!("{{\"x\":\"{}\"}}", "a".repeat(2 * 1024 * 1024));
+    let r = request(
+        &srv.addr,
+        "POST",
+        &path,
+        &[("Content-Type", "application/json"), ("Accept", JSON_SSE)],
+        &big,
+    );
+    assert_eq!(r.status, 413);
+    // X-Forwarded-For from an untrusted peer is ignored: the log names the real peer.
+    request(
+        &srv.addr,
+        "GET",
+        "/health",
+        &[("X-Forwarded-For", "203.0.113.9")],
+        "",
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !srv.logs().contains("203.0.113.9"),
+        "an untrusted X-Forwarded-For was believed"
+    );
+    // From a trusted proxy it is honoured.
+    let srv2 = Serve::start(
+        &sim,
+        &["--rate-limit-rpm", "0", "--trusted-proxy", "127.0.0.1"],
+    );
+    request(
+        &srv2.addr,
+        "GET",
+        "/health",
+        &[("X-Forwarded-For", "203.0.113.9")],
+        "",
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        srv2.logs().contains("203.0.113.9 GET /health 200"),
+        "{}",
+        srv2.logs()
+    );
+}
+
+#[test]
+fn require_https_refuses_plain_requests_unless_a_trusted_proxy_says_https() {
+    let sim = sim();
+    let srv = Serve::start(
+        &sim,
+        &[
+            "--rate-limit-rpm",
+            "0",
+            "--require-https",
+            "--trusted-proxy",
+            "127.0.0.1",
+        ],
+    );
+    let path = format!("/mcp/{SLUG_A}");
+    let r = post(&srv, &path, &[], &init_body());
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("HTTPS"), "{}", r.body);
+    assert_eq!(
+        post(&srv, &path, &[("X-Forwarded-Proto", "https")], &init_body()).status,
+        200
+    );
+}
+
+#[test]
+fn no_secret_reaches_the_logs() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let tony = sim.token("tony_teamlead").unwrap();
+    let sid = session(&srv, &format!("/mcp/{SLUG_A}"), &[]);
+    post(
+        &srv,
+        &format!("/mcp/{SLUG_A}"),
+        &[("Mcp-Session-Id", &sid)],
+        &call(
+            2,
+            "timesheet",
+            json!({"action": "list", "filters": {"size": 2, "term": "secret-search-words"}}),
+        ),
+    );
+    let hsid = session(
+        &srv,
+        "/mcp",
+        &[
+            ("Authorization", &format!("Bearer {SERVER_TOKEN}")),
+            ("X-Kimai-Token", &tony),
+        ],
+    );
+    post(
+        &srv,
+        "/mcp",
+        &[
+            ("Authorization", &format!("Bearer {SERVER_TOKEN}")),
+            ("X-Kimai-Token", &tony),
+            ("Mcp-Session-Id", &hsid),
+        ],
+        &call(3, "user_current", json!({})),
+    );
+    post(&srv, "/mcp/not-a-real-slug-123456", &[], &init_body());
+    std::thread::sleep(Duration::from_millis(200));
+    let logs = srv.logs();
+    assert!(
+        logs.contains("kimai_mcp::audit") && logs.contains("tool=timesheet"),
+        "{logs}"
+    );
+    for secret in [
+        SLUG_A,
+        SLUG_B,
+        SERVER_TOKEN,
+        tony.as_str(),
+        "not-a-real-slug-123456",
+        "secret-search-words",
+        sid.as_str(),
+    ] {
+        assert!(!logs.contains(secret), "a secret reached the log: {secret}");
+    }
+}
