@@ -258,8 +258,8 @@ fi
 # ---------------------------------------------------------------- the server's own log
 if [ -f "$work/serve.err" ]; then
     if ! kill -0 "${pids[1]}" 2>/dev/null; then step "kimai-mcp serve still running after the clients" 1; fi
-    leaks=$(grep -cF -e "$slug" -e "$server_token" -e "$kimai_token" -e "$slug_kimai_token" "$work/serve.err" || true)
-    step "no slug or token in the server's log ($(wc -l <"$work/serve.err") lines)" "$([ "$leaks" = 0 ] && echo 0 || echo 1)"
+    leaks=$(cat "$work/serve.out" "$work/serve.err" | grep -cF -e "$slug" -e "$server_token" -e "$kimai_token" -e "$slug_kimai_token" || true)
+    step "no slug or token in the server's output ($(cat "$work/serve.out" "$work/serve.err" | wc -l) log lines)" "$([ "$leaks" = 0 ] && echo 0 || echo 1)"
 fi
 
 echo "interop-http: $passed passed, $failed failed"
