@@ -99,7 +99,11 @@ async def slug_route(mode):
 
 async def header_route(mode):
     label = f"[{mode} /mcp + headers]"
-    headers = {"Authorization": f"Bearer {ENV['INTEROP_SERVER_TOKEN']}", "X-Kimai-Token": ENV["INTEROP_KIMAI_TOKEN"]}
+    headers = {}
+    if ENV.get("INTEROP_SERVER_TOKEN"):
+        headers["Authorization"] = f"Bearer {ENV['INTEROP_SERVER_TOKEN']}"
+    if ENV.get("INTEROP_KIMAI_TOKEN"):
+        headers["X-Kimai-Token"] = ENV["INTEROP_KIMAI_TOKEN"]
     if mode == "legacy" and ENV.get("INTEROP_KIMAI_URL"):
         headers["X-Kimai-URL"] = ENV["INTEROP_KIMAI_URL"]
     async with create_mcp_http_client(headers=headers) as http:
