@@ -225,7 +225,9 @@ step "conformance 0.2.0-alpha.12 --requirements 2025-11-25 with server-session-l
 inspect() { # name assertion-python url inspector-args...
     local name=$1 assertion=$2 url=$3 rc=0
     shift 3
-    node22 timeout 60 "$inspector" --cli "$url" --transport http "$@" --format json -q \
+    local transport=http
+    case "$url" in */sse) transport=sse ;; esac
+    node22 timeout 60 "$inspector" --cli "$url" --transport "$transport" "$@" --format json -q \
         >"$work/inspector.out" 2>"$work/inspector.err" || rc=$?
     if [ "$rc" = 0 ]; then
         python3 -c '
@@ -240,7 +242,7 @@ sys.exit(0 if ok else 1)' "$work/inspector.out" "$assertion" 2>&1 | mask || rc=1
     fi
     step "Inspector CLI: $name" "$rc"
 }
-echo "interop-http: MCP Inspector 2.12.0 --cli --transport http"
+echo "interop-http: MCP Inspector 2.12.0 --cli (--transport http, and sse for /sse)"
 if [ "$profile" = everything ]; then
     inspect "tools/list on /mcp/{slug}" '"echo" in [t["name"] for t in result["tools"]]' "$slug_url" --method tools/list
     inspect "tools/call echo on /mcp/{slug}" '"Echo: interop" in text and not result.get("isError")' "$slug_url" \
@@ -255,6 +257,12 @@ else
     inspect "tools/call user_current on /mcp with headers" "\"Current user\" in text and not result.get(\"isError\")$who" \
         "$header_url" --header "Authorization: Bearer $server_token" --header "X-Kimai-Token: $kimai_token" \
         --method tools/call --tool-name user_current
+    sse_url="${header_url%/mcp}/sse"
+    inspect "tools/list on /sse (legacy SSE) with headers" 'len(result["tools"]) == 12' \
+        "$sse_url" --header "Authorization: Bearer $server_token" --header "X-Kimai-Token: $kimai_token" --method tools/list
+    inspect "tools/call config type=version on /sse with headers" '"Kimai version:" in text and not result.get("isError")' \
+        "$sse_url" --header "Authorization: Bearer $server_token" --header "X-Kimai-Token: $kimai_token" \
+        --method tools/call --tool-name config --tool-arg type=version
 fi
 
 # ---------------------------------------------------------------- the server's own log

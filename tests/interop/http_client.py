@@ -112,9 +112,29 @@ async def header_route(mode):
             return client.protocol_version
 
 
+async def sse_route(mode):
+    """The legacy HTTP+SSE transport on /sse with the same headers as /mcp."""
+    from mcp.client.sse import sse_client
+
+    label = f"[{mode} /sse + headers]"
+    headers = {}
+    if ENV.get("INTEROP_SERVER_TOKEN"):
+        headers["Authorization"] = f"Bearer {ENV['INTEROP_SERVER_TOKEN']}"
+    if ENV.get("INTEROP_KIMAI_TOKEN"):
+        headers["X-Kimai-Token"] = ENV["INTEROP_KIMAI_TOKEN"]
+    url = ENV["INTEROP_HEADER_URL"].rsplit("/mcp", 1)[0] + "/sse"
+    async with mcp.Client(sse_client(url, headers=headers), mode=mode) as client:
+        await exercise(client, label, ENV.get("INTEROP_HEADER_USER"))
+        return client.protocol_version
+
+
 async def main():
     for mode in MODES:
-        for route, label in ((slug_route, "/mcp/{slug}"), (header_route, "/mcp + headers")):
+        routes = [(slug_route, "/mcp/{slug}"), (header_route, "/mcp + headers")]
+        # The SSE transport has no 2026-07-28 era: the legacy handshake only.
+        if PROFILE == "kimai" and mode == "legacy":
+            routes.append((sse_route, "/sse + headers"))
+        for route, label in routes:
             try:
                 version = await asyncio.wait_for(route(mode), timeout=60)
                 print(f"     [{mode} {label}] protocol version {version}", flush=True)
