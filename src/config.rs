@@ -90,6 +90,8 @@ pub struct ServeConfig {
     /// Comma-separated IPs/CIDRs whose X-Forwarded-* headers are believed.
     pub trusted_proxies: String,
     pub allowed_origins: Vec<String>,
+    /// Prefix of session ids, for a proxy that keeps sessions on their instance.
+    pub instance_id: Option<String>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
 }
@@ -243,6 +245,9 @@ OPTIONS:                                    [env]                         (defau
                               repeatable or comma-separated [KIMAI_MCP_TRUSTED_PROXIES]
     --allowed-origin ORIGIN   a browser origin allowed to call (CORS); repeatable
                                                      [KIMAI_MCP_ALLOWED_ORIGINS]
+    --instance-id NAME        prefix session ids with NAME. so that a proxy in front of several
+                              instances sends a session's requests to its instance
+                                                     [KIMAI_MCP_INSTANCE_ID]
     --timeout SECS, --connect-timeout SECS   Kimai request limits (30, 10)
 
 A flag beats its environment variable. Unknown slugs are answered slowly; more than 10 misses in
@@ -344,6 +349,7 @@ pub fn parse_as(
             Long("require-https") => serve.require_https = true,
             Long("trusted-proxy") => serve.trusted.push(string(&mut p, "--trusted-proxy")?),
             Long("allowed-origin") => serve.origins.push(string(&mut p, "--allowed-origin")?),
+            Long("instance-id") => serve.instance_id = Some(string(&mut p, "--instance-id")?),
             Value(v) => {
                 let v = v
                     .string()
@@ -494,6 +500,7 @@ struct ServeFlags {
     require_https: bool,
     trusted: Vec<String>,
     origins: Vec<String>,
+    instance_id: Option<String>,
 }
 
 fn truthy(v: &str) -> Option<bool> {
@@ -535,6 +542,7 @@ impl ServeFlags {
             && !self.require_https
             && self.trusted.is_empty()
             && self.origins.is_empty()
+            && self.instance_id.is_none()
     }
 
     fn resolve(
@@ -682,7 +690,24 @@ impl ServeFlags {
         } else {
             self.origins
         };
+        let instance_id = self
+            .instance_id
+            .or_else(|| env("KIMAI_MCP_INSTANCE_ID"))
+            .filter(|s| !s.trim().is_empty());
+        if let Some(id) = &instance_id
+            && (id.len() > 16
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        {
+            return Err(Error::Invalid {
+                flag: "--instance-id",
+                var: "KIMAI_MCP_INSTANCE_ID",
+                problem: format!("expected 1 to 16 letters, digits, '_' or '-', got {id:?}"),
+            });
+        }
         Ok(ServeConfig {
+            instance_id,
             host,
             port,
             workers,

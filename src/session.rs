@@ -70,7 +70,9 @@ impl Session {
 
     /// The first 8 hex characters, for logs.
     pub fn short_id(&self) -> &str {
-        &self.id[..8]
+        // Past the instance prefix, if any (`<instance>.<32 hex>`).
+        let random = self.id.rsplit('.').next().unwrap_or(&self.id);
+        random.get(..8).unwrap_or(random)
     }
 
     fn touch(&self, now: Instant) {
@@ -127,6 +129,9 @@ struct Inner {
 /// The session table.
 pub struct SessionTable {
     inner: Mutex<Inner>,
+    /// `--instance-id`: prefixed to every id (`<instance>.<hex>`) so that a proxy in front of
+    /// several instances can route a session's requests to the instance that holds it.
+    prefix: String,
     max: usize,
     ttl: Duration,
     stop: Mutex<bool>,
@@ -136,10 +141,16 @@ pub struct SessionTable {
 
 impl SessionTable {
     pub fn new(max: usize, ttl: Duration) -> Arc<SessionTable> {
+        SessionTable::with_prefix(max, ttl, "")
+    }
+
+    /// A table whose session ids start with `prefix.` (empty: no prefix).
+    pub fn with_prefix(max: usize, ttl: Duration, prefix: &str) -> Arc<SessionTable> {
         Arc::new(SessionTable {
             inner: Mutex::new(Inner {
                 map: HashMap::new(),
             }),
+            prefix: prefix.to_string(),
             max,
             ttl,
             stop: Mutex::new(false),
@@ -157,7 +168,10 @@ impl SessionTable {
     }
 
     /// Adds a session unless the table is full (expired sessions are swept first).
-    pub fn insert(&self, session: Session) -> Result<Arc<Session>, Refused> {
+    pub fn insert(&self, mut session: Session) -> Result<Arc<Session>, Refused> {
+        if !self.prefix.is_empty() {
+            session.id = format!("{}.{}", self.prefix, session.id);
+        }
         let now = Instant::now();
         let mut inner = self.lock();
         if inner.map.len() >= self.max {

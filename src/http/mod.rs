@@ -119,7 +119,11 @@ impl App {
         let mut fp_key = [0u8; 32];
         getrandom::fill(&mut fp_key).map_err(|e| format!("the OS random source failed: {e}"))?;
         Ok(App {
-            sessions: SessionTable::new(cfg.max_sessions, cfg.session_ttl),
+            sessions: SessionTable::with_prefix(
+                cfg.max_sessions,
+                cfg.session_ttl,
+                cfg.instance_id.as_deref().unwrap_or(""),
+            ),
             rate: RateLimiter::new(cfg.rate_limit_rpm),
             enumeration: EnumerationGuard::new(enumeration),
             slots: Slots::new(cfg.workers),
