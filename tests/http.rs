@@ -909,3 +909,14 @@ fn no_secret_reaches_the_logs() {
         assert!(!logs.contains(secret), "a secret reached the log: {secret}");
     }
 }
+
+#[test]
+fn instance_id_prefixes_session_ids_for_proxy_affinity() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0", "--instance-id", "east-1"]);
+    let path = format!("/mcp/{SLUG_A}");
+    let sid = session(&srv, &path, &[]);
+    assert!(sid.starts_with("east-1.") && sid.len() == "east-1.".len() + 32, "{sid}");
+    let r = post(&srv, &path, &[("Mcp-Session-Id", &sid)], &call(2, "user_current", json!({})));
+    assert!(tool_text(&r).contains("tony_teamlead"));
+}
