@@ -28,6 +28,8 @@ pub enum Command {
     Sim(SimConfig),
     /// The central HTTP server.
     Serve(ServeConfig),
+    /// Print a random secret.
+    Generate(Secret),
     /// Print this help text.
     Help(&'static str),
     Version,
@@ -70,6 +72,15 @@ pub mod serve_defaults {
     pub const SESSION_TTL: Duration = Duration::from_secs(3600);
     /// Tool calls and other requests handled at once (more wait their turn).
     pub const WORKERS: usize = 32;
+}
+
+/// What `kimai-mcp generate` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// A server token: 256 bits, hex.
+    Token,
+    /// A users.json slug: 24 URL-safe characters (144 bits).
+    Slug,
 }
 
 /// `kimai-mcp serve`.
@@ -152,6 +163,8 @@ USAGE:
     kimai-mcp serve [OPTIONS]     the HTTP server for many users (see kimai-mcp help serve)
     kimai-mcp demo [--http]       serve stdio (or HTTP) against a built-in simulated Kimai
     kimai-mcp sim [--port N]      run the simulated Kimai alone (for trying clients)
+    kimai-mcp generate token      print a random server token (MCP_SERVER_TOKEN)
+    kimai-mcp generate slug       print a random users.json slug
     kimai-mcp help [COMMAND]      help for a command
 
 OPTIONS (stdio and check):
@@ -356,7 +369,7 @@ pub fn parse_as(
                     .map_err(|_| Error::Usage("arguments must be valid UTF-8".into()))?;
                 if command.is_none() {
                     command = Some(v);
-                } else if command.as_deref() == Some("help") && help_topic.is_none() {
+                } else if matches!(command.as_deref(), Some("help" | "generate")) && help_topic.is_none() {
                     help_topic = Some(v);
                 } else {
                     return Err(Error::Usage(format!("unexpected argument {v:?}")));
@@ -432,6 +445,14 @@ pub fn parse_as(
                 http,
             }))
         }
+        "generate" => {
+            only_for(kimai.is_empty() && seed.is_none() && port.is_none() && !no_workcontract, "options")?;
+            match help_topic.as_deref() {
+                Some("token") => Ok(Command::Generate(Secret::Token)),
+                Some("slug") => Ok(Command::Generate(Secret::Slug)),
+                _ => Err(Error::Usage("`kimai-mcp generate` needs what to make: token or slug".into())),
+            }
+        }
         "serve" => {
             only_for(seed.is_none(), "--seed")?;
             only_for(!no_workcontract, "--no-workcontract")?;
@@ -481,7 +502,7 @@ pub fn parse_as(
             }))
         }
         other => Err(Error::Usage(format!(
-            "unknown command {other:?}; commands: stdio, check, serve, demo, sim, help"
+            "unknown command {other:?}; commands: stdio, check, serve, demo, sim, generate, help"
         ))),
     }
 }

@@ -54,6 +54,16 @@ fn main() -> ExitCode {
             None => run_demo(cfg.seed),
         },
         Command::Serve(cfg) => run_serve(cfg),
+        Command::Generate(what) => match generate(what) {
+            Ok(s) => {
+                println!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kimai-mcp generate: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Sim(cfg) => run_sim(cfg),
     }
 }
@@ -237,6 +247,20 @@ fn run_sim(cfg: config::SimConfig) -> ExitCode {
     );
     loop {
         std::thread::park();
+    }
+}
+
+/// A random secret from the OS random source.
+fn generate(what: config::Secret) -> Result<String, String> {
+    match what {
+        config::Secret::Token => random_token(),
+        config::Secret::Slug => {
+            const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let mut b = [0u8; 24];
+            getrandom::fill(&mut b).map_err(|e| format!("the OS random source failed: {e}"))?;
+            // 64 symbols: each byte's low 6 bits pick one uniformly (144 bits in all).
+            Ok(b.iter().map(|x| ALPHABET[usize::from(x & 63)] as char).collect())
+        }
     }
 }
 

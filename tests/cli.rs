@@ -170,3 +170,22 @@ fn demo_serves_stdio_against_the_simulator() {
     s.close_stdin();
     assert_eq!(s.wait_exit(std::time::Duration::from_secs(5)), Some(0));
 }
+
+#[test]
+fn generate_token_and_slug() {
+    let (code, a, _) = run(&["generate", "token"], &[]);
+    assert_eq!(code, 0);
+    let a = a.trim().to_string();
+    assert_eq!(a.len(), 64);
+    assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    let (_, b, _) = run(&["generate", "token"], &[]);
+    assert_ne!(a, b.trim());
+    let (code, slug, _) = run(&["generate", "slug"], &[]);
+    assert_eq!(code, 0);
+    let slug = slug.trim();
+    assert_eq!(slug.len(), 24);
+    assert_eq!(kimai_mcp::guard::check_slug(slug), kimai_mcp::guard::SlugCheck::Ok, "{slug}");
+    let (code, _, err) = run(&["generate", "password"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("token or slug"), "{err}");
+}
