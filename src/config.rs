@@ -92,6 +92,8 @@ pub struct ServeConfig {
     pub users_config: Option<PathBuf>,
     /// Accepted server tokens (several during a rotation). Empty = generate one at start.
     pub server_tokens: Vec<String>,
+    /// A file holding the server tokens (comma- or line-separated), re-read on SIGHUP.
+    pub server_token_file: Option<PathBuf>,
     pub default_kimai_url: Option<String>,
     pub tls: Tls,
     pub rate_limit_rpm: u32,
@@ -240,8 +242,10 @@ OPTIONS:                                    [env]                         (defau
                                                      [KIMAI_MCP_WORKERS]
     --users-config FILE       users.json: slug -> kimai_url, kimai_token, ssl_verify
                                                      [USERS_CONFIG_FILE]
-    --server-token T[,T2]     token(s) for /mcp; several during a rotation; generated and
-                              printed once when unset [MCP_SERVER_TOKEN]
+    --server-token T[,T2]     token(s) for /mcp and /sse; several during a rotation;
+                              generated and printed once when unset [MCP_SERVER_TOKEN]
+    --server-token-file FILE  the tokens in a file (comma- or line-separated), re-read on
+                              SIGHUP                 [MCP_SERVER_TOKEN_FILE]
     --default-kimai-url URL   Kimai for /mcp clients that send no X-Kimai-URL
                                                      [DEFAULT_KIMAI_URL]
     --ssl-verify VALUE        TLS for /mcp clients' Kimai: true, false or a CA file
@@ -262,6 +266,10 @@ OPTIONS:                                    [env]                         (defau
                               instances sends a session's requests to its instance
                                                      [KIMAI_MCP_INSTANCE_ID]
     --timeout SECS, --connect-timeout SECS   Kimai request limits (30, 10)
+
+SIGNALS: SIGHUP re-reads the users file and the token file (sessions of users that remain keep
+working; sessions of removed users end); SIGTERM or SIGINT stop accepting, let requests in
+progress finish (up to 10 s) and exit.
 
 A flag beats its environment variable. Unknown slugs are answered slowly; more than 10 misses in
 60 s block the address for 5 minutes. Logs (stderr, RUST_LOG) name no token, slug or body.
@@ -363,13 +371,18 @@ pub fn parse_as(
             Long("trusted-proxy") => serve.trusted.push(string(&mut p, "--trusted-proxy")?),
             Long("allowed-origin") => serve.origins.push(string(&mut p, "--allowed-origin")?),
             Long("instance-id") => serve.instance_id = Some(string(&mut p, "--instance-id")?),
+            Long("server-token-file") => {
+                serve.server_token_file = Some(string(&mut p, "--server-token-file")?)
+            }
             Value(v) => {
                 let v = v
                     .string()
                     .map_err(|_| Error::Usage("arguments must be valid UTF-8".into()))?;
                 if command.is_none() {
                     command = Some(v);
-                } else if matches!(command.as_deref(), Some("help" | "generate")) && help_topic.is_none() {
+                } else if matches!(command.as_deref(), Some("help" | "generate"))
+                    && help_topic.is_none()
+                {
                     help_topic = Some(v);
                 } else {
                     return Err(Error::Usage(format!("unexpected argument {v:?}")));
@@ -446,11 +459,16 @@ pub fn parse_as(
             }))
         }
         "generate" => {
-            only_for(kimai.is_empty() && seed.is_none() && port.is_none() && !no_workcontract, "options")?;
+            only_for(
+                kimai.is_empty() && seed.is_none() && port.is_none() && !no_workcontract,
+                "options",
+            )?;
             match help_topic.as_deref() {
                 Some("token") => Ok(Command::Generate(Secret::Token)),
                 Some("slug") => Ok(Command::Generate(Secret::Slug)),
-                _ => Err(Error::Usage("`kimai-mcp generate` needs what to make: token or slug".into())),
+                _ => Err(Error::Usage(
+                    "`kimai-mcp generate` needs what to make: token or slug".into(),
+                )),
             }
         }
         "serve" => {
@@ -522,6 +540,7 @@ struct ServeFlags {
     trusted: Vec<String>,
     origins: Vec<String>,
     instance_id: Option<String>,
+    server_token_file: Option<String>,
 }
 
 fn truthy(v: &str) -> Option<bool> {
@@ -564,6 +583,7 @@ impl ServeFlags {
             && self.trusted.is_empty()
             && self.origins.is_empty()
             && self.instance_id.is_none()
+            && self.server_token_file.is_none()
     }
 
     fn resolve(
@@ -727,7 +747,22 @@ impl ServeFlags {
                 problem: format!("expected 1 to 16 letters, digits, '_' or '-', got {id:?}"),
             });
         }
+        let server_token_file = self
+            .server_token_file
+            .or_else(|| env("MCP_SERVER_TOKEN_FILE"))
+            .filter(|s| !s.trim().is_empty())
+            .map(PathBuf::from);
+        let server_tokens = match &server_token_file {
+            Some(path) if server_tokens.is_empty() => read_token_file(path)?,
+            Some(_) => {
+                return Err(Error::Usage(
+                    "give the server tokens either directly (--server-token / MCP_SERVER_TOKEN) or in a file (--server-token-file / MCP_SERVER_TOKEN_FILE), not both".into(),
+                ));
+            }
+            None => server_tokens,
+        };
         Ok(ServeConfig {
+            server_token_file,
             instance_id,
             host,
             port,
@@ -746,6 +781,36 @@ impl ServeFlags {
             timeout,
         })
     }
+}
+
+/// Reads server tokens from a file: separated by commas or line breaks, blank entries and
+/// `#` comment lines ignored, each at least 16 characters.
+pub fn read_token_file(path: &std::path::Path) -> Result<Vec<String>, Error> {
+    let bad = |problem: String| Error::Invalid {
+        flag: "--server-token-file",
+        var: "MCP_SERVER_TOKEN_FILE",
+        problem,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+    let tokens: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split(','))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens.is_empty() {
+        return Err(bad(format!("{} holds no token", path.display())));
+    }
+    if let Some(short) = tokens.iter().find(|t| t.len() < 16) {
+        return Err(bad(format!(
+            "a server token must be at least 16 characters (one in {} has {})",
+            path.display(),
+            short.len()
+        )));
+    }
+    Ok(tokens)
 }
 
 fn usage(e: lexopt::Error) -> Error {

@@ -255,11 +255,14 @@ fn generate(what: config::Secret) -> Result<String, String> {
     match what {
         config::Secret::Token => random_token(),
         config::Secret::Slug => {
-            const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            const ALPHABET: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
             let mut b = [0u8; 24];
             getrandom::fill(&mut b).map_err(|e| format!("the OS random source failed: {e}"))?;
             // 64 symbols: each byte's low 6 bits pick one uniformly (144 bits in all).
-            Ok(b.iter().map(|x| ALPHABET[usize::from(x & 63)] as char).collect())
+            Ok(b.iter()
+                .map(|x| ALPHABET[usize::from(x & 63)] as char)
+                .collect())
         }
     }
 }
@@ -327,9 +330,80 @@ fn run_serve(cfg: config::ServeConfig) -> ExitCode {
         user_count,
         cfg.default_kimai_url.as_deref().unwrap_or("none")
     );
-    loop {
-        std::thread::park();
+    serve_until_signal(running, &cfg)
+}
+
+/// How long in-flight requests may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits for signals: SIGHUP reloads users.json and the token file, SIGTERM/SIGINT stop.
+fn serve_until_signal(
+    mut running: kimai_mcp::http::Running,
+    cfg: &config::ServeConfig,
+) -> ExitCode {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kimai-mcp serve: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            reload(&running, cfg);
+            continue;
+        }
+        log::info!(
+            "Shutting down: no new connections; requests in progress get up to {} s",
+            SHUTDOWN_GRACE.as_secs()
+        );
+        running.stop_accepting();
+        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+        while running.server.active_connections() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let left = running.server.active_connections();
+        if left > 0 {
+            log::warn!(
+                "{left} connection(s) still open after {} s; exiting anyway",
+                SHUTDOWN_GRACE.as_secs()
+            );
+        }
+        running.stop();
+        log::info!("Stopped");
+        return ExitCode::SUCCESS;
     }
+    ExitCode::SUCCESS
+}
+
+/// SIGHUP: re-read the users file (and the token file); keep the old ones on any error.
+fn reload(running: &kimai_mcp::http::Running, cfg: &config::ServeConfig) {
+    let users = match &cfg.users_config {
+        Some(path) => match config::users::load(path) {
+            Ok(u) => u,
+            Err(e) => {
+                log::error!("Reload failed, keeping the current users: {e}");
+                return;
+            }
+        },
+        None => config::users::Users::default(),
+    };
+    for w in &users.warnings {
+        log::warn!("{w}");
+    }
+    let tokens = match &cfg.server_token_file {
+        Some(path) => match config::read_token_file(path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                log::error!("Reload failed, keeping the current users and tokens: {e}");
+                return;
+            }
+        },
+        None => None,
+    };
+    let summary = running.app.reload_users(users, tokens);
+    log::info!("Reloaded: {summary}");
 }
 
 fn run_demo_http(seed: u64, mut cfg: config::ServeConfig) -> ExitCode {

@@ -36,6 +36,8 @@ pub struct Session {
     pub label: String,
     /// A digest of the credentials that created the session (see `fingerprint`).
     pub owner: [u8; 32],
+    /// Created through a `users.json` slug (ends when that user is removed on reload).
+    pub via_slug: bool,
     /// Legacy SSE: where responses and notifications for the open stream go.
     pub stream: Option<std::sync::mpsc::Sender<serde_json::Value>>,
     last_used: Mutex<Instant>,
@@ -57,9 +59,16 @@ impl Session {
             backend,
             label,
             owner,
+            via_slug: false,
             stream: None,
             last_used: Mutex::new(Instant::now()),
         })
+    }
+
+    /// Marks a session created through a `users.json` slug.
+    pub fn via_slug(mut self, yes: bool) -> Session {
+        self.via_slug = yes;
+        self
     }
 
     /// The session with an SSE stream channel (legacy HTTP+SSE transport).

@@ -184,7 +184,11 @@ fn generate_token_and_slug() {
     assert_eq!(code, 0);
     let slug = slug.trim();
     assert_eq!(slug.len(), 24);
-    assert_eq!(kimai_mcp::guard::check_slug(slug), kimai_mcp::guard::SlugCheck::Ok, "{slug}");
+    assert_eq!(
+        kimai_mcp::guard::check_slug(slug),
+        kimai_mcp::guard::SlugCheck::Ok,
+        "{slug}"
+    );
     let (code, _, err) = run(&["generate", "password"], &[]);
     assert_eq!(code, 2);
     assert!(err.contains("token or slug"), "{err}");

@@ -104,6 +104,27 @@ impl Serve {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The users file the server reads (rewrite it, then send SIGHUP).
+    pub fn users_path(&self) -> std::path::PathBuf {
+        self._dir.0.join("users.json")
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, wait: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < wait {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }
@@ -916,7 +937,15 @@ fn instance_id_prefixes_session_ids_for_proxy_affinity() {
     let srv = Serve::start(&sim, &["--rate-limit-rpm", "0", "--instance-id", "east-1"]);
     let path = format!("/mcp/{SLUG_A}");
     let sid = session(&srv, &path, &[]);
-    assert!(sid.starts_with("east-1.") && sid.len() == "east-1.".len() + 32, "{sid}");
-    let r = post(&srv, &path, &[("Mcp-Session-Id", &sid)], &call(2, "user_current", json!({})));
+    assert!(
+        sid.starts_with("east-1.") && sid.len() == "east-1.".len() + 32,
+        "{sid}"
+    );
+    let r = post(
+        &srv,
+        &path,
+        &[("Mcp-Session-Id", &sid)],
+        &call(2, "user_current", json!({})),
+    );
     assert!(tool_text(&r).contains("tony_teamlead"));
 }

@@ -273,6 +273,55 @@ impl App {
         Handled::Reply(Response::new(200).body("application/json", body.to_string()))
     }
 
+    /// Replaces the users (SIGHUP): sessions of slugs that are gone end at once; sessions of
+    /// users that remain keep working (with their entry as it is now). Returns a summary with
+    /// counts only (never a slug).
+    pub fn reload_users(&self, users: Users, server_tokens: Option<Vec<String>>) -> String {
+        let old = self.users();
+        let added = users
+            .by_slug
+            .keys()
+            .filter(|k| !old.by_slug.contains_key(*k))
+            .count();
+        let removed = old
+            .by_slug
+            .keys()
+            .filter(|k| !users.by_slug.contains_key(*k))
+            .count();
+        let changed = users
+            .by_slug
+            .iter()
+            .filter(|(k, u)| {
+                old.by_slug.get(*k).is_some_and(|o| {
+                    o.kimai_url != u.kimai_url
+                        || o.token.expose() != u.token.expose()
+                        || o.tls != u.tls
+                })
+            })
+            .count();
+        let valid: Vec<[u8; 32]> = users
+            .by_slug
+            .keys()
+            .map(|slug| fingerprint(&self.fp_key, &["slug", slug]))
+            .collect();
+        let count = users.by_slug.len();
+        *self.users.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
+        let ended = self
+            .sessions
+            .retain(|s| !s.via_slug || valid.contains(&s.owner));
+        let mut summary = format!(
+            "{count} users ({added} added, {removed} removed, {changed} changed); {ended} sessions of removed users ended"
+        );
+        if let Some(tokens) = server_tokens {
+            summary.push_str(&format!("; {} server token(s)", tokens.len()));
+            *self
+                .server_tokens
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = tokens;
+        }
+        summary
+    }
+
     /// Resolves a slug to its user in constant time per entry (every slug is compared).
     pub fn user_for_slug(&self, slug: &str) -> Option<crate::config::users::User> {
         let users = self.users();
@@ -343,6 +392,11 @@ pub struct Running {
 impl Running {
     pub fn addr(&self) -> SocketAddr {
         self.server.local_addr()
+    }
+
+    /// Stops accepting new connections and ends idle ones; requests in progress go on.
+    pub fn stop_accepting(&mut self) {
+        self.server.shutdown();
     }
 
     /// Stops accepting, stops the sweeper, joins it.

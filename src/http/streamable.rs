@@ -25,6 +25,7 @@ pub(super) struct Caller {
     pub backend: Backend,
     pub owner: [u8; 32],
     pub label: String,
+    pub via_slug: bool,
 }
 
 /// The error sent when a request names an unknown, expired, ended or foreign session.
@@ -121,6 +122,7 @@ fn authenticate(
             backend,
             owner,
             label: user.label(),
+            via_slug: true,
         });
     }
     header_caller(app, req)
@@ -234,6 +236,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
         },
         owner,
         label,
+        via_slug: false,
     })
 }
 
@@ -354,6 +357,7 @@ fn without_session(
         &caller.label,
         caller.owner,
     )
+    .map(|s| s.via_slug(caller.via_slug))
     .map_err(|e| json_error(500, -32603, &format!("Internal error: {e}")))?;
     let session = match app.sessions.insert(session) {
         Ok(s) => s,
