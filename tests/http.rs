@@ -173,7 +173,8 @@ pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], b
     }
     raw.push_str("\r\n");
     raw.push_str(body);
-    s.write_all(raw.as_bytes()).unwrap();
+    // The server may answer (e.g. 413) and stop reading before the whole body is sent.
+    let _ = s.write_all(raw.as_bytes());
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();

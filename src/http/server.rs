@@ -380,7 +380,8 @@ fn serve_connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
                 let mut bytes = encode_head(&resp, false, true);
                 bytes.extend_from_slice(&resp.body);
                 let _ = writer.write_all(&bytes);
-                break;
+                linger(&writer, reader);
+                return;
             }
             ReadOutcome::Request(req, keep_alive) => {
                 let head_only = req.method == "HEAD";
@@ -414,6 +415,40 @@ fn serve_connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
                     }
                 }
             }
+        }
+    }
+    let _ = writer.shutdown(Shutdown::Both);
+}
+
+/// Most bytes read and dropped after refusing a request (see [`linger`]).
+const LINGER_BYTES: u64 = 8 * 1024 * 1024;
+/// Longest time spent doing so.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// Closes a connection whose request was refused (e.g. 413) so that the client can read the
+/// answer: closing with unread input makes the kernel reset the connection, which can discard
+/// the response before the client reads it. So: stop writing, read and drop what the client is
+/// still sending (bounded in bytes and time), then close.
+fn linger(writer: &TcpStream, mut reader: BufReader<TcpStream>) {
+    let _ = writer.shutdown(Shutdown::Write);
+    let deadline = Instant::now() + LINGER_TIME;
+    let _ = reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 16 * 1024];
+    let mut total = 0u64;
+    while Instant::now() < deadline && total < LINGER_BYTES {
+        match reader.read(&mut sink) {
+            Ok(0) => break,
+            Ok(n) => total += n as u64,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => break,
         }
     }
     let _ = writer.shutdown(Shutdown::Both);
