@@ -391,6 +391,9 @@ impl Dispatcher {
         } else {
             "ok"
         };
+        if let Some(m) = &env.backend.metrics {
+            m.tool_call(tool.name, status);
+        }
         log::info!(
             target: "kimai_mcp::audit",
             "user={} tool={} action={} outcome={} duration_ms={}{}",
@@ -648,6 +651,7 @@ mod tests {
             .unwrap();
             Fixture {
                 backend: Backend {
+                    metrics: None,
                     client: Arc::new(client),
                     token: crate::kimai::Token::new("t".into()),
                 },

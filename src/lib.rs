@@ -13,6 +13,7 @@ pub mod guard;
 pub mod http;
 pub mod kimai;
 pub mod mcp;
+pub mod metrics;
 pub mod net;
 pub mod session;
 pub mod sim;

@@ -102,6 +102,7 @@ fn run_stdio(cfg: &KimaiConfig) -> ExitCode {
     );
     serve_stdio(
         Backend {
+            metrics: None,
             client,
             token: cfg.token.clone(),
         },
@@ -215,6 +216,7 @@ fn run_demo(seed: u64) -> ExitCode {
     };
     let code = serve_stdio(
         Backend {
+            metrics: None,
             client,
             token: kimai::Token::new(sim.demo_token()),
         },

@@ -950,3 +950,73 @@ fn instance_id_prefixes_session_ids_for_proxy_affinity() {
     );
     assert!(tool_text(&r).contains("tony_teamlead"));
 }
+
+#[test]
+fn metrics_behind_the_server_token() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let path = format!("/mcp/{SLUG_A}");
+    let sid = session(&srv, &path, &[]);
+    post(
+        &srv,
+        &path,
+        &[("Mcp-Session-Id", &sid)],
+        &call(2, "user_current", json!({})),
+    );
+    post(
+        &srv,
+        &path,
+        &[("Mcp-Session-Id", &sid)],
+        &call(3, "config", json!({"type": "nope"})),
+    );
+    post(&srv, "/mcp/unknown-slug-0000000000", &[], &init_body());
+    assert_eq!(request(&srv.addr, "GET", "/metrics", &[], "").status, 401);
+    assert_eq!(
+        request(
+            &srv.addr,
+            "GET",
+            "/metrics",
+            &[("Authorization", "Bearer wrong-0123456789abcdef")],
+            ""
+        )
+        .status,
+        401
+    );
+    let r = request(
+        &srv.addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", &format!("Bearer {SERVER_TOKEN}"))],
+        "",
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("Content-Type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let m = &r.body;
+    assert!(
+        m.contains("kimai_mcp_http_requests_total{endpoint=\"mcp_slug\",status=\"200\"} 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("kimai_mcp_tool_calls_total{tool=\"user_current\",outcome=\"ok\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("kimai_mcp_tool_calls_total{tool=\"config\",outcome=\"error\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("kimai_mcp_kimai_request_duration_seconds_count 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("kimai_mcp_sessions{transport=\"streamable-http\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("kimai_mcp_unknown_slugs_total 1"), "{m}");
+    assert!(m.contains("kimai_mcp_rate_limited_total 0"), "{m}");
+    assert!(!m.contains(SLUG_A) && !m.contains("unknown-slug"), "{m}");
+}

@@ -100,6 +100,7 @@ pub struct App {
     pub fp_key: [u8; 32],
     pub dispatcher: Dispatcher,
     pub slots: Slots,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl App {
@@ -134,6 +135,7 @@ impl App {
             trusted,
             fp_key,
             dispatcher: Dispatcher::new(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             cfg,
         })
     }
@@ -201,6 +203,7 @@ impl App {
             Handled::Reply(r) => (r.status, Handled::Reply(finish(r))),
             Handled::Stream(r, body) => (r.status, Handled::Stream(finish(r), body)),
         };
+        self.metrics.request(endpoint_name(&logged_path), status);
         log::info!(
             target: "kimai_mcp::access",
             "{ip} {method} {logged_path} {status} {}ms",
@@ -212,6 +215,7 @@ impl App {
     fn route(self: &Arc<Self>, ctx: &Ctx, req: Request, peer: IpAddr) -> Result<Reply, Reply> {
         let now = Instant::now();
         if let Err(wait) = self.rate.check(ctx.ip, now) {
+            self.metrics.rate_limited();
             return Err(too_many(
                 wait,
                 "Too many requests from this address; slow down",
@@ -221,6 +225,7 @@ impl App {
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let slug_route = matches!(segs.as_slice(), ["mcp", s] if !s.is_empty());
         if slug_route && let Err(wait) = self.enumeration.check(ctx.ip, now) {
+            self.metrics.enumeration_blocked();
             return Err(too_many(
                 wait,
                 "Too many unknown addresses from this client; try again later",
@@ -248,6 +253,7 @@ impl App {
                 "GET" | "HEAD" => Ok(self.health()),
                 _ => Err(method_not_allowed("GET")),
             },
+            ["metrics"] => self.metrics_page(&req),
             ["mcp"] => streamable::handle(self, ctx, req, None),
             ["sse"] => sse::open(self, ctx, &req),
             ["messages"] | ["message"] | ["messages", ""] => sse::message(self, &req),
@@ -257,6 +263,43 @@ impl App {
             }
             _ => Err(json_error(404, -32000, "Not Found")),
         }
+    }
+
+    /// `GET /metrics`, behind the server token.
+    fn metrics_page(&self, req: &Request) -> Result<Reply, Reply> {
+        if req.method != "GET" {
+            return Err(method_not_allowed("GET"));
+        }
+        let presented = req
+            .header("Authorization")
+            .map(|h| h.strip_prefix("Bearer ").unwrap_or(h).trim())
+            .filter(|p| !p.is_empty());
+        let tokens = self
+            .server_tokens
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !presented.is_some_and(|p| guard::token_matches(p, &tokens)) {
+            return Err(
+                match json_error(
+                    401,
+                    -32000,
+                    "Invalid or missing MCP server authentication token",
+                ) {
+                    Handled::Reply(r) => {
+                        Handled::Reply(r.header("WWW-Authenticate", "Bearer realm=\"mcp\""))
+                    }
+                    other => other,
+                },
+            );
+        }
+        let (streamable, sse) = self.sessions.counts();
+        let page = self
+            .metrics
+            .render(&[("streamable-http", streamable), ("sse", sse)]);
+        Ok(Handled::Reply(
+            Response::new(200).body("text/plain; version=0.0.4; charset=utf-8", page),
+        ))
     }
 
     fn health(&self) -> Reply {
@@ -343,11 +386,25 @@ impl App {
         let client = self.client(&user.kimai_url, &user.tls)?;
         Ok((
             Backend {
+                metrics: Some(self.metrics.clone()),
                 client,
                 token: user.token.clone(),
             },
             fingerprint(&self.fp_key, &["slug", slug]),
         ))
+    }
+}
+
+/// The route name for metrics (a fixed set, so label values stay few and never secret).
+fn endpoint_name(logged_path: &str) -> &'static str {
+    match logged_path {
+        "/mcp" => "mcp",
+        "/mcp/{slug}" => "mcp_slug",
+        "/sse" => "sse",
+        "/messages" | "/message" | "/messages/" => "messages",
+        "/health" => "health",
+        "/metrics" => "metrics",
+        _ => "other",
     }
 }
 

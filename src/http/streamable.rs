@@ -107,6 +107,7 @@ fn authenticate(
         let Some(user) = app.user_for_slug(slug) else {
             // An unknown slug: count it against this address and answer late, so that
             // guessing is slow and soon blocked.
+            app.metrics.enumeration_miss();
             let delay = app.enumeration.miss(ctx.ip, std::time::Instant::now());
             std::thread::sleep(delay);
             return Err(json_error(404, -32000, "Not Found"));
@@ -231,6 +232,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
     let owner = fingerprint(&app.fp_key, &["header", &url, kimai_token]);
     Ok(Caller {
         backend: Backend {
+            metrics: Some(app.metrics.clone()),
             client,
             token: crate::kimai::Token::new(kimai_token.to_string()),
         },

@@ -51,6 +51,8 @@ use std::sync::{Arc, OnceLock};
 pub struct Backend {
     pub client: Arc<kimai::Client>,
     pub token: kimai::Token,
+    /// Where to count Kimai latency and tool outcomes (`serve`); `None` elsewhere.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// One tool: everything `tools/list` advertises and the handler that serves `tools/call`.
@@ -79,6 +81,7 @@ pub(crate) fn offline_backend_for_tests() -> Backend {
     ))
     .unwrap_or_else(|e| panic!("a client for a fixed valid URL: {e}"));
     Backend {
+        metrics: None,
         client: Arc::new(client),
         token: kimai::Token::new("t".into()),
     }
@@ -274,10 +277,17 @@ impl<'a> Context<'a> {
     /// before the request goes out.
     pub fn call(&self, req: &kimai::Request) -> Result<kimai::Response, ToolError> {
         let cancelled = || self.cancelled.load(Ordering::SeqCst);
-        Ok(self
+        let started = std::time::Instant::now();
+        let result = self
             .backend
             .client
-            .call_cancellable(&self.backend.token, req, &cancelled)?)
+            .call_cancellable(&self.backend.token, req, &cancelled);
+        if let Some(m) = &self.backend.metrics
+            && !matches!(result, Err(kimai::Error::Cancelled))
+        {
+            m.kimai_request(started.elapsed());
+        }
+        Ok(result?)
     }
 
     /// GET `path` and return the body.
@@ -525,6 +535,7 @@ mod tests {
         ))
         .unwrap();
         Backend {
+            metrics: None,
             client: Arc::new(client),
             token: kimai::Token::new("t".into()),
         }
@@ -571,6 +582,7 @@ mod tests {
         ))
         .unwrap();
         let backend = Backend {
+            metrics: None,
             client: Arc::new(client),
             token: kimai::Token::new("t".into()),
         };
