@@ -30,6 +30,10 @@ pub enum Command {
     Serve(ServeConfig),
     /// Print a random secret.
     Generate(Secret),
+    /// Write the Claude Desktop configuration (`print`: only show it).
+    Setup {
+        print: bool,
+    },
     /// Print this help text.
     Help(&'static str),
     Version,
@@ -165,6 +169,7 @@ USAGE:
     kimai-mcp serve [OPTIONS]     the HTTP server for many users (see kimai-mcp help serve)
     kimai-mcp demo [--http]       serve stdio (or HTTP) against a built-in simulated Kimai
     kimai-mcp sim [--port N]      run the simulated Kimai alone (for trying clients)
+    kimai-mcp setup [--print]     configure Claude Desktop for your Kimai (asks, checks, writes)
     kimai-mcp generate token      print a random server token (MCP_SERVER_TOKEN)
     kimai-mcp generate slug       print a random users.json slug
     kimai-mcp help [COMMAND]      help for a command
@@ -322,6 +327,7 @@ pub fn parse_as(
     let mut port: Option<u16> = None;
     let mut no_workcontract = false;
     let mut serve = ServeFlags::default();
+    let mut print_only = false;
     let mut help = false;
     let mut help_topic: Option<String> = None;
 
@@ -355,6 +361,7 @@ pub fn parse_as(
             }
             Long("no-workcontract") => no_workcontract = true,
             Long("http") => serve.http = true,
+            Long("print") => print_only = true,
             Long("host") => serve.host = Some(string(&mut p, "--host")?),
             Long("workers") => serve.workers = Some(string(&mut p, "--workers")?),
             Long("users-config") => serve.users_config = Some(string(&mut p, "--users-config")?),
@@ -397,6 +404,11 @@ pub fn parse_as(
     let cmd = command
         .as_deref()
         .unwrap_or(if invoked_as_server { "serve" } else { "stdio" });
+    if print_only && cmd != "setup" {
+        return Err(Error::Usage(format!(
+            "--print does not apply to `kimai-mcp {cmd}`"
+        )));
+    }
     if cmd != "serve" && !(cmd == "demo" && serve.http) && !serve.is_empty() {
         return Err(Error::Usage(format!(
             "HTTP server options do not apply to `kimai-mcp {cmd}`"
@@ -457,6 +469,13 @@ pub fn parse_as(
                 seed: seed.unwrap_or(42),
                 http,
             }))
+        }
+        "setup" => {
+            only_for(
+                kimai.is_empty() && seed.is_none() && port.is_none() && !no_workcontract,
+                "options (setup asks for what it needs)",
+            )?;
+            Ok(Command::Setup { print: print_only })
         }
         "generate" => {
             only_for(
@@ -520,7 +539,7 @@ pub fn parse_as(
             }))
         }
         other => Err(Error::Usage(format!(
-            "unknown command {other:?}; commands: stdio, check, serve, demo, sim, generate, help"
+            "unknown command {other:?}; commands: stdio, check, serve, demo, sim, setup, generate, help"
         ))),
     }
 }

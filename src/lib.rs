@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod net;
 pub mod session;
+pub mod setup;
 pub mod sim;
 pub mod stdio;
 pub mod tools;

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
             None => run_demo(cfg.seed),
         },
         Command::Serve(cfg) => run_serve(cfg),
+        Command::Setup { print } => run_setup(print),
         Command::Generate(what) => match generate(what) {
             Ok(s) => {
                 println!("{s}");
@@ -249,6 +250,68 @@ fn run_sim(cfg: config::SimConfig) -> ExitCode {
     );
     loop {
         std::thread::park();
+    }
+}
+
+fn run_setup(print_only: bool) -> ExitCode {
+    let Some(path) = kimai_mcp::setup::claude_config_path() else {
+        eprintln!(
+            "kimai-mcp setup: cannot tell where Claude Desktop keeps its configuration (HOME / APPDATA is not set)"
+        );
+        return ExitCode::FAILURE;
+    };
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "kimai-mcp".into());
+    let check = |url: &str, token: &str, tls: &str| -> Result<String, String> {
+        let tls = kimai::Tls::parse(tls)?;
+        let client = kimai::Client::new(kimai::Settings::new(url.to_string(), tls))
+            .map_err(|e| e.to_string())?;
+        let token = kimai::Token::new(token.to_string());
+        let v = client
+            .call(&token, &Request::get("/version"))
+            .map_err(|e| {
+                format!(
+                    "{e}{}",
+                    e.hint().map(|h| format!(" ({h})")).unwrap_or_default()
+                )
+            })?;
+        let me = client
+            .call(&token, &Request::get("/users/me"))
+            .map_err(|e| {
+                format!(
+                    "{e}{}",
+                    e.hint().map(|h| format!(" ({h})")).unwrap_or_default()
+                )
+            })?;
+        Ok(format!(
+            "Kimai {}, user {}",
+            v.body
+                .get("version")
+                .and_then(|x| x.as_str())
+                .unwrap_or("?"),
+            kimai_mcp::tools::text::safe(
+                me.body
+                    .get("username")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("?")
+            )
+        ))
+    };
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut output = std::io::stdout();
+    let mut io = kimai_mcp::setup::Io {
+        input: &mut input,
+        output: &mut output,
+        check: &check,
+    };
+    match kimai_mcp::setup::run(&mut io, &exe, &path, print_only) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kimai-mcp setup: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -193,3 +193,71 @@ fn generate_token_and_slug() {
     assert_eq!(code, 2);
     assert!(err.contains("token or slug"), "{err}");
 }
+
+#[test]
+fn setup_checks_the_settings_and_writes_the_claude_desktop_configuration() {
+    use std::io::Write as _;
+    let sim = sim();
+    let home = crate::http::TempDir::new();
+    let mut child = std::process::Command::new(crate::util::bin())
+        .arg("setup")
+        .env("HOME", &home.0)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    write!(
+        child.stdin.take().unwrap(),
+        "{}\n{}\n\ny\n",
+        sim.url(),
+        sim.demo_token()
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Connected: Kimai 2.65.0, user tony_teamlead"),
+        "{stdout}"
+    );
+    let cfg = home.0.join(".config/Claude/claude_desktop_config.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(
+        v["mcpServers"]["kimai"]["env"]["KIMAI_URL"],
+        json!(sim.url())
+    );
+    assert_eq!(
+        v["mcpServers"]["kimai"]["env"]["KIMAI_API_TOKEN"],
+        json!(sim.demo_token())
+    );
+    // A wrong token is refused and nothing is written.
+    let home2 = crate::http::TempDir::new();
+    let mut child = std::process::Command::new(crate::util::bin())
+        .args(["setup", "--print"])
+        .env("HOME", &home2.0)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    write!(
+        child.stdin.take().unwrap(),
+        "{}\n0123456789abcdef012345678\n\n",
+        sim.url()
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("do not work"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!home2.0.join(".config").exists());
+}
