@@ -14,6 +14,7 @@ pub mod http;
 pub mod kimai;
 pub mod mcp;
 pub mod net;
+pub mod notify;
 pub mod session;
 pub mod sim;
 pub mod stdio;
