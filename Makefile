@@ -4,9 +4,12 @@
 #   make lint    rustfmt check and clippy with warnings as errors
 #   make demo    run the stdio server against the built-in simulated Kimai
 #   make bench   release build, then the speed and memory figures
+#   make static  statically linked x86-64 Linux binary in target/static/kimai-mcp
+#   make install / uninstall   the static binary, its two links, the systemd unit and the
+#                example configs (PREFIX, DESTDIR honoured; see below)
 CARGO ?= cargo
 
-.PHONY: build release test unit interop lint demo bench clean
+.PHONY: build release test unit interop deploy lint demo bench clean static install uninstall
 
 build:
 	$(CARGO) build
@@ -14,13 +17,18 @@ build:
 release:
 	$(CARGO) build --release
 
-test: unit interop
+test: unit interop deploy
 
 unit:
 	$(CARGO) test --locked
 
 interop: build
 	bash tests/interop/run.sh
+
+# The systemd unit: `systemd-analyze security` (fails above 2.0) and `verify`, and the
+# install/uninstall round trip into a scratch DESTDIR.
+deploy: build
+	bash tests/deploy.sh
 
 lint:
 	$(CARGO) fmt --check
@@ -41,3 +49,67 @@ bench:
 
 clean:
 	$(CARGO) clean
+
+# A statically linked binary (glibc, static-pie) that runs on any x86-64 Linux with nothing
+# else installed: TLS uses the compiled-in webpki roots, and name lookups use the "files" and
+# "dns" sources that glibc (2.34+) builds into libc itself. The linker's warning that
+# getaddrinfo "requires at runtime the shared libraries from the glibc version used for
+# linking" concerns only other NSS sources (mdns, ldap, systemd-resolved's "resolve"): those
+# are skipped when their module cannot be loaded, and lookups fall through to /etc/hosts and
+# the servers in /etc/resolv.conf. RUSTFLAGS reach only the target crates with --target, so
+# build scripts and proc macros stay dynamic, as they must.
+STATIC_TARGET = x86_64-unknown-linux-gnu
+STATIC_BIN = target/static/kimai-mcp
+
+static:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --locked --release --target $(STATIC_TARGET)
+	mkdir -p target/static
+	cp target/$(STATIC_TARGET)/release/kimai-mcp $(STATIC_BIN)
+	@# ldd says "not a dynamic executable" for static, "statically linked" for static-pie;
+	@# the ELF headers decide: no program interpreter and no shared library needed.
+	@ldd $(STATIC_BIN) 2>&1 | grep -Eq 'not a dynamic executable|statically linked' \
+	  || { echo "make static: $(STATIC_BIN) is dynamically linked:"; ldd $(STATIC_BIN); exit 1; }
+	@! readelf -lW $(STATIC_BIN) | grep -q 'INTERP' \
+	  || { echo "make static: $(STATIC_BIN) has a program interpreter"; exit 1; }
+	@! readelf -dW $(STATIC_BIN) | grep -q '(NEEDED)' \
+	  || { echo "make static: $(STATIC_BIN) needs shared libraries"; exit 1; }
+	@echo "$(STATIC_BIN): static ($$(ldd $(STATIC_BIN) 2>&1 | tr -d '\t')), $$(stat -c %s $(STATIC_BIN)) bytes, $$($(STATIC_BIN) --version)"
+
+# Installation layout (the unit's paths are rewritten when PREFIX or SYSCONFDIR differ):
+#   $(PREFIX)/bin/kimai-mcp, kimai-mcp-streamable -> kimai-mcp, kimai-mcp-server -> kimai-mcp
+#   $(UNITDIR)/kimai-mcp.service     /etc/systemd/system: the directory for units the
+#                                    administrator installs (a distribution package would use
+#                                    /usr/lib/systemd/system instead: UNITDIR=…)
+#   $(SYSCONFDIR)/kimai-mcp/kimai-mcp.env.example, users.example.json
+# `install` does not build: `make static` as yourself, then `sudo make install` (cargo never
+# runs as root). BINARY= installs another build, e.g. target/release/kimai-mcp.
+# `uninstall` removes exactly those files, and the config directory only when nothing else
+# (your kimai-mcp.env and users.json) is in it.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR ?= /etc/systemd/system
+CONFDIR = $(SYSCONFDIR)/kimai-mcp
+BINARY ?= $(STATIC_BIN)
+INSTALL ?= install
+
+install:
+	@test -x "$(BINARY)" || { echo "make install: $(BINARY) is missing: run \`make static\` first (or pass BINARY=path)"; exit 1; }
+	$(INSTALL) -d -m 755 "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(CONFDIR)"
+	$(INSTALL) -m 755 "$(BINARY)" "$(DESTDIR)$(BINDIR)/kimai-mcp"
+	ln -sf kimai-mcp "$(DESTDIR)$(BINDIR)/kimai-mcp-streamable"
+	ln -sf kimai-mcp "$(DESTDIR)$(BINDIR)/kimai-mcp-server"
+	sed -e 's|/usr/local/bin/kimai-mcp|$(BINDIR)/kimai-mcp|g' -e 's|/etc/kimai-mcp/|$(CONFDIR)/|g' \
+	  kimai-mcp.service > "$(DESTDIR)$(UNITDIR)/kimai-mcp.service"
+	chmod 644 "$(DESTDIR)$(UNITDIR)/kimai-mcp.service"
+	$(INSTALL) -m 644 config/kimai-mcp.env.example "$(DESTDIR)$(CONFDIR)/kimai-mcp.env.example"
+	$(INSTALL) -m 644 config/users.example.json "$(DESTDIR)$(CONFDIR)/users.example.json"
+	@echo "Installed. Next: copy $(CONFDIR)/*.example to kimai-mcp.env and users.json, edit, chmod 600,"
+	@echo "then: systemctl daemon-reload && systemctl enable --now kimai-mcp"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/kimai-mcp" "$(DESTDIR)$(BINDIR)/kimai-mcp-streamable" \
+	  "$(DESTDIR)$(BINDIR)/kimai-mcp-server" "$(DESTDIR)$(UNITDIR)/kimai-mcp.service" \
+	  "$(DESTDIR)$(CONFDIR)/kimai-mcp.env.example" "$(DESTDIR)$(CONFDIR)/users.example.json"
+	@if [ -d "$(DESTDIR)$(CONFDIR)" ]; then rmdir "$(DESTDIR)$(CONFDIR)" 2>/dev/null \
+	  || echo "kept $(DESTDIR)$(CONFDIR): it holds your own files"; fi

@@ -15,6 +15,7 @@ pub mod kimai;
 pub mod mcp;
 pub mod metrics;
 pub mod net;
+pub mod notify;
 pub mod session;
 pub mod setup;
 pub mod sim;

@@ -7,6 +7,7 @@ mod absence;
 mod admin;
 mod cli;
 mod http;
+mod notify;
 mod signals;
 mod sse;
 mod stdio;
