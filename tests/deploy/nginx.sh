@@ -1,0 +1,544 @@
+#!/usr/bin/env bash
+# kimai-mcp serve behind the real nginx, on loopback only:
+#   (a) Streamable HTTP through a TLS reverse proxy (throw-away self-signed certificate)
+#   (b) legacy SSE through it: the endpoint event and a response event arrive within 3 s
+#   (c) the client address the server logs: nginx's own without --trusted-proxy, the real client
+#       with it, and never the X-Forwarded-For value the client forged
+#   (d) two instances behind one nginx with the affinity configuration of docs/deployment.md
+#       (--instance-id and a map on the session id prefix): many sessions, none gets 404
+# The nginx configuration written here is the one docs/deployment.md documents.
+#
+# Usage: bash tests/deploy/nginx.sh        (after cargo build; KIMAI_MCP_BIN overrides the binary)
+# nginx is installed with apt-get (nginx-light, else nginx) when missing; that needs root.
+# The last line is `deploy-nginx: N passed, M failed`; the exit status is 1 on any failure.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bin=${KIMAI_MCP_BIN:-$root/target/debug/kimai-mcp}
+say() { echo "deploy-nginx: $*"; }
+[ -x "$bin" ] || { say "$bin is missing: run cargo build" >&2; exit 1; }
+for tool in curl openssl python3; do
+    command -v "$tool" >/dev/null || { say "$tool is required" >&2; exit 1; }
+done
+
+# --- nginx, installed when missing ------------------------------------------------------------
+find_nginx() { command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true; }
+nginx_bin=$(find_nginx)
+if [ -z "$nginx_bin" ]; then
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        say "nginx is missing; install it (apt-get install nginx-light) or run this as root on Debian" >&2
+        exit 1
+    fi
+    say "nginx is missing: installing it with apt-get"
+    started=$SECONDS
+    export DEBIAN_FRONTEND=noninteractive
+    apt_log=$(mktemp)
+    if ! { timeout 300 apt-get update -qq \
+            && { timeout 300 apt-get install -y -qq --no-install-recommends nginx-light \
+                 || timeout 300 apt-get install -y -qq --no-install-recommends nginx; }; } >"$apt_log" 2>&1; then
+        tail -20 "$apt_log" >&2; rm -f "$apt_log"
+        say "apt-get could not install nginx" >&2
+        exit 1
+    fi
+    rm -f "$apt_log"
+    nginx_bin=$(find_nginx)
+    [ -n "$nginx_bin" ] || { say "nginx is still missing after apt-get" >&2; exit 1; }
+    say "installed $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //') in $((SECONDS - started)) s"
+fi
+say "using $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //') ($nginx_bin)"
+
+# --- bookkeeping: everything started here is stopped on exit ----------------------------------
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kimai-mcp-nginx.XXXXXX")
+pids=()
+# Stops one process we started: TERM, up to 5 s, then KILL; reaps it.
+stop_pid() {
+    local pid=$1 i
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 50); do
+        case "$(ps -o stat= -p "$pid" 2>/dev/null || true)" in "" | Z*) break ;; esac
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local keep=() p
+    for p in ${pids[@]+"${pids[@]}"}; do [ "$p" = "$pid" ] || keep+=("$p"); done
+    pids=(${keep[@]+"${keep[@]}"})
+}
+summary_done=""
+cleanup() {
+    local rc=$? p
+    # An unexpected error (set -e) still ends with the summary line.
+    [ -n "$summary_done" ] || [ "$rc" = 0 ] || [ -z "${passed-}" ] || say "aborted (exit status $rc); $passed passed, $((failed + 1)) failed"
+    for p in ${pids[@]+"${pids[@]}"}; do stop_pid "$p"; done
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); say "PASS $1"; }
+fail() { failed=$((failed + 1)); say "FAIL $1${2:+: $2}"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# wait_for FILE ERE SECONDS: true once a line of FILE matches, false after the deadline.
+wait_for() {
+    local end=$(($(now_ms) + $3 * 1000))
+    until grep -Eq -- "$2" "$1" 2>/dev/null; do
+        [ "$(now_ms)" -lt "$end" ] || return 1
+        sleep 0.05
+    done
+}
+# Secrets never reach the output: failure details go through this.
+mask() { sed -e "s/$slug/<slug>/g" -e "s/$server_token/<server-token>/g" -e "s/$kimai_token/<kimai-token>/g" \
+    -e "s/$slug_kimai_token/<kimai-token>/g" | cut -c1-300; }
+
+# --- the simulated Kimai, secrets, users.json ---------------------------------------------------
+"$bin" sim --port 0 >"$tmp/sim.out" 2>"$tmp/sim.err" &
+pids+=($!)
+wait_for "$tmp/sim.out" '^demo-token ' 10 || { cat "$tmp/sim.err" >&2; say "the simulated Kimai did not start within 10 s" >&2; exit 1; }
+kimai_url=$(awk '$1 == "url" {print $2; exit}' "$tmp/sim.out")
+# Two plain users: one behind the slug, the other on the header routes (/mcp, /sse).
+slug_kimai_token=$(awk '$1 == "user" && $4 == "ROLE_USER" {print $5}' "$tmp/sim.out" | sed -n 1p)
+kimai_token=$(awk '$1 == "user" && $4 == "ROLE_USER" {print $5}' "$tmp/sim.out" | sed -n 2p)
+[ -n "$kimai_url" ] && [ -n "$slug_kimai_token" ] && [ -n "$kimai_token" ] || { say "unexpected output from '$bin sim'" >&2; exit 1; }
+
+# As docs/deployment.md: `kimai-mcp generate slug|token`, with the /dev/urandom fallback.
+random_secret() { "$bin" generate "$1" 2>/dev/null || head -c 24 /dev/urandom | base64 | tr '+/' '-_'; }
+slug=$(random_secret slug)
+server_token=$(random_secret token)
+(umask 077 && python3 -c 'import json, sys; json.dump({sys.argv[1]: {"kimai_url": sys.argv[2], "kimai_token": sys.argv[3], "kimai_user_id": 5}}, open(sys.argv[4], "w"), indent=2)' \
+    "$slug" "$kimai_url" "$slug_kimai_token" "$tmp/users.json")
+
+# Free loopback ports: two serve instances, four nginx servers.
+read -r P1 P2 N1 N2 N3 N4 < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(6)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))')
+
+# --- kimai-mcp serve ------------------------------------------------------------------------
+# start_serve NAME PORT [OPTION...]: logs in $tmp/NAME.err; sets serve_pid_NAME.
+start_serve() {
+    local name=$1 port=$2
+    shift 2
+    RUST_LOG=info "$bin" serve --host 127.0.0.1 --port "$port" --users-config "$tmp/users.json" \
+        --server-token "$server_token" --default-kimai-url "$kimai_url" --rate-limit-rpm 0 "$@" \
+        >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    pids+=($!)
+    printf -v "serve_pid_$name" %s "$!"
+    if ! wait_for "$tmp/$name.err" "listening on http://127\.0\.0\.1:$port/mcp" 10; then
+        mask <"$tmp/$name.err" >&2
+        say "kimai-mcp serve ($name) did not start within 10 s" >&2
+        exit 1
+    fi
+}
+
+# --- TLS certificate and nginx ------------------------------------------------------------------
+# A public-looking name (mcp.example.test, resolved by curl --resolve) as well as localhost, so
+# that nginx sees the Host a real deployment sees.
+if ! openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:mcp.example.test \
+    -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >"$tmp/openssl.log" 2>&1; then
+    cat "$tmp/openssl.log" >&2; say "openssl could not make a certificate" >&2; exit 1
+fi
+chmod 600 "$tmp/key.pem"
+mkdir -p "$tmp/nginx-temp"
+# nginx started by root switches its workers to `user`: root here, since the temp dir is private.
+user_line=""
+[ "$(id -u)" = 0 ] && user_line="user root;"
+
+# The proxy settings of docs/deployment.md (one copy, included by every location).
+cat >"$tmp/kimai-mcp-proxy.conf" <<'EOF'
+proxy_http_version 1.1;
+proxy_set_header Connection "";
+# The server accepts only loopback Host names on a loopback bind (DNS rebinding protection).
+proxy_set_header Host localhost;
+proxy_set_header X-Forwarded-Host $host;
+proxy_set_header X-Real-IP $remote_addr;
+proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+proxy_set_header X-Forwarded-Proto $scheme;
+# SSE (/sse, and tool calls answered as a stream): no buffering, long reads.
+proxy_buffering off;
+proxy_cache off;
+proxy_read_timeout 3600s;
+proxy_send_timeout 3600s;
+client_max_body_size 1m;
+EOF
+
+cat >"$tmp/nginx.conf" <<EOF
+$user_line
+worker_processes 1;
+error_log $tmp/nginx-error.log info;
+events { worker_connections 256; }
+http {
+    client_body_temp_path $tmp/nginx-temp/body;
+    proxy_temp_path $tmp/nginx-temp/proxy;
+    fastcgi_temp_path $tmp/nginx-temp/fastcgi;
+    uwsgi_temp_path $tmp/nginx-temp/uwsgi;
+    scgi_temp_path $tmp/nginx-temp/scgi;
+
+    # The slug is a credential: log /mcp/{slug} instead of the path, and no query string.
+    map \$uri \$kimai_mcp_log_path {
+        ~^/mcp/.  "/mcp/{slug}";
+        default   \$uri;
+    }
+    log_format kimai_mcp '\$remote_addr - [\$time_local] "\$request_method \$kimai_mcp_log_path" '
+                         '\$status \$body_bytes_sent \$request_time upstream=\$upstream_addr port=\$server_port';
+    access_log $tmp/nginx-access.log kimai_mcp;
+
+    ssl_certificate     $tmp/cert.pem;
+    ssl_certificate_key $tmp/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+
+    # (a)-(c): one instance.
+    server {
+        listen 127.0.0.1:$N1 ssl;
+        server_name mcp.example.test;
+        location / {
+            proxy_pass http://127.0.0.1:$P1;
+            include $tmp/kimai-mcp-proxy.conf;
+        }
+    }
+
+    # (d): two instances, sessions kept on their instance by the id prefix (--instance-id).
+    upstream kimai_mcp {
+        server 127.0.0.1:$P1;
+        server 127.0.0.1:$P2;
+        keepalive 16;
+        keepalive_timeout 50s;
+    }
+    upstream kimai_mcp_a { server 127.0.0.1:$P1; keepalive 8; keepalive_timeout 50s; }
+    upstream kimai_mcp_b { server 127.0.0.1:$P2; keepalive 8; keepalive_timeout 50s; }
+    map "\$http_mcp_session_id\$arg_session_id" \$kimai_mcp_upstream {
+        ~^a\\.    kimai_mcp_a;
+        ~^b\\.    kimai_mcp_b;
+        default  kimai_mcp;
+    }
+    server {
+        listen 127.0.0.1:$N2 ssl;
+        server_name mcp.example.test;
+        location / {
+            proxy_pass http://\$kimai_mcp_upstream;
+            include $tmp/kimai-mcp-proxy.conf;
+        }
+    }
+
+    # For comparison only: hashing on the session id alone (no instance prefix). A new session
+    # has no id yet, so it is created where hash("") points and later requests go to hash(id).
+    upstream kimai_mcp_hash_only {
+        hash "\$http_mcp_session_id\$arg_session_id" consistent;
+        server 127.0.0.1:$P1;
+        server 127.0.0.1:$P2;
+    }
+    server {
+        listen 127.0.0.1:$N3 ssl;
+        server_name mcp.example.test;
+        location / {
+            proxy_pass http://kimai_mcp_hash_only;
+            include $tmp/kimai-mcp-proxy.conf;
+        }
+    }
+
+    # Health checks of one instance through nginx (any instance answers).
+    server {
+        listen 127.0.0.1:$N4 ssl;
+        server_name mcp.example.test;
+        location = /health {
+            proxy_pass http://kimai_mcp;
+            include $tmp/kimai-mcp-proxy.conf;
+        }
+        location / { return 404; }
+    }
+}
+EOF
+
+nginx_args=(-p "$tmp/" -c "$tmp/nginx.conf" -e "$tmp/nginx-error.log" -g "daemon off; pid $tmp/nginx.pid;")
+if ! "$nginx_bin" -t -q "${nginx_args[@]}" >"$tmp/nginx-t.log" 2>&1; then
+    cat "$tmp/nginx-t.log" >&2; say "nginx -t rejected the configuration" >&2; exit 1
+fi
+
+# --- clients ------------------------------------------------------------------------------------
+host=mcp.example.test
+curl_tls=(curl -sS --max-time 10 --cacert "$tmp/cert.pem")
+for port in "$N1" "$N2" "$N3" "$N4"; do curl_tls+=(--resolve "$host:$port:127.0.0.1"); done
+INIT='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"deploy-nginx","version":"1"}}}'
+INIT_SSE='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"deploy-nginx","version":"1"}}}'
+INITIALIZED='{"jsonrpc":"2.0","method":"notifications/initialized"}'
+CALLS=(
+    '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"user_current","arguments":{}}}'
+    '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"config","arguments":{"type":"version"}}}'
+    '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"timer","arguments":{"action":"active"}}}'
+)
+# mcp_post OUT URL SESSION BODY [CURL ARG...]: prints the status; headers in OUT.h, body in OUT.b.
+mcp_post() {
+    local out=$1 url=$2 sid=$3 body=$4
+    shift 4
+    local h=(-H 'Accept: application/json, text/event-stream' -H 'Content-Type: application/json')
+    [ -z "$sid" ] || h+=(-H "Mcp-Session-Id: $sid" -H 'MCP-Protocol-Version: 2025-11-25')
+    "${curl_tls[@]}" -D "$out.h" -o "$out.b" -w '%{http_code}' "${h[@]}" "$@" --data-binary "$body" "$url" 2>"$out.e" || true
+}
+session_of() { tr -d '\r' <"$1.h" | awk 'tolower($1) == "mcp-session-id:" {print $2}'; }
+is_result() { grep -q '"result"' "$1.b" && ! grep -q '"isError":true' "$1.b"; }
+# One Streamable HTTP session: initialize, initialized, three tool calls. Prints the session id;
+# returns 1 (with a reason on stderr) at the first failure.
+streamable_session() {
+    local base=$1 tag=$2 out="$tmp/$2" code sid i
+    code=$(mcp_post "$out" "$base" "" "$INIT")
+    sid=$(session_of "$out" 2>/dev/null || true)
+    [ "$code" = 200 ] && [ -n "$sid" ] || { echo "initialize got $code $(mask <"$out.b")" >&2; return 1; }
+    code=$(mcp_post "$out" "$base" "$sid" "$INITIALIZED")
+    [ "$code" = 202 ] || { echo "notifications/initialized got $code" >&2; return 1; }
+    for i in 0 1 2; do
+        code=$(mcp_post "$out" "$base" "$sid" "${CALLS[$i]}")
+        [ "$code" = 200 ] && is_result "$out" || { echo "tool call $((i + 2)) got $code $(mask <"$out.b")" >&2; return 1; }
+    done
+    echo "$sid"
+}
+sse_headers=(-H "Authorization: Bearer $server_token" -H "X-Kimai-Token: $kimai_token" -H "X-Kimai-User: deploy-nginx")
+# open_sse TAG URL: GET /sse in the background, the stream in $tmp/TAG.sse.
+open_sse() {
+    "${curl_tls[@]}" -N --max-time 40 -H 'Accept: text/event-stream' "${sse_headers[@]}" "$2" >"$tmp/$1.sse" 2>"$tmp/$1.sse.err" &
+    pids+=($!)
+    printf -v "sse_pid_$1" %s "$!"
+}
+endpoint_of() { grep -A1 '^event: endpoint' "$tmp/$1.sse" | sed -n 's/^data: *//p' | tr -d '\r' | head -1; }
+# sse_send TAG BASE BODY ID: POSTs to the announced endpoint (202) and waits up to 3 s for the
+# `event: message` answering ID.
+sse_send() {
+    local tag=$1 base=$2 body=$3 id=$4 ep code
+    ep=$(endpoint_of "$tag")
+    code=$("${curl_tls[@]}" -o "$tmp/$tag.post" -w '%{http_code}' -H 'Content-Type: application/json' \
+        "${sse_headers[@]}" --data-binary "$body" "$base$ep" 2>/dev/null || true)
+    [ "$code" = 202 ] || { echo "POST /messages got $code $(mask <"$tmp/$tag.post")" >&2; return 1; }
+    [ -z "$id" ] && return 0
+    wait_for "$tmp/$tag.sse" "^data: \{\"jsonrpc\":\"2\.0\",\"id\":$id," 3 \
+        || { echo "no event: message for id $id within 3 s" >&2; return 1; }
+    if [ "$id" != 1 ] && grep -E "^data: \{\"jsonrpc\":\"2\.0\",\"id\":$id," "$tmp/$tag.sse" | grep -q '"isError":true'; then
+        echo "tool call $id failed" >&2; return 1
+    fi
+}
+# One SSE session over an open stream: initialize, initialized, three tool calls.
+sse_session() {
+    local tag=$1 base=$2 i
+    sse_send "$tag" "$base" "$INIT_SSE" 1 && sse_send "$tag" "$base" "$INITIALIZED" "" || return 1
+    for i in 0 1 2; do sse_send "$tag" "$base" "${CALLS[$i]}" $((i + 2)) || return 1; done
+}
+# Access lines of a serve log (`<ip> <METHOD> <path> <status> <ms>ms`).
+access_lines() { { grep 'kimai_mcp::access' "$1" || true; } | sed 's/.*kimai_mcp::access\] //'; }
+
+# ==============================================================================================
+start_serve one "$P1"
+"$nginx_bin" "${nginx_args[@]}" >"$tmp/nginx.out" 2>&1 &
+nginx_pid=$!
+pids+=("$nginx_pid")
+wait_for_health() { # URL: /health through nginx answers status ok within 10 s
+    local end=$((SECONDS + 10))
+    until "${curl_tls[@]}" -m 1 "$1" 2>/dev/null | grep -q '"status":"ok"'; do
+        [ "$SECONDS" -lt "$end" ] || return 1
+        kill -0 "$nginx_pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+}
+if ! wait_for_health "https://$host:$N1/health"; then
+    cat "$tmp/nginx.out" "$tmp/nginx-error.log" 2>/dev/null | tail -20 >&2
+    say "nginx did not answer /health over TLS within 10 s" >&2
+    exit 1
+fi
+say "nginx (TLS) on 127.0.0.1:$N1 in front of kimai-mcp serve on 127.0.0.1:$P1"
+
+# --- (a) Streamable HTTP through nginx --------------------------------------------------------
+slug_url="https://$host:$N1/mcp/$slug"
+code=$(mcp_post "$tmp/a1" "$slug_url" "" "$INIT")
+sid=$(session_of "$tmp/a1" 2>/dev/null || true)
+if [ "$code" = 200 ] && [ -n "$sid" ] && grep -q '"serverInfo"' "$tmp/a1.b"; then
+    pass "(a) initialize through nginx: 200 with Mcp-Session-Id"
+else
+    fail "(a) initialize through nginx" "status $code, session '${sid}', body $(mask <"$tmp/a1.b" 2>/dev/null)"
+fi
+code=$(mcp_post "$tmp/a2" "$slug_url" "$sid" "${CALLS[0]}")
+if [ "$code" = 200 ] && is_result "$tmp/a2" && grep -q 'john_user' "$tmp/a2.b"; then
+    pass "(a) tools/call user_current with that session through nginx"
+else
+    fail "(a) tools/call user_current through nginx" "status $code, $(mask <"$tmp/a2.b" 2>/dev/null)"
+fi
+code=$(mcp_post "$tmp/a3" "https://$host:$N1/mcp" "" "$INIT" "${sse_headers[@]}")
+if [ "$code" = 200 ] && [ -n "$(session_of "$tmp/a3")" ]; then
+    pass "(a) /mcp with Authorization and X-Kimai-Token through nginx"
+else
+    fail "(a) /mcp with headers through nginx" "status $code, $(mask <"$tmp/a3.b" 2>/dev/null)"
+fi
+if grep -q -- "$slug" "$tmp/nginx-access.log" || grep -q -- "$slug" "$tmp/one.err"; then
+    fail "(a) the slug stays out of the nginx and server access logs"
+else
+    pass "(a) the slug stays out of the nginx and server access logs"
+fi
+
+# --- (b) SSE through nginx --------------------------------------------------------------------
+t0=$(now_ms)
+open_sse b "https://$host:$N1/sse"
+if wait_for "$tmp/b.sse" '^data: /messages\?session_id=' 3; then
+    pass "(b) SSE: event: endpoint through nginx after $(($(now_ms) - t0)) ms"
+    t0=$(now_ms)
+    if why=$(sse_send b "https://$host:$N1" "$INIT_SSE" 1 2>&1); then
+        pass "(b) SSE: event: message with the initialize result through nginx after $(($(now_ms) - t0)) ms"
+    else
+        fail "(b) SSE: event: message through nginx within 3 s" "$why"
+    fi
+    if why=$(sse_send b "https://$host:$N1" "$INITIALIZED" "" 2>&1 && sse_send b "https://$host:$N1" "${CALLS[0]}" 2 2>&1); then
+        pass "(b) SSE: a tool call answered on the stream through nginx"
+    else
+        fail "(b) SSE: a tool call through nginx" "$why"
+    fi
+else
+    fail "(b) SSE: event: endpoint through nginx within 3 s" "$(mask <"$tmp/b.sse.err")"
+fi
+stop_pid "$sse_pid_b"
+
+# --- (c) the client address -----------------------------------------------------------------
+# curl binds to 127.0.0.2 (the real client); nginx connects from 127.0.0.1; the client forges
+# X-Forwarded-For: 203.0.113.7, so nginx sends "203.0.113.7, 127.0.0.2" and X-Real-IP 127.0.0.2.
+forged=203.0.113.7
+client_requests() { # LOGNAME: two requests from 127.0.0.2 with a forged header; the new access lines
+    local before after
+    before=$(access_lines "$tmp/$1.err" | wc -l)
+    "${curl_tls[@]}" -o /dev/null --interface 127.0.0.2 -H "X-Forwarded-For: $forged" "https://$host:$N1/health" || true
+    mcp_post "$tmp/c" "$slug_url" "" "$INIT" --interface 127.0.0.2 -H "X-Forwarded-For: $forged" >"$tmp/c.code"
+    local end=$((SECONDS + 5))
+    until [ "$(access_lines "$tmp/$1.err" | wc -l)" -ge $((before + 2)) ] || [ "$SECONDS" -ge "$end" ]; do sleep 0.05; done
+    access_lines "$tmp/$1.err" | tail -n +$((before + 1))
+}
+lines=$(client_requests one)
+if [ "$(echo "$lines" | grep -c '^127\.0\.0\.1 ')" -ge 2 ] && ! echo "$lines" | grep -qv '^127\.0\.0\.1 '; then
+    pass "(c) without --trusted-proxy the server logs nginx's address (127.0.0.1)"
+else
+    fail "(c) without --trusted-proxy the server logs nginx's address" "$(echo "$lines" | tr '\n' '|')"
+fi
+stop_pid "$serve_pid_one"
+
+start_serve trusted "$P1" --trusted-proxy 127.0.0.1 --require-https
+wait_for_health "https://$host:$N1/health" || true
+lines=$(client_requests trusted)
+if [ "$(echo "$lines" | grep -c '^127\.0\.0\.2 ')" -ge 2 ] && ! echo "$lines" | grep -qv '^127\.0\.0\.2 '; then
+    pass "(c) with --trusted-proxy 127.0.0.1 the server logs the real client (127.0.0.2)"
+else
+    fail "(c) with --trusted-proxy the server logs the real client" "$(echo "$lines" | tr '\n' '|')"
+fi
+if [ "$(cat "$tmp/c.code")" = 200 ]; then
+    pass "(c) --require-https accepts requests through the TLS proxy (X-Forwarded-Proto: https)"
+else
+    fail "(c) --require-https through the TLS proxy" "status $(cat "$tmp/c.code")"
+fi
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 -H 'Accept: application/json, text/event-stream' \
+    -H 'Content-Type: application/json' --data-binary "$INIT" "http://127.0.0.1:$P1/mcp/$slug" 2>/dev/null || true)
+if [ "$code" = 403 ]; then
+    pass "(c) --require-https refuses plain HTTP that bypasses the proxy (403)"
+else
+    fail "(c) --require-https refuses plain HTTP that bypasses the proxy" "status $code"
+fi
+if grep -q -F "$forged" "$tmp/one.err" "$tmp/trusted.err"; then
+    fail "(c) the forged X-Forwarded-For address is never logged"
+else
+    pass "(c) the forged X-Forwarded-For address is never logged"
+fi
+
+# --- (d) two instances behind one nginx -----------------------------------------------------
+stop_pid "$serve_pid_trusted"
+start_serve a "$P1" --trusted-proxy 127.0.0.1 --instance-id a
+start_serve b "$P2" --trusted-proxy 127.0.0.1 --instance-id b
+wait_for_health "https://$host:$N2/health" || true
+say "two instances (--instance-id a on $P1, b on $P2) behind nginx on 127.0.0.1:$N2"
+
+sessions=6
+d_ok=0 d_bad=0 sids=()
+# Streamable HTTP, slug and header routes alternately, the sessions interleaved: all are
+# initialized before any makes its tool calls.
+declare -A d_sid=()
+for i in $(seq $sessions); do
+    if [ $((i % 2)) = 0 ]; then url="https://$host:$N2/mcp"; extra=("${sse_headers[@]}"); else url="https://$host:$N2/mcp/$slug"; extra=(); fi
+    code=$(mcp_post "$tmp/d$i" "$url" "" "$INIT" ${extra[@]+"${extra[@]}"})
+    d_sid[$i]=$(session_of "$tmp/d$i" 2>/dev/null || true)
+    [ "$code" = 200 ] && [ -n "${d_sid[$i]}" ] || echo "streamable $i: initialize got $code" >>"$tmp/d.fail"
+done
+for step in init 0 1 2; do
+    for i in $(seq $sessions); do
+        [ -n "${d_sid[$i]}" ] || continue
+        if [ $((i % 2)) = 0 ]; then url="https://$host:$N2/mcp"; extra=("${sse_headers[@]}"); else url="https://$host:$N2/mcp/$slug"; extra=(); fi
+        if [ "$step" = init ]; then body=$INITIALIZED want=202; else body=${CALLS[$step]} want=200; fi
+        code=$(mcp_post "$tmp/d$i" "$url" "${d_sid[$i]}" "$body" ${extra[@]+"${extra[@]}"})
+        if [ "$code" != "$want" ] || { [ "$want" = 200 ] && ! is_result "$tmp/d$i"; }; then
+            echo "streamable $i (${d_sid[$i]%%.*}.): step $step got $code" >>"$tmp/d.fail"
+            d_sid[$i]=""
+        fi
+    done
+done
+for i in $(seq $sessions); do
+    if [ -n "${d_sid[$i]}" ]; then d_ok=$((d_ok + 1)); sids+=("${d_sid[$i]}"); else d_bad=$((d_bad + 1)); fi
+done
+# Legacy SSE: all streams open at once, their messages interleaved.
+for i in $(seq $sessions); do open_sse "s$i" "https://$host:$N2/sse"; done
+declare -A s_alive=()
+for i in $(seq $sessions); do
+    if wait_for "$tmp/s$i.sse" '^data: /messages\?session_id=' 3; then s_alive[$i]=1; else s_alive[$i]=""; echo "sse $i: no endpoint event" >>"$tmp/d.fail"; fi
+done
+for step in init initialized 0 1 2; do
+    for i in $(seq $sessions); do
+        [ -n "${s_alive[$i]}" ] || continue
+        case $step in
+        init) out=$(sse_send "s$i" "https://$host:$N2" "$INIT_SSE" 1 2>&1) ;;
+        initialized) out=$(sse_send "s$i" "https://$host:$N2" "$INITIALIZED" "" 2>&1) ;;
+        *) out=$(sse_send "s$i" "https://$host:$N2" "${CALLS[$step]}" $((step + 2)) 2>&1) ;;
+        esac || { echo "sse $i ($(endpoint_of "s$i" | sed 's/.*session_id=\([^.]*\)\..*/\1./')): step $step: $out" >>"$tmp/d.fail"; s_alive[$i]=""; }
+    done
+done
+for i in $(seq $sessions); do
+    if [ -n "${s_alive[$i]}" ]; then d_ok=$((d_ok + 1)); sids+=("$(endpoint_of "s$i" | sed 's/.*session_id=//')"); else d_bad=$((d_bad + 1)); fi
+    stop_pid "$(eval echo "\$sse_pid_s$i")"
+done
+
+total=$((2 * sessions))
+if [ "$d_bad" = 0 ]; then
+    pass "(d) $total sessions through two instances ($sessions Streamable HTTP, $sessions SSE; initialize + 3 tool calls each) all kept working"
+else
+    fail "(d) every session keeps working through two instances" "$d_bad of $total failed: $(tr '\n' '|' <"$tmp/d.fail" | cut -c1-400)"
+fi
+on_a=$(printf '%s\n' "${sids[@]}" | grep -c '^a\.' || true)
+on_b=$(printf '%s\n' "${sids[@]}" | grep -c '^b\.' || true)
+# What each instance served, from its own access log and audit lines.
+audit_sessions() { { grep -o 'session=[0-9a-f]*' "$1" || true; } | sort -u | wc -l; }
+calls_a=$(grep -c 'kimai_mcp::audit' "$tmp/a.err" || true)
+calls_b=$(grep -c 'kimai_mcp::audit' "$tmp/b.err" || true)
+if [ "$on_a" -ge 1 ] && [ "$on_b" -ge 1 ] && [ "$(audit_sessions "$tmp/a.err")" = "$on_a" ] && [ "$(audit_sessions "$tmp/b.err")" = "$on_b" ] \
+    && [ "$calls_a" = $((3 * on_a)) ] && [ "$calls_b" = $((3 * on_b)) ]; then
+    pass "(d) both instances served sessions (a: $on_a sessions, $calls_a tool calls; b: $on_b sessions, $calls_b tool calls), each call on its session's instance"
+else
+    fail "(d) both instances served sessions, each call on its instance" \
+        "a: $on_a sessions, $(audit_sessions "$tmp/a.err") in its audit log, $calls_a calls; b: $on_b, $(audit_sessions "$tmp/b.err"), $calls_b calls"
+fi
+n404=$(cat <(access_lines "$tmp/a.err") <(access_lines "$tmp/b.err") | awk '$4 == 404' | wc -l)
+c404=$({ grep -E "\" 404 .* port=$N2\$" "$tmp/nginx-access.log" || true; } | wc -l)
+if [ "$n404" = 0 ] && [ "$c404" = 0 ]; then
+    pass "(d) no request got 404 (neither instance answered one; nginx passed none on)"
+else
+    fail "(d) no request got 404" "$n404 at the instances, $c404 in nginx's access log"
+fi
+if "${curl_tls[@]}" "https://$host:$N4/health" 2>/dev/null | grep -q '"status":"ok"' \
+    && "${curl_tls[@]}" -o /dev/null -w '%{http_code}' "https://$host:$N4/mcp/$slug" 2>/dev/null | grep -q '^404$'; then
+    pass "(d) /health through nginx answers status ok"
+else
+    fail "(d) /health through nginx"
+fi
+
+# For comparison (not counted): the same Streamable HTTP sessions behind `hash` on the session id.
+lost=0
+for i in $(seq $sessions); do
+    streamable_session "https://$host:$N3/mcp/$slug" "h$i" >/dev/null 2>"$tmp/h$i.why" || lost=$((lost + 1))
+done
+statuses=$(cat "$tmp"/h*.why 2>/dev/null | grep -o 'got [0-9]*' | sort | uniq -c | awk '{printf "%s%s x %s", (NR > 1 ? ", " : ""), $1, $3}' || true)
+say "note (not counted): behind \`hash \$http_mcp_session_id consistent\` alone, without the instance prefix, $lost of $sessions sessions failed${statuses:+ ($statuses)}"
+
+if [ -s "$tmp/nginx-error.log" ] && grep -Eq '\[(alert|crit|emerg)\]' "$tmp/nginx-error.log"; then
+    fail "nginx logged no alert" "$(grep -E '\[(alert|crit|emerg)\]' "$tmp/nginx-error.log" | head -3 | mask)"
+fi
+summary_done=1
+say "$passed passed, $failed failed"
+[ "$failed" = 0 ]
