@@ -26,9 +26,11 @@ interop: build
 	bash tests/interop/run.sh
 
 # The systemd unit: `systemd-analyze security` (fails above 2.0) and `verify`, and the
-# install/uninstall round trip into a scratch DESTDIR.
+# install/uninstall round trip into a scratch DESTDIR; then nginx as a TLS proxy in front of
+# `kimai-mcp serve` (one and two instances). Installs nginx with apt-get when missing.
 deploy: build
 	bash tests/deploy.sh
+	bash tests/deploy/nginx.sh
 
 lint:
 	$(CARGO) fmt --check

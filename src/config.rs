@@ -109,6 +109,8 @@ pub struct ServeConfig {
     pub allowed_origins: Vec<String>,
     /// Prefix of session ids, for a proxy that keeps sessions on their instance.
     pub instance_id: Option<String>,
+    /// Host names (as a proxy forwards them) accepted besides loopback names.
+    pub public_hosts: Vec<String>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
 }
@@ -267,6 +269,9 @@ OPTIONS:                                    [env]                         (defau
                               repeatable or comma-separated [KIMAI_MCP_TRUSTED_PROXIES]
     --allowed-origin ORIGIN   a browser origin allowed to call (CORS); repeatable
                                                      [KIMAI_MCP_ALLOWED_ORIGINS]
+    --public-host NAME        a Host name to accept when listening on loopback behind a proxy
+                              that forwards the public name (proxy_set_header Host $host);
+                              repeatable or comma-separated [KIMAI_MCP_PUBLIC_HOSTS]
     --instance-id NAME        prefix session ids with NAME. so that a proxy in front of several
                               instances sends a session's requests to its instance
                                                      [KIMAI_MCP_INSTANCE_ID]
@@ -378,6 +383,7 @@ pub fn parse_as(
             Long("trusted-proxy") => serve.trusted.push(string(&mut p, "--trusted-proxy")?),
             Long("allowed-origin") => serve.origins.push(string(&mut p, "--allowed-origin")?),
             Long("instance-id") => serve.instance_id = Some(string(&mut p, "--instance-id")?),
+            Long("public-host") => serve.public_hosts.push(string(&mut p, "--public-host")?),
             Long("server-token-file") => {
                 serve.server_token_file = Some(string(&mut p, "--server-token-file")?)
             }
@@ -560,6 +566,7 @@ struct ServeFlags {
     origins: Vec<String>,
     instance_id: Option<String>,
     server_token_file: Option<String>,
+    public_hosts: Vec<String>,
 }
 
 fn truthy(v: &str) -> Option<bool> {
@@ -603,6 +610,7 @@ impl ServeFlags {
             && self.origins.is_empty()
             && self.instance_id.is_none()
             && self.server_token_file.is_none()
+            && self.public_hosts.is_empty()
     }
 
     fn resolve(
@@ -780,7 +788,25 @@ impl ServeFlags {
             }
             None => server_tokens,
         };
+        let public_hosts: Vec<String> = if self.public_hosts.is_empty() {
+            env("KIMAI_MCP_PUBLIC_HOSTS")
+                .map(|o| {
+                    o.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            self.public_hosts
+                .iter()
+                .flat_map(|h| h.split(','))
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        };
         Ok(ServeConfig {
+            public_hosts,
             server_token_file,
             instance_id,
             host,

@@ -47,7 +47,8 @@ pub struct Env<'a> {
     pub backend: &'a Backend,
     /// Where notifications (progress) for this connection go.
     pub notifier: &'a dyn Notifier,
-    /// Who this is, for the audit log: never a token or a slug.
+    /// Who this is, for the audit log, as `key=value` words (e.g. `session=1a2b3c4d user=anna`
+    /// or `user=stdio`): never a token or a slug.
     pub label: &'a str,
 }
 
@@ -396,7 +397,7 @@ impl Dispatcher {
         }
         log::info!(
             target: "kimai_mcp::audit",
-            "user={} tool={} action={} outcome={} duration_ms={}{}",
+            "{} tool={} action={} outcome={} duration_ms={}{}",
             env.label,
             tool.name,
             action,

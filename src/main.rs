@@ -107,7 +107,7 @@ fn run_stdio(cfg: &KimaiConfig) -> ExitCode {
             client,
             token: cfg.token.clone(),
         },
-        "stdio",
+        "user=stdio",
     )
 }
 
@@ -221,7 +221,7 @@ fn run_demo(seed: u64) -> ExitCode {
             client,
             token: kimai::Token::new(sim.demo_token()),
         },
-        "demo",
+        "user=demo",
     );
     sim.stop();
     code

@@ -1020,3 +1020,21 @@ fn metrics_behind_the_server_token() {
     assert!(m.contains("kimai_mcp_rate_limited_total 0"), "{m}");
     assert!(!m.contains(SLUG_A) && !m.contains("unknown-slug"), "{m}");
 }
+
+#[test]
+fn a_public_host_name_is_accepted_behind_a_proxy() {
+    let sim = sim();
+    let srv = Serve::start(
+        &sim,
+        &["--rate-limit-rpm", "0", "--public-host", "mcp.example.test"],
+    );
+    let path = format!("/mcp/{SLUG_A}");
+    assert_eq!(
+        post(&srv, &path, &[("Host", "mcp.example.test")], &init_body()).status,
+        200
+    );
+    assert_eq!(
+        post(&srv, &path, &[("Host", "evil.example.com")], &init_body()).status,
+        403
+    );
+}

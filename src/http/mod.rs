@@ -116,7 +116,12 @@ impl App {
             .map_err(|e| format!("invalid --trusted-proxy / KIMAI_MCP_TRUSTED_PROXIES: {e}"))?;
         let loopback =
             cfg.host == "localhost" || cfg.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        let origin = OriginPolicy::new(loopback, port, cfg.allowed_origins.clone(), Vec::new());
+        let origin = OriginPolicy::new(
+            loopback,
+            port,
+            cfg.allowed_origins.clone(),
+            cfg.public_hosts.clone(),
+        );
         let mut fp_key = [0u8; 32];
         getrandom::fill(&mut fp_key).map_err(|e| format!("the OS random source failed: {e}"))?;
         Ok(App {

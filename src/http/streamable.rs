@@ -451,12 +451,14 @@ fn stateless(
         return Err(mismatch("Mcp-Name"));
     }
     let conn = Connection::new();
+    // A stateless request has no session: the audit line names the user only.
+    let label = format!("user={}", caller.label);
     if wants_stream(&msg) {
         return Ok(stream_call(
             app.clone(),
             conn_holder(conn),
             caller.backend,
-            caller.label,
+            label,
             msg,
             None,
         ));
@@ -464,7 +466,7 @@ fn stateless(
     let env = Env {
         backend: &caller.backend,
         notifier: &mcp::NoNotifier,
-        label: &caller.label,
+        label: &label,
     };
     let reply = app
         .slots
