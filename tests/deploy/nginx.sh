@@ -4,9 +4,9 @@
 #   (b) legacy SSE through it: the endpoint event and a response event arrive within 3 s
 #   (c) the client address the server logs: nginx's own without --trusted-proxy, the real client
 #       with it, and never the X-Forwarded-For value the client forged
-#   (d) two instances behind one nginx with the affinity configuration of docs/deployment.md
+#   (d) two instances behind one nginx with the affinity configuration of the README (Deployment)
 #       (--instance-id and a map on the session id prefix): many sessions, none gets 404
-# The nginx configuration written here is the one docs/deployment.md documents.
+# The nginx configuration written here is the one the README (Deployment) documents.
 #
 # Usage: bash tests/deploy/nginx.sh        (after cargo build; KIMAI_MCP_BIN overrides the binary)
 # nginx is installed with apt-get (nginx-light, else nginx) when missing; that needs root.
@@ -102,7 +102,7 @@ slug_kimai_token=$(awk '$1 == "user" && $4 == "ROLE_USER" {print $5}' "$tmp/sim.
 kimai_token=$(awk '$1 == "user" && $4 == "ROLE_USER" {print $5}' "$tmp/sim.out" | sed -n 2p)
 [ -n "$kimai_url" ] && [ -n "$slug_kimai_token" ] && [ -n "$kimai_token" ] || { say "unexpected output from '$bin sim'" >&2; exit 1; }
 
-# As docs/deployment.md: `kimai-mcp generate slug|token`, with the /dev/urandom fallback.
+# As the README (Deployment): `kimai-mcp generate slug|token`, with the /dev/urandom fallback.
 random_secret() { "$bin" generate "$1" 2>/dev/null || head -c 24 /dev/urandom | base64 | tr '+/' '-_'; }
 slug=$(random_secret slug)
 server_token=$(random_secret token)
@@ -147,7 +147,7 @@ mkdir -p "$tmp/nginx-temp"
 user_line=""
 [ "$(id -u)" = 0 ] && user_line="user root;"
 
-# The proxy settings of docs/deployment.md (one copy, included by every location).
+# The proxy settings of the README (Deployment) (one copy, included by every location).
 cat >"$tmp/kimai-mcp-proxy.conf" <<'EOF'
 proxy_http_version 1.1;
 proxy_set_header Connection "";
