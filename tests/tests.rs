@@ -6,6 +6,7 @@
 mod absence;
 mod admin;
 mod cli;
+mod faults;
 mod http;
 mod notify;
 mod signals;
