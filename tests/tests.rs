@@ -7,6 +7,7 @@ mod absence;
 mod admin;
 mod cli;
 mod faults;
+mod hostile;
 mod http;
 mod notify;
 mod signals;
