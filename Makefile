@@ -9,7 +9,7 @@
 #                example configs (PREFIX, DESTDIR honoured; see below)
 CARGO ?= cargo
 
-.PHONY: build release test unit interop deploy lint demo bench clean static install uninstall
+.PHONY: soak build release test unit interop deploy lint demo bench clean static install uninstall
 
 build:
 	$(CARGO) build
@@ -31,6 +31,13 @@ interop: build
 deploy: build
 	bash tests/deploy.sh
 	bash tests/deploy/nginx.sh
+
+# The long load test: 32 Streamable HTTP and 16 SSE sessions for SOAK_SECONDS (default 300),
+# in release mode; fails if RSS grows by more than 10% from the first to the last minute, or
+# if /health or a tool call takes over 100 ms with 500 idle connections open.
+SOAK_SECONDS ?= 300
+soak:
+	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release --locked --test tests long_soak -- --ignored --nocapture
 
 lint:
 	$(CARGO) fmt --check

@@ -11,6 +11,7 @@ mod hostile;
 mod http;
 mod notify;
 mod signals;
+mod soak;
 mod sse;
 mod stdio;
 mod timesheet;
