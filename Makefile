@@ -9,7 +9,7 @@
 #                example configs (PREFIX, DESTDIR honoured; see below)
 CARGO ?= cargo
 
-.PHONY: soak build release test unit interop deploy lint demo bench clean static install uninstall
+.PHONY: soak fuzz bench-python build release test unit interop deploy lint demo bench clean static install uninstall
 
 build:
 	$(CARGO) build
@@ -38,6 +38,21 @@ deploy: build
 SOAK_SECONDS ?= 300
 soak:
 	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release --locked --test tests long_soak -- --ignored --nocapture
+
+# Fuzzing (cargo fuzz, libFuzzer): each target for FUZZ_SECONDS (default 60). cargo fuzz
+# needs nightly compiler flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = jsonrpc tool_args users_json dates
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
+
+# The same stdio figures for the Python kimai-mcp 2.20.1 (installed into target/pycompare/).
+bench-python: release
+	test -x target/pycompare/bin/kimai-mcp || (python3 -m venv target/pycompare && target/pycompare/bin/pip install --quiet "kimai-mcp==2.20.1")
+	python3 benches/compare_python.py target/release/kimai-mcp target/pycompare/bin/kimai-mcp
 
 lint:
 	$(CARGO) fmt --check
