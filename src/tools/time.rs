@@ -256,6 +256,9 @@ pub fn hours(seconds: i64) -> String {
     format!("{:.2}", seconds as f64 / 3600.0)
 }
 
+/// The longest duration argument accepted (a year of 366 days).
+pub const MAX_DURATION_SECS: i64 = 366 * 86_400;
+
 /// Reads a duration argument: an integer is seconds; a string is Kimai's duration syntax
 /// (`1:30`, `1:30:00`, `1.5` hours, `2h30m`, `90m`), except a bare digit string, which is
 /// refused as ambiguous (Kimai would read `"7200"` as 7200 hours). Returns seconds.
@@ -268,7 +271,7 @@ pub fn parse_duration(field: &str, v: &serde_json::Value) -> Result<i64, String>
     };
     match v {
         Value::Number(_) => match super::args::as_int(v) {
-            Some(n) if (0..=366 * 86_400).contains(&n) => Ok(n),
+            Some(n) if (0..=MAX_DURATION_SECS).contains(&n) => Ok(n),
             _ => Err(bad(&v.to_string())),
         },
         Value::String(s) => {
@@ -280,10 +283,13 @@ pub fn parse_duration(field: &str, v: &serde_json::Value) -> Result<i64, String>
             }
             if t.contains(':') {
                 let p: Vec<&str> = t.split(':').collect();
+                // At most 366 days in hours: anything longer is a typo, and the bound keeps
+                // the arithmetic below from overflowing.
                 let num = |x: &str| {
-                    (!x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+                    (!x.is_empty() && x.len() <= 6 && x.bytes().all(|b| b.is_ascii_digit()))
                         .then(|| x.parse::<i64>().ok())
                         .flatten()
+                        .filter(|n| *n <= MAX_DURATION_SECS / 3600)
                 };
                 let secs = match p.as_slice() {
                     [h, m] => Some(
@@ -302,7 +308,7 @@ pub fn parse_duration(field: &str, v: &serde_json::Value) -> Result<i64, String>
             // Natural forms: 1.5h, 1,5h, 2h30m, 90m, 45s, 1.5 (decimal hours with a point).
             let t = t.replace(',', ".").replace(' ', "");
             if let Ok(h) = t.parse::<f64>() {
-                return if h.is_finite() && h >= 0.0 {
+                return if h.is_finite() && h >= 0.0 && h * 3600.0 <= MAX_DURATION_SECS as f64 {
                     Ok((h * 3600.0).round() as i64)
                 } else {
                     Err(bad(s))
@@ -327,6 +333,9 @@ pub fn parse_duration(field: &str, v: &serde_json::Value) -> Result<i64, String>
                 }
             }
             if !num.is_empty() || !any {
+                return Err(bad(s));
+            }
+            if total > MAX_DURATION_SECS as f64 {
                 return Err(bad(s));
             }
             Ok(total.round() as i64)
@@ -422,5 +431,14 @@ mod tests {
         assert!(parse_duration("break", &json!("1:75")).is_err());
         assert!(parse_duration("break", &json!("abc")).is_err());
         assert!(parse_duration("break", &json!(-5)).is_err());
+        // Found by fuzzing: huge hour counts overflowed instead of being refused.
+        assert!(parse_duration("break", &json!("97777777777777777:76")).is_err());
+        assert!(parse_duration("break", &json!("9999999999:00:00")).is_err());
+        assert!(parse_duration("break", &json!("1e300")).is_err());
+        assert!(parse_duration("break", &json!("99999999999h")).is_err());
+        assert_eq!(
+            parse_duration("break", &json!("8784:00")).unwrap(),
+            MAX_DURATION_SECS
+        );
     }
 }
