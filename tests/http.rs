@@ -46,6 +46,11 @@ impl Drop for TempDir {
 impl Serve {
     /// Two users: A is tony_teamlead, B is john_user.
     pub fn start(sim: &Sim, extra: &[&str]) -> Serve {
+        Serve::start_logging(sim, extra, "debug")
+    }
+
+    /// Like `start`, with `RUST_LOG` set to `level`.
+    pub fn start_logging(sim: &Sim, extra: &[&str], level: &str) -> Serve {
         let dir = TempDir::new();
         let users = dir.0.join("users.json");
         let body = json!({
@@ -71,7 +76,7 @@ impl Serve {
             .args(extra)
             .env_remove("MCP_SERVER_TOKEN")
             .env_remove("RATE_LIMIT_RPM")
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
