@@ -9,7 +9,7 @@
 #                example configs (PREFIX, DESTDIR honoured; see below)
 CARGO ?= cargo
 
-.PHONY: soak fuzz bench-python build release test unit interop deploy lint demo bench clean static install uninstall
+.PHONY: soak fuzz bench-compare build release test unit interop deploy lint demo bench clean static install uninstall
 
 build:
 	$(CARGO) build
@@ -49,10 +49,12 @@ fuzz:
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
 	done
 
-# The same stdio figures for the Python kimai-mcp 2.20.1 (installed into target/pycompare/).
-bench-python: release
-	test -x target/pycompare/bin/kimai-mcp || (python3 -m venv target/pycompare && target/pycompare/bin/pip install --quiet "kimai-mcp==2.20.1")
+# The same workload against the Python kimai-mcp 2.20.1 (installed with its [server] extra
+# into target/pycompare/): stdio figures, then Streamable HTTP at 1/8/32 sessions, side by side.
+bench-compare: release
+	test -x target/pycompare/bin/kimai-mcp-streamable || (python3 -m venv target/pycompare && target/pycompare/bin/pip install --quiet "kimai-mcp[server]==2.20.1")
 	python3 benches/compare_python.py target/release/kimai-mcp target/pycompare/bin/kimai-mcp
+	PYTHON_KIMAI_MCP_STREAMABLE=$(CURDIR)/target/pycompare/bin/kimai-mcp-streamable $(CARGO) bench --locked --bench bench
 
 lint:
 	$(CARGO) fmt --check

@@ -129,6 +129,42 @@ fn stats_begin(sim: &Sim, token: &str) -> String {
 
 fn main() {
     let sim = Sim::start(Options::default()).expect("start the simulated Kimai");
+    // `make bench-compare`: only the Streamable HTTP figures, ours and the Python server's.
+    if let Ok(python) = std::env::var("PYTHON_KIMAI_MCP_STREAMABLE") {
+        let ours = serve_bench(&sim);
+        let theirs = python_serve_bench(&sim, &python);
+        println!(
+            "\nStreamable HTTP, user_current on /mcp/{{slug}}      kimai-mcp (Rust) | Python 2.20.1 | ratio"
+        );
+        for ((sessions, o), t) in [1, 8, 32].iter().zip(&ours).zip(&theirs) {
+            println!(
+                "  {sessions:>2} session(s): calls/s                      {:>10.0} | {:>13.0} | {:>6.1}x",
+                o.0,
+                t.0,
+                o.0 / t.0
+            );
+            println!(
+                "  {sessions:>2} session(s): p99 ms                       {:>10.2} | {:>13.2} | {:>6.1}x",
+                o.1,
+                t.1,
+                t.1 / o.1
+            );
+            println!(
+                "  {sessions:>2} session(s): server CPU ms per call         {:>10.3} | {:>13.3} | {:>6.1}x",
+                o.2,
+                t.2,
+                t.2 / o.2
+            );
+            println!(
+                "  {sessions:>2} session(s): server RSS MB                {:>10.1} | {:>13.1} | {:>6.1}x",
+                o.3,
+                t.3,
+                t.3 / o.3
+            );
+        }
+        sim.stop();
+        return;
+    }
 
     // 1. Cold start: process spawn to the initialize response.
     let mut starts = Vec::with_capacity(SPAWNS);
@@ -233,7 +269,7 @@ fn main() {
         ms(percentile(&lists, 0.5)),
         ms(percentile(&lists, 0.99))
     );
-    serve_bench(&sim);
+    let _ = serve_bench(&sim);
     sim.stop();
 }
 
@@ -260,7 +296,23 @@ fn proc_rss_kib(pid: u32) -> u64 {
 }
 
 /// `kimai-mcp serve` (release) with one users.json entry; sessions on `/mcp/{slug}`.
-fn serve_bench(sim: &Sim) {
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    l.local_addr().expect("addr").port()
+}
+
+fn wait_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn users_file(sim: &Sim) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("kimai-mcp-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let users = dir.join("users.json");
@@ -269,10 +321,13 @@ fn serve_bench(sim: &Sim) {
         json!({SLUG: {"kimai_url": sim.url(), "kimai_token": sim.demo_token()}}).to_string(),
     )
     .expect("users file");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        l.local_addr().expect("addr").port()
-    };
+    users
+}
+
+/// `kimai-mcp serve` (release) with one users.json entry; sessions on `/mcp/{slug}`.
+fn serve_bench(sim: &Sim) -> Vec<(f64, f64, f64, f64)> {
+    let users = users_file(sim);
+    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kimai-mcp"))
         .args([
             "serve",
@@ -293,23 +348,59 @@ fn serve_bench(sim: &Sim) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn serve");
-    let pid = child.id();
-    let base = format!("http://127.0.0.1:{port}/mcp/{SLUG}");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_port(port, "serve");
+    let figures = http_load(
+        "serve",
+        child.id(),
+        &format!("http://127.0.0.1:{port}/mcp/{SLUG}"),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    figures
+}
+
+/// The Python kimai-mcp's Streamable HTTP server on the same simulated Kimai and workload.
+fn python_serve_bench(sim: &Sim, program: &str) -> Vec<(f64, f64, f64, f64)> {
+    let users = users_file(sim);
+    let port = free_port();
+    let mut child = Command::new(program)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--rate-limit-rpm",
+            "0",
+        ])
+        .arg("--users-config")
+        .arg(&users)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the Python kimai-mcp-streamable");
+    wait_port(port, "kimai-mcp-streamable");
+    let figures = http_load(
+        "python",
+        child.id(),
+        &format!("http://127.0.0.1:{port}/mcp/{SLUG}"),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    figures
+}
+
+/// `user_current` over Streamable HTTP with 1, 8 and 32 sessions; per row (calls/s, p99 ms,
+/// server CPU ms per call, server RSS MB).
+fn http_load(label: &str, pid: u32, base: &str) -> Vec<(f64, f64, f64, f64)> {
+    let mut rows = Vec::new();
     let ticks_per_sec = 100.0; // USER_HZ on Linux
     for sessions in [1usize, 8, 32] {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(sessions + 1));
         let mut handles = Vec::new();
         for _ in 0..sessions {
-            let (base, stop, barrier) = (base.clone(), stop.clone(), barrier.clone());
+            let (base, stop, barrier) = (base.to_string(), stop.clone(), barrier.clone());
             handles.push(std::thread::spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
                 let post = |sid: Option<&str>, body: &Value| -> (u16, Option<String>, String) {
@@ -354,15 +445,19 @@ fn serve_bench(sim: &Sim) {
         all.sort();
         let calls = all.len() as f64;
         println!(
-            "serve user_current, {sessions:>2} session(s): {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, server CPU {:.3} ms/call, server RSS {:.1} MB  [at 32: >= 1500 calls/s, p99 <= 50 ms, <= 0.3 ms CPU, <= 20 MB]",
+            "{label} user_current, {sessions:>2} session(s): {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, server CPU {:.3} ms/call, server RSS {:.1} MB  [at 32: >= 1500 calls/s, p99 <= 50 ms, <= 0.3 ms CPU, <= 20 MB]",
             calls / wall,
             ms(percentile(&all, 0.5)),
             ms(percentile(&all, 0.99)),
             cpu * 1000.0 / calls,
             rss as f64 / 1024.0
         );
+        rows.push((
+            calls / wall,
+            ms(percentile(&all, 0.99)),
+            cpu * 1000.0 / calls,
+            rss as f64 / 1024.0,
+        ));
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    rows
 }
