@@ -454,9 +454,25 @@ fn linger(writer: &TcpStream, mut reader: BufReader<TcpStream>) {
     let _ = writer.shutdown(Shutdown::Both);
 }
 
+/// Where request bytes come from: a socket, whose read timeout bounds every wait, or (for the
+/// fuzzer and tests) a byte slice.
+pub trait Source: Read {
+    fn set_timeout(&self, timeout: Option<Duration>);
+}
+
+impl Source for TcpStream {
+    fn set_timeout(&self, timeout: Option<Duration>) {
+        let _ = self.set_read_timeout(timeout);
+    }
+}
+
+impl Source for &[u8] {
+    fn set_timeout(&self, _timeout: Option<Duration>) {}
+}
+
 /// Reads one line, bounded by `budget` bytes and the head deadline.
-fn read_line(
-    reader: &mut BufReader<TcpStream>,
+fn read_line<S: Source>(
+    reader: &mut BufReader<S>,
     budget: &mut usize,
     deadline: Instant,
 ) -> Result<Option<String>, u16> {
@@ -466,9 +482,9 @@ fn read_line(
         if left.is_zero() {
             return Err(408);
         }
-        let _ = reader
+        reader
             .get_ref()
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            .set_timeout(Some(left.max(Duration::from_millis(1))));
         let available = match reader.fill_buf() {
             Ok(b) => b,
             Err(e)
@@ -511,14 +527,14 @@ fn refuse(status: u16, message: &str) -> ReadOutcome {
     )
 }
 
-fn read_request(
-    reader: &mut BufReader<TcpStream>,
+fn read_request<S: Source>(
+    reader: &mut BufReader<S>,
     peer: SocketAddr,
     limits: &Limits,
 ) -> ReadOutcome {
     // Wait for the first byte of the next request up to the idle timeout; from then on the
     // whole head must arrive within the head timeout.
-    let _ = reader.get_ref().set_read_timeout(Some(limits.idle_timeout));
+    reader.get_ref().set_timeout(Some(limits.idle_timeout));
     match reader.fill_buf() {
         Ok([]) => return ReadOutcome::Closed,
         Ok(_) => {}
@@ -616,7 +632,7 @@ fn read_request(
             ),
         );
     }
-    let _ = reader.get_ref().set_read_timeout(Some(limits.body_timeout));
+    reader.get_ref().set_timeout(Some(limits.body_timeout));
     let mut body = vec![0; length];
     if reader.read_exact(&mut body).is_err() {
         return ReadOutcome::Closed;
@@ -636,6 +652,26 @@ fn read_request(
         },
         keep_alive,
     )
+}
+
+/// Parses the requests in `bytes` the way a connection would (for the fuzzer): each request's
+/// method and path, then the status of a refusal, if one ends the input.
+pub fn parse_all(bytes: &[u8], limits: &Limits) -> (Vec<(String, String, usize)>, Option<u16>) {
+    let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+    let mut reader = BufReader::new(bytes);
+    let mut out = Vec::new();
+    loop {
+        match read_request(&mut reader, peer, limits) {
+            ReadOutcome::Request(r, keep_alive) => {
+                out.push((r.method, r.path, r.body.len()));
+                if !keep_alive {
+                    return (out, None);
+                }
+            }
+            ReadOutcome::Refuse(resp) => return (out, Some(resp.status)),
+            ReadOutcome::Closed => return (out, None),
+        }
+    }
 }
 
 /// The peer address as an `IpAddr` with IPv4-mapped IPv6 addresses unmapped.
@@ -758,6 +794,27 @@ mod tests {
             out.starts_with("HTTP/1.1 503") && out.contains("Retry-After"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn requests_parse_from_bytes() {
+        let (reqs, refused) = parse_all(
+            b"GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c",
+            &Limits::default(),
+        );
+        assert_eq!(
+            reqs,
+            vec![
+                ("GET".into(), "/a".into(), 0),
+                ("POST".into(), "/b".into(), 2)
+            ]
+        );
+        assert_eq!(refused, Some(400));
+        let (_, refused) = parse_all(
+            b"GET /a HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+            &Limits::default(),
+        );
+        assert_eq!(refused, Some(413));
     }
 
     #[test]
