@@ -146,6 +146,16 @@ pub trait Notifier: Send + Sync {
     fn notify(&self, message: Value);
 }
 
+/// Sends notifications into a channel (the stdio writer, an SSE stream, a streamed response).
+/// A closed channel means nobody is listening any more; the notification is dropped.
+pub struct ChannelNotifier(pub std::sync::mpsc::Sender<Value>);
+
+impl Notifier for ChannelNotifier {
+    fn notify(&self, message: Value) {
+        let _ = self.0.send(message);
+    }
+}
+
 /// A notifier for contexts with nowhere to send notifications (e.g. `check`).
 pub struct NoNotifier;
 

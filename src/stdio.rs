@@ -16,7 +16,7 @@
 //! calls get up to [`DRAIN_TIME`] to finish and be written, and `serve` returns.
 
 use crate::dispatch::{Connection, Dispatcher, Env};
-use crate::mcp::{self, Notifier, RpcError};
+use crate::mcp::{self, ChannelNotifier, RpcError};
 use crate::tools::Backend;
 use serde_json::Value;
 use std::io::{self, BufRead, Write};
@@ -34,16 +34,6 @@ pub const WORKERS: usize = 4;
 pub const QUEUE_DEPTH: usize = 64;
 /// How long in-flight calls may take to finish after stdin closed.
 pub const DRAIN_TIME: Duration = Duration::from_secs(5);
-
-/// Sends notifications to the writer thread.
-struct ChannelNotifier(Sender<Value>);
-
-impl Notifier for ChannelNotifier {
-    fn notify(&self, message: Value) {
-        // The writer is gone only when stdout is closed; then nobody is listening anyway.
-        let _ = self.0.send(message);
-    }
-}
 
 struct Shared {
     dispatcher: Dispatcher,

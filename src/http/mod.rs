@@ -429,19 +429,42 @@ pub fn json_error(status: u16, code: i64, message: &str) -> Reply {
     Handled::Reply(Response::new(status).body("application/json", body.to_string()))
 }
 
-pub fn too_many(wait: Duration, message: &str) -> Reply {
-    let secs = wait.as_secs().max(1);
-    match json_error(429, -32000, message) {
-        Handled::Reply(r) => Handled::Reply(r.header("Retry-After", secs.to_string())),
+/// `reply` with one more header (replies built by `json_error` are never streams).
+pub fn with_header(reply: Reply, name: &str, value: &str) -> Reply {
+    match reply {
+        Handled::Reply(r) => Handled::Reply(r.header(name, value)),
         other => other,
     }
 }
 
+/// 503 for a full session table.
+pub fn at_capacity() -> Reply {
+    with_header(
+        json_error(
+            503,
+            -32000,
+            "Server at capacity: too many open sessions; try again later",
+        ),
+        "Retry-After",
+        "30",
+    )
+}
+
+pub fn too_many(wait: Duration, message: &str) -> Reply {
+    let secs = wait.as_secs().max(1);
+    with_header(
+        json_error(429, -32000, message),
+        "Retry-After",
+        &secs.to_string(),
+    )
+}
+
 pub fn method_not_allowed(allow: &str) -> Reply {
-    match json_error(405, -32000, &format!("Method Not Allowed: use {allow}")) {
-        Handled::Reply(r) => Handled::Reply(r.header("Allow", allow)),
-        other => other,
-    }
+    with_header(
+        json_error(405, -32000, &format!("Method Not Allowed: use {allow}")),
+        "Allow",
+        allow,
+    )
 }
 
 /// A running HTTP server (tests, `demo --http`).

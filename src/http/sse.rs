@@ -19,7 +19,7 @@ use super::{App, Ctx, Reply, json_error, method_not_allowed};
 use crate::dispatch::{Dispatcher, Env};
 use crate::guard;
 use crate::kimai::Request as KimaiRequest;
-use crate::mcp::{self, Notifier};
+use crate::mcp::{self, ChannelNotifier};
 use crate::session::{Refused, Session, Transport};
 use serde_json::Value;
 use std::sync::Arc;
@@ -31,15 +31,6 @@ use std::time::Duration;
 pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How often an idle stream checks whether its client hung up or its session ended.
 const STREAM_POLL: Duration = Duration::from_millis(500);
-
-/// Sends into a session's stream.
-struct StreamNotifier(mpsc::Sender<Value>);
-
-impl Notifier for StreamNotifier {
-    fn notify(&self, message: Value) {
-        let _ = self.0.send(message);
-    }
-}
 
 /// `GET /sse`.
 pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Reply, Reply> {
@@ -73,16 +64,7 @@ pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Reply, Reply> {
     let session = match app.sessions.insert(session) {
         Ok(s) => s,
         Err(Refused::Full) => {
-            return Err(
-                match json_error(
-                    503,
-                    -32000,
-                    "Server at capacity: too many open sessions; try again later",
-                ) {
-                    Handled::Reply(r) => Handled::Reply(r.header("Retry-After", "30")),
-                    other => other,
-                },
-            );
+            return Err(super::at_capacity());
         }
         Err(Refused::Random(e)) => {
             return Err(json_error(500, -32603, &format!("Internal error: {e}")));
@@ -187,7 +169,7 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
         let spawned = std::thread::Builder::new()
             .name("sse-call".into())
             .spawn(move || {
-                let notifier = StreamNotifier(tx.clone());
+                let notifier = ChannelNotifier(tx.clone());
                 let env = Env {
                     backend: &caller.backend,
                     notifier: &notifier,
@@ -221,7 +203,7 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
             ));
         }
     } else {
-        let notifier = StreamNotifier(tx.clone());
+        let notifier = ChannelNotifier(tx.clone());
         let env = Env {
             backend: &caller.backend,
             notifier: &notifier,

@@ -13,7 +13,7 @@ use super::server::{Handled, Request, Response, Streamer};
 use super::{App, Ctx, Reply, json_error, method_not_allowed};
 use crate::dispatch::{Connection, Env};
 use crate::guard;
-use crate::mcp::{self, Notifier};
+use crate::mcp::{self, ChannelNotifier};
 use crate::session::{Refused, Session, Transport, fingerprint};
 use crate::tools::Backend;
 use serde_json::Value;
@@ -149,16 +149,15 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
         } else {
             "Bearer realm=\"mcp\""
         };
-        return Err(
-            match json_error(
+        return Err(super::with_header(
+            json_error(
                 401,
                 -32000,
                 "Invalid or missing MCP server authentication token",
-            ) {
-                Handled::Reply(r) => Handled::Reply(r.header("WWW-Authenticate", challenge)),
-                other => other,
-            },
-        );
+            ),
+            "WWW-Authenticate",
+            challenge,
+        ));
     }
     let Some(kimai_token) = req
         .header("X-Kimai-Token")
@@ -364,16 +363,7 @@ fn without_session(
     let session = match app.sessions.insert(session) {
         Ok(s) => s,
         Err(Refused::Full) => {
-            return Err(
-                match json_error(
-                    503,
-                    -32000,
-                    "Server at capacity: too many open sessions; try again later",
-                ) {
-                    Handled::Reply(r) => Handled::Reply(r.header("Retry-After", "30")),
-                    other => other,
-                },
-            );
+            return Err(super::at_capacity());
         }
         Err(Refused::Random(e)) => {
             return Err(json_error(500, -32603, &format!("Internal error: {e}")));
@@ -460,7 +450,6 @@ fn stateless(
             caller.backend,
             label,
             msg,
-            None,
         ));
     }
     let env = Env {
@@ -494,14 +483,15 @@ fn stateless(
 }
 
 fn busy() -> Reply {
-    match json_error(
-        503,
-        -32000,
-        "Server busy: every worker is taken; try again shortly",
-    ) {
-        Handled::Reply(r) => Handled::Reply(r.header("Retry-After", "5")),
-        other => other,
-    }
+    super::with_header(
+        json_error(
+            503,
+            -32000,
+            "Server busy: every worker is taken; try again shortly",
+        ),
+        "Retry-After",
+        "5",
+    )
 }
 
 /// A tool call with a progress token is answered as a stream, so progress arrives first.
@@ -560,7 +550,6 @@ fn in_session(
                     backend.clone(),
                     session.label.clone(),
                     msg,
-                    None,
                 ));
             }
             let reply = app
@@ -596,15 +585,6 @@ impl SessionOrConn {
     }
 }
 
-/// Sends notifications of one call into its response stream.
-struct StreamNotifier(mpsc::Sender<Value>);
-
-impl Notifier for StreamNotifier {
-    fn notify(&self, message: Value) {
-        let _ = self.0.send(message);
-    }
-}
-
 fn sse_event(v: &Value) -> Vec<u8> {
     format!("event: message\ndata: {v}\n\n").into_bytes()
 }
@@ -616,22 +596,18 @@ fn stream_call(
     backend: Backend,
     label: String,
     msg: Value,
-    session_id: Option<String>,
 ) -> Reply {
-    let mut head = Response::new(200)
+    let head = Response::new(200)
         .header("Content-Type", "text/event-stream")
         .header("Cache-Control", "no-cache")
         .header("X-Accel-Buffering", "no");
-    if let Some(id) = session_id {
-        head = head.header("Mcp-Session-Id", id);
-    }
     Handled::Stream(
         head,
         Box::new(move |mut out: Streamer| {
             let (tx, rx) = mpsc::channel::<Value>();
             let (done_tx, done_rx) = mpsc::channel::<Option<Value>>();
             std::thread::scope(|scope| {
-                let notifier = StreamNotifier(tx);
+                let notifier = ChannelNotifier(tx);
                 let (app, state, backend, label) = (&app, &state, &backend, &label);
                 scope.spawn(move || {
                     let env = Env {
