@@ -113,6 +113,14 @@ pub struct ServeConfig {
     pub public_hosts: Vec<String>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// The public origin (`https://host[:port]`); turns on the OAuth authorization server.
+    pub public_url: Option<String>,
+    /// Where registered OAuth clients and sign-ins are kept across restarts.
+    pub oauth_state_file: Option<PathBuf>,
+    /// Turns off `/mcp/{slug}`.
+    pub disable_legacy_slugs: bool,
+    /// OAuth lifetimes and limits (tests shorten them).
+    pub oauth: crate::oauth::Settings,
 }
 
 impl ServeConfig {
@@ -387,6 +395,11 @@ pub fn parse_as(
             Long("server-token-file") => {
                 serve.server_token_file = Some(string(&mut p, "--server-token-file")?)
             }
+            Long("public-url") => serve.public_url = Some(string(&mut p, "--public-url")?),
+            Long("oauth-state-file") => {
+                serve.oauth_state_file = Some(string(&mut p, "--oauth-state-file")?)
+            }
+            Long("disable-legacy-slugs") => serve.disable_legacy_slugs = true,
             Value(v) => {
                 let v = v
                     .string()
@@ -567,6 +580,9 @@ struct ServeFlags {
     instance_id: Option<String>,
     server_token_file: Option<String>,
     public_hosts: Vec<String>,
+    public_url: Option<String>,
+    oauth_state_file: Option<String>,
+    disable_legacy_slugs: bool,
 }
 
 fn truthy(v: &str) -> Option<bool> {
@@ -611,6 +627,9 @@ impl ServeFlags {
             && self.instance_id.is_none()
             && self.server_token_file.is_none()
             && self.public_hosts.is_empty()
+            && self.public_url.is_none()
+            && self.oauth_state_file.is_none()
+            && !self.disable_legacy_slugs
     }
 
     fn resolve(
@@ -805,7 +824,44 @@ impl ServeFlags {
                 .filter(|x| !x.is_empty())
                 .collect()
         };
+        let public_url = match self
+            .public_url
+            .or_else(|| env("KIMAI_MCP_PUBLIC_URL"))
+            .filter(|s| !s.trim().is_empty())
+        {
+            None => None,
+            Some(u) => Some(
+                check_public_url(u.trim()).map_err(|problem| Error::Invalid {
+                    flag: "--public-url",
+                    var: "KIMAI_MCP_PUBLIC_URL",
+                    problem,
+                })?,
+            ),
+        };
+        let oauth_state_file = self
+            .oauth_state_file
+            .or_else(|| env("KIMAI_MCP_OAUTH_STATE_FILE"))
+            .filter(|s| !s.trim().is_empty())
+            .map(PathBuf::from);
+        if oauth_state_file.is_some() && public_url.is_none() {
+            return Err(Error::Usage(
+                "--oauth-state-file needs --public-url (KIMAI_MCP_PUBLIC_URL): OAuth sign-in is on only with a public URL".into(),
+            ));
+        }
+        let disable_legacy_slugs = self.disable_legacy_slugs
+            || match env("KIMAI_MCP_DISABLE_LEGACY_SLUGS") {
+                None => false,
+                Some(v) => truthy(&v).ok_or_else(|| Error::Invalid {
+                    flag: "--disable-legacy-slugs",
+                    var: "KIMAI_MCP_DISABLE_LEGACY_SLUGS",
+                    problem: format!("expected true or false, got {v:?}"),
+                })?,
+            };
         Ok(ServeConfig {
+            public_url,
+            oauth_state_file,
+            disable_legacy_slugs,
+            oauth: crate::oauth::Settings::default(),
             public_hosts,
             server_token_file,
             instance_id,
@@ -971,6 +1027,43 @@ fn seconds(
 }
 
 /// Checks that `url` is an http(s) URL with a host, and strips a trailing `/` or `/api`.
+/// `--public-url`: the origin people and applications reach the server at, which becomes the
+/// OAuth issuer. An origin only (the server serves from the root of its host name); https,
+/// except on a loopback host (a local test). Returns it without a trailing slash.
+pub fn check_public_url(u: &str) -> Result<String, String> {
+    let lower = u.to_ascii_lowercase();
+    let (scheme, rest) = if let Some(r) = lower.strip_prefix("https://") {
+        ("https", r)
+    } else if let Some(r) = lower.strip_prefix("http://") {
+        ("http", r)
+    } else {
+        return Err(format!(
+            "expected the server's public address such as https://mcp.example.com, got {u:?}"
+        ));
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!(
+            "expected an origin only (scheme, host and optional port, no path, query or user), got {u:?}; serve kimai-mcp at the root of its own host name"
+        ));
+    }
+    let host = if let Some(r) = authority.strip_prefix('[') {
+        r.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if scheme == "http" && !loopback {
+        return Err(format!(
+            "must be https:// (OAuth sends tokens to it), got {u:?}; http:// is accepted only for a loopback host such as http://127.0.0.1:8000"
+        ));
+    }
+    Ok(format!("{scheme}://{authority}"))
+}
+
 fn check_url(url: &str) -> Result<String, String> {
     let rest = url
         .strip_prefix("https://")

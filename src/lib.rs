@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod net;
 pub mod notify;
+pub mod oauth;
 pub mod session;
 pub mod setup;
 pub mod sim;

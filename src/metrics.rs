@@ -33,6 +33,7 @@ pub struct Metrics {
     rate_limited: Mutex<u64>,
     enumeration_blocked: Mutex<u64>,
     enumeration_misses: Mutex<u64>,
+    oauth: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -83,6 +84,12 @@ impl Metrics {
 
     pub fn enumeration_miss(&self) {
         *lock(&self.enumeration_misses) += 1;
+    }
+
+    /// One OAuth event: `register`, `sign_in`, `sign_in_failed`, `code`, `refresh`,
+    /// `token_error`.
+    pub fn oauth(&self, event: &'static str) {
+        *lock(&self.oauth).entry(event).or_default() += 1;
     }
 
     /// The page; `sessions` are the open sessions by transport.
@@ -143,6 +150,15 @@ impl Metrics {
             "kimai_mcp_unknown_slugs_total {}\n",
             lock(&self.enumeration_misses)
         ));
+        let oauth = lock(&self.oauth);
+        if !oauth.is_empty() {
+            o.push_str("# HELP kimai_mcp_oauth_events_total OAuth registrations, sign-ins and token requests by outcome.\n# TYPE kimai_mcp_oauth_events_total counter\n");
+            for (event, n) in oauth.iter() {
+                o.push_str(&format!(
+                    "kimai_mcp_oauth_events_total{{event=\"{event}\"}} {n}\n"
+                ));
+            }
+        }
         o
     }
 }

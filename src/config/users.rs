@@ -4,8 +4,12 @@
 //! ```json
 //! {"_comment": "keys starting with _ are ignored",
 //!  "k7Hq2vX9mPz4Lw8Rt3Ns": {"kimai_url": "https://kimai.example.com", "kimai_token": "…",
-//!                           "ssl_verify": true, "kimai_user_id": 12}}
+//!                           "ssl_verify": true, "kimai_user_id": 12,
+//!                           "auth_secret": "…"}}
 //! ```
+//!
+//! `auth_secret` lets the user sign in through OAuth (`--public-url`): the sign-in form asks for
+//! the slug and this secret.
 //!
 //! The slug is a secret: whoever knows it acts as that Kimai user. Invalid slugs and entries are
 //! refused with the reason (the server does not start with a half-read file); weak slugs and a
@@ -32,6 +36,8 @@ pub struct User {
     pub kimai_user_id: Option<i64>,
     /// Position in the file (1-based), for labels and messages that must not show the slug.
     pub index: usize,
+    /// The secret for the OAuth sign-in form (with the slug); none = this user cannot sign in.
+    pub auth_secret: Option<Token>,
 }
 
 impl User {
@@ -148,6 +154,28 @@ pub fn parse(text: &str, where_: &str) -> Result<Users, Error> {
                     .ok_or_else(|| Error(format!("{at}: \"kimai_user_id\" must be a number")))?,
             ),
         };
+        let auth_secret = match e.get("auth_secret") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.trim().is_empty() => {
+                let s = s.trim();
+                if s.len() > 512 {
+                    return Err(Error(format!(
+                        "{at}: \"auth_secret\" is longer than 512 characters"
+                    )));
+                }
+                if s.chars().count() < 12 {
+                    users.warnings.push(format!(
+                        "{at}: the auth_secret is shorter than 12 characters; anyone who guesses it and the slug signs in as that Kimai user (make one with `kimai-mcp generate token`)"
+                    ));
+                }
+                Some(Token::new(s.to_string()))
+            }
+            Some(_) => {
+                return Err(Error(format!(
+                    "{at}: \"auth_secret\" must be a non-empty string"
+                )));
+            }
+        };
         let mut base = url.trim_end_matches('/').to_string();
         if let Some(b) = base.strip_suffix("/api") {
             base = b.to_string();
@@ -160,6 +188,7 @@ pub fn parse(text: &str, where_: &str) -> Result<Users, Error> {
                 tls,
                 kimai_user_id,
                 index,
+                auth_secret,
             },
         );
     }

@@ -13,6 +13,7 @@
 //! guard counters and the Kimai client cache, each behind its own lock, held only to look up
 //! or change an entry — never across a Kimai call or a socket write.
 
+mod oauth;
 pub mod server;
 mod sse;
 mod streamable;
@@ -101,6 +102,8 @@ pub struct App {
     pub dispatcher: Dispatcher,
     pub slots: Slots,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The OAuth authorization server (with `--public-url`).
+    pub oauth: Option<crate::oauth::OAuth>,
 }
 
 impl App {
@@ -116,12 +119,37 @@ impl App {
             .map_err(|e| format!("invalid --trusted-proxy / KIMAI_MCP_TRUSTED_PROXIES: {e}"))?;
         let loopback =
             cfg.host == "localhost" || cfg.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        let origin = OriginPolicy::new(
-            loopback,
-            port,
-            cfg.allowed_origins.clone(),
-            cfg.public_hosts.clone(),
-        );
+        let mut public_hosts = cfg.public_hosts.clone();
+        if let Some(url) = &cfg.public_url {
+            // The public URL's host (with its port, if it names one) is how browsers and
+            // the proxy address us.
+            if let Some(authority) = url.split("://").nth(1) {
+                public_hosts.push(authority.to_string());
+            }
+        }
+        let origin = OriginPolicy::new(loopback, port, cfg.allowed_origins.clone(), public_hosts);
+        let oauth = match &cfg.public_url {
+            Some(url) => Some(crate::oauth::OAuth::new(
+                url,
+                cfg.oauth.clone(),
+                cfg.oauth_state_file.clone(),
+            )?),
+            None => None,
+        };
+        if let Some(o) = &oauth {
+            // Grants of users that are gone or can no longer sign in end now.
+            let gone = o.retain_subjects(&|slug| {
+                users
+                    .by_slug
+                    .get(slug)
+                    .is_some_and(|u| u.auth_secret.is_some())
+            });
+            if gone > 0 {
+                log::info!(
+                    "oauth: {gone} sign-in(s) of users no longer in the users file (or without auth_secret) ended"
+                );
+            }
+        }
         let mut fp_key = [0u8; 32];
         getrandom::fill(&mut fp_key).map_err(|e| format!("the OS random source failed: {e}"))?;
         Ok(App {
@@ -141,6 +169,7 @@ impl App {
             fp_key,
             dispatcher: Dispatcher::new(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            oauth,
             cfg,
         })
     }
@@ -190,10 +219,21 @@ impl App {
         };
         let cors = self.origin.cors_allow_origin(origin.as_deref());
         let finish = |mut resp: Response| {
+            let has = |resp: &Response, name: &str| {
+                resp.headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case(name))
+            };
             for (k, v) in guard::security_headers() {
-                resp.headers.push(((*k).to_string(), (*v).to_string()));
+                // A page (the OAuth sign-in form) brings its own Content-Security-Policy.
+                if !has(&resp, k) {
+                    resp.headers.push(((*k).to_string(), (*v).to_string()));
+                }
             }
-            if let Some(o) = &cors {
+            if let Some(o) = cors
+                .as_ref()
+                .filter(|_| !has(&resp, "Access-Control-Allow-Origin"))
+            {
                 resp.headers
                     .push(("Access-Control-Allow-Origin".into(), o.clone()));
                 resp.headers.push((
@@ -239,7 +279,9 @@ impl App {
         if let Err(why) = self.origin.check_host(req.header("Host")) {
             return Err(json_error(403, -32000, &format!("Forbidden: {why}")));
         }
-        if let Err(why) = self.origin.check_origin(req.header("Origin")) {
+        let oauth_path = oauth::is_oauth_path(&segs);
+        // The authorization server's JSON endpoints answer any origin; its form checks its own.
+        if !oauth_path && let Err(why) = self.origin.check_origin(req.header("Origin")) {
             return Err(json_error(403, -32000, &format!("Forbidden: {why}")));
         }
         let health = segs.as_slice() == ["health"];
@@ -253,7 +295,13 @@ impl App {
                 "Forbidden: this server requires HTTPS; connect through the TLS proxy (it must be a trusted proxy that sends X-Forwarded-Proto: https)",
             ));
         }
+        if oauth_path {
+            return oauth::route(self, ctx, &req, &segs);
+        }
         match segs.as_slice() {
+            ["mcp", s] if !s.is_empty() && self.cfg.disable_legacy_slugs => {
+                Err(json_error(404, -32000, "Not Found"))
+            }
             ["health"] => match req.method.as_str() {
                 "GET" | "HEAD" => Ok(self.health()),
                 _ => Err(method_not_allowed("GET")),
@@ -317,6 +365,7 @@ impl App {
             "default_kimai_url": self.cfg.default_kimai_url,
             "active_sessions": self.sessions.len(),
             "user_count": users.by_slug.len(),
+            "oauth": self.oauth.is_some(),
         });
         Handled::Reply(Response::new(200).body("application/json", body.to_string()))
     }
@@ -353,6 +402,16 @@ impl App {
             .map(|slug| fingerprint(&self.fp_key, &["slug", slug]))
             .collect();
         let count = users.by_slug.len();
+        // OAuth sign-ins end for users that are gone, lost their auth_secret or got a new one.
+        let signed_out = self.oauth.as_ref().map_or(0, |o| {
+            o.retain_subjects(&|slug| match (
+                old.by_slug.get(slug).and_then(|u| u.auth_secret.as_ref()),
+                users.by_slug.get(slug).and_then(|u| u.auth_secret.as_ref()),
+            ) {
+                (Some(a), Some(b)) => guard::ct_eq(a.expose().as_bytes(), b.expose().as_bytes()),
+                _ => false,
+            })
+        });
         *self.users.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
         let ended = self
             .sessions
@@ -360,6 +419,11 @@ impl App {
         let mut summary = format!(
             "{count} users ({added} added, {removed} removed, {changed} changed); {ended} sessions of removed users ended"
         );
+        if self.oauth.is_some() {
+            summary.push_str(&format!(
+                "; {signed_out} OAuth sign-in(s) of removed users or changed auth secrets ended"
+            ));
+        }
         if let Some(tokens) = server_tokens {
             summary.push_str(&format!("; {} server token(s)", tokens.len()));
             *self
@@ -409,6 +473,8 @@ fn endpoint_name(logged_path: &str) -> &'static str {
         "/messages" | "/message" | "/messages/" => "messages",
         "/health" => "health",
         "/metrics" => "metrics",
+        "/authorize" | "/token" | "/register" | "/revoke" | "/oauth/login" => "oauth",
+        p if p.starts_with("/.well-known/") => "oauth_metadata",
         _ => "other",
     }
 }
@@ -537,6 +603,9 @@ pub fn start(
         .start_sweeper(Box::new(move |now| {
             guard_app.rate.sweep(now);
             guard_app.enumeration.sweep(now);
+            if let Some(o) = &guard_app.oauth {
+                o.sweep();
+            }
         }))
         .map_err(|e| format!("cannot start the session sweeper: {e}"))?;
     Ok(Running {

@@ -144,6 +144,9 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
         .clone();
     let ok = presented.is_some_and(|p| !p.is_empty() && guard::token_matches(p, &tokens));
     if !ok {
+        if let Some(oauth) = app.oauth.as_ref() {
+            return oauth_caller(app, oauth, presented.filter(|p| !p.is_empty()));
+        }
         let challenge = if presented.is_some_and(|p| !p.is_empty()) {
             "Bearer realm=\"mcp\", error=\"invalid_token\""
         } else {
@@ -238,6 +241,54 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
         owner,
         label,
         via_slug: false,
+    })
+}
+
+/// A request with an OAuth access token (or none) on a server with OAuth on: the signed-in
+/// `users.json` user, or 401 pointing at the resource metadata (RFC 9728 §5.1) so that the
+/// client starts or repeats its sign-in.
+fn oauth_caller(
+    app: &Arc<App>,
+    oauth: &crate::oauth::OAuth,
+    presented: Option<&str>,
+) -> Result<Caller, Reply> {
+    let metadata = oauth.resource_metadata_url();
+    let user = presented.and_then(|token| {
+        let slug = oauth.verify(token)?;
+        let user = app.user_for_slug(&slug)?;
+        user.auth_secret.is_some().then_some((slug, user))
+    });
+    let Some((slug, user)) = user else {
+        let (challenge, message) = match presented {
+            Some(_) => (
+                format!(
+                    "Bearer error=\"invalid_token\", error_description=\"The access token is invalid or expired\", resource_metadata=\"{metadata}\""
+                ),
+                "The access token is invalid or expired: refresh it or sign in again",
+            ),
+            None => (
+                format!("Bearer resource_metadata=\"{metadata}\""),
+                "Authentication required: sign in with OAuth (see the resource metadata in WWW-Authenticate) or send the server token",
+            ),
+        };
+        return Err(super::with_header(
+            json_error(401, -32000, message),
+            "WWW-Authenticate",
+            &challenge,
+        ));
+    };
+    let (backend, owner) = app.slug_backend(&slug, &user).map_err(|e| {
+        json_error(
+            500,
+            -32603,
+            &format!("Internal error: the Kimai client for this user cannot be set up: {e}"),
+        )
+    })?;
+    Ok(Caller {
+        backend,
+        owner,
+        label: user.label(),
+        via_slug: true,
     })
 }
 

@@ -8,8 +8,11 @@
 #   target/interop/conformance-0.1.16   @modelcontextprotocol/conformance@0.1.16
 #   target/interop/conformance-alpha    @modelcontextprotocol/conformance@0.2.0-alpha.12
 #   target/interop/inspector            @modelcontextprotocol/inspector@2.12.0 (used with --cli)
+#   target/interop/browser              puppeteer-core@25.16.0 (PUPPETEER_SKIP_DOWNLOAD=1: no bundled
+#                                       browser), driving Debian's chromium (apt-get install chromium
+#                                       when /usr/bin/chromium is missing; needs root)
 #
-# Usage: tests/interop/install.sh [python|node]   (no argument: everything)
+# Usage: tests/interop/install.sh [python|node|browser]   (no argument: everything)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir="$root/target/interop"
@@ -21,6 +24,8 @@ NODE_MAJOR=22
 CONFORMANCE=0.1.16
 CONFORMANCE_ALPHA=0.2.0-alpha.12
 INSPECTOR=2.12.0
+PUPPETEER=25.16.0
+CHROMIUM=/usr/bin/chromium
 
 say() { echo "interop-install: $*"; }
 die() { echo "interop-install: ERROR: $*" >&2; exit 1; }
@@ -103,9 +108,36 @@ install_node() {
     fi
 }
 
+install_browser() {
+    if [ -x "$CHROMIUM" ]; then
+        say "chromium already installed ($CHROMIUM)"
+    else
+        command -v apt-get >/dev/null || die "$CHROMIUM is missing and there is no apt-get: install Chromium"
+        [ "$(id -u)" = 0 ] || die "$CHROMIUM is missing: run 'apt-get install chromium' as root"
+        say "installing Debian's chromium with apt-get"
+        local start=$SECONDS
+        timeout 600 apt-get update -qq >"$dir/chromium.install.log" 2>&1 \
+            || { cat "$dir/chromium.install.log" >&2; die "apt-get update failed (log above)"; }
+        DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends chromium \
+            >>"$dir/chromium.install.log" 2>&1 \
+            || { cat "$dir/chromium.install.log" >&2; die "apt-get install chromium failed (log above)"; }
+        [ -x "$CHROMIUM" ] || die "apt-get installed chromium but $CHROMIUM is missing"
+        say "installed chromium in $((SECONDS - start)) s"
+    fi
+
+    local pkg=puppeteer-core prefix="$dir/browser"
+    if [ "$(npm_version "$prefix" $pkg)" = "$PUPPETEER" ]; then
+        say "$pkg@$PUPPETEER already in target/interop/browser"
+    else
+        PUPPETEER_SKIP_DOWNLOAD=1 npm_install "$prefix" "$pkg@$PUPPETEER"
+        [ "$(npm_version "$prefix" $pkg)" = "$PUPPETEER" ] || die "$pkg@$PUPPETEER did not install"
+    fi
+}
+
 case "$what" in
     python) install_python ;;
     node) install_node ;;
-    all) install_python; install_node ;;
-    *) die "unknown argument '$what' (python, node or nothing)" ;;
+    browser) install_browser ;;
+    all) install_python; install_node; install_browser ;;
+    *) die "unknown argument '$what' (python, node, browser or nothing)" ;;
 esac

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the real-client interoperability checks: stdio first, then Streamable HTTP. Installs the
+# Runs the real-client interoperability checks: stdio first, then Streamable HTTP, then the OAuth
+# sign-in (tests/interop/oauth.sh: Chromium and the Python SDK's OAuth client). Installs the
 # pinned clients into target/interop/ (ignored by git) on first use (tests/interop/install.sh).
 #
 # The HTTP checks need `kimai-mcp serve`; a binary without it fails this script. For work on a
@@ -30,5 +31,7 @@ elif ! "$bin" serve --help 2>&1 | grep -q -- '--users-config'; then
 else
     echo "interop: real clients over Streamable HTTP"
     bash "$root/tests/interop/http.sh" || status=1
+    echo "interop: real clients through the OAuth 2.1 sign-in (serve --public-url)"
+    bash "$root/tests/interop/oauth.sh" || status=1
 fi
 exit "$status"
