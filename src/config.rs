@@ -247,15 +247,25 @@ ENDPOINTS:
     /mcp/SLUG   Streamable HTTP for a user of the users file (the slug is the credential)
     /mcp        Streamable HTTP with `Authorization: Bearer SERVER_TOKEN` and the caller's own
                 `X-Kimai-Token` (optional `X-Kimai-URL`, default --default-kimai-url;
-                optional `X-Kimai-User`, a label for the audit log)
+                optional `X-Kimai-User`, a label for the audit log); with --public-url also
+                with an OAuth access token of a users-file user
+    /sse, /messages   the legacy HTTP+SSE transport (same credentials as /mcp)
     /health     status and counts (no secrets)
+    /metrics    Prometheus counters (server token required)
+
+OAUTH SIGN-IN (on with --public-url): applications such as Claude connectors find the
+authorization server through /.well-known/oauth-protected-resource/mcp and
+/.well-known/oauth-authorization-server, register themselves (/register), and send the person to
+a sign-in page that asks for their user slug and the `auth_secret` of their users-file entry.
+Access tokens last --access-token-ttl, refresh tokens --refresh-token-ttl (renewed on every use).
 
 OPTIONS:                                    [env]                         (default)
     --host ADDR               address to listen on   [KIMAI_MCP_HOST]     (127.0.0.1)
     --port N                  port                   [KIMAI_MCP_PORT]     (8000)
     --workers N               requests handled at once; more wait       (32)
                                                      [KIMAI_MCP_WORKERS]
-    --users-config FILE       users.json: slug -> kimai_url, kimai_token, ssl_verify
+    --users-config FILE       users.json: slug -> kimai_url, kimai_token, ssl_verify,
+                              auth_secret (for OAuth sign-in)
                                                      [USERS_CONFIG_FILE]
     --server-token T[,T2]     token(s) for /mcp and /sse; several during a rotation;
                               generated and printed once when unset [MCP_SERVER_TOKEN]
@@ -284,9 +294,22 @@ OPTIONS:                                    [env]                         (defau
                               instances sends a session's requests to its instance
                                                      [KIMAI_MCP_INSTANCE_ID]
     --timeout SECS, --connect-timeout SECS   Kimai request limits (30, 10)
+    --public-url URL          the address people reach the server at, e.g.
+                              https://mcp.example.com (https unless loopback; no path); turns
+                              on OAuth sign-in and is its issuer [KIMAI_MCP_PUBLIC_URL]
+    --oauth-state-file FILE   keep registered applications and sign-ins across restarts
+                              (written atomically, mode 600; tokens only as SHA-256 digests)
+                                                     [KIMAI_MCP_OAUTH_STATE_FILE]
+    --access-token-ttl SECS   lifetime of OAuth access tokens       (3600)
+                                                     [KIMAI_MCP_ACCESS_TOKEN_TTL]
+    --refresh-token-ttl SECS  lifetime of OAuth refresh tokens      (2592000 = 30 days)
+                                                     [KIMAI_MCP_REFRESH_TOKEN_TTL]
+    --disable-legacy-slugs    turn off /mcp/SLUG (then slugs are only user names for the
+                              sign-in form)          [KIMAI_MCP_DISABLE_LEGACY_SLUGS]
 
 SIGNALS: SIGHUP re-reads the users file and the token file (sessions of users that remain keep
-working; sessions of removed users end); SIGTERM or SIGINT stop accepting, let requests in
+working; sessions and OAuth sign-ins of removed users end, and sign-ins of users whose
+auth_secret changed); SIGTERM or SIGINT stop accepting, let requests in
 progress finish (up to 10 s) and exit.
 
 A flag beats its environment variable. Unknown slugs are answered slowly; more than 10 misses in
@@ -400,6 +423,12 @@ pub fn parse_as(
                 serve.oauth_state_file = Some(string(&mut p, "--oauth-state-file")?)
             }
             Long("disable-legacy-slugs") => serve.disable_legacy_slugs = true,
+            Long("access-token-ttl") => {
+                serve.access_token_ttl = Some(string(&mut p, "--access-token-ttl")?)
+            }
+            Long("refresh-token-ttl") => {
+                serve.refresh_token_ttl = Some(string(&mut p, "--refresh-token-ttl")?)
+            }
             Value(v) => {
                 let v = v
                     .string()
@@ -583,6 +612,8 @@ struct ServeFlags {
     public_url: Option<String>,
     oauth_state_file: Option<String>,
     disable_legacy_slugs: bool,
+    access_token_ttl: Option<String>,
+    refresh_token_ttl: Option<String>,
 }
 
 fn truthy(v: &str) -> Option<bool> {
@@ -630,6 +661,8 @@ impl ServeFlags {
             && self.public_url.is_none()
             && self.oauth_state_file.is_none()
             && !self.disable_legacy_slugs
+            && self.access_token_ttl.is_none()
+            && self.refresh_token_ttl.is_none()
     }
 
     fn resolve(
@@ -857,11 +890,44 @@ impl ServeFlags {
                     problem: format!("expected true or false, got {v:?}"),
                 })?,
             };
+        let mut oauth = crate::oauth::Settings::default();
+        let access: u64 = number(
+            self.access_token_ttl
+                .or_else(|| env("KIMAI_MCP_ACCESS_TOKEN_TTL")),
+            oauth.access_ttl.as_secs(),
+            "--access-token-ttl",
+            "KIMAI_MCP_ACCESS_TOKEN_TTL",
+            "seconds",
+        )?;
+        if !(1..=86_400).contains(&access) {
+            return Err(Error::Invalid {
+                flag: "--access-token-ttl",
+                var: "KIMAI_MCP_ACCESS_TOKEN_TTL",
+                problem: "must be between 1 second and 1 day".into(),
+            });
+        }
+        let refresh: u64 = number(
+            self.refresh_token_ttl
+                .or_else(|| env("KIMAI_MCP_REFRESH_TOKEN_TTL")),
+            oauth.refresh_ttl.as_secs(),
+            "--refresh-token-ttl",
+            "KIMAI_MCP_REFRESH_TOKEN_TTL",
+            "seconds",
+        )?;
+        if !(access..=366 * 86_400).contains(&refresh) {
+            return Err(Error::Invalid {
+                flag: "--refresh-token-ttl",
+                var: "KIMAI_MCP_REFRESH_TOKEN_TTL",
+                problem: "must be at least the access-token lifetime and at most 366 days".into(),
+            });
+        }
+        oauth.access_ttl = Duration::from_secs(access);
+        oauth.refresh_ttl = Duration::from_secs(refresh);
         Ok(ServeConfig {
             public_url,
             oauth_state_file,
             disable_legacy_slugs,
-            oauth: crate::oauth::Settings::default(),
+            oauth,
             public_hosts,
             server_token_file,
             instance_id,
@@ -1266,5 +1332,32 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("supersecret123"));
+    }
+
+    #[test]
+    fn public_urls() {
+        assert_eq!(
+            check_public_url("https://MCP.example.com/").unwrap(),
+            "https://mcp.example.com"
+        );
+        assert_eq!(
+            check_public_url("http://127.0.0.1:8000").unwrap(),
+            "http://127.0.0.1:8000"
+        );
+        assert_eq!(
+            check_public_url("http://[::1]:8000").unwrap(),
+            "http://[::1]:8000"
+        );
+        assert!(check_public_url("http://localhost").is_ok());
+        for bad in [
+            "http://mcp.example.com",
+            "https://mcp.example.com/kimai",
+            "https://mcp.example.com?x",
+            "https://user@mcp.example.com",
+            "mcp.example.com",
+            "https://",
+        ] {
+            assert!(check_public_url(bad).is_err(), "{bad}");
+        }
     }
 }

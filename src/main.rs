@@ -376,6 +376,25 @@ fn run_serve(cfg: config::ServeConfig) -> ExitCode {
         );
     }
     let user_count = users.by_slug.len();
+    if let Some(url) = &cfg.public_url {
+        let can_sign_in = users
+            .by_slug
+            .values()
+            .filter(|u| u.auth_secret.is_some())
+            .count();
+        if can_sign_in == 0 {
+            log::warn!(
+                "OAuth sign-in is on ({url}) but no user in the users file has an auth_secret, so nobody can sign in: add \"auth_secret\" to the users' entries (make one with `kimai-mcp generate token`)"
+            );
+        } else {
+            log::info!("OAuth sign-in on {url}: {can_sign_in} of {user_count} users can sign in");
+        }
+        if !cfg.disable_legacy_slugs && user_count > 0 {
+            log::info!(
+                "the personal URLs /mcp/SLUG stay on next to OAuth; once everyone signs in with OAuth, --disable-legacy-slugs turns them off"
+            );
+        }
+    }
     let running = match kimai_mcp::http::start(
         cfg.clone(),
         users,

@@ -51,13 +51,18 @@ impl Serve {
 
     /// Like `start`, with `RUST_LOG` set to `level`.
     pub fn start_logging(sim: &Sim, extra: &[&str], level: &str) -> Serve {
-        let dir = TempDir::new();
-        let users = dir.0.join("users.json");
         let body = json!({
             "_comment": "test users",
             SLUG_A: {"kimai_url": sim.url(), "kimai_token": sim.token("tony_teamlead").unwrap(), "kimai_user_id": 3},
             SLUG_B: {"kimai_url": sim.url(), "kimai_token": sim.token("john_user").unwrap()},
         });
+        Serve::start_with(sim, &body, extra, level)
+    }
+
+    /// Starts `serve` with this users file (written with mode 0600).
+    pub fn start_with(sim: &Sim, body: &Value, extra: &[&str], level: &str) -> Serve {
+        let dir = TempDir::new();
+        let users = dir.0.join("users.json");
         std::fs::write(&users, body.to_string()).unwrap();
         #[cfg(unix)]
         {
@@ -206,24 +211,24 @@ pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], b
     }
 }
 
-const JSON_SSE: &str = "application/json, text/event-stream";
+pub const JSON_SSE: &str = "application/json, text/event-stream";
 
-fn post(srv: &Serve, path: &str, extra: &[(&str, &str)], body: &Value) -> Resp {
+pub fn post(srv: &Serve, path: &str, extra: &[(&str, &str)], body: &Value) -> Resp {
     let mut h = vec![("Content-Type", "application/json"), ("Accept", JSON_SSE)];
     h.extend_from_slice(extra);
     request(&srv.addr, "POST", path, &h, &body.to_string())
 }
 
-fn init_body() -> Value {
+pub fn init_body() -> Value {
     json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})
 }
 
-fn call(id: i64, tool: &str, args: Value) -> Value {
+pub fn call(id: i64, tool: &str, args: Value) -> Value {
     json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}})
 }
 
 /// Initializes a session on `path` and returns its id.
-fn session(srv: &Serve, path: &str, extra: &[(&str, &str)]) -> String {
+pub fn session(srv: &Serve, path: &str, extra: &[(&str, &str)]) -> String {
     let r = post(srv, path, extra, &init_body());
     assert_eq!(r.status, 200, "{r:?}");
     let id = r.header("Mcp-Session-Id").expect("session id").to_string();
@@ -240,7 +245,7 @@ fn session(srv: &Serve, path: &str, extra: &[(&str, &str)]) -> String {
     id
 }
 
-fn tool_text(r: &Resp) -> String {
+pub fn tool_text(r: &Resp) -> String {
     r.json()["result"]["content"][0]["text"]
         .as_str()
         .unwrap_or_else(|| panic!("no text: {}", r.body))

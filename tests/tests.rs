@@ -10,6 +10,7 @@ mod faults;
 mod hostile;
 mod http;
 mod notify;
+mod oauth;
 mod secrets;
 mod signals;
 mod soak;

@@ -1391,3 +1391,224 @@ impl OAuth {
 fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oauth(settings: Settings) -> OAuth {
+        OAuth::new("http://127.0.0.1:8000", settings, None).unwrap()
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// A public client and a code for `subject`; (client id, code, verifier).
+    fn code_for(o: &OAuth, subject: &str) -> (String, String, String) {
+        let reg = o
+            .register(&json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": "none"}))
+            .unwrap();
+        let id = reg["client_id"].as_str().unwrap().to_string();
+        let verifier = random_secret("v");
+        let txn = o
+            .authorize(&params(&[
+                ("response_type", "code"),
+                ("client_id", &id),
+                ("code_challenge", &s256(&verifier)),
+                ("code_challenge_method", "S256"),
+            ]))
+            .unwrap();
+        let url = o.approve(&txn, subject).unwrap();
+        let q = parse_form(url.split_once('?').unwrap().1).unwrap();
+        assert_eq!(q["iss"], "http://127.0.0.1:8000/");
+        (id, q["code"].clone(), verifier)
+    }
+
+    #[test]
+    fn encodings() {
+        assert_eq!(b64url(b""), "");
+        assert_eq!(b64url(b"f"), "Zg");
+        assert_eq!(b64url(b"fo"), "Zm8");
+        assert_eq!(b64url(b"foo"), "Zm9v");
+        assert_eq!(b64url(&[0xfb, 0xff]), "-_8");
+        assert_eq!(b64_std(b"f"), "Zg==");
+        assert_eq!(b64_std(&[0xfb, 0xff]), "+/8=");
+        assert_eq!(b64_decode("Zm9vOmJhcg==").unwrap(), b"foo:bar");
+        assert_eq!(b64_decode("Zm9vOmJhcg").unwrap(), b"foo:bar");
+        assert!(b64_decode("Zm9v!").is_none());
+        // RFC 7636 appendix B.
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert_eq!(
+            digest_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(form_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(
+            with_query("https://a/cb?x=1", &[("code", "c d")]),
+            "https://a/cb?x=1&code=c%20d"
+        );
+    }
+
+    #[test]
+    fn forms_refuse_repeated_parameters() {
+        let m = parse_form("a=1&b=x+y%21&c=").unwrap();
+        assert_eq!(m["a"], "1");
+        assert_eq!(m["b"], "x y!");
+        assert_eq!(m["c"], "");
+        assert!(parse_form("a=1&a=2").unwrap_err().contains("repeated"));
+        assert_eq!(parse_form("bad=%zz%").unwrap()["bad"], "%zz%");
+    }
+
+    #[test]
+    fn redirect_uris() {
+        for ok in [
+            "https://claude.ai/api/mcp/auth_callback",
+            "http://127.0.0.1:33418/callback",
+            "http://[::1]:8080/cb",
+            "http://localhost/cb",
+            "cursor://anysphere.cursor-retrieval/oauth/callback",
+            "com.example.app:/oauth2redirect",
+        ] {
+            assert!(check_redirect_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://example.com/cb",
+            "http://127.0.0.1.evil.example/cb",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "file:///etc/passwd",
+            "https://a.example/cb#x",
+            "https://user@a.example/cb",
+            "/cb",
+            "https://a.example/c b",
+        ] {
+            assert!(check_redirect_uri(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn codes_expire_and_bind_everything() {
+        let o = oauth(Settings {
+            code_ttl: Duration::from_millis(30),
+            ..Settings::default()
+        });
+        let ok = |_: &str| true;
+        let (id, code, verifier) = code_for(&o, "slug-a");
+        std::thread::sleep(Duration::from_millis(60));
+        let e = o
+            .token(
+                &params(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("client_id", &id),
+                    ("code_verifier", &verifier),
+                ]),
+                None,
+                &ok,
+            )
+            .unwrap_err();
+        assert_eq!(e.error, "invalid_grant");
+        assert!(e.description.contains("expired"), "{e:?}");
+
+        // A redirect URI omitted at authorize (one registered) may be omitted at the token
+        // endpoint; a subject that may no longer sign in gets no tokens.
+        let o = oauth(Settings::default());
+        let (id, code, verifier) = code_for(&o, "slug-a");
+        let p = params(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &id),
+            ("code_verifier", &verifier),
+        ]);
+        let e = o.token(&p, None, &|_| false).unwrap_err();
+        assert_eq!(e.error, "invalid_grant");
+        let (id, code, verifier) = code_for(&o, "slug-a");
+        let p = params(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &id),
+            ("code_verifier", &verifier),
+        ]);
+        let t = o.token(&p, None, &ok).unwrap();
+        assert_eq!(o.verify(&t.access_token).as_deref(), Some("slug-a"));
+        assert_eq!(o.verify("kmat_nope"), None);
+        assert_eq!(o.counts(), (2, 1));
+        // Revoking subjects that are gone.
+        assert_eq!(o.retain_subjects(&|s| s != "slug-a"), 1);
+        assert_eq!(o.verify(&t.access_token), None);
+    }
+
+    #[test]
+    fn refresh_tokens_expire_and_sweeping_forgets_idle_clients() {
+        let o = oauth(Settings {
+            refresh_ttl: Duration::from_millis(40),
+            access_ttl: Duration::from_millis(20),
+            client_idle: Duration::from_millis(40),
+            ..Settings::default()
+        });
+        let ok = |_: &str| true;
+        let (id, code, verifier) = code_for(&o, "s");
+        let t = o
+            .token(
+                &params(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("client_id", &id),
+                    ("code_verifier", &verifier),
+                ]),
+                None,
+                &ok,
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        let e = o
+            .token(
+                &params(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &t.refresh_token),
+                    ("client_id", &id),
+                ]),
+                None,
+                &ok,
+            )
+            .unwrap_err();
+        assert_eq!(e.error, "invalid_grant");
+        o.sweep();
+        assert_eq!(o.counts(), (0, 0));
+    }
+
+    #[test]
+    fn the_state_file_round_trips_without_secrets() {
+        let dir = std::env::temp_dir().join(format!("kimai-mcp-oauth-{}", random_secret("")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let o = OAuth::new(
+            "https://mcp.example.com",
+            Settings::default(),
+            Some(path.clone()),
+        )
+        .unwrap();
+        let reg = o
+            .register(&json!({"redirect_uris": ["https://app.example/cb"], "client_name": "App"}))
+            .unwrap();
+        let secret = reg["client_secret"].as_str().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(secret));
+        assert!(text.contains(&digest_hex(secret)));
+        let again = OAuth::new(
+            "https://mcp.example.com",
+            Settings::default(),
+            Some(path.clone()),
+        )
+        .unwrap();
+        assert_eq!(again.counts(), (1, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
