@@ -1098,3 +1098,52 @@ fn public_url_is_checked() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("needs --public-url"), "{err}");
 }
+
+#[test]
+fn the_legacy_sse_transport_accepts_an_access_token() {
+    let sim = sim();
+    let (srv, _) = start(&sim, &[]);
+    let client = public_client(&srv);
+    let (access, _) = tokens(&srv, &client, SLUG_B, SECRET_B);
+    let auth = format!("Bearer {access}");
+    let mut stream = crate::sse::Stream::open(&srv.addr, &[("Authorization", &auth)]);
+    assert_eq!(stream.status, 200, "{}", stream.head);
+    let (name, endpoint) = stream
+        .event(std::time::Duration::from_secs(5))
+        .expect("endpoint event");
+    assert_eq!(name, "endpoint");
+    let r = post_json(&srv, &endpoint, &auth, &init_body());
+    assert_eq!(r.status, 202, "{r:?}");
+    stream
+        .event(std::time::Duration::from_secs(5))
+        .expect("initialize result");
+    post_json(
+        &srv,
+        &endpoint,
+        &auth,
+        &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    );
+    let r = post_json(&srv, &endpoint, &auth, &call(2, "user_current", json!({})));
+    assert_eq!(r.status, 202);
+    let (_, data) = stream
+        .event(std::time::Duration::from_secs(5))
+        .expect("tool result");
+    assert!(data.contains("Username: john_user"), "{data}");
+    // Without a token: 401 with the resource metadata.
+    let s = crate::sse::Stream::open(&srv.addr, &[]);
+    assert_eq!(s.status, 401);
+    assert!(s.head.contains("resource_metadata="), "{}", s.head);
+}
+
+fn post_json(srv: &Serve, path: &str, auth: &str, body: &Value) -> Resp {
+    request(
+        &srv.addr,
+        "POST",
+        path,
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", auth),
+        ],
+        &body.to_string(),
+    )
+}

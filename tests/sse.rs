@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-struct Stream {
+pub struct Stream {
     s: TcpStream,
     buf: String,
     pub status: u16,
@@ -18,7 +18,7 @@ struct Stream {
 }
 
 impl Stream {
-    fn open(addr: &str, headers: &[(&str, &str)]) -> Stream {
+    pub fn open(addr: &str, headers: &[(&str, &str)]) -> Stream {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
@@ -58,7 +58,7 @@ impl Stream {
     }
 
     /// The next event (name, data) within `wait`; comments are skipped.
-    fn event(&mut self, wait: Duration) -> Option<(String, String)> {
+    pub fn event(&mut self, wait: Duration) -> Option<(String, String)> {
         let deadline = Instant::now() + wait;
         loop {
             if let Some((ev, rest)) = self.buf.split_once("\n\n") {
