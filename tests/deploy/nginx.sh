@@ -6,6 +6,8 @@
 #       with it, and never the X-Forwarded-For value the client forged
 #   (d) two instances behind one nginx with the affinity configuration of the README (Deployment)
 #       (--instance-id and a map on the session id prefix): many sessions, none gets 404
+#   (e) OAuth sign-in with --public-url set to the TLS name: metadata, the sign-in form's Secure
+#       cookie, code exchange and a tool call with the access token, --disable-legacy-slugs
 # The nginx configuration written here is the one the README (Deployment) documents.
 #
 # Usage: bash tests/deploy/nginx.sh        (after cargo build; KIMAI_MCP_BIN overrides the binary)
@@ -535,6 +537,78 @@ for i in $(seq $sessions); do
 done
 statuses=$(cat "$tmp"/h*.why 2>/dev/null | grep -o 'got [0-9]*' | sort | uniq -c | awk '{printf "%s%s x %s", (NR > 1 ? ", " : ""), $1, $3}' || true)
 say "note (not counted): behind \`hash \$http_mcp_session_id consistent\` alone, without the instance prefix, $lost of $sessions sessions failed${statuses:+ ($statuses)}"
+
+# --- (e) OAuth sign-in through nginx -----------------------------------------------------------
+# --public-url is the TLS name; the whole browser flow done with curl: registration, authorize,
+# the sign-in form (cookie and Origin as a browser sends them), code exchange, /mcp with the token.
+stop_pid "$serve_pid_a"
+stop_pid "$serve_pid_b"
+auth_secret=$(random_secret token)
+(umask 077 && python3 -c 'import json, sys; json.dump({sys.argv[1]: {"kimai_url": sys.argv[2], "kimai_token": sys.argv[3], "kimai_user_id": 5, "auth_secret": sys.argv[4]}}, open(sys.argv[5], "w"), indent=2)' \
+    "$slug" "$kimai_url" "$slug_kimai_token" "$auth_secret" "$tmp/users-oauth.json")
+public="https://$host:$N1"
+start_serve oauth "$P1" --users-config "$tmp/users-oauth.json" --trusted-proxy 127.0.0.1 --require-https \
+    --public-url "$public" --disable-legacy-slugs
+wait_for_health "$public/health" || true
+json_field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], ""))' "$1" "$2" 2>/dev/null || true; }
+header_of() { tr -d '\r' <"$1" | awk -v n="$(echo "$2" | tr 'A-Z' 'a-z')" 'tolower($1) == n":" {sub(/^[^:]*: */, ""); print; exit}'; }
+"${curl_tls[@]}" -o "$tmp/e-meta.json" "$public/.well-known/oauth-authorization-server" || true
+code=$(mcp_post "$tmp/e0" "$public/mcp" "" "$INIT")
+if [ "$(json_field "$tmp/e-meta.json" issuer)" = "$public/" ] && [ "$code" = 401 ] \
+    && header_of "$tmp/e0.h" WWW-Authenticate | grep -qF "resource_metadata=\"$public/.well-known/oauth-protected-resource/mcp\""; then
+    pass "(e) OAuth metadata and the 401 challenge name the public https URL"
+else
+    fail "(e) OAuth metadata and the 401 challenge" "issuer $(json_field "$tmp/e-meta.json" issuer), /mcp $code, $(header_of "$tmp/e0.h" WWW-Authenticate)"
+fi
+redirect="http://127.0.0.1:9/callback"
+"${curl_tls[@]}" -o "$tmp/e-reg.json" -H 'Content-Type: application/json' \
+    --data-binary "{\"redirect_uris\":[\"$redirect\"],\"token_endpoint_auth_method\":\"none\",\"client_name\":\"deploy-nginx\"}" \
+    "$public/register" || true
+client_id=$(json_field "$tmp/e-reg.json" client_id)
+verifier=$(random_secret token)
+challenge=$(printf %s "$verifier" | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '=')
+"${curl_tls[@]}" -o /dev/null -D "$tmp/e-auth.h" -G "$public/authorize" --data-urlencode response_type=code \
+    --data-urlencode "client_id=$client_id" --data-urlencode "redirect_uri=$redirect" --data-urlencode "state=s1" \
+    --data-urlencode "code_challenge=$challenge" --data-urlencode code_challenge_method=S256 \
+    --data-urlencode "resource=$public/mcp" || true
+login=$(header_of "$tmp/e-auth.h" Location)
+"${curl_tls[@]}" -c "$tmp/e-jar" -D "$tmp/e-page.h" -o "$tmp/e-page.html" "$public$login" || true
+txn=$(sed -n 's/.*name="txn" value="\([^"]*\)".*/\1/p' "$tmp/e-page.html")
+csrf=$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' "$tmp/e-page.html")
+if header_of "$tmp/e-page.h" Set-Cookie | grep -q 'Secure' && header_of "$tmp/e-page.h" Set-Cookie | grep -q 'HttpOnly'; then
+    pass "(e) the sign-in page through nginx sets a Secure, HttpOnly CSRF cookie"
+else
+    fail "(e) the sign-in page's cookie through nginx" "location '${login%%\?*}', cookie '$(header_of "$tmp/e-page.h" Set-Cookie | sed 's/=[^;]*/=…/')'"
+fi
+"${curl_tls[@]}" -b "$tmp/e-jar" -o /dev/null -D "$tmp/e-login.h" -H "Origin: $public" \
+    --data-urlencode "txn=$txn" --data-urlencode "csrf=$csrf" --data-urlencode "username=$slug" \
+    --data-urlencode "secret=$auth_secret" --data-urlencode action=sign-in "$public/oauth/login" || true
+back=$(header_of "$tmp/e-login.h" Location)
+oauth_code=$(python3 -c 'import sys, urllib.parse as u; print(u.parse_qs(u.urlparse(sys.argv[1]).query).get("code", [""])[0])' "$back")
+"${curl_tls[@]}" -o "$tmp/e-token.json" --data-urlencode grant_type=authorization_code --data-urlencode "code=$oauth_code" \
+    --data-urlencode "redirect_uri=$redirect" --data-urlencode "client_id=$client_id" \
+    --data-urlencode "code_verifier=$verifier" "$public/token" || true
+access=$(json_field "$tmp/e-token.json" access_token)
+code=$(mcp_post "$tmp/e1" "$public/mcp" "" "$INIT" -H "Authorization: Bearer $access")
+sid=$(session_of "$tmp/e1" 2>/dev/null || true)
+code2=$(mcp_post "$tmp/e2" "$public/mcp" "$sid" "${CALLS[0]}" -H "Authorization: Bearer $access")
+if [ -n "$access" ] && [ "$code" = 200 ] && [ "$code2" = 200 ] && grep -q 'john_user' "$tmp/e2.b"; then
+    pass "(e) sign-in, code exchange and a tool call with the access token through nginx"
+else
+    fail "(e) the OAuth flow through nginx" "sign-in redirect '${back%%\?*}', token $( [ -n "$access" ] && echo issued || echo missing), initialize $code, call $code2"
+fi
+code=$(mcp_post "$tmp/e3" "$public/mcp/$slug" "" "$INIT")
+if [ "$code" = 404 ]; then
+    pass "(e) --disable-legacy-slugs: the personal URL is 404"
+else
+    fail "(e) --disable-legacy-slugs" "status $code"
+fi
+if grep -qF -- "$auth_secret" "$tmp/oauth.err" "$tmp/nginx-access.log" || { [ -n "$access" ] && grep -qF -- "$access" "$tmp/oauth.err"; } \
+    || { [ -n "$oauth_code" ] && grep -qF -- "$oauth_code" "$tmp/oauth.err" "$tmp/nginx-access.log"; }; then
+    fail "(e) no auth secret, code or token in the server or nginx logs"
+else
+    pass "(e) no auth secret, code or token in the server or nginx logs"
+fi
 
 if [ -s "$tmp/nginx-error.log" ] && grep -Eq '\[(alert|crit|emerg)\]' "$tmp/nginx-error.log"; then
     fail "nginx logged no alert" "$(grep -E '\[(alert|crit|emerg)\]' "$tmp/nginx-error.log" | head -3 | mask)"
