@@ -59,6 +59,8 @@ impl Default for Settings {
 const MAX_SIGN_IN_ATTEMPTS: u32 = 5;
 /// Rotated refresh tokens remembered per grant (for reuse detection).
 const MAX_ROTATED: usize = 1000;
+/// Sign-ins (grants) kept per user; a new one beyond this ends the oldest.
+const MAX_GRANTS_PER_SUBJECT: usize = 50;
 /// Longest accepted value of a parameter (state, redirect URI, …).
 const MAX_PARAM: usize = 2048;
 
@@ -1127,6 +1129,20 @@ impl OAuth {
         if !user_ok(&c.subject) {
             return Err(OAuthError::grant("the user can no longer sign in here"));
         }
+        // Bounded per user: each sign-in is a grant, so a user signing in again and again from
+        // many applications ends their oldest sign-ins rather than growing the table.
+        let mut mine: Vec<(u64, String)> = t
+            .grants
+            .iter()
+            .filter(|(_, g)| g.subject == c.subject)
+            .map(|(id, g)| (g.created, id.clone()))
+            .collect();
+        if mine.len() >= MAX_GRANTS_PER_SUBJECT {
+            mine.sort();
+            for (_, id) in mine.iter().take(mine.len() + 1 - MAX_GRANTS_PER_SUBJECT) {
+                t.revoke_grant(id);
+            }
+        }
         let grant_id = random_secret("");
         let issued = self.issue(
             &mut t,
@@ -1543,6 +1559,35 @@ mod tests {
         // Revoking subjects that are gone.
         assert_eq!(o.retain_subjects(&|s| s != "slug-a"), 1);
         assert_eq!(o.verify(&t.access_token), None);
+    }
+
+    #[test]
+    fn sign_ins_per_user_are_bounded() {
+        let o = oauth(Settings::default());
+        let ok = |_: &str| true;
+        let mut first = None;
+        for i in 0..MAX_GRANTS_PER_SUBJECT + 3 {
+            let (id, code, verifier) = code_for(&o, "busy");
+            let t = o
+                .token(
+                    &params(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", &code),
+                        ("client_id", &id),
+                        ("code_verifier", &verifier),
+                    ]),
+                    None,
+                    &ok,
+                )
+                .unwrap();
+            if i == 0 {
+                first = Some(t.access_token);
+            }
+            // Distinct creation times, so that "oldest" is well defined.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(o.counts().1, MAX_GRANTS_PER_SUBJECT);
+        assert_eq!(o.verify(&first.unwrap()), None, "the oldest sign-in ended");
     }
 
     #[test]
