@@ -270,8 +270,166 @@ fn main() {
         ms(percentile(&lists, 0.99))
     );
     let _ = serve_bench(&sim);
+    oauth_bench(&sim);
     sim.stop();
 }
+
+const AUTH_SECRET: &str = "bench-auth-secret-0123456789";
+
+/// `serve --public-url`: the whole OAuth sign-in (register, authorize, sign-in form, code
+/// exchange) timed, then `user_current` over Streamable HTTP with the access token.
+fn oauth_bench(sim: &Sim) {
+    let dir = std::env::temp_dir().join(format!("kimai-mcp-bench-oauth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let users = dir.join("users.json");
+    std::fs::write(
+        &users,
+        json!({SLUG: {"kimai_url": sim.url(), "kimai_token": sim.demo_token(), "auth_secret": AUTH_SECRET}}).to_string(),
+    )
+    .expect("users file");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kimai-mcp"))
+        .args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--rate-limit-rpm",
+            "0",
+            "--max-sessions",
+            "200",
+        ])
+        .args([
+            "--server-token",
+            "bench-server-token-0123456789",
+            "--public-url",
+            &base,
+        ])
+        .arg("--users-config")
+        .arg(&users)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    wait_port(port, "serve");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let redirect = "http://127.0.0.1:9/cb";
+    let location = |r: &ureq::http::Response<ureq::Body>| {
+        r.headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut flows = Vec::new();
+    let mut access = String::new();
+    for _ in 0..SIGN_INS {
+        let t = Instant::now();
+        let mut r = agent
+            .post(&format!("{base}/register"))
+            .header("Content-Type", "application/json")
+            .send(
+                json!({"redirect_uris": [redirect], "token_endpoint_auth_method": "none"})
+                    .to_string(),
+            )
+            .expect("register");
+        let reg: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        let client = reg["client_id"].as_str().expect("client_id").to_string();
+        let verifier = kimai_mcp::oauth::random_secret("v");
+        let q = [
+            ("response_type", "code"),
+            ("client_id", client.as_str()),
+            ("redirect_uri", redirect),
+            ("code_challenge", &kimai_mcp::oauth::s256(&verifier)),
+            ("code_challenge_method", "S256"),
+            ("state", "s"),
+        ]
+        .iter()
+        .map(|(k, v)| format!("{k}={}", kimai_mcp::oauth::form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+        let r = agent
+            .get(&format!("{base}/authorize?{q}"))
+            .call()
+            .expect("authorize");
+        let login = location(&r);
+        let mut page = agent
+            .get(&format!("{base}{login}"))
+            .call()
+            .expect("sign-in page");
+        let cookie = page
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .unwrap_or_default()
+            .to_string();
+        let html = page.body_mut().read_to_string().unwrap();
+        let field = |name: &str| {
+            html.split(&format!("name=\"{name}\" value=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let form = format!(
+            "txn={}&csrf={}&username={SLUG}&secret={AUTH_SECRET}&action=sign-in",
+            field("txn"),
+            field("csrf")
+        );
+        let r = agent
+            .post(&format!("{base}/oauth/login"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Cookie", &cookie)
+            .send(form)
+            .expect("sign in");
+        let back = location(&r);
+        let code = kimai_mcp::oauth::parse_form(back.split_once('?').map_or("", |(_, q)| q))
+            .unwrap()
+            .remove("code")
+            .expect("code");
+        let mut r = agent
+            .post(&format!("{base}/token"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={}&client_id={client}&code_verifier={verifier}",
+                kimai_mcp::oauth::form_encode(redirect)
+            ))
+            .expect("token");
+        let tok: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        access = tok["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_string();
+        flows.push(t.elapsed());
+    }
+    flows.sort();
+    println!(
+        "OAuth sign-in (register, authorize, sign-in form, code exchange; 5 HTTP requests): median {:.2} ms, p99 {:.2} ms over {SIGN_INS} sign-ins",
+        ms(percentile(&flows, 0.5)),
+        ms(percentile(&flows, 0.99))
+    );
+    http_load_as(
+        "serve (OAuth access token)",
+        child.id(),
+        &format!("{base}/mcp"),
+        Some(&format!("Bearer {access}")),
+        &[8, 32],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sign-ins timed by [`oauth_bench`]. Each failed attempt would be delayed by the enumeration
+/// guard, so the form is always filled in right.
+const SIGN_INS: usize = 200;
 
 const HTTP_SECONDS: f64 = 5.0;
 const SLUG: &str = "BenchSlug7Hq2vX9mPz4Lw8Rt3Ns";
@@ -393,18 +551,33 @@ fn python_serve_bench(sim: &Sim, program: &str) -> Vec<(f64, f64, f64, f64)> {
 /// `user_current` over Streamable HTTP with 1, 8 and 32 sessions; per row (calls/s, p99 ms,
 /// server CPU ms per call, server RSS MB).
 fn http_load(label: &str, pid: u32, base: &str) -> Vec<(f64, f64, f64, f64)> {
+    http_load_as(label, pid, base, None, &[1, 8, 32])
+}
+
+/// Like [`http_load`], with an `Authorization` header on every request.
+fn http_load_as(
+    label: &str,
+    pid: u32,
+    base: &str,
+    auth: Option<&str>,
+    counts: &[usize],
+) -> Vec<(f64, f64, f64, f64)> {
     let mut rows = Vec::new();
     let ticks_per_sec = 100.0; // USER_HZ on Linux
-    for sessions in [1usize, 8, 32] {
+    for &sessions in counts {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(sessions + 1));
         let mut handles = Vec::new();
         for _ in 0..sessions {
             let (base, stop, barrier) = (base.to_string(), stop.clone(), barrier.clone());
+            let auth = auth.map(str::to_string);
             handles.push(std::thread::spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
                 let post = |sid: Option<&str>, body: &Value| -> (u16, Option<String>, String) {
                     let mut r = agent.post(&base).header("Content-Type", "application/json").header("Accept", "application/json, text/event-stream");
+                    if let Some(a) = &auth {
+                        r = r.header("Authorization", a);
+                    }
                     if let Some(s) = sid {
                         r = r.header("Mcp-Session-Id", s);
                     }

@@ -822,7 +822,7 @@ fn registration_and_authorization_refuse_bad_input() {
 #[test]
 fn the_sign_in_form_is_csrf_safe_and_rate_limited() {
     let sim = sim();
-    let (srv, _) = start(&sim, &[]);
+    let (srv, base) = start(&sim, &[]);
     let client = public_client(&srv);
     let (_, challenge) = pkce();
     let page = open_sign_in(&srv, &authorize_path(&client, &challenge, &[]));
@@ -864,6 +864,26 @@ fn the_sign_in_form_is_csrf_safe_and_rate_limited() {
         query_of(r.header("Location").unwrap())["error"],
         "access_denied"
     );
+
+    // A browser's own POST: Origin is this server (or "null" when withheld) and the cookie is
+    // there: accepted.
+    for origin in [base.as_str(), "null"] {
+        let page = open_sign_in(&srv, &authorize_path(&client, &challenge, &[]));
+        assert_eq!(page.resp.header("Referrer-Policy"), Some("same-origin"));
+        let r = post_form(
+            &srv,
+            "/oauth/login",
+            &[("Cookie", &page.cookie), ("Origin", origin)],
+            &[
+                ("txn", &page.txn),
+                ("csrf", &page.csrf),
+                ("username", SLUG_A),
+                ("secret", SECRET_A),
+            ],
+        );
+        assert_eq!(r.status, 302, "Origin {origin}: {r:?}");
+        assert!(query_of(r.header("Location").unwrap()).contains_key("code"));
+    }
 
     // Five wrong attempts end a sign-in request.
     let page = open_sign_in(&srv, &authorize_path(&client, &challenge, &[]));

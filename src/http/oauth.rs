@@ -369,9 +369,13 @@ fn login_submit(
     req: &Request,
 ) -> Result<Reply, Reply> {
     // Cross-site form posts are refused outright (a second line behind the CSRF token).
+    // "null" is what a browser sends when it withholds the origin; the SameSite=Strict cookie
+    // below is what keeps cross-site posts out.
     if let Some(origin) = req.header("Origin") {
         let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-        if o != oauth.origin.to_ascii_lowercase() && app.origin.check_origin(Some(origin)).is_err()
+        if o != "null"
+            && o != oauth.origin.to_ascii_lowercase()
+            && app.origin.check_origin(Some(origin)).is_err()
         {
             return Err(html_error(
                 403,
@@ -531,7 +535,7 @@ fn csp_source(uri: &str) -> String {
 
 fn page(status: u16, title: &str, body: &str, form_action: &str) -> Reply {
     let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta name=\"referrer\" content=\"no-referrer\">\n<title>{} – Kimai MCP</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta name=\"referrer\" content=\"same-origin\">\n<title>{} – Kimai MCP</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
         escape(title)
     );
     let csp = format!(
@@ -543,7 +547,10 @@ fn page(status: u16, title: &str, body: &str, form_action: &str) -> Reply {
     Handled::Reply(
         Response::new(status)
             .body("text/html; charset=utf-8", html)
-            .header("Content-Security-Policy", csp),
+            .header("Content-Security-Policy", csp)
+            // Not no-referrer: with it, browsers send `Origin: null` on the form's POST. Other
+            // sites (the application the browser returns to) still get no Referer.
+            .header("Referrer-Policy", "same-origin"),
     )
 }
 
