@@ -116,9 +116,10 @@ install_browser() {
         [ "$(id -u)" = 0 ] || die "$CHROMIUM is missing: run 'apt-get install chromium' as root"
         say "installing Debian's chromium with apt-get"
         local start=$SECONDS
-        timeout 600 apt-get update -qq >"$dir/chromium.install.log" 2>&1 \
+        # DPkg::Lock::Timeout: wait for another apt or dpkg run to finish rather than fail.
+        timeout 600 apt-get -o DPkg::Lock::Timeout=300 update -qq >"$dir/chromium.install.log" 2>&1 \
             || { cat "$dir/chromium.install.log" >&2; die "apt-get update failed (log above)"; }
-        DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends chromium \
+        DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium \
             >>"$dir/chromium.install.log" 2>&1 \
             || { cat "$dir/chromium.install.log" >&2; die "apt-get install chromium failed (log above)"; }
         [ -x "$CHROMIUM" ] || die "apt-get installed chromium but $CHROMIUM is missing"

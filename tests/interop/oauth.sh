@@ -10,8 +10,8 @@
 #      (page accessibility and security headers, wrong secret, cancel, CSRF, code exchange, /mcp)
 #   2. oauth_client.py: the Python SDK's own OAuth client (mcp 2.3.0) signs in as user A and as
 #      user B, lists and calls tools, refreshes its token, and revokes it
-#   3. a grep of the server's output for every secret (slugs, auth secrets, Kimai tokens, and the
-#      codes, tokens and client secrets the clients were issued)
+#   3. a grep of the server's output for every secret (slugs, auth secrets, Kimai tokens, the
+#      server token, and the codes, tokens and client secrets the clients were issued)
 # and ends with one line `interop-oauth: N passed, M failed` (exit 1 on any failure).
 #
 # The clients must be installed first: tests/interop/install.sh (run.sh does it).
@@ -53,13 +53,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 random_token() { python3 -c 'import secrets, sys; print(secrets.token_urlsafe(int(sys.argv[1])))' "$1"; }
+# A slug: 32 random URL-safe characters, not starting with `_` (users.json ignores such keys as
+# comments) or `-`.
+random_slug() { python3 -c 'import secrets, string; print(next(s for s in iter(lambda: secrets.token_urlsafe(24), None) if s[0] in string.ascii_letters + string.digits))'; }
 
 # ---------------------------------------------------------------- the server under test
 # The simulated Kimai: `url URL`, one `user ID NAME ROLE TOKEN` line per user, `demo-token T`.
 "$bin" sim --port 0 >"$work/sim.out" 2>"$work/sim.err" &
 pids+=($!)
 deadline=$((SECONDS + 10))
-until grep -q '^demo-token ' "$work/sim.out" || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.1; done
+until grep -qs '^demo-token ' "$work/sim.out" || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.1; done
 grep -q '^demo-token ' "$work/sim.out" || { cat "$work/sim.err" >&2; echo "interop-oauth: the simulated Kimai did not start within 10 s" >&2; exit 1; }
 kimai_url=$(awk '$1 == "url" {print $2; exit}' "$work/sim.out")
 read -r user_a kimai_token_a < <(awk '$1 == "user" && $4 == "ROLE_USER" {print $3, $5}' "$work/sim.out" | sed -n 1p)
@@ -67,8 +70,9 @@ read -r user_b kimai_token_b < <(awk '$1 == "user" && $4 == "ROLE_USER" {print $
 [ -n "$kimai_url" ] && [ -n "$kimai_token_a" ] && [ -n "$kimai_token_b" ] && [ "$user_a" != "$user_b" ] \
     || { echo "interop-oauth: unexpected output from '$bin sim' (needs two ROLE_USER users)" >&2; exit 1; }
 
-slug_a=$(random_token 24) secret_a=$(random_token 24)     # 32 URL-safe characters each
-slug_b=$(random_token 24) secret_b=$(random_token 24)
+slug_a=$(random_slug) secret_a=$(random_token 24)     # 32 URL-safe characters each
+slug_b=$(random_slug) secret_b=$(random_token 24)
+server_token=$(random_token 32)   # not used by the clients; set so that serve does not print one
 (umask 077 && python3 -c '
 import json, sys
 url, path = sys.argv[1], sys.argv[2]
@@ -78,7 +82,7 @@ json.dump(users, open(path, "w"), indent=2)' \
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 RUST_LOG="${RUST_LOG:-info}" "$bin" serve --host 127.0.0.1 --port "$port" --users-config "$work/users.json" \
-    --public-url "$base" --rate-limit-rpm 0 >"$work/serve.out" 2>"$work/serve.err" &
+    --server-token "$server_token" --public-url "$base" --rate-limit-rpm 0 >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)
 
 # Every secret the clients are issued (codes, tokens, client secrets, CSRF values) is appended
@@ -89,12 +93,13 @@ issued="$work/issued-secrets"
 # Masks every secret in a client's output; indents it.
 export INTEROP_MASK_FILE="$issued" INTEROP_MASK_SLUG_A="$slug_a" INTEROP_MASK_SLUG_B="$slug_b" \
     INTEROP_MASK_SECRET_A="$secret_a" INTEROP_MASK_SECRET_B="$secret_b" \
-    INTEROP_MASK_KIMAI_TOKEN_A="$kimai_token_a" INTEROP_MASK_KIMAI_TOKEN_B="$kimai_token_b"
+    INTEROP_MASK_KIMAI_TOKEN_A="$kimai_token_a" INTEROP_MASK_KIMAI_TOKEN_B="$kimai_token_b" \
+    INTEROP_MASK_SERVER_TOKEN="$server_token"
 mask() {
     python3 -u -c '
 import os, sys
 labels = {"SLUG_A": "<slug-a>", "SLUG_B": "<slug-b>", "SECRET_A": "<auth-secret-a>", "SECRET_B": "<auth-secret-b>",
-          "KIMAI_TOKEN_A": "<kimai-token-a>", "KIMAI_TOKEN_B": "<kimai-token-b>"}
+          "KIMAI_TOKEN_A": "<kimai-token-a>", "KIMAI_TOKEN_B": "<kimai-token-b>", "SERVER_TOKEN": "<server-token>"}
 pairs = [(os.environ["INTEROP_MASK_" + k], v) for k, v in labels.items() if len(os.environ.get("INTEROP_MASK_" + k, "")) >= 8]
 pairs += [(s, "<issued-secret>") for s in open(os.environ["INTEROP_MASK_FILE"]).read().split() if len(s) >= 8]
 pairs.sort(key=lambda p: -len(p[0]))
@@ -231,7 +236,7 @@ INTEROP_BASE="$base" INTEROP_SLUG_A="$slug_a" INTEROP_SECRET_A="$secret_a" INTER
 if ! kill -0 "${pids[1]}" 2>/dev/null; then step "kimai-mcp serve still running after the clients" 1; fi
 leaks=$(python3 - "$issued" "$work/serve.out" "$work/serve.err" <<'EOF'
 import os, sys
-secrets = [os.environ["INTEROP_MASK_" + k] for k in ("SLUG_A", "SLUG_B", "SECRET_A", "SECRET_B", "KIMAI_TOKEN_A", "KIMAI_TOKEN_B")]
+secrets = [os.environ["INTEROP_MASK_" + k] for k in ("SLUG_A", "SLUG_B", "SECRET_A", "SECRET_B", "KIMAI_TOKEN_A", "KIMAI_TOKEN_B", "SERVER_TOKEN")]
 secrets += [s for s in open(sys.argv[1]).read().split() if len(s) >= 8]
 log = "".join(open(p, errors="replace").read() for p in sys.argv[2:])
 print(sum(log.count(s) for s in set(secrets)), len(set(secrets)))

@@ -53,7 +53,7 @@ function mask(text) {
 let passed = 0, failed = 0;
 function check(name, ok, detail = '') {
   if (ok) passed++; else failed++;
-  let d = mask(typeof detail === 'string' ? detail : JSON.stringify(detail));
+  let d = mask(typeof detail === 'string' ? detail : JSON.stringify(detail)).replace(/\s*\n\s*/g, ' ⏎ ');
   if (d.length > 600) d = d.slice(0, 600) + '…';
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${!ok && d ? ': ' + d : ''}`);
   return ok;
@@ -147,10 +147,22 @@ function parseCsp(header) {
 }
 
 // ------------------------------------------------------------------ the flow
-let browser;
-try {
-  // Dynamic registration of a public client.
-  let res = await fetch(base + '/register', {
+// Each section checks on even when an earlier one failed (sections that need an earlier result
+// say so and are skipped without it), so one failure does not hide the rest.
+async function section(name, body) {
+  try {
+    await body();
+  } catch (e) {
+    check(`${name}: ran to the end`, false, e.stack || String(e));
+  }
+}
+const shortCookieName = (name) => name.replace(/_[A-Za-z0-9_-]{6,}$/, '_…');
+let browser, page, clientId;
+const requests = [];              // every request the page made
+const formPosts = [];             // the Origin header of each form POST the browser sent
+
+await section('registration and browser start', async () => {
+  const res = await fetch(base + '/register', {
     method: 'POST', headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({
       client_name: 'kimai-mcp interop (Chromium)', redirect_uris: [redirectUri], token_endpoint_auth_method: 'none',
@@ -161,27 +173,50 @@ try {
   remember(reg.client_secret, '<client-secret>');
   check('POST /register (token_endpoint_auth_method none): 201 with a client_id and no client_secret',
     res.status === 201 && typeof reg.client_id === 'string' && reg.client_id && !reg.client_secret, `${res.status} ${JSON.stringify(reg)}`);
-  const clientId = reg.client_id;
-  if (!clientId) throw new Error('no client_id: cannot continue');
+  clientId = reg.client_id;
 
   browser = await puppeteer.launch({
     executablePath: env.INTEROP_CHROMIUM || '/usr/bin/chromium', headless: true,
     args: ['--no-sandbox', '--no-first-run', '--disable-gpu'],
   });
   info(`browser ${await browser.version()}, redirect_uri http://127.0.0.1:<port>/callback`);
-  const page = await browser.newPage();
-  const requests = [];
-  page.on('request', (r) => requests.push(r.url()));
+  page = await browser.newPage();
+  page.on('request', (r) => {
+    requests.push(r.url());
+    if (r.method() === 'POST' && r.url().startsWith(base + '/oauth/login')) formPosts.push(r.headers().origin ?? '(none)');
+  });
+});
+if (!clientId || !page) {
+  check('a client and a browser to continue with', false, 'registration or browser start failed');
+  await finish();
+}
 
-  // --- the sign-in page
+// Opens a new authorization request in the browser; returns it with the page's response.
+async function openAuthorization() {
   const auth = newAuthorization(clientId);
-  let response = await page.goto(auth.url, { waitUntil: 'load' });
+  const response = await page.goto(auth.url, { waitUntil: 'load' });
+  remember(new URL(page.url()).searchParams.get('txn') ?? undefined, '<txn>');
+  for (const c of await page.cookies(base + '/oauth/login')) remember(c.value, '<csrf>');
+  const hidden = await page.evaluate(() => Object.fromEntries(
+    [...document.querySelectorAll('form input[type="hidden"]')].map((e) => [e.name, e.value])));
+  remember(hidden.txn, '<txn>'); remember(hidden.csrf, '<csrf>');
+  return { ...auth, response, hidden };
+}
+async function submit(button) {
+  const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click(`button[value="${button}"]`)]);
+  return response;
+}
+
+// --- the sign-in page
+let first = null;
+await section('the sign-in page', async () => {
+  first = await openAuthorization();
+  const response = first.response;
   const chain = response.request().redirectChain().map((r) => new URL(r.url()).pathname);
   const landed = new URL(page.url());
-  remember(landed.searchParams.get('txn') ?? undefined, '<txn>');
   check('GET /authorize redirects to /oauth/login?txn=…, which answers 200 text/html',
     chain.length === 1 && chain[0] === '/authorize' && landed.origin === base && landed.pathname === '/oauth/login'
-      && landed.searchParams.get('txn') && response.status() === 200 && (response.headers()['content-type'] || '').startsWith('text/html'),
+      && !!landed.searchParams.get('txn') && response.status() === 200 && (response.headers()['content-type'] || '').startsWith('text/html'),
     `redirects via ${JSON.stringify(chain)} to ${landed.pathname}, ${response.status()} ${response.headers()['content-type']}`);
 
   const dom = await page.evaluate(() => {
@@ -203,7 +238,6 @@ try {
       deny: !!form?.querySelector('button[type="submit"][name="action"][value="deny"][formnovalidate]'),
     };
   });
-  remember(dom.csrf ?? undefined, '<csrf>');
   check('the page has a heading, a title and <html lang>',
     !!dom.heading && !!dom.title && !!dom.lang, { heading: dom.heading, title: dom.title, lang: dom.lang });
   check('#username and #secret (type=password) have labels (label[for=username], label[for=secret])',
@@ -227,23 +261,27 @@ try {
   check('X-Frame-Options: DENY', (headers['x-frame-options'] || '').toUpperCase() === 'DENY', `X-Frame-Options: ${headers['x-frame-options']}`);
 
   const cookies = await page.cookies(base + '/oauth/login');
-  const csrfCookie = cookies.find((c) => c.name === 'kimai_mcp_csrf');
-  remember(csrfCookie?.value, '<csrf>');
-  check('cookie kimai_mcp_csrf: Path=/oauth, HttpOnly, SameSite=Strict, equal to the form\'s csrf field',
+  const csrfCookie = cookies.find((c) => c.name.startsWith('kmcsrf_'));
+  check("a CSRF cookie kmcsrf_…: Path=/oauth, HttpOnly, SameSite=Strict, equal to the form's csrf field",
     !!csrfCookie && csrfCookie.path === '/oauth' && csrfCookie.httpOnly && csrfCookie.sameSite === 'Strict' && csrfCookie.value === dom.csrf,
-    csrfCookie ? { path: csrfCookie.path, httpOnly: csrfCookie.httpOnly, sameSite: csrfCookie.sameSite, equalsField: csrfCookie.value === dom.csrf } : 'no such cookie');
+    csrfCookie ? { path: csrfCookie.path, httpOnly: csrfCookie.httpOnly, sameSite: csrfCookie.sameSite, equalsField: csrfCookie.value === dom.csrf }
+      : `no such cookie; the browser holds ${JSON.stringify(cookies.map((c) => ({ name: shortCookieName(c.name), path: c.path,
+        httpOnly: c.httpOnly, sameSite: c.sameSite, equalsField: c.value === dom.csrf })))}`);
 
   const foreign = requests.filter((u) => !u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== base);
   check('loading the page requested nothing from another origin', foreign.length === 0, foreign.join(', '));
   info(`requests while loading: ${requests.map((u) => new URL(u).pathname).join(', ')}`);
+});
 
-  // --- a wrong secret
+// --- a wrong secret
+await section('a wrong secret', async () => {
+  if (!(await page.$('#secret'))) first = await openAuthorization();
   const wrongSecret = b64url(randomBytes(24));
   remember(wrongSecret, '<wrong-secret>');
   await page.type('#username', slug);
   await page.type('#secret', wrongSecret);
-  let started = Date.now();
-  [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('button[value="sign-in"]')]);
+  const started = Date.now();
+  const response = await submit('sign-in');
   const delay = Date.now() - started;
   const after = await page.evaluate(() => {
     const alert = document.querySelector('[role="alert"]');
@@ -252,7 +290,7 @@ try {
       alertText: alert?.textContent.trim() || null,
       alertVisible: !!alert && alert.checkVisibility() && alert.getBoundingClientRect().height > 0,
       fields: !!u && !!s && !u.disabled && !s.disabled && !u.readOnly && !s.readOnly,
-      secretValue: s?.value ?? null,
+      secretValue: s ? s.value : null,
       usernameKept: !!u?.value,
       focus: document.activeElement && document.activeElement !== document.body
         ? `${document.activeElement.tagName.toLowerCase()}${document.activeElement.id ? '#' + document.activeElement.id : ''}` : 'none',
@@ -263,43 +301,58 @@ try {
     };
   });
   remember(after.csrf ?? undefined, '<csrf>');
+  info(`the browser's form POST carried Origin: ${formPosts[formPosts.length - 1] ?? '(not seen)'}`);
   check('a wrong secret: 401 with a visible role="alert" "Invalid user slug or auth secret."',
-    response.status() === 401 && after.alertVisible && after.alertText?.includes('Invalid user slug or auth secret.'),
+    response.status() === 401 && after.alertVisible && !!after.alertText?.includes('Invalid user slug or auth secret.'),
     `${response.status()}, alert ${JSON.stringify(after.alertText)}, visible ${after.alertVisible}`);
-  info(`the 401 came after ${delay} ms; focus on load: ${after.focus}; slug field refilled: ${after.usernameKept ? 'yes' : 'no'}`);
+  info(`the answer came after ${delay} ms; focus on load: ${after.focus}; slug field refilled: ${after.usernameKept ? 'yes' : 'no'}`);
   check('the 401 page does not echo the wrong secret, has no scripts and keeps the strict CSP and DENY',
     !after.html.includes(wrongSecret) && after.secretValue === '' && after.scripts === 0
       && (parseCsp(response.headers()['content-security-policy'])['default-src'] || []).join(' ') === "'none'"
       && (response.headers()['x-frame-options'] || '').toUpperCase() === 'DENY',
-    { echoed: after.html.includes(wrongSecret), secretFieldValueEmpty: after.secretValue === '', scripts: after.scripts,
-      csp: response.headers()['content-security-policy'], xfo: response.headers()['x-frame-options'] });
-  // The fields can be focused and typed into again (the retry below types into them).
-  await page.focus('#secret');
-  const focused = await page.evaluate(() => document.activeElement?.id);
+    { echoed: after.html.includes(wrongSecret), secretField: after.secretValue === null ? 'missing' : after.secretValue === '' ? 'empty' : 'filled',
+      scripts: after.scripts, csp: response.headers()['content-security-policy'], xfo: response.headers()['x-frame-options'] });
+  let focused = null;
+  if (after.fields) {
+    await page.focus('#secret');
+    focused = await page.evaluate(() => document.activeElement?.id);
+  }
   check('after the 401 the form is usable again (fields enabled, #secret takes focus)',
     after.fields && focused === 'secret' && !!after.txn && !!after.csrf, { fieldsEnabled: after.fields, focused, txn: !!after.txn, csrf: !!after.csrf });
+});
 
-  // --- the right secret
+// --- the right secret, the code exchange, /mcp
+await section('the right secret', async () => {
+  let auth = first;
+  if (!(await page.$('#secret'))) {
+    info('(no sign-in form on the page after the wrong secret: a new authorization request for this step)');
+    auth = await openAuthorization();
+  }
   await page.$eval('#username', (e) => { e.value = ''; });
   await page.$eval('#secret', (e) => { e.value = ''; });
   await page.type('#username', slug);
   await page.type('#secret', secret);
-  let waiting = nextCallback();
-  started = Date.now();
-  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('button[value="sign-in"]')]);
-  let cb = await waiting;
+  const waiting = nextCallback();
+  const response = await submit('sign-in');
+  const cb = await Promise.race([waiting, new Promise((r) => setTimeout(() => r(null), 3000))]);
+  if (!cb) {
+    const text = await page.evaluate(() => document.body?.innerText || '');
+    check('the right slug and secret: the browser lands on the redirect_uri', false,
+      `it stayed on ${new URL(page.url()).pathname}: ${response?.status()} ${text.slice(0, 300)}`);
+    return;
+  }
   const code = cb.searchParams.get('code');
   check('the right slug and secret: the browser lands on the redirect_uri with code, the same state and iss = issuer',
     new URL(page.url()).pathname === '/callback' && !!code && cb.searchParams.get('state') === auth.state
       && cb.searchParams.get('iss') === issuer && !cb.searchParams.get('error'),
     { landedOn: new URL(page.url()).origin + new URL(page.url()).pathname, code: !!code,
       stateMatches: cb.searchParams.get('state') === auth.state, iss: cb.searchParams.get('iss'), error: cb.searchParams.get('error') });
+  if (!code) return;
 
-  // --- the code exchange
-  const exchange = (verifier, theCode = code) => postForm('/token', {
-    grant_type: 'authorization_code', code: theCode, redirect_uri: redirectUri, client_id: clientId, code_verifier: verifier, resource,
+  const exchange = () => postForm('/token', {
+    grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: clientId, code_verifier: auth.verifier, resource,
   });
-  res = await exchange(auth.verifier);
+  let res = await exchange();
   const tokens = await res.json().catch(() => ({}));
   remember(tokens.access_token, '<access-token>'); remember(tokens.refresh_token, '<refresh-token>');
   check('POST /token (authorization_code, PKCE verifier, resource): access_token, Bearer, expires_in 3600, refresh_token',
@@ -307,12 +360,6 @@ try {
     `${res.status} ${JSON.stringify(tokens)}`);
   check('the token response has Cache-Control: no-store (RFC 6749 §5.1)', /no-store/i.test(res.headers.get('cache-control') || ''),
     `Cache-Control: ${res.headers.get('cache-control')}`);
-  res = await exchange(auth.verifier);
-  let body = await res.json().catch(() => ({}));
-  remember(body.access_token, '<access-token>'); remember(body.refresh_token, '<refresh-token>');
-  check('the same code a second time: 400 invalid_grant', res.status === 400 && body.error === 'invalid_grant',
-    `${res.status} ${JSON.stringify(body)}`);
-
   if (tokens.access_token) {
     const r = await mcpCall(tokens.access_token);
     check(`/mcp with the access token: initialize and tools/call user_current act as ${expectedUser}`,
@@ -320,80 +367,104 @@ try {
       r.error || `${r.status} ${r.text || JSON.stringify(r.raw)}`);
     if (r.protocol) info(`/mcp negotiated protocol version ${r.protocol}`);
   }
+  // The same code again (after the /mcp call: a server may revoke what the code gave on a replay).
+  res = await exchange();
+  const body = await res.json().catch(() => ({}));
+  remember(body.access_token, '<access-token>'); remember(body.refresh_token, '<refresh-token>');
+  check('the same code a second time: 400 invalid_grant', res.status === 400 && body.error === 'invalid_grant',
+    `${res.status} ${JSON.stringify(body)}`);
+  if (tokens.access_token) {
+    const r = await mcpCall(tokens.access_token);
+    info(`after the replayed code, the access token it gave ${r.error ? 'is refused (' + r.error.slice(0, 40) + ')' : 'still works'}`);
+  }
+});
 
-  // --- Cancel
-  const auth2 = newAuthorization(clientId);
-  response = await page.goto(auth2.url, { waitUntil: 'load' });
-  remember(new URL(page.url()).searchParams.get('txn') ?? undefined, '<txn>');
-  remember(await page.$eval('input[name="csrf"]', (e) => e.value).catch(() => undefined), '<csrf>');
-  waiting = nextCallback();
-  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('button[value="deny"]')]);
-  cb = await waiting;
+// --- Cancel
+await section('Cancel', async () => {
+  const auth = await openAuthorization();
+  const waiting = nextCallback();
+  const response = await submit('deny');
+  const cb = await Promise.race([waiting, new Promise((r) => setTimeout(() => r(null), 3000))]);
+  if (!cb) {
+    const text = await page.evaluate(() => document.body?.innerText || '');
+    check('Cancel: the browser lands on the redirect_uri', false,
+      `it stayed on ${new URL(page.url()).pathname}: ${response?.status()} ${text.slice(0, 300)}`);
+    return;
+  }
   check('Cancel: the redirect_uri gets error=access_denied with the state and iss, and no code',
-    cb.searchParams.get('error') === 'access_denied' && cb.searchParams.get('state') === auth2.state
+    cb.searchParams.get('error') === 'access_denied' && cb.searchParams.get('state') === auth.state
       && cb.searchParams.get('iss') === issuer && !cb.searchParams.get('code'),
-    { error: cb.searchParams.get('error'), stateMatches: cb.searchParams.get('state') === auth2.state,
+    { error: cb.searchParams.get('error'), stateMatches: cb.searchParams.get('state') === auth.state,
       iss: cb.searchParams.get('iss'), code: !!cb.searchParams.get('code') });
+});
 
-  // --- CSRF: the form's fields (right slug and secret) posted without the browser's cookie
-  const csrfAttempt = async () => {
-    const a = newAuthorization(clientId);
-    await page.goto(a.url, { waitUntil: 'load' });
-    const fields = await page.evaluate(() => Object.fromEntries(
-      [...document.querySelectorAll('form input[type="hidden"]')].map((e) => [e.name, e.value])));
-    const cookie = (await page.cookies(base + '/oauth/login')).find((c) => c.name === 'kimai_mcp_csrf')?.value;
-    remember(fields.txn, '<txn>'); remember(fields.csrf, '<csrf>'); remember(cookie, '<csrf>');
-    return { ...fields, username: slug, secret, action: 'sign-in', cookie, verifier: a.verifier };
-  };
+// --- CSRF: the form's fields (right slug and secret) posted from Node without the browser's cookies
+await section('CSRF', async () => {
   const refused = (r, location) => r.status >= 400 && r.status < 500 && !/[?&]code=/.test(location || '');
-  const { cookie: _cookie, verifier: _verifier, ...form } = await csrfAttempt();
-  res = await postForm('/oauth/login', form);
+  const attempt = async () => {
+    const a = await openAuthorization();
+    const cookies = (await page.cookies(base + '/oauth/login'));
+    return { verifier: a.verifier, cookies, form: { ...a.hidden, username: slug, secret, action: 'sign-in' } };
+  };
+  let a = await attempt();
+  let res = await postForm('/oauth/login', a.form);
   let location = res.headers.get('location');
   await res.text();
   check('POST /oauth/login with the right fields but no CSRF cookie is refused (4xx, no code)', refused(res, location),
     `${res.status} Location: ${location}`);
-  res = await postForm('/oauth/login', form, { Cookie: `kimai_mcp_csrf=${b64url(randomBytes(24))}` });
+  const forged = a.cookies.map((c) => `${c.name}=${b64url(randomBytes(32))}`).join('; ');
+  res = await postForm('/oauth/login', a.form, { Cookie: forged });
   location = res.headers.get('location');
   await res.text();
-  check('… and with a CSRF cookie that differs from the field (4xx, no code)', refused(res, location), `${res.status} Location: ${location}`);
-  // Control: the same request with the browser's cookie succeeds, so the refusals above were the cookie's doing.
-  const { cookie: goodCookie, verifier: _verifier2, ...form2 } = await csrfAttempt();
-  res = await postForm('/oauth/login', form2, { Cookie: `kimai_mcp_csrf=${goodCookie}` });
+  check('… and with CSRF cookies whose values differ from the field (4xx, no code)', refused(res, location), `${res.status} Location: ${location}`);
+
+  // Control: the same request with the browser's cookies gets a code, so the refusals above were the cookie's doing.
+  a = await attempt();
+  res = await postForm('/oauth/login', a.form, { Cookie: a.cookies.map((c) => `${c.name}=${c.value}`).join('; ') });
   location = res.headers.get('location') || '';
   await res.text();
-  const controlCode = location.startsWith(redirectUri) ? new URL(location).searchParams.get('code') : null;
+  const controlCode = location.startsWith(redirectUri + '?') ? new URL(location).searchParams.get('code') : null;
   remember(controlCode ?? undefined, '<code>');
-  check('control: the same POST with the matching cookie gets 302 to the redirect_uri with a code',
+  check("control: the same POST with the browser's cookies gets 302 to the redirect_uri with a code",
     res.status === 302 && !!controlCode, `${res.status} Location: ${location.split('?')[0]}`);
 
-  // --- PKCE: that code with a wrong code_verifier
+  // PKCE: that code with a wrong code_verifier.
   if (controlCode) {
-    res = await exchange(b64url(randomBytes(32)), controlCode);
-    body = await res.json().catch(() => ({}));
+    res = await postForm('/token', {
+      grant_type: 'authorization_code', code: controlCode, redirect_uri: redirectUri, client_id: clientId,
+      code_verifier: b64url(randomBytes(32)), resource,
+    });
+    const body = await res.json().catch(() => ({}));
     remember(body.access_token, '<access-token>'); remember(body.refresh_token, '<refresh-token>');
     check('POST /token with a code and a wrong code_verifier: 400 invalid_grant', res.status === 400 && body.error === 'invalid_grant',
       `${res.status} ${JSON.stringify(body)}`);
   }
+});
 
-  // --- an unregistered redirect_uri is never redirected to (RFC 6749 §4.1.2.1)
+// --- an unregistered redirect_uri is never redirected to (RFC 6749 §4.1.2.1)
+await section('an unregistered redirect_uri', async () => {
   const evil = new URL(newAuthorization(clientId).url);
   evil.searchParams.set('redirect_uri', 'http://127.0.0.1:9/elsewhere');
-  res = await fetch(evil.href, { redirect: 'manual' });
-  location = res.headers.get('location') || '';
+  const res = await fetch(evil.href, { redirect: 'manual' });
+  const location = res.headers.get('location') || '';
   await res.text();
   check('GET /authorize with an unregistered redirect_uri: an error, no redirect to it',
-    res.status >= 400 && res.status < 500 && !location.includes('127.0.0.1:9'), `${res.status} Location: ${location.split('?')[0]}`);
+    res.status >= 400 && res.status < 500 && !location.includes('127.0.0.1:9/'), `${res.status} Location: ${location.split('?')[0]}`);
+});
 
-  // --- a bad transaction
-  await page.goto(`${base}/oauth/login?txn=${b64url(randomBytes(16))}`, { waitUntil: 'load' }).then((r) => { response = r; });
+// --- a bad transaction
+await section('an unknown txn', async () => {
+  const response = await page.goto(`${base}/oauth/login?txn=${b64url(randomBytes(16))}`, { waitUntil: 'load' });
   const text = await page.evaluate(() => document.body?.innerText || '');
   check('GET /oauth/login with an unknown txn: 400 "Invalid or expired authorization request"',
     response.status() === 400 && text.includes('Invalid or expired authorization request'), `${response.status()} ${text.slice(0, 200)}`);
-} catch (e) {
-  check('the browser flow ran to the end', false, e.stack || String(e));
-} finally {
+});
+
+await finish();
+
+async function finish() {
   if (browser) await browser.close().catch(() => {});
   callbackServer.close();
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);

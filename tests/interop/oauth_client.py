@@ -32,6 +32,7 @@ line; exits 1 if any check failed.
 import asyncio
 import html.parser
 import os
+import re
 import sys
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -74,7 +75,7 @@ def mask(text):
 
 def check(name, ok, detail=""):
     results.append(bool(ok))
-    detail = mask(detail)
+    detail = " ⏎ ".join(line.strip() for line in mask(detail).strip().splitlines())
     if len(detail) > 600:
         detail = detail[:600] + "…"
     print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + detail if detail and not ok else ''}", flush=True)
@@ -148,13 +149,19 @@ class ScriptedUser:
             txn, csrf = hidden.fields.get("txn"), hidden.fields.get("csrf")
             remember(txn, "<txn>")
             remember(csrf, "<csrf>")
-            cookie = browser.cookies.get("kimai_mcp_csrf")
-            remember(cookie, "<csrf>")
-            check(f"{self.label} GET authorization URL -> 302 -> /oauth/login: 200 HTML with hidden txn and csrf and the CSRF cookie",
+            cookies = {c.name: c for c in browser.cookies.jar}
+            for c in cookies.values():
+                remember(c.value, "<csrf>")
+            check(f"{self.label} GET authorization URL -> 302 -> /oauth/login: 200 HTML with hidden txn and csrf",
                   page.status_code == 200 and urlsplit(str(page.url)).path == "/oauth/login"
-                  and [r.status_code for r in page.history] == [302] and txn and csrf and cookie == csrf,
+                  and [r.status_code for r in page.history] == [302] and txn and csrf,
                   f"{page.status_code} {urlsplit(str(page.url)).path} via {[r.status_code for r in page.history]}, "
-                  f"txn {bool(txn)}, csrf {bool(csrf)}, cookie {'matches' if cookie == csrf else 'missing or different'}")
+                  f"txn {bool(txn)}, csrf {bool(csrf)}")
+            cookie = next((c for c in cookies.values() if c.name.startswith("kmcsrf_")), None)
+            held = [(re.sub(r"_[A-Za-z0-9_-]{6,}$", "_…", c.name), c.path, c.value == csrf) for c in cookies.values()]
+            check(f"{self.label} the page sets a CSRF cookie kmcsrf_… (Path=/oauth) equal to the csrf field",
+                  cookie is not None and cookie.value == csrf and cookie.path == "/oauth",
+                  f"cookies held (name, path, equal to the field): {held}")
             response = await browser.post(
                 BASE + "/oauth/login",
                 data={"txn": txn or "", "csrf": csrf or "", "username": self.slug, "secret": self.secret, "action": "sign-in"},
