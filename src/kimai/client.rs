@@ -120,6 +120,15 @@ impl Client {
             .timeout_global(Some(settings.timeout))
             .user_agent(USER_AGENT)
             .accept("application/json")
+            // ureq's default buffers are 128 KiB each way per connection; with one connection
+            // per concurrent call that is most of the server's memory at 32 sessions. Kimai's
+            // response headers are about 1 KiB and request heads (with the token) under 4 KiB;
+            // a body larger than a buffer streams through it. The response head limit stays
+            // below the input buffer: a head that fills the buffer is then reported as too
+            // large rather than as a connection closed early.
+            .input_buffer_size(32 * 1024)
+            .output_buffer_size(16 * 1024)
+            .max_response_header_size(24 * 1024)
             .build()
             .new_agent();
         Ok(Client {
@@ -1364,6 +1373,47 @@ mod tests {
                 .unwrap()
                 .call(&token(), &Request::get("/x"))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn bodies_and_heads_larger_than_the_buffers() {
+        // A 300 KiB request body and a 600 KiB response body stream through the 16/32 KiB
+        // buffers; a 20 KiB response head fits (the limit is 24 KiB).
+        let description = "x".repeat(300 * 1024);
+        let rows: Vec<Value> = (0..20_000)
+            .map(|i| json!({"id": i, "n": "abcdefghij"}))
+            .collect();
+        let fake = Fake::new(vec![
+            Reply::json(200, Value::Array(rows.clone()))
+                .header("X-Padding", &"p".repeat(20 * 1024)),
+        ]);
+        let body = json!({"description": description});
+        let resp = client(&fake.url)
+            .call(&token(), &Request::post("/timesheets", body.clone()))
+            .unwrap();
+        assert_eq!(resp.body, Value::Array(rows));
+        let seen = fake.seen();
+        assert_eq!(serde_json::from_str::<Value>(&seen[0].body).unwrap(), body);
+
+        // A 40 KiB head is refused with a message that says so, not read without bound.
+        let raw = Raw::new(|_, mut s, _| {
+            read_head(&mut s);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: {}\r\nContent-Length: 2\r\n\r\n{{}}",
+                "p".repeat(40 * 1024)
+            );
+            let _ = s.write_all(head.as_bytes());
+        });
+        let mut s = settings(&raw.url);
+        s.max_retries = 0;
+        let e = Client::new(s)
+            .unwrap()
+            .call(&token(), &Request::get("/version"))
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Io(m) if m.contains("too large")),
+            "{e:?}"
         );
     }
 

@@ -218,7 +218,10 @@ impl Error {
             ureq::Error::InvalidProxyUrl => Error::Config("invalid proxy URL".into()),
             ureq::Error::ConnectProxyFailed(s) => Error::Connect(format!("proxy: {s}")),
             ureq::Error::LargeResponseHeader(..) => {
-                Error::Io("the response headers are too large".into())
+                Error::Io(
+                    "the response headers are too large (over 24 KiB); is a proxy or login page in front of Kimai?"
+                        .into(),
+                )
             }
             other => Error::Io(other.to_string()),
         }
