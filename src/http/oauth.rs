@@ -225,14 +225,26 @@ fn register(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Reply
     }
 }
 
-fn token(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
+/// The common start of `/token` and `/revoke`: a POST (or CORS preflight) with a form body and
+/// optional Basic client credentials. `Ok(Err(reply))` is the answer to a preflight.
+type ClientPost = (HashMap<String, String>, Option<(String, String)>);
+
+fn client_post(req: &Request) -> Result<Result<ClientPost, Reply>, Reply> {
     match req.method.as_str() {
         "POST" => {}
-        "OPTIONS" => return Ok(Handled::Reply(cors(Response::new(204), TOKEN_METHODS))),
+        "OPTIONS" => return Ok(Err(Handled::Reply(cors(Response::new(204), TOKEN_METHODS)))),
         _ => return Err(method_not_allowed("POST")),
     }
     let p = form(req, TOKEN_METHODS)?;
     let basic = basic_auth(req).map_err(|e| oauth_error(&e, TOKEN_METHODS, true))?;
+    Ok(Ok((p, basic)))
+}
+
+fn token(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
+    let (p, basic) = match client_post(req)? {
+        Ok(post) => post,
+        Err(preflight) => return Ok(preflight),
+    };
     let basic_used = basic.is_some();
     let users = app.users();
     let user_ok = |slug: &str| {
@@ -267,13 +279,10 @@ fn token(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Reply, R
 }
 
 fn revoke(oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
-    match req.method.as_str() {
-        "POST" => {}
-        "OPTIONS" => return Ok(Handled::Reply(cors(Response::new(204), TOKEN_METHODS))),
-        _ => return Err(method_not_allowed("POST")),
-    }
-    let p = form(req, TOKEN_METHODS)?;
-    let basic = basic_auth(req).map_err(|e| oauth_error(&e, TOKEN_METHODS, true))?;
+    let (p, basic) = match client_post(req)? {
+        Ok(post) => post,
+        Err(preflight) => return Ok(preflight),
+    };
     let basic_used = basic.is_some();
     match oauth.revoke(&p, basic) {
         Ok(()) => Ok(json_reply(200, &json!({}), TOKEN_METHODS)),

@@ -1444,6 +1444,16 @@ mod tests {
         (id, q["code"].clone(), verifier)
     }
 
+    /// The token request parameters that exchange `code` (from `code_for`).
+    fn code_grant(id: &str, code: &str, verifier: &str) -> HashMap<String, String> {
+        params(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("client_id", id),
+            ("code_verifier", verifier),
+        ])
+    }
+
     #[test]
     fn encodings() {
         assert_eq!(b64url(b""), "");
@@ -1519,16 +1529,7 @@ mod tests {
         let (id, code, verifier) = code_for(&o, "slug-a");
         std::thread::sleep(Duration::from_millis(60));
         let e = o
-            .token(
-                &params(&[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("client_id", &id),
-                    ("code_verifier", &verifier),
-                ]),
-                None,
-                &ok,
-            )
+            .token(&code_grant(&id, &code, &verifier), None, &ok)
             .unwrap_err();
         assert_eq!(e.error, "invalid_grant");
         assert!(e.description.contains("expired"), "{e:?}");
@@ -1537,21 +1538,11 @@ mod tests {
         // endpoint; a subject that may no longer sign in gets no tokens.
         let o = oauth(Settings::default());
         let (id, code, verifier) = code_for(&o, "slug-a");
-        let p = params(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("client_id", &id),
-            ("code_verifier", &verifier),
-        ]);
+        let p = code_grant(&id, &code, &verifier);
         let e = o.token(&p, None, &|_| false).unwrap_err();
         assert_eq!(e.error, "invalid_grant");
         let (id, code, verifier) = code_for(&o, "slug-a");
-        let p = params(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("client_id", &id),
-            ("code_verifier", &verifier),
-        ]);
+        let p = code_grant(&id, &code, &verifier);
         let t = o.token(&p, None, &ok).unwrap();
         assert_eq!(o.verify(&t.access_token).as_deref(), Some("slug-a"));
         assert_eq!(o.verify("kmat_nope"), None);
@@ -1569,16 +1560,7 @@ mod tests {
         for i in 0..MAX_GRANTS_PER_SUBJECT + 3 {
             let (id, code, verifier) = code_for(&o, "busy");
             let t = o
-                .token(
-                    &params(&[
-                        ("grant_type", "authorization_code"),
-                        ("code", &code),
-                        ("client_id", &id),
-                        ("code_verifier", &verifier),
-                    ]),
-                    None,
-                    &ok,
-                )
+                .token(&code_grant(&id, &code, &verifier), None, &ok)
                 .unwrap();
             if i == 0 {
                 first = Some(t.access_token);
@@ -1601,16 +1583,7 @@ mod tests {
         let ok = |_: &str| true;
         let (id, code, verifier) = code_for(&o, "s");
         let t = o
-            .token(
-                &params(&[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("client_id", &id),
-                    ("code_verifier", &verifier),
-                ]),
-                None,
-                &ok,
-            )
+            .token(&code_grant(&id, &code, &verifier), None, &ok)
             .unwrap();
         std::thread::sleep(Duration::from_millis(60));
         let e = o
