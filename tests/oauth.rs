@@ -323,6 +323,36 @@ fn metadata_and_the_401_challenge_point_clients_at_the_sign_in() {
 }
 
 #[test]
+fn token_and_revoke_answer_preflights_and_only_post() {
+    let sim = sim();
+    let (srv, _) = start(&sim, &[]);
+    for path in ["/token", "/revoke"] {
+        // A browser-based client's CORS preflight, from any origin.
+        let r = request(
+            &srv.addr,
+            "OPTIONS",
+            path,
+            &[
+                ("Origin", "https://app.example"),
+                ("Access-Control-Request-Method", "POST"),
+            ],
+            "",
+        );
+        assert_eq!(r.status, 204, "{path}: {}", r.body);
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"), "{path}");
+        assert_eq!(
+            r.header("Access-Control-Allow-Methods"),
+            Some("POST, OPTIONS"),
+            "{path}"
+        );
+        assert_eq!(r.header("Access-Control-Allow-Credentials"), None, "{path}");
+        let r = request(&srv.addr, "GET", path, &[], "");
+        assert_eq!(r.status, 405, "{path}: {}", r.body);
+        assert_eq!(r.header("Allow"), Some("POST"), "{path}");
+    }
+}
+
+#[test]
 fn without_a_public_url_there_is_no_authorization_server() {
     let sim = sim();
     let srv = Serve::start(&sim, &[]);

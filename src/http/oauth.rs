@@ -225,26 +225,24 @@ fn register(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Reply
     }
 }
 
-/// The common start of `/token` and `/revoke`: a POST (or CORS preflight) with a form body and
-/// optional Basic client credentials. `Ok(Err(reply))` is the answer to a preflight.
+/// The common start of `/token` and `/revoke`: a POST with a form body and optional Basic client
+/// credentials. Anything else is answered here (`Err`; the router sends `Ok` and `Err` alike),
+/// a CORS preflight included.
 type ClientPost = (HashMap<String, String>, Option<(String, String)>);
 
-fn client_post(req: &Request) -> Result<Result<ClientPost, Reply>, Reply> {
+fn client_post(req: &Request) -> Result<ClientPost, Reply> {
     match req.method.as_str() {
         "POST" => {}
-        "OPTIONS" => return Ok(Err(Handled::Reply(cors(Response::new(204), TOKEN_METHODS)))),
+        "OPTIONS" => return Err(Handled::Reply(cors(Response::new(204), TOKEN_METHODS))),
         _ => return Err(method_not_allowed("POST")),
     }
     let p = form(req, TOKEN_METHODS)?;
     let basic = basic_auth(req).map_err(|e| oauth_error(&e, TOKEN_METHODS, true))?;
-    Ok(Ok((p, basic)))
+    Ok((p, basic))
 }
 
 fn token(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
-    let (p, basic) = match client_post(req)? {
-        Ok(post) => post,
-        Err(preflight) => return Ok(preflight),
-    };
+    let (p, basic) = client_post(req)?;
     let basic_used = basic.is_some();
     let users = app.users();
     let user_ok = |slug: &str| {
@@ -279,10 +277,7 @@ fn token(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Reply, R
 }
 
 fn revoke(oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
-    let (p, basic) = match client_post(req)? {
-        Ok(post) => post,
-        Err(preflight) => return Ok(preflight),
-    };
+    let (p, basic) = client_post(req)?;
     let basic_used = basic.is_some();
     match oauth.revoke(&p, basic) {
         Ok(()) => Ok(json_reply(200, &json!({}), TOKEN_METHODS)),

@@ -36,6 +36,9 @@ use super::{
 const MAX_MESSAGE_CHARS: usize = 1000;
 /// Granularity of the cancellation check while waiting between retries.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
+/// The largest Kimai response head (status line and headers) read, in KiB; below the 32 KiB
+/// input buffer, so that a larger head is reported as too large.
+pub(crate) const MAX_RESPONSE_HEAD_KIB: usize = 24;
 
 /// A blocking client for one Kimai instance. Holds no token: every call takes one.
 pub struct Client {
@@ -128,7 +131,7 @@ impl Client {
             // large rather than as a connection closed early.
             .input_buffer_size(32 * 1024)
             .output_buffer_size(16 * 1024)
-            .max_response_header_size(24 * 1024)
+            .max_response_header_size(MAX_RESPONSE_HEAD_KIB * 1024)
             .build()
             .new_agent();
         Ok(Client {
@@ -638,6 +641,14 @@ mod tests {
 
     fn client(url: &str) -> Client {
         Client::new(settings(url)).expect("test client settings are valid")
+    }
+
+    /// One call with these settings that must fail; its error.
+    fn call_err(s: Settings, req: &Request) -> Error {
+        Client::new(s)
+            .expect("test client settings are valid")
+            .call(&token(), req)
+            .expect_err("the call must fail")
     }
 
     // ----- a scripted fake Kimai on tiny_http -------------------------------------------------
@@ -1265,10 +1276,7 @@ mod tests {
         let mut s = settings(&format!("http://127.0.0.1:{port}"));
         s.retry_backoff = [Duration::from_secs(2); 2];
         let started = Instant::now();
-        let e = Client::new(s)
-            .unwrap()
-            .call(&token(), &Request::get("/version"))
-            .unwrap_err();
+        let e = call_err(s, &Request::get("/version"));
         assert!(
             matches!(&e, Error::Connect(m) if m.contains("refused")),
             "{e:?}"
@@ -1293,10 +1301,7 @@ mod tests {
         let mut s = settings(&raw.url);
         s.timeout = Duration::from_millis(300);
         let started = Instant::now();
-        let e = Client::new(s)
-            .unwrap()
-            .call(&token(), &Request::get("/version"))
-            .unwrap_err();
+        let e = call_err(s, &Request::get("/version"));
         assert!(matches!(e, Error::Timeout { connect: false }), "{e:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(raw.conns(), 1);
@@ -1348,10 +1353,7 @@ mod tests {
         });
         let mut s = settings(&raw.url);
         s.max_retries = 0;
-        let e = Client::new(s)
-            .unwrap()
-            .call(&token(), &Request::get("/version"))
-            .unwrap_err();
+        let e = call_err(s, &Request::get("/version"));
         assert!(matches!(e, Error::Io(_)), "{e:?}");
     }
 
@@ -1361,10 +1363,7 @@ mod tests {
         let fake = Fake::new(vec![Reply::raw(200, "application/json", &big)]);
         let mut s = settings(&fake.url);
         s.max_body_bytes = 1000;
-        let e = Client::new(s)
-            .unwrap()
-            .call(&token(), &Request::get("/x"))
-            .unwrap_err();
+        let e = call_err(s, &Request::get("/x"));
         assert!(matches!(e, Error::BodyTooLarge { limit: 1000 }), "{e:?}");
         let mut s = settings(&fake.url);
         s.max_body_bytes = big.len();
@@ -1407,10 +1406,7 @@ mod tests {
         });
         let mut s = settings(&raw.url);
         s.max_retries = 0;
-        let e = Client::new(s)
-            .unwrap()
-            .call(&token(), &Request::get("/version"))
-            .unwrap_err();
+        let e = call_err(s, &Request::get("/version"));
         assert!(
             matches!(&e, Error::Io(m) if m.contains("too large")),
             "{e:?}"
@@ -1673,10 +1669,7 @@ mod tests {
             let mut s = settings(&url);
             s.tls = tls;
             s.max_retries = 0;
-            Client::new(s)
-                .unwrap()
-                .call(&token(), &Request::get("/version"))
-                .unwrap_err()
+            call_err(s, &Request::get("/version"))
         };
         // Built-in roots: the private CA is unknown.
         let e = call(Tls::Verify);

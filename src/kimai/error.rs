@@ -217,12 +217,10 @@ impl Error {
             ureq::Error::Http(h) => Error::Config(format!("cannot build the request: {h}")),
             ureq::Error::InvalidProxyUrl => Error::Config("invalid proxy URL".into()),
             ureq::Error::ConnectProxyFailed(s) => Error::Connect(format!("proxy: {s}")),
-            ureq::Error::LargeResponseHeader(..) => {
-                Error::Io(
-                    "the response headers are too large (over 24 KiB); is a proxy or login page in front of Kimai?"
-                        .into(),
-                )
-            }
+            ureq::Error::LargeResponseHeader(..) => Error::Io(format!(
+                "the response headers are too large (over {} KiB); is a proxy or login page in front of Kimai?",
+                super::client::MAX_RESPONSE_HEAD_KIB
+            )),
             other => Error::Io(other.to_string()),
         }
     }

@@ -1254,11 +1254,14 @@ impl OAuth {
                 "the refresh token is unknown, revoked or expired; sign in again",
             ));
         };
-        let g = t
-            .grants
-            .get(&grant_id)
-            .cloned()
-            .expect("refresh index points at a grant");
+        // The refresh index and the grants change together under this lock; should they ever
+        // disagree, the token is treated as unknown rather than ending the request thread.
+        let Some(g) = t.grants.get(&grant_id).cloned() else {
+            log::error!("oauth: a refresh token's grant is missing; treated as revoked");
+            return Err(OAuthError::grant(
+                "the refresh token is unknown, revoked or expired; sign in again",
+            ));
+        };
         if g.client_id != client_id {
             return Err(OAuthError::grant(
                 "the refresh token was issued to another client",

@@ -206,6 +206,19 @@ async function submit(button) {
   const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click(`button[value="${button}"]`)]);
   return response;
 }
+// Submits the form with a button and waits (3 s at most) for the browser to reach the redirect_uri;
+// its URL, or null after a failed check that shows where the browser stayed instead.
+async function submitToCallback(button, name) {
+  const waiting = nextCallback(3000).catch(() => null);   // handled: no unhandled rejection later
+  const response = await submit(button);
+  const cb = await waiting;
+  if (!cb) {
+    const text = await page.evaluate(() => document.body?.innerText || '');
+    check(`${name}: the browser lands on the redirect_uri`, false,
+      `it stayed on ${new URL(page.url()).pathname}: ${response?.status()} ${text.slice(0, 300)}`);
+  }
+  return cb;
+}
 
 // --- the sign-in page
 let first = null;
@@ -332,15 +345,8 @@ await section('the right secret', async () => {
   await page.$eval('#secret', (e) => { e.value = ''; });
   await page.type('#username', slug);
   await page.type('#secret', secret);
-  const waiting = nextCallback();
-  const response = await submit('sign-in');
-  const cb = await Promise.race([waiting, new Promise((r) => setTimeout(() => r(null), 3000))]);
-  if (!cb) {
-    const text = await page.evaluate(() => document.body?.innerText || '');
-    check('the right slug and secret: the browser lands on the redirect_uri', false,
-      `it stayed on ${new URL(page.url()).pathname}: ${response?.status()} ${text.slice(0, 300)}`);
-    return;
-  }
+  const cb = await submitToCallback('sign-in', 'the right slug and secret');
+  if (!cb) return;
   const code = cb.searchParams.get('code');
   check('the right slug and secret: the browser lands on the redirect_uri with code, the same state and iss = issuer',
     new URL(page.url()).pathname === '/callback' && !!code && cb.searchParams.get('state') === auth.state
@@ -382,15 +388,8 @@ await section('the right secret', async () => {
 // --- Cancel
 await section('Cancel', async () => {
   const auth = await openAuthorization();
-  const waiting = nextCallback();
-  const response = await submit('deny');
-  const cb = await Promise.race([waiting, new Promise((r) => setTimeout(() => r(null), 3000))]);
-  if (!cb) {
-    const text = await page.evaluate(() => document.body?.innerText || '');
-    check('Cancel: the browser lands on the redirect_uri', false,
-      `it stayed on ${new URL(page.url()).pathname}: ${response?.status()} ${text.slice(0, 300)}`);
-    return;
-  }
+  const cb = await submitToCallback('deny', 'Cancel');
+  if (!cb) return;
   check('Cancel: the redirect_uri gets error=access_denied with the state and iss, and no code',
     cb.searchParams.get('error') === 'access_denied' && cb.searchParams.get('state') === auth.state
       && cb.searchParams.get('iss') === issuer && !cb.searchParams.get('code'),
