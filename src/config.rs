@@ -72,10 +72,79 @@ pub mod serve_defaults {
     pub const HOST: &str = "127.0.0.1";
     pub const PORT: u16 = 8000;
     pub const RATE_LIMIT_RPM: u32 = 60;
-    pub const MAX_SESSIONS: usize = 100;
+    pub const MAX_SESSIONS: usize = 10_000;
     pub const SESSION_TTL: Duration = Duration::from_secs(3600);
     /// Tool calls and other requests handled at once (more wait their turn).
     pub const WORKERS: usize = 32;
+    /// Connections open at once, from everyone.
+    pub const MAX_CONNECTIONS: usize = 4096;
+    /// Connections open at once from one client address.
+    pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+    /// Connections open at once from one trusted proxy (it carries many clients).
+    pub const MAX_CONNECTIONS_PER_PROXY: usize = 1024;
+    /// A request body must arrive completely within this.
+    pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Open sessions of one credential (slug, Kimai token, OAuth grant).
+    pub const MAX_SESSIONS_PER_USER: usize = 20;
+    /// New sessions per minute from one client address.
+    pub const SESSION_RATE_PER_ADDRESS: u32 = 30;
+    /// Tool calls of one credential in flight at once.
+    pub const MAX_CALLS_PER_USER: usize = 4;
+    /// Messages in one JSON-RPC batch.
+    pub const MAX_BATCH: usize = 20;
+    /// Requests per minute of one credential, from all addresses together (0 = off).
+    pub const USER_RATE_LIMIT_RPM: u32 = 0;
+    /// OAuth client registrations per hour from one client address.
+    pub const REGISTRATIONS_PER_ADDRESS: u32 = 20;
+    /// OAuth sign-ins in progress (authorize started, not finished) from one client address.
+    pub const PENDING_SIGN_INS_PER_ADDRESS: usize = 20;
+}
+
+/// The per-address and per-credential bounds of `serve` (design §3): what keeps one client
+/// from slowing down, locking out or reaching past the server for anyone else.
+#[derive(Debug, Clone)]
+pub struct Bounds {
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub max_connections_per_proxy: usize,
+    pub body_timeout: Duration,
+    pub max_sessions_per_user: usize,
+    pub session_rate_per_address: u32,
+    pub max_calls_per_user: usize,
+    pub max_batch: usize,
+    pub user_rate_limit_rpm: u32,
+    pub registrations_per_address: u32,
+    pub pending_sign_ins_per_address: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Bounds {
+        use serve_defaults as d;
+        Bounds {
+            max_connections: d::MAX_CONNECTIONS,
+            max_connections_per_address: d::MAX_CONNECTIONS_PER_ADDRESS,
+            max_connections_per_proxy: d::MAX_CONNECTIONS_PER_PROXY,
+            body_timeout: d::BODY_TIMEOUT,
+            max_sessions_per_user: d::MAX_SESSIONS_PER_USER,
+            session_rate_per_address: d::SESSION_RATE_PER_ADDRESS,
+            max_calls_per_user: d::MAX_CALLS_PER_USER,
+            max_batch: d::MAX_BATCH,
+            user_rate_limit_rpm: d::USER_RATE_LIMIT_RPM,
+            registrations_per_address: d::REGISTRATIONS_PER_ADDRESS,
+            pending_sign_ins_per_address: d::PENDING_SIGN_INS_PER_ADDRESS,
+        }
+    }
+}
+
+/// Which Kimai servers `serve` may connect to for `/mcp` and `/sse` callers that send
+/// `X-Kimai-URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KimaiUrlPolicy {
+    /// `--allowed-kimai-url '*'`: any URL (a startup warning says so).
+    Any,
+    /// These base URLs (normalised like `--default-kimai-url`), plus `--default-kimai-url` and
+    /// every `kimai_url` of the users file, which the server adds when it starts and reloads.
+    List(Vec<String>),
 }
 
 /// What `kimai-mcp generate` makes.
@@ -121,6 +190,10 @@ pub struct ServeConfig {
     pub disable_legacy_slugs: bool,
     /// OAuth lifetimes and limits (tests shorten them).
     pub oauth: crate::oauth::Settings,
+    /// Per-address and per-credential bounds.
+    pub bounds: Bounds,
+    /// `--allowed-kimai-url`.
+    pub allowed_kimai_urls: KimaiUrlPolicy,
 }
 
 impl ServeConfig {
@@ -277,7 +350,7 @@ OPTIONS:                                    [env]                         (defau
                                                      [KIMAI_SSL_VERIFY]   (true)
     --rate-limit-rpm N        requests per minute per client address, 0 = off
                                                      [RATE_LIMIT_RPM]     (60)
-    --max-sessions N          open sessions at most; more get 503      (100)
+    --max-sessions N          open sessions at most; more get 503      (10000)
                                                      [MAX_SESSIONS]
     --session-ttl SECS        idle time after which a session ends     (3600)
                                                      [SESSION_TTL]
@@ -306,6 +379,40 @@ OPTIONS:                                    [env]                         (defau
                                                      [KIMAI_MCP_REFRESH_TOKEN_TTL]
     --disable-legacy-slugs    turn off /mcp/SLUG (then slugs are only user names for the
                               sign-in form)          [KIMAI_MCP_DISABLE_LEGACY_SLUGS]
+    --allowed-kimai-url URL   a Kimai that /mcp and /sse callers may name in X-Kimai-URL;
+                              repeatable or comma-separated; '*' allows any (not advised).
+                              --default-kimai-url and the users file's URLs are always allowed;
+                              any other X-Kimai-URL gets 403 before a connection is made
+                                                     [KIMAI_MCP_ALLOWED_KIMAI_URLS]
+
+LIMITS (each client address and each credential -- slug, Kimai token, OAuth sign-in -- gets
+its own share, so that no one client can use up what the others need; behind a
+--trusted-proxy the forwarded client address counts):
+    --max-connections N              connections open at once, in all      (4096)
+                                                     [KIMAI_MCP_MAX_CONNECTIONS]
+    --max-connections-per-address N  connections from one address          (64)
+                                                     [KIMAI_MCP_MAX_CONNECTIONS_PER_ADDRESS]
+    --max-connections-per-proxy N    connections from one trusted proxy     (1024)
+                                                     [KIMAI_MCP_MAX_CONNECTIONS_PER_PROXY]
+    --body-timeout SECS              a request body must arrive within this (30)
+                                                     [KIMAI_MCP_BODY_TIMEOUT]
+    --max-sessions-per-user N        open sessions of one credential; a new one ends that
+                                     credential's least recently used session (20)
+                                                     [KIMAI_MCP_MAX_SESSIONS_PER_USER]
+    --session-rate-per-address N     new sessions per minute from one address, 0 = off (30)
+                                                     [KIMAI_MCP_SESSION_RATE_PER_ADDRESS]
+    --max-calls-per-user N           tool calls of one credential at once; more wait (4)
+                                                     [KIMAI_MCP_MAX_CALLS_PER_USER]
+    --max-batch N                    messages in one JSON-RPC batch          (20)
+                                                     [KIMAI_MCP_MAX_BATCH]
+    --user-rate-limit-rpm N          requests per minute of one credential from all its
+                                     addresses together, 0 = off             (0)
+                                                     [KIMAI_MCP_USER_RATE_LIMIT_RPM]
+    --max-registrations-per-address N  OAuth client registrations per hour from one
+                                     address, 0 = off                        (20)
+                                                     [KIMAI_MCP_MAX_REGISTRATIONS_PER_ADDRESS]
+    --max-pending-sign-ins-per-address N  OAuth sign-ins in progress from one address (20)
+                                                     [KIMAI_MCP_MAX_PENDING_SIGN_INS_PER_ADDRESS]
 
 SIGNALS: SIGHUP re-reads the users file and the token file (sessions of users that remain keep
 working; sessions and OAuth sign-ins of removed users end, and sign-ins of users whose
@@ -428,6 +535,17 @@ pub fn parse_as(
             }
             Long("refresh-token-ttl") => {
                 serve.refresh_token_ttl = Some(string(&mut p, "--refresh-token-ttl")?)
+            }
+            Long("allowed-kimai-url") => serve
+                .allowed_kimai_urls
+                .push(string(&mut p, "--allowed-kimai-url")?),
+            Long(name) if BOUND_FLAGS.iter().any(|b| &b.flag[2..] == name) => {
+                let flag = BOUND_FLAGS
+                    .iter()
+                    .find(|b| &b.flag[2..] == name)
+                    .map_or("", |b| b.flag);
+                let v = string(&mut p, flag)?;
+                serve.bounds.push((flag, v));
             }
             Value(v) => {
                 let v = v
@@ -614,6 +732,9 @@ struct ServeFlags {
     disable_legacy_slugs: bool,
     access_token_ttl: Option<String>,
     refresh_token_ttl: Option<String>,
+    allowed_kimai_urls: Vec<String>,
+    /// Numeric bounds as given: (flag, value).
+    bounds: Vec<(&'static str, String)>,
 }
 
 fn truthy(v: &str) -> Option<bool> {
@@ -663,6 +784,8 @@ impl ServeFlags {
             && !self.disable_legacy_slugs
             && self.access_token_ttl.is_none()
             && self.refresh_token_ttl.is_none()
+            && self.allowed_kimai_urls.is_empty()
+            && self.bounds.is_empty()
     }
 
     fn resolve(
@@ -923,7 +1046,37 @@ impl ServeFlags {
         }
         oauth.access_ttl = Duration::from_secs(access);
         oauth.refresh_ttl = Duration::from_secs(refresh);
+        let bounds = resolve_bounds(&self.bounds, env)?;
+        let allowed_kimai_urls = {
+            let given: Vec<String> = if self.allowed_kimai_urls.is_empty() {
+                env("KIMAI_MCP_ALLOWED_KIMAI_URLS")
+                    .map(|v| v.split(',').map(|x| x.trim().to_string()).collect())
+                    .unwrap_or_default()
+            } else {
+                self.allowed_kimai_urls
+                    .iter()
+                    .flat_map(|u| u.split(','))
+                    .map(|x| x.trim().to_string())
+                    .collect()
+            };
+            let given: Vec<String> = given.into_iter().filter(|x| !x.is_empty()).collect();
+            if given.iter().any(|u| u == "*") {
+                KimaiUrlPolicy::Any
+            } else {
+                let mut list = Vec::new();
+                for u in given {
+                    list.push(check_url(&u).map_err(|problem| Error::Invalid {
+                        flag: "--allowed-kimai-url",
+                        var: "KIMAI_MCP_ALLOWED_KIMAI_URLS",
+                        problem,
+                    })?);
+                }
+                KimaiUrlPolicy::List(list)
+            }
+        };
         Ok(ServeConfig {
+            bounds,
+            allowed_kimai_urls,
             public_url,
             oauth_state_file,
             disable_legacy_slugs,
@@ -948,6 +1101,135 @@ impl ServeFlags {
             timeout,
         })
     }
+}
+
+/// One numeric bound of `serve`: its flag, variable, and where it goes.
+struct BoundFlag {
+    flag: &'static str,
+    var: &'static str,
+    /// Smallest and largest accepted value.
+    range: (u64, u64),
+    set: fn(&mut Bounds, u64),
+}
+
+const BOUND_FLAGS: [BoundFlag; 11] = [
+    BoundFlag {
+        flag: "--max-connections",
+        var: "KIMAI_MCP_MAX_CONNECTIONS",
+        range: (1, 1_000_000),
+        set: |b, v| b.max_connections = v as usize,
+    },
+    BoundFlag {
+        flag: "--max-connections-per-address",
+        var: "KIMAI_MCP_MAX_CONNECTIONS_PER_ADDRESS",
+        range: (1, 1_000_000),
+        set: |b, v| b.max_connections_per_address = v as usize,
+    },
+    BoundFlag {
+        flag: "--max-connections-per-proxy",
+        var: "KIMAI_MCP_MAX_CONNECTIONS_PER_PROXY",
+        range: (1, 1_000_000),
+        set: |b, v| b.max_connections_per_proxy = v as usize,
+    },
+    BoundFlag {
+        flag: "--body-timeout",
+        var: "KIMAI_MCP_BODY_TIMEOUT",
+        range: (1, 3600),
+        set: |b, v| b.body_timeout = Duration::from_secs(v),
+    },
+    BoundFlag {
+        flag: "--max-sessions-per-user",
+        var: "KIMAI_MCP_MAX_SESSIONS_PER_USER",
+        range: (1, 1_000_000),
+        set: |b, v| b.max_sessions_per_user = v as usize,
+    },
+    BoundFlag {
+        flag: "--session-rate-per-address",
+        var: "KIMAI_MCP_SESSION_RATE_PER_ADDRESS",
+        range: (0, 1_000_000),
+        set: |b, v| b.session_rate_per_address = v as u32,
+    },
+    BoundFlag {
+        flag: "--max-calls-per-user",
+        var: "KIMAI_MCP_MAX_CALLS_PER_USER",
+        range: (1, 1024),
+        set: |b, v| b.max_calls_per_user = v as usize,
+    },
+    BoundFlag {
+        flag: "--max-batch",
+        var: "KIMAI_MCP_MAX_BATCH",
+        range: (1, 10_000),
+        set: |b, v| b.max_batch = v as usize,
+    },
+    BoundFlag {
+        flag: "--user-rate-limit-rpm",
+        var: "KIMAI_MCP_USER_RATE_LIMIT_RPM",
+        range: (0, 1_000_000),
+        set: |b, v| b.user_rate_limit_rpm = v as u32,
+    },
+    BoundFlag {
+        flag: "--max-registrations-per-address",
+        var: "KIMAI_MCP_MAX_REGISTRATIONS_PER_ADDRESS",
+        range: (0, 1_000_000),
+        set: |b, v| b.registrations_per_address = v as u32,
+    },
+    BoundFlag {
+        flag: "--max-pending-sign-ins-per-address",
+        var: "KIMAI_MCP_MAX_PENDING_SIGN_INS_PER_ADDRESS",
+        range: (1, 1_000_000),
+        set: |b, v| b.pending_sign_ins_per_address = v as usize,
+    },
+];
+
+/// The bounds from flags (last one wins), else their variables, else the defaults.
+fn resolve_bounds(flags: &[(&'static str, String)], env: EnvFn) -> Result<Bounds, Error> {
+    let mut bounds = Bounds::default();
+    for b in &BOUND_FLAGS {
+        let given = flags
+            .iter()
+            .rev()
+            .find(|(f, _)| *f == b.flag)
+            .map(|(_, v)| v.clone())
+            .or_else(|| env(b.var))
+            .filter(|v| !v.trim().is_empty());
+        let Some(v) = given else { continue };
+        let flag = b.flag;
+        let n: u64 = v.trim().parse().map_err(|_| Error::Invalid {
+            flag,
+            var: b.var,
+            problem: format!("expected a whole number, got {v:?}"),
+        })?;
+        if !(b.range.0..=b.range.1).contains(&n) {
+            return Err(Error::Invalid {
+                flag,
+                var: b.var,
+                problem: format!("must be between {} and {}", b.range.0, b.range.1),
+            });
+        }
+        (b.set)(&mut bounds, n);
+    }
+    let per_address = bounds.max_connections_per_address;
+    if per_address >= bounds.max_connections {
+        return Err(Error::Invalid {
+            flag: "--max-connections-per-address",
+            var: "KIMAI_MCP_MAX_CONNECTIONS_PER_ADDRESS",
+            problem: format!(
+                "must be below --max-connections ({}), so that one address cannot take every connection",
+                bounds.max_connections
+            ),
+        });
+    }
+    if bounds.max_connections_per_proxy > bounds.max_connections {
+        return Err(Error::Invalid {
+            flag: "--max-connections-per-proxy",
+            var: "KIMAI_MCP_MAX_CONNECTIONS_PER_PROXY",
+            problem: format!(
+                "must be at most --max-connections ({})",
+                bounds.max_connections
+            ),
+        });
+    }
+    Ok(bounds)
 }
 
 /// Reads server tokens from a file: separated by commas or line breaks, blank entries and
