@@ -25,8 +25,17 @@
 //! doing anything else that may block. A poisoned mutex is recovered: every update leaves an
 //! entry consistent, so a panic elsewhere cannot leave half-written state behind.
 //!
+//! Also here: the Kimai URL policy ([`kimai_url`]) and the short memory of Kimai's verdicts on
+//! callers' tokens ([`verdicts`]).
+//!
 //! Nothing here logs or returns a token or a slug: messages name the rule that failed, not the
 //! value.
+
+pub mod kimai_url;
+pub mod verdicts;
+
+pub use kimai_url::KimaiUrls;
+pub use verdicts::{TokenVerdicts, Verdict};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -292,8 +301,8 @@ pub fn is_https(peer: IpAddr, x_forwarded_proto: Option<&str>, trusted: &Trusted
 /// A per-address table that never holds more than `capacity` entries: the shared part of the
 /// rate limiter and the enumeration guard.
 #[derive(Debug)]
-struct ClientTable<V> {
-    entries: HashMap<IpAddr, V>,
+struct ClientTable<V, K = IpAddr> {
+    entries: HashMap<K, V>,
     capacity: usize,
     /// When the table may be pruned again on the full path (see [`PRUNE_WHEN_FULL_INTERVAL`]).
     next_prune: Option<Instant>,
@@ -312,7 +321,7 @@ enum Room {
     },
 }
 
-impl<V> ClientTable<V> {
+impl<V, K: std::hash::Hash + Eq> ClientTable<V, K> {
     fn new(capacity: usize) -> Self {
         ClientTable {
             entries: HashMap::new(),
@@ -369,20 +378,39 @@ struct Bucket {
 /// while an attacker who already controls that many addresses is not slowed by a per-address
 /// limit anyway. Memory stays bounded either way.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     /// Time to refill one token (60 s / rpm); `None` when disabled.
     interval: Option<Duration>,
     /// Time to refill the whole bucket (interval × burst): the deficit a bucket may reach.
     capacity: Duration,
-    buckets: Mutex<ClientTable<Bucket>>,
+    buckets: Mutex<ClientTable<Bucket, K>>,
 }
 
-impl RateLimiter {
+impl RateLimiter<IpAddr> {
     pub fn new(rpm: u32) -> RateLimiter {
         RateLimiter::with_max_clients(rpm, MAX_TRACKED_CLIENTS)
     }
 
-    fn with_max_clients(rpm: u32, max_clients: usize) -> RateLimiter {
+    /// Takes one token for `ip`: `Ok(())`, or `Err(retry_after)`, the wait until one token is
+    /// available, in whole seconds rounded up and at least [`MIN_RETRY_AFTER`].
+    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        self.take(ip.to_canonical(), now)
+    }
+}
+
+/// A credential's key: a fingerprint of a slug, Kimai token or OAuth user.
+pub type CredentialKey = [u8; 32];
+
+impl RateLimiter<CredentialKey> {
+    /// `rpm` requests per minute per credential (`--user-rate-limit-rpm`), whatever address
+    /// they come from; 0 disables it.
+    pub fn per_credential(rpm: u32) -> RateLimiter<CredentialKey> {
+        RateLimiter::with_max_clients(rpm, MAX_TRACKED_CLIENTS)
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy> RateLimiter<K> {
+    fn with_max_clients(rpm: u32, max_clients: usize) -> RateLimiter<K> {
         let interval = (rpm > 0).then(|| Duration::from_secs(60) / rpm);
         // burst = rpm; saturating only matters for absurd rpm values, and then errs on allowing.
         let capacity = interval.map_or(Duration::ZERO, |i| i.saturating_mul(rpm));
@@ -393,13 +421,17 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token for `ip`: `Ok(())`, or `Err(retry_after)`, the wait until one token is
+    /// Whether the limiter is on.
+    pub fn is_on(&self) -> bool {
+        self.interval.is_some()
+    }
+
+    /// Takes one token for `key`: `Ok(())`, or `Err(retry_after)`, the wait until one token is
     /// available, in whole seconds rounded up and at least [`MIN_RETRY_AFTER`].
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub fn take(&self, ip: K, now: Instant) -> Result<(), Duration> {
         let Some(interval) = self.interval else {
             return Ok(());
         };
-        let ip = ip.to_canonical();
         let mut table = lock(&self.buckets);
         let full_at = match table.entries.get(&ip) {
             // max: a bucket full in the past is simply full (and another worker may have read

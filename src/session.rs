@@ -142,6 +142,9 @@ pub struct SessionTable {
     /// several instances can route a session's requests to the instance that holds it.
     prefix: String,
     max: usize,
+    /// Sessions one credential may hold (`--max-sessions-per-user`); a new one beyond it ends
+    /// that credential's least recently used session.
+    per_owner: usize,
     ttl: Duration,
     stop: Mutex<bool>,
     wake: Condvar,
@@ -161,11 +164,21 @@ impl SessionTable {
             }),
             prefix: prefix.to_string(),
             max,
+            per_owner: usize::MAX,
             ttl,
             stop: Mutex::new(false),
             wake: Condvar::new(),
             stopped: AtomicBool::new(false),
         })
+    }
+
+    /// The same table with at most `n` sessions per credential (see [`SessionTable::insert`]).
+    pub fn with_per_owner(max: usize, ttl: Duration, prefix: &str, n: usize) -> Arc<SessionTable> {
+        let mut t = SessionTable::with_prefix(max, ttl, prefix);
+        if let Some(t) = Arc::get_mut(&mut t) {
+            t.per_owner = n.max(1);
+        }
+        t
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -176,15 +189,34 @@ impl SessionTable {
         self.ttl
     }
 
-    /// Adds a session unless the table is full (expired sessions are swept first).
+    /// Adds a session unless the table is full (expired sessions are swept first). A credential
+    /// that already holds its share of sessions loses its least recently used one: a person
+    /// whose clients forgot to end their sessions keeps working, and one credential can never
+    /// hold more than its share of the table. (Refusing instead would lock that person out
+    /// until the TTL ran out.)
     pub fn insert(&self, mut session: Session) -> Result<Arc<Session>, Refused> {
         if !self.prefix.is_empty() {
             session.id = format!("{}.{}", self.prefix, session.id);
         }
         let now = Instant::now();
         let mut inner = self.lock();
+        let ttl = self.ttl;
+        let mine: Vec<(Duration, String)> = inner
+            .map
+            .values()
+            .filter(|s| s.owner == session.owner)
+            .map(|s| (s.idle(now), s.id.clone()))
+            .collect();
+        let mut ended = Vec::new();
+        if mine.len() >= self.per_owner {
+            let mut mine = mine;
+            // Most idle first.
+            mine.sort_by(|a, b| b.0.cmp(&a.0));
+            for (_, id) in mine.iter().take(mine.len() + 1 - self.per_owner) {
+                ended.extend(inner.map.remove(id));
+            }
+        }
         if inner.map.len() >= self.max {
-            let ttl = self.ttl;
             inner.map.retain(|_, s| s.idle(now) < ttl);
         }
         if inner.map.len() >= self.max {
@@ -192,7 +224,24 @@ impl SessionTable {
         }
         let s = Arc::new(session);
         inner.map.insert(s.id.clone(), s.clone());
+        drop(inner);
+        for e in ended {
+            log::info!(
+                "Ended client session {}: its user opened more than {} sessions (--max-sessions-per-user)",
+                e.short_id(),
+                self.per_owner
+            );
+        }
         Ok(s)
+    }
+
+    /// Sessions held by this credential now.
+    pub fn count_owned(&self, owner: &[u8; 32]) -> usize {
+        self.lock()
+            .map
+            .values()
+            .filter(|s| &s.owner == owner)
+            .count()
     }
 
     /// The live session with this id, touched (sliding TTL); `None` if unknown or expired.
@@ -334,6 +383,41 @@ mod tests {
         assert!(t.insert(session()).is_ok());
         assert_eq!(t.sweep(Instant::now() + Duration::from_secs(1)).len(), 2);
         assert!(t.is_empty());
+    }
+
+    fn owned(owner: u8) -> Session {
+        Session::new(
+            Transport::Streamable,
+            crate::tools::offline_backend_for_tests(),
+            "u",
+            [owner; 32],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_credential_holds_its_share_and_loses_its_least_recently_used_session() {
+        let t = SessionTable::with_per_owner(100, Duration::from_secs(60), "", 3);
+        let first = t.insert(owned(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let second = t.insert(owned(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let third = t.insert(owned(1)).unwrap();
+        let other = t.insert(owned(2)).unwrap();
+        // The oldest is used again, so the second becomes the least recently used.
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(t.get(&first.id).is_some());
+        let fourth = t.insert(owned(1)).unwrap();
+        assert_eq!(t.count_owned(&[1; 32]), 3);
+        assert!(t.contains(&first.id) && t.contains(&third.id) && t.contains(&fourth.id));
+        assert!(!t.contains(&second.id));
+        // Another credential's session is untouched by all of it.
+        for _ in 0..10 {
+            t.insert(owned(1)).unwrap();
+        }
+        assert!(t.contains(&other.id));
+        assert_eq!(t.count_owned(&[1; 32]), 3);
+        assert_eq!(t.len(), 4);
     }
 
     #[test]

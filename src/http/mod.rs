@@ -17,12 +17,14 @@ mod oauth;
 pub mod server;
 mod sse;
 mod streamable;
+mod work;
 
 use crate::config::ServeConfig;
 use crate::config::users::Users;
 use crate::dispatch::Dispatcher;
 use crate::guard::{
-    self, EnumerationGuard, EnumerationSettings, OriginPolicy, RateLimiter, TrustedProxies,
+    self, EnumerationGuard, EnumerationSettings, KimaiUrls, OriginPolicy, RateLimiter,
+    TokenVerdicts, TrustedProxies,
 };
 use crate::kimai::{self, Tls};
 use crate::session::{SessionTable, fingerprint};
@@ -31,7 +33,7 @@ use serde_json::{Value, json};
 use server::{Handled, Request, Response};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// What a handler step returns: a finished reply.
@@ -43,49 +45,6 @@ pub struct Ctx {
     pub started: Instant,
 }
 
-/// Limits the work done at once (tool calls wait their turn instead of piling up threads on
-/// Kimai).
-pub struct Slots {
-    free: Mutex<usize>,
-    cv: Condvar,
-}
-
-/// How long a request waits for a free worker slot before it gets 503.
-pub const SLOT_WAIT: Duration = Duration::from_secs(30);
-
-impl Slots {
-    fn new(n: usize) -> Slots {
-        Slots {
-            free: Mutex::new(n),
-            cv: Condvar::new(),
-        }
-    }
-
-    /// Runs `f` in a slot, or returns `None` when none freed up in time.
-    pub fn run<T>(&self, f: impl FnOnce() -> T) -> Option<T> {
-        {
-            let guard = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            let (mut free, timeout) = self
-                .cv
-                .wait_timeout_while(guard, SLOT_WAIT, |n| *n == 0)
-                .unwrap_or_else(|e| e.into_inner());
-            if timeout.timed_out() && *free == 0 {
-                return None;
-            }
-            *free -= 1;
-        }
-        struct Release<'a>(&'a Slots);
-        impl Drop for Release<'_> {
-            fn drop(&mut self) {
-                *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-                self.0.cv.notify_one();
-            }
-        }
-        let _release = Release(self);
-        Some(f())
-    }
-}
-
 /// The server's shared state.
 pub struct App {
     pub cfg: ServeConfig,
@@ -93,14 +52,25 @@ pub struct App {
     pub server_tokens: RwLock<Vec<String>>,
     pub sessions: Arc<SessionTable>,
     clients: Mutex<HashMap<(String, Tls), Arc<kimai::Client>>>,
+    /// The Kimai URLs callers may name (`--allowed-kimai-url`, the default URL and the users
+    /// file's URLs; rebuilt on reload).
+    pub kimai_urls: RwLock<KimaiUrls>,
     pub rate: RateLimiter,
+    /// `--user-rate-limit-rpm`: requests per credential, from all its addresses.
+    pub user_rate: RateLimiter<guard::CredentialKey>,
+    /// `--session-rate-per-address`: new sessions per client address.
+    pub session_rate: RateLimiter,
+    /// Kimai's recent verdicts on callers' own tokens.
+    pub verdicts: TokenVerdicts,
+    /// Tool calls in flight per credential.
+    pub calls: Arc<work::CallLimiter>,
     pub enumeration: EnumerationGuard,
     pub origin: OriginPolicy,
     pub trusted: TrustedProxies,
     /// Key for credential fingerprints (random per process).
     pub fp_key: [u8; 32],
     pub dispatcher: Dispatcher,
-    pub slots: Slots,
+    pub slots: work::Slots,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The OAuth authorization server (with `--public-url`).
     pub oauth: Option<crate::oauth::OAuth>,
@@ -152,15 +122,27 @@ impl App {
         }
         let mut fp_key = [0u8; 32];
         getrandom::fill(&mut fp_key).map_err(|e| format!("the OS random source failed: {e}"))?;
+        let kimai_urls = kimai_url_policy(&cfg, &users);
+        if kimai_urls.allows_any() {
+            log::warn!(
+                "--allowed-kimai-url '*': /mcp and /sse callers may point this server at any URL (X-Kimai-URL), including addresses inside your network; list your Kimai URLs instead"
+            );
+        }
         Ok(App {
-            sessions: SessionTable::with_prefix(
+            sessions: SessionTable::with_per_owner(
                 cfg.max_sessions,
                 cfg.session_ttl,
                 cfg.instance_id.as_deref().unwrap_or(""),
+                cfg.bounds.max_sessions_per_user,
             ),
             rate: RateLimiter::new(cfg.rate_limit_rpm),
+            user_rate: RateLimiter::per_credential(cfg.bounds.user_rate_limit_rpm),
+            session_rate: RateLimiter::new(cfg.bounds.session_rate_per_address),
+            verdicts: TokenVerdicts::default(),
+            calls: work::CallLimiter::new(cfg.bounds.max_calls_per_user),
+            kimai_urls: RwLock::new(kimai_urls),
             enumeration: EnumerationGuard::new(enumeration),
-            slots: Slots::new(cfg.workers),
+            slots: work::Slots::new(cfg.workers),
             users: RwLock::new(Arc::new(users)),
             server_tokens: RwLock::new(server_tokens),
             clients: Mutex::new(HashMap::new()),
@@ -178,7 +160,10 @@ impl App {
         self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The shared Kimai client for a URL and TLS setting (one connection pool each).
+    /// The shared Kimai client for a URL and TLS setting (one connection pool each). Only
+    /// allowed URLs get here; with `--allowed-kimai-url '*'` there can be any number of them,
+    /// so the cache keeps at most [`MAX_CACHED_CLIENTS`]: when it is full, a client no session
+    /// uses any more makes room, and if every one is in use the new client is not cached.
     pub fn client(&self, url: &str, tls: &Tls) -> Result<Arc<kimai::Client>, kimai::Error> {
         let key = (url.to_string(), tls.clone());
         if let Some(c) = self
@@ -194,7 +179,26 @@ impl App {
             self.cfg.kimai_settings(url, tls.clone()),
         )?);
         let mut map = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_CACHED_CLIENTS && !map.contains_key(&key) {
+            map.retain(|_, c| Arc::strong_count(c) > 1);
+            if map.len() >= MAX_CACHED_CLIENTS {
+                return Ok(c);
+            }
+        }
         Ok(map.entry(key).or_insert(c).clone())
+    }
+
+    /// Kimai clients cached now.
+    pub fn cached_clients(&self) -> usize {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether callers may point the server at this Kimai base URL.
+    pub fn kimai_url_allowed(&self, url: &str) -> bool {
+        self.kimai_urls
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .allows(url)
     }
 
     /// Handles one request: guards, routing, security headers, access log.
@@ -412,6 +416,8 @@ impl App {
                 _ => false,
             })
         });
+        *self.kimai_urls.write().unwrap_or_else(|e| e.into_inner()) =
+            kimai_url_policy(&self.cfg, &users);
         *self.users.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
         let ended = self
             .sessions
@@ -462,6 +468,26 @@ impl App {
             fingerprint(&self.fp_key, &["slug", slug]),
         ))
     }
+}
+
+/// Kimai clients kept at most (one per allowed Kimai URL and TLS setting).
+pub const MAX_CACHED_CLIENTS: usize = 256;
+
+/// The Kimai URL policy: `--allowed-kimai-url`, plus the default URL and the users file's URLs.
+fn kimai_url_policy(cfg: &ServeConfig, users: &Users) -> KimaiUrls {
+    use crate::config::KimaiUrlPolicy;
+    let (any, listed): (bool, &[String]) = match &cfg.allowed_kimai_urls {
+        KimaiUrlPolicy::Any => (true, &[]),
+        KimaiUrlPolicy::List(l) => (false, l),
+    };
+    KimaiUrls::new(
+        any,
+        listed
+            .iter()
+            .map(String::as_str)
+            .chain(cfg.default_kimai_url.as_deref())
+            .chain(users.by_slug.values().map(|u| u.kimai_url.as_str())),
+    )
 }
 
 /// The route name for metrics (a fixed set, so label values stay few and never secret).
@@ -602,6 +628,9 @@ pub fn start(
         .sessions
         .start_sweeper(Box::new(move |now| {
             guard_app.rate.sweep(now);
+            guard_app.user_rate.sweep(now);
+            guard_app.session_rate.sweep(now);
+            guard_app.verdicts.sweep(now);
             guard_app.enumeration.sweep(now);
             if let Some(o) = &guard_app.oauth {
                 o.sweep();

@@ -16,7 +16,7 @@
 
 use super::server::{Handled, Request, Response, Streamer};
 use super::{App, Ctx, Reply, json_error, method_not_allowed};
-use crate::dispatch::{Dispatcher, Env};
+use crate::dispatch::Env;
 use crate::guard;
 use crate::kimai::Request as KimaiRequest;
 use crate::mcp::{self, ChannelNotifier};
@@ -38,18 +38,16 @@ pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Reply, Reply> {
         return Err(method_not_allowed("GET"));
     }
     let caller = super::streamable::header_caller(app, req)?;
-    // Check the credentials now, so that a wrong token or URL fails at connect.
+    super::streamable::admit(app, &caller)?;
+    super::streamable::admit(app, &caller)?;
+    super::streamable::session_allowed(app, ctx)?;
+    // Check the credentials now, so that a wrong token or URL fails at connect (a token Kimai
+    // rejected lately is refused without asking it again).
+    super::streamable::verify_kimai_token(app, &caller)?;
     let version = caller
         .backend
         .client
         .call(&caller.backend.token, &KimaiRequest::get("/version"))
-        .and_then(|v| {
-            caller
-                .backend
-                .client
-                .call(&caller.backend.token, &KimaiRequest::get("/users/me"))
-                .map(|_| v)
-        })
         .map_err(|e| json_error(502, -32000, &format!("Failed to connect to Kimai: {e}")))?;
     let version = version
         .body
@@ -76,7 +74,6 @@ pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Reply, Reply> {
         crate::tools::text::safe(&version),
         session.backend.client.base_url()
     );
-    let _ = ctx;
     let head = Response::new(200)
         .header("Content-Type", "text/event-stream")
         .header("Cache-Control", "no-cache")
@@ -159,12 +156,33 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
             ));
         }
     };
-    let value = match incoming {
-        mcp::Incoming::Single(v) => v,
-        mcp::Incoming::Batch(items) => Value::Array(items),
+    let (items, single) = match incoming {
+        mcp::Incoming::Single(v) => (None, Some(v)),
+        mcp::Incoming::Batch(items) => (Some(items), None),
     };
-    if Dispatcher::is_slow(&value) {
-        // Tool calls (and batches) run on their own thread; the answer goes to the stream.
+    if let Some(items) = &items
+        && items.len() > app.cfg.bounds.max_batch
+    {
+        return Err(Handled::Reply(Response::new(400).body(
+            "application/json",
+            super::streamable::batch_too_large(app.cfg.bounds.max_batch).to_string(),
+        )));
+    }
+    let is_call = match (&items, &single) {
+        (Some(items), _) => items.iter().any(super::streamable::is_tool_call),
+        (_, Some(msg)) => super::streamable::is_tool_call(msg),
+        _ => false,
+    };
+    if is_call {
+        // A tool call (or a batch holding one) runs on its own thread and answers on the
+        // stream. It first takes a place among its user's calls, here on the request's
+        // thread: a user who posts calls faster than Kimai answers them waits (and then gets
+        // 429), instead of starting a thread per message.
+        let Some(permit) = app.calls.acquire(caller.owner, super::work::SLOT_WAIT) else {
+            return Err(super::streamable::busy_reply(&super::work::Busy::Caller(
+                app.calls.max(),
+            )));
+        };
         let app2 = app.clone();
         let spawned = std::thread::Builder::new()
             .name("sse-call".into())
@@ -175,22 +193,28 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
                     notifier: &notifier,
                     label: &session.label,
                 };
-                let reply = app2.slots.run(|| match value {
-                    Value::Array(items) => app2.dispatcher.handle_batch(&session.conn, items, &env),
-                    single => app2.dispatcher.handle(&session.conn, single, &env),
+                let id = single
+                    .as_ref()
+                    .and_then(|m| m.get("id"))
+                    .and_then(mcp::RequestId::from_value);
+                let reply = super::work::run_with_permit(permit, &app2.slots, || {
+                    match (items, single) {
+                        (Some(items), _) => {
+                            app2.dispatcher.handle_batch(&session.conn, items, &env)
+                        }
+                        (_, Some(msg)) => app2.dispatcher.handle(&session.conn, msg, &env),
+                        _ => None,
+                    }
                 });
                 match reply {
-                    Some(Some(r)) => {
+                    Ok(Some(r)) => {
                         let _ = tx.send(r);
                     }
-                    Some(None) => {}
-                    None => {
+                    Ok(None) => {}
+                    Err(busy) => {
                         let _ = tx.send(mcp::response_err(
-                            None,
-                            mcp::RpcError::new(
-                                -32000,
-                                "Server busy: every worker is taken; try again shortly",
-                            ),
+                            id.as_ref(),
+                            mcp::RpcError::new(-32000, busy.message()),
                         ));
                     }
                 }
@@ -209,7 +233,12 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
             notifier: &notifier,
             label: &session.label,
         };
-        if let Some(r) = app.dispatcher.handle(&session.conn, value, &env) {
+        let reply = match (items, single) {
+            (Some(items), _) => app.dispatcher.handle_batch(&session.conn, items, &env),
+            (_, Some(msg)) => app.dispatcher.handle(&session.conn, msg, &env),
+            _ => None,
+        };
+        if let Some(r) = reply {
             let _ = tx.send(r);
         }
     }

@@ -26,6 +26,9 @@ pub(super) struct Caller {
     pub owner: [u8; 32],
     pub label: String,
     pub via_slug: bool,
+    /// The caller brought its own Kimai token (`X-Kimai-Token`): Kimai must accept it before a
+    /// session is opened or a stateless request served ([`verify_kimai_token`]).
+    pub own_token: bool,
 }
 
 /// The error sent when a request names an unknown, expired, ended or foreign session.
@@ -53,6 +56,7 @@ pub fn handle(
         _ => return Err(method_not_allowed("POST, GET, DELETE")),
     }
     let caller = authenticate(app, ctx, &req, slug.as_deref())?;
+    admit(app, &caller)?;
     match req.method.as_str() {
         "GET" => {
             // No standalone server-to-client stream on offer (MCP §2.4): 405 is the answer.
@@ -78,8 +82,113 @@ pub fn handle(
                 _ => Err(session_not_found()),
             }
         }
-        _ => post(app, &req, caller),
+        _ => post(app, ctx, &req, caller),
     }
+}
+
+/// The per-credential request rate (`--user-rate-limit-rpm`), counted for every request a
+/// credential makes, with or without a session, from any address.
+pub(super) fn admit(app: &App, caller: &Caller) -> Result<(), Reply> {
+    match app.user_rate.take(caller.owner, std::time::Instant::now()) {
+        Ok(()) => Ok(()),
+        Err(wait) => {
+            app.metrics.rate_limited();
+            Err(super::too_many(
+                wait,
+                "Too many requests for this user (the server's --user-rate-limit-rpm); slow down",
+            ))
+        }
+    }
+}
+
+/// The answer to a caller whose Kimai token Kimai has just rejected.
+fn token_rejected() -> Reply {
+    json_error(
+        403,
+        -32000,
+        "Forbidden: Kimai does not accept this X-Kimai-Token; check the token (Kimai: your profile, API access) and the Kimai URL",
+    )
+}
+
+/// Asks Kimai once whether a caller's own token works (`GET /api/users/me`), unless Kimai's
+/// answer on it is still fresh ([`guard::verdicts`]); slug and OAuth users need no check (the
+/// operator configured their tokens). A rejected token is refused for a minute without asking
+/// Kimai again; a failure to reach Kimai is not remembered.
+pub(super) fn verify_kimai_token(app: &App, caller: &Caller) -> Result<(), Reply> {
+    if !caller.own_token {
+        return Ok(());
+    }
+    let now = std::time::Instant::now();
+    match app.verdicts.get(&caller.owner, now) {
+        Some(guard::Verdict::Accepted) => return Ok(()),
+        Some(guard::Verdict::Rejected) => return Err(token_rejected()),
+        None => {}
+    }
+    let answer = caller.backend.client.call(
+        &caller.backend.token,
+        &crate::kimai::Request::get("/users/me"),
+    );
+    match answer {
+        Ok(_) => {
+            app.verdicts
+                .record(caller.owner, guard::Verdict::Accepted, std::time::Instant::now());
+            Ok(())
+        }
+        Err(e @ (crate::kimai::Error::Unauthorized { .. }
+        | crate::kimai::Error::Api { status: 403, .. })) => {
+            app.verdicts
+                .record(caller.owner, guard::Verdict::Rejected, std::time::Instant::now());
+            log::info!("a client's Kimai token was rejected by Kimai: {e}");
+            Err(token_rejected())
+        }
+        Err(e) => Err(json_error(
+            502,
+            -32000,
+            &format!("Failed to connect to Kimai: {e}"),
+        )),
+    }
+}
+
+/// A new session from this address, unless it opened too many lately
+/// (`--session-rate-per-address`).
+pub(super) fn session_allowed(app: &App, ctx: &Ctx) -> Result<(), Reply> {
+    match app.session_rate.check(ctx.ip, std::time::Instant::now()) {
+        Ok(()) => Ok(()),
+        Err(wait) => {
+            app.metrics.rate_limited();
+            Err(super::too_many(
+                wait,
+                "Too many new sessions from this address (the server's --session-rate-per-address); reuse a session or try again later",
+            ))
+        }
+    }
+}
+
+/// The reply for a call that found no place.
+pub(super) fn busy_reply(why: &super::work::Busy) -> Reply {
+    match why {
+        super::work::Busy::Caller(_) => {
+            super::with_header(json_error(429, -32000, &why.message()), "Retry-After", "2")
+        }
+        super::work::Busy::Server => {
+            super::with_header(json_error(503, -32000, &why.message()), "Retry-After", "5")
+        }
+    }
+}
+
+/// Whether a message is a tool call (the only kind of request that waits for a place).
+pub(super) fn is_tool_call(msg: &Value) -> bool {
+    msg.get("method").and_then(Value::as_str) == Some("tools/call")
+}
+
+/// The refusal of a batch with more than `--max-batch` messages.
+pub(super) fn batch_too_large(max: usize) -> Value {
+    mcp::response_err(
+        None,
+        mcp::RpcError::invalid_request(format!(
+            "a batch may hold at most {max} messages (the server's --max-batch); send the rest in another request"
+        )),
+    )
 }
 
 fn preflight(app: &Arc<App>, req: &Request) -> Reply {
@@ -124,6 +233,7 @@ fn authenticate(
             owner,
             label: user.label(),
             via_slug: true,
+            own_token: false,
         });
     }
     header_caller(app, req)
@@ -214,6 +324,17 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
             }
         },
     };
+    if !app.kimai_url_allowed(&url) {
+        return Err(json_error(
+            403,
+            -32000,
+            "Forbidden: X-Kimai-URL is not a Kimai this server may connect to; the operator can allow it with --allowed-kimai-url (KIMAI_MCP_ALLOWED_KIMAI_URLS)",
+        ));
+    }
+    let owner = fingerprint(&app.fp_key, &["header", &url, kimai_token]);
+    if app.verdicts.get(&owner, std::time::Instant::now()) == Some(guard::Verdict::Rejected) {
+        return Err(token_rejected());
+    }
     let client = app.client(&url, &app.cfg.tls).map_err(|e| {
         json_error(
             400,
@@ -231,7 +352,6 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
         })
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "header-user".into());
-    let owner = fingerprint(&app.fp_key, &["header", &url, kimai_token]);
     Ok(Caller {
         backend: Backend {
             metrics: Some(app.metrics.clone()),
@@ -241,6 +361,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
         owner,
         label,
         via_slug: false,
+        own_token: true,
     })
 }
 
@@ -289,6 +410,7 @@ fn oauth_caller(
         owner,
         label: user.label(),
         via_slug: true,
+        own_token: false,
     })
 }
 
@@ -306,7 +428,7 @@ fn accepts(req: &Request, what: &str) -> bool {
     })
 }
 
-fn post(app: &Arc<App>, req: &Request, caller: Caller) -> Result<Reply, Reply> {
+fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Reply, Reply> {
     if !(accepts(req, "application/json") && accepts(req, "text/event-stream")) {
         return Err(json_error(
             406,
@@ -350,9 +472,17 @@ fn post(app: &Arc<App>, req: &Request, caller: Caller) -> Result<Reply, Reply> {
             ));
         }
     };
+    if let mcp::Incoming::Batch(items) = &incoming
+        && items.len() > app.cfg.bounds.max_batch
+    {
+        return Err(Handled::Reply(Response::new(400).body(
+            "application/json",
+            batch_too_large(app.cfg.bounds.max_batch).to_string(),
+        )));
+    }
     let session_id = header_mode(req).map(str::to_string);
     match (session_id, incoming) {
-        (None, mcp::Incoming::Single(msg)) => without_session(app, req, caller, msg),
+        (None, mcp::Incoming::Single(msg)) => without_session(app, ctx, req, caller, msg),
         (None, mcp::Incoming::Batch(_)) => Err(json_error(
             400,
             -32600,
@@ -370,7 +500,7 @@ fn post(app: &Arc<App>, req: &Request, caller: Caller) -> Result<Reply, Reply> {
             };
             // The credentials as they are now (a users.json entry may have been fixed since
             // the session started); the fingerprint check above proved they are the same user.
-            in_session(app, &session, &caller.backend, incoming)
+            in_session(app, &session, &caller, incoming)
         }
     }
 }
@@ -381,6 +511,7 @@ fn is_request(msg: &Value) -> bool {
 
 fn without_session(
     app: &Arc<App>,
+    ctx: &Ctx,
     req: &Request,
     caller: Caller,
     msg: Value,
@@ -403,6 +534,8 @@ fn without_session(
             "Bad Request: Mcp-Session-Id header is required; start with initialize",
         ));
     }
+    session_allowed(app, ctx)?;
+    verify_kimai_token(app, &caller)?;
     let session = Session::new(
         Transport::Streamable,
         caller.backend,
@@ -491,6 +624,10 @@ fn stateless(
     {
         return Err(mismatch("Mcp-Name"));
     }
+    // Every stateless request is a new visitor: a caller's own token is checked with Kimai
+    // (its verdict is remembered for a minute), and tool calls count against the caller's
+    // share exactly as calls in a session do.
+    verify_kimai_token(app, &caller)?;
     let conn = Connection::new();
     // A stateless request has no session: the audit line names the user only.
     let label = format!("user={}", caller.label);
@@ -499,6 +636,7 @@ fn stateless(
             app.clone(),
             conn_holder(conn),
             caller.backend,
+            caller.owner,
             label,
             msg,
         ));
@@ -508,10 +646,14 @@ fn stateless(
         notifier: &mcp::NoNotifier,
         label: &label,
     };
-    let reply = app
-        .slots
-        .run(|| app.dispatcher.handle(&conn, msg, &env))
-        .ok_or_else(busy)?;
+    let reply = if is_tool_call(&msg) {
+        super::work::run_call(&app.calls, &app.slots, caller.owner, || {
+            app.dispatcher.handle(&conn, msg, &env)
+        })
+        .map_err(|b| busy_reply(&b))?
+    } else {
+        app.dispatcher.handle(&conn, msg, &env)
+    };
     let Some(reply) = reply else {
         return Ok(Handled::Reply(Response::new(202)));
     };
@@ -533,18 +675,6 @@ fn stateless(
     ))
 }
 
-fn busy() -> Reply {
-    super::with_header(
-        json_error(
-            503,
-            -32000,
-            "Server busy: every worker is taken; try again shortly",
-        ),
-        "Retry-After",
-        "5",
-    )
-}
-
 /// A tool call with a progress token is answered as a stream, so progress arrives first.
 fn wants_stream(msg: &Value) -> bool {
     msg.get("method").and_then(Value::as_str) == Some("tools/call")
@@ -555,9 +685,10 @@ fn wants_stream(msg: &Value) -> bool {
 fn in_session(
     app: &Arc<App>,
     session: &Arc<Session>,
-    backend: &Backend,
+    caller: &Caller,
     incoming: mcp::Incoming,
 ) -> Result<Reply, Reply> {
+    let backend = &caller.backend;
     let env = Env {
         backend,
         notifier: &mcp::NoNotifier,
@@ -565,10 +696,15 @@ fn in_session(
     };
     match incoming {
         mcp::Incoming::Batch(items) => {
-            let reply = app
-                .slots
-                .run(|| app.dispatcher.handle_batch(&session.conn, items, &env))
-                .ok_or_else(busy)?;
+            // A batch that holds a tool call waits for a place like one tool call.
+            let holds_call = items.iter().any(is_tool_call);
+            let run = || app.dispatcher.handle_batch(&session.conn, items, &env);
+            let reply = if holds_call {
+                super::work::run_call(&app.calls, &app.slots, caller.owner, run)
+                    .map_err(|b| busy_reply(&b))?
+            } else {
+                run()
+            };
             Ok(match reply {
                 None => Handled::Reply(Response::new(202)),
                 Some(r) if r.is_object() => {
@@ -599,14 +735,21 @@ fn in_session(
                     app.clone(),
                     SessionOrConn::Session(session.clone()),
                     backend.clone(),
+                    caller.owner,
                     session.label.clone(),
                     msg,
                 ));
             }
-            let reply = app
-                .slots
-                .run(|| app.dispatcher.handle(&session.conn, msg, &env))
-                .ok_or_else(busy)?;
+            // Only tool calls wait for a place; ping, tools/list and the like never queue
+            // behind them.
+            let reply = if is_tool_call(&msg) {
+                super::work::run_call(&app.calls, &app.slots, caller.owner, || {
+                    app.dispatcher.handle(&session.conn, msg, &env)
+                })
+                .map_err(|b| busy_reply(&b))?
+            } else {
+                app.dispatcher.handle(&session.conn, msg, &env)
+            };
             Ok(match reply {
                 None => Handled::Reply(Response::new(202)),
                 Some(r) => {
@@ -645,6 +788,7 @@ fn stream_call(
     app: Arc<App>,
     state: SessionOrConn,
     backend: Backend,
+    owner: guard::CredentialKey,
     label: String,
     msg: Value,
 ) -> Reply {
@@ -666,18 +810,16 @@ fn stream_call(
                         notifier: &notifier,
                         label,
                     };
-                    let reply = app
-                        .slots
-                        .run(|| app.dispatcher.handle(state.conn(), msg, &env))
-                        .unwrap_or_else(|| {
-                            Some(mcp::response_err(
-                                None,
-                                mcp::RpcError::new(
-                                    -32000,
-                                    "Server busy: every worker is taken; try again shortly",
-                                ),
-                            ))
-                        });
+                    let id = msg.get("id").and_then(mcp::RequestId::from_value);
+                    let reply = super::work::run_call(&app.calls, &app.slots, owner, || {
+                        app.dispatcher.handle(state.conn(), msg, &env)
+                    })
+                    .unwrap_or_else(|busy| {
+                        Some(mcp::response_err(
+                            id.as_ref(),
+                            mcp::RpcError::new(-32000, busy.message()),
+                        ))
+                    });
                     let _ = done_tx.send(reply);
                 });
                 let mut client_gone = false;

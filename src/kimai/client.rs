@@ -430,6 +430,13 @@ fn error_from_status(status: u16, headers: &HeaderMap, bytes: &[u8], req: &Reque
             Value::Object(m) => Some(m),
             _ => None,
         });
+    // Kimai's error bodies carry `code` next to `message` (contract §2), except the 403 of
+    // the legacy header login, which is `{"message": …}` alone. A JSON body of another shape
+    // came from something else (a proxy, another service), whose words are not passed on:
+    // the status line says enough, and the body may hold anything.
+    let json = json.filter(|m| {
+        m.contains_key("code") || (status == 403 && m.len() == 1 && m.contains_key("message"))
+    });
     let json_message = json
         .as_ref()
         .and_then(|m| m.get("message"))
@@ -449,7 +456,15 @@ fn error_from_status(status: u16, headers: &HeaderMap, bytes: &[u8], req: &Reque
             None => format!("the server redirects ({status}) without saying where"),
         }
     } else {
-        json_message.unwrap_or_else(|| reason_phrase(status).to_string())
+        json_message.unwrap_or_else(|| match json {
+            // A gateway or server error from a proxy in front of Kimai is common and says
+            // enough on its own; a client error without Kimai's body shape is not Kimai.
+            None if (400..500).contains(&status) && status != 429 => format!(
+                "{} (the answer does not look like Kimai's; check that the URL points at Kimai)",
+                reason_phrase(status)
+            ),
+            _ => reason_phrase(status).to_string(),
+        })
     };
     Error::Api {
         status,
@@ -1071,6 +1086,20 @@ mod tests {
             assert_eq!(details, &None);
             assert!(!e.to_string().contains('<'), "{e}");
             assert_eq!(e.is_missing_route(), want_status == 405);
+        }
+        // Something other than Kimai: its words are not passed on, and the message says so.
+        for reply in [
+            Reply::json(
+                404,
+                json!({"error": "no such key", "message": "internal-secret-value"}),
+            ),
+            Reply::raw(404, "text/html", "<html>internal-secret-value</html>"),
+            Reply::raw(400, "text/plain", "internal-secret-value"),
+        ] {
+            let e = error_for(reply, Request::get("/users/me"));
+            let text = e.to_string();
+            assert!(!text.contains("internal-secret-value"), "{text}");
+            assert!(text.contains("does not look like Kimai's"), "{text}");
         }
         let e = error_for(
             Reply::json(403, json!({"code": 403, "message": "Forbidden"})),
