@@ -211,7 +211,7 @@ impl SessionTable {
         if mine.len() >= self.per_owner {
             let mut mine = mine;
             // Most idle first.
-            mine.sort_by(|a, b| b.0.cmp(&a.0));
+            mine.sort_by_key(|m| std::cmp::Reverse(m.0));
             for (_, id) in mine.iter().take(mine.len() + 1 - self.per_owner) {
                 ended.extend(inner.map.remove(id));
             }

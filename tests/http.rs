@@ -538,7 +538,10 @@ fn kimai_url_is_required_without_a_default() {
         ],
         &init_body().to_string(),
     );
-    assert_eq!(r.status, 200, "{r:?}");
+    // Without --default-kimai-url or a users file, no Kimai is allowed until the operator
+    // names one: the answer says how.
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.contains("--allowed-kimai-url"), "{}", r.body);
     let _ = child.kill();
     let _ = child.wait();
 }

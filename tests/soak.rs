@@ -28,8 +28,15 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The users file of the soak: 32 people, each with their own slug (the per-user limits
+/// would hold one slug used by 32 clients at 4 calls at a time, as they should).
+fn soak_slug(i: usize) -> String {
+    format!("soakUser{i:02}x7Hq2vX9mPz4Lw8R")
+}
+
 fn streamable_worker(
     addr: String,
+    slug: String,
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
@@ -38,7 +45,7 @@ fn streamable_worker(
         .http_status_as_error(false)
         .build()
         .into();
-    let url = format!("http://{addr}/mcp/{SLUG_A}");
+    let url = format!("http://{addr}/mcp/{slug}");
     let post = |sid: Option<&str>, body: Value| -> Option<(u16, Option<String>, String)> {
         let mut r = agent
             .post(&url)
@@ -160,19 +167,22 @@ fn sse_worker(
 }
 
 /// The load: returns (ok calls, failed calls, RSS samples in KiB, one per second).
-fn load(srv: &Serve, kimai_token: &str, seconds: u64) -> (u64, u64, Vec<u64>) {
+fn load(srv: &Serve, kimai_tokens: &[String], seconds: u64) -> (u64, u64, Vec<u64>) {
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
-    for _ in 0..32 {
+    for i in 0..32 {
         let (a, s, o, f) = (srv.addr.clone(), stop.clone(), ok.clone(), failed.clone());
-        handles.push(std::thread::spawn(move || streamable_worker(a, s, o, f)));
+        let slug = soak_slug(i);
+        handles.push(std::thread::spawn(move || {
+            streamable_worker(a, slug, s, o, f)
+        }));
     }
-    for _ in 0..16 {
+    for i in 0..16 {
         let (a, t, s, o, f) = (
             srv.addr.clone(),
-            kimai_token.to_string(),
+            kimai_tokens[i % kimai_tokens.len()].clone(),
             stop.clone(),
             ok.clone(),
             failed.clone(),
@@ -238,8 +248,25 @@ fn under_idle_connections(srv: &Serve) -> (Duration, Duration) {
 
 fn soak(seconds: u64) {
     let sim = sim();
-    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0", "--max-sessions", "200"]);
-    let (ok, failed, rss) = load(&srv, &sim.demo_token(), seconds);
+    let mut users = json!({
+        SLUG_A: {"kimai_url": sim.url(), "kimai_token": sim.demo_token()},
+    });
+    for i in 0..32 {
+        users[soak_slug(i)] = json!({"kimai_url": sim.url(), "kimai_token": sim.demo_token()});
+    }
+    let srv = Serve::start_with(
+        &sim,
+        &users,
+        &["--rate-limit-rpm", "0", "--session-rate-per-address", "0"],
+        "debug",
+    );
+    // The SSE clients: four people with their own Kimai tokens, four streams each.
+    let tokens: Vec<String> = ["tony_teamlead", "john_user", "susan_super", "anna_admin"]
+        .iter()
+        .filter_map(|u| sim.token(u))
+        .collect();
+    assert!(tokens.len() >= 3, "the simulator's users changed");
+    let (ok, failed, rss) = load(&srv, &tokens, seconds);
     let (health, tool) = under_idle_connections(&srv);
     eprintln!(
         "soak {seconds} s: {ok} calls ok, {failed} failed; RSS first {} KiB, last {} KiB, max {} KiB; with 500 idle connections /health took {:?}, a tool call {:?}",

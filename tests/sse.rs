@@ -222,6 +222,11 @@ fn error_statuses() {
     );
     assert_eq!(st.status, 502);
     assert!(st.buf.contains("Failed to connect to Kimai"), "{}", st.buf);
+    assert!(
+        st.buf.contains("does not accept this X-Kimai-Token"),
+        "{}",
+        st.buf
+    );
     // Capacity: the second stream gets 503 with Retry-After.
     let h = auth(&sim);
     let mut first = Stream::open(&srv.addr, &refs(&h));

@@ -138,9 +138,15 @@ mod tests {
             n("http://10.0.0.5:8001/Kimai").as_deref(),
             Some("http://10.0.0.5:8001/Kimai")
         );
-        assert_eq!(n("https://[::1]:9000/").as_deref(), Some("https://[::1]:9000"));
+        assert_eq!(
+            n("https://[::1]:9000/").as_deref(),
+            Some("https://[::1]:9000")
+        );
         assert_eq!(n("https://[::1]").as_deref(), Some("https://[::1]"));
-        assert_eq!(n("https://kimai.example.com.").as_deref(), Some("https://kimai.example.com"));
+        assert_eq!(
+            n("https://kimai.example.com.").as_deref(),
+            Some("https://kimai.example.com")
+        );
         for bad in [
             "ftp://kimai.example.com",
             "https://user:pw@kimai.example.com",
@@ -163,7 +169,10 @@ mod tests {
 
     #[test]
     fn only_listed_urls_are_allowed() {
-        let p = KimaiUrls::new(false, ["https://kimai.example.com", "http://127.0.0.1:8001"]);
+        let p = KimaiUrls::new(
+            false,
+            ["https://kimai.example.com", "http://127.0.0.1:8001"],
+        );
         assert!(p.allows("https://KIMAI.example.com/api"));
         assert!(p.allows("https://kimai.example.com:443/"));
         assert!(p.allows("http://127.0.0.1:8001/api/"));

@@ -109,11 +109,18 @@ mod tests {
         assert_eq!(v.get(&[3; 32], now), None);
         assert_eq!(v.get(&[1; 32], now + REJECTED_FOR), None);
         for i in 0..100u8 {
-            v.record([i; 32], Verdict::Rejected, now + Duration::from_millis(u64::from(i)));
+            v.record(
+                [i; 32],
+                Verdict::Rejected,
+                now + Duration::from_millis(u64::from(i)),
+            );
             assert!(v.lock().len() <= 8);
         }
         // The newest verdict is always kept.
-        assert_eq!(v.get(&[99; 32], now + Duration::from_millis(99)), Some(Verdict::Rejected));
+        assert_eq!(
+            v.get(&[99; 32], now + Duration::from_millis(99)),
+            Some(Verdict::Rejected)
+        );
         assert_eq!(v.sweep(now + Duration::from_secs(3600)), 0);
     }
 }

@@ -123,6 +123,11 @@ impl App {
         let mut fp_key = [0u8; 32];
         getrandom::fill(&mut fp_key).map_err(|e| format!("the OS random source failed: {e}"))?;
         let kimai_urls = kimai_url_policy(&cfg, &users);
+        if kimai_urls.is_empty() && !kimai_urls.allows_any() {
+            log::warn!(
+                "no Kimai URL is allowed for /mcp and /sse callers: set --default-kimai-url, list your Kimai in --allowed-kimai-url, or add users to the users file"
+            );
+        }
         if kimai_urls.allows_any() {
             log::warn!(
                 "--allowed-kimai-url '*': /mcp and /sse callers may point this server at any URL (X-Kimai-URL), including addresses inside your network; list your Kimai URLs instead"
@@ -642,4 +647,65 @@ pub fn start(
         server,
         sweeper: Some(sweeper),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Command;
+
+    fn app(args: &[&str]) -> App {
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
+        let Ok(Command::Serve(cfg)) =
+            crate::config::parse(all.iter().map(std::ffi::OsString::from).collect(), &|_| {
+                None
+            })
+        else {
+            panic!("serve options did not parse")
+        };
+        let users = Users {
+            by_slug: HashMap::new(),
+            warnings: Vec::new(),
+        };
+        App::new(cfg, 8000, users, vec![], EnumerationSettings::default()).unwrap()
+    }
+
+    #[test]
+    fn the_kimai_client_cache_stays_bounded_whatever_urls_arrive() {
+        let app = app(&["--allowed-kimai-url", "*"]);
+        let tls = app.cfg.tls.clone();
+        let mut held = Vec::new();
+        for i in 0..(MAX_CACHED_CLIENTS + 500) {
+            let c = app
+                .client(&format!("http://10.0.{}.{}:8001", i / 250, i % 250), &tls)
+                .unwrap();
+            // The first ones stay in use (as by open sessions); the rest are dropped at once.
+            if i < 10 {
+                held.push(c);
+            }
+        }
+        assert!(app.cached_clients() <= MAX_CACHED_CLIENTS);
+        // Clients in use are kept; a cached URL gives the same client.
+        let again = app.client("http://10.0.0.0:8001", &tls).unwrap();
+        assert!(Arc::ptr_eq(&again, &held[0]));
+    }
+
+    #[test]
+    fn only_configured_kimai_urls_are_allowed_by_default() {
+        let app = app(&["--default-kimai-url", "https://kimai.example.com/api"]);
+        assert!(app.kimai_url_allowed("https://kimai.example.com"));
+        assert!(!app.kimai_url_allowed("http://127.0.0.1:6379"));
+        let app = app_with_list();
+        assert!(app.kimai_url_allowed("http://10.1.1.1:8001"));
+        assert!(app.kimai_url_allowed("https://b.example.com"));
+        assert!(!app.kimai_url_allowed("https://c.example.com"));
+    }
+
+    fn app_with_list() -> App {
+        app(&[
+            "--allowed-kimai-url",
+            "http://10.1.1.1:8001,https://b.example.com",
+        ])
+    }
 }

@@ -197,15 +197,14 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
                     .as_ref()
                     .and_then(|m| m.get("id"))
                     .and_then(mcp::RequestId::from_value);
-                let reply = super::work::run_with_permit(permit, &app2.slots, || {
-                    match (items, single) {
+                let reply =
+                    super::work::run_with_permit(permit, &app2.slots, || match (items, single) {
                         (Some(items), _) => {
                             app2.dispatcher.handle_batch(&session.conn, items, &env)
                         }
                         (_, Some(msg)) => app2.dispatcher.handle(&session.conn, msg, &env),
                         _ => None,
-                    }
-                });
+                    });
                 match reply {
                     Ok(Some(r)) => {
                         let _ = tx.send(r);

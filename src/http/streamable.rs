@@ -101,12 +101,13 @@ pub(super) fn admit(app: &App, caller: &Caller) -> Result<(), Reply> {
     }
 }
 
-/// The answer to a caller whose Kimai token Kimai has just rejected.
+/// The answer to a caller whose Kimai token Kimai rejected (502, as when the stream of the
+/// legacy transport cannot connect: the gateway could not act for the caller).
 fn token_rejected() -> Reply {
     json_error(
-        403,
+        502,
         -32000,
-        "Forbidden: Kimai does not accept this X-Kimai-Token; check the token (Kimai: your profile, API access) and the Kimai URL",
+        "Failed to connect to Kimai: Kimai does not accept this X-Kimai-Token; check the token (in Kimai: your profile, API access) and the Kimai URL",
     )
 }
 
@@ -130,14 +131,22 @@ pub(super) fn verify_kimai_token(app: &App, caller: &Caller) -> Result<(), Reply
     );
     match answer {
         Ok(_) => {
-            app.verdicts
-                .record(caller.owner, guard::Verdict::Accepted, std::time::Instant::now());
+            app.verdicts.record(
+                caller.owner,
+                guard::Verdict::Accepted,
+                std::time::Instant::now(),
+            );
             Ok(())
         }
-        Err(e @ (crate::kimai::Error::Unauthorized { .. }
-        | crate::kimai::Error::Api { status: 403, .. })) => {
-            app.verdicts
-                .record(caller.owner, guard::Verdict::Rejected, std::time::Instant::now());
+        Err(
+            e @ (crate::kimai::Error::Unauthorized { .. }
+            | crate::kimai::Error::Api { status: 403, .. }),
+        ) => {
+            app.verdicts.record(
+                caller.owner,
+                guard::Verdict::Rejected,
+                std::time::Instant::now(),
+            );
             log::info!("a client's Kimai token was rejected by Kimai: {e}");
             Err(token_rejected())
         }

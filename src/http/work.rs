@@ -153,9 +153,7 @@ impl Busy {
             Busy::Caller(n) => format!(
                 "Too many tool calls in flight: this user already has {n} running (the server's --max-calls-per-user); wait for one to finish"
             ),
-            Busy::Server => {
-                "Server busy: every worker is taken; try again shortly".to_string()
-            }
+            Busy::Server => "Server busy: every worker is taken; try again shortly".to_string(),
         }
     }
 }
@@ -219,10 +217,9 @@ mod tests {
         drop(held);
         assert_eq!(t.join().unwrap(), Ok(7));
         let (c3, s3) = (calls.clone(), slots.clone());
-        let r = std::thread::spawn(move || {
-            run_call(&c3, &s3, key, || -> () { panic!("injected") })
-        })
-        .join();
+        let r =
+            std::thread::spawn(move || run_call(&c3, &s3, key, || -> () { panic!("injected") }))
+                .join();
         assert!(r.is_err());
         assert_eq!(calls.in_flight(&key), 0);
         assert_eq!(slots.free(), 1);

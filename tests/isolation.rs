@@ -1,0 +1,717 @@
+//! One client can never harm another: the Kimai URL policy and the per-credential bounds of
+//! `serve`, each tried as an attacker would, while a second user (another address, another
+//! credential) is served — and how fast — during the attack.
+//!
+//! Many machines are stood for by distinct source addresses in 127.0.0.0/8. Every loop is
+//! bounded; the timing bounds are generous (seconds), for a loaded machine: they catch a
+//! server that makes the second user wait for the attack, not a slow CI run.
+
+use crate::http::{JSON_SSE, SERVER_TOKEN, SLUG_A, SLUG_B, Serve, call, init_body};
+use crate::util::sim;
+
+use serde_json::{Value, json};
+use socket2::{Domain, Socket, Type};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The longest a second user's request may take while an attack runs.
+const SERVED_WITHIN: Duration = Duration::from_secs(2);
+
+/// A connection from `src` (an address in 127.0.0.0/8).
+fn connect_from(src: [u8; 4], addr: &str) -> TcpStream {
+    let to: SocketAddr = addr.parse().unwrap();
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(&SocketAddr::from((src, 0)).into()).unwrap();
+    s.connect_timeout(&to.into(), Duration::from_secs(5))
+        .unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+/// A parsed answer: status, head, body.
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// One request from `src` on a fresh connection.
+fn send_from(
+    src: [u8; 4],
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let mut s = connect_from(src, addr);
+    let mut raw = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    raw.push_str("\r\n");
+    raw.push_str(body);
+    let _ = s.write_all(raw.as_bytes());
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {head}"));
+    Answer {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+fn mcp_post(src: [u8; 4], addr: &str, path: &str, extra: &[(&str, &str)], body: &Value) -> Answer {
+    let mut h = vec![("Content-Type", "application/json"), ("Accept", JSON_SSE)];
+    h.extend_from_slice(extra);
+    send_from(src, addr, "POST", path, &h, &body.to_string())
+}
+
+/// The second user: B on its own address and slug. Opens a session once, then each `check`
+/// asks `/health` and `user_current` and returns the slower of the two times.
+struct UserB {
+    addr: String,
+    sid: String,
+}
+
+const B_ADDR: [u8; 4] = [127, 0, 9, 9];
+
+impl UserB {
+    fn new(srv: &Serve) -> UserB {
+        let r = mcp_post(
+            B_ADDR,
+            &srv.addr,
+            &format!("/mcp/{SLUG_B}"),
+            &[],
+            &init_body(),
+        );
+        assert_eq!(r.status, 200, "B's initialize: {}", r.body);
+        let sid = r.header("Mcp-Session-Id").unwrap();
+        UserB {
+            addr: srv.addr.clone(),
+            sid,
+        }
+    }
+
+    fn check(&self) -> Duration {
+        let t = Instant::now();
+        let h = send_from(B_ADDR, &self.addr, "GET", "/health", &[], "");
+        assert_eq!(h.status, 200, "B's /health: {}", h.body);
+        let health = t.elapsed();
+        let t = Instant::now();
+        let r = mcp_post(
+            B_ADDR,
+            &self.addr,
+            &format!("/mcp/{SLUG_B}"),
+            &[("Mcp-Session-Id", &self.sid)],
+            &call(7, "user_current", json!({})),
+        );
+        assert_eq!(r.status, 200, "B's user_current: {}", r.body);
+        let text = r.json()["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(text.contains("john_user"), "B's user_current: {text}");
+        let tool = t.elapsed();
+        assert!(
+            health < SERVED_WITHIN && tool < SERVED_WITHIN,
+            "B waited: /health {health:?}, user_current {tool:?}"
+        );
+        health.max(tool)
+    }
+}
+
+/// A listener that counts connections and never answers (a Kimai that hangs, or a service
+/// inside the network that the server must not reach).
+struct BlackHole {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl BlackHole {
+    fn start() -> BlackHole {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, st) = (accepted.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !st.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        a.fetch_add(1, Ordering::SeqCst);
+                        held.push(c);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        BlackHole {
+            addr,
+            accepted,
+            stop,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn header_auth<'a>(token: &'a str, url: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+    let mut h = vec![
+        ("Authorization", "Bearer test-server-token-0123456789abcdef"),
+        ("X-Kimai-Token", token),
+    ];
+    if let Some(u) = url {
+        h.push(("X-Kimai-URL", u));
+    }
+    h
+}
+
+fn stateless_call(id: i64, tool: &str) -> Value {
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{
+        "name": tool, "arguments": {},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}})
+}
+
+#[test]
+fn x_kimai_url_outside_the_allow_list_is_refused_before_any_connection() {
+    assert_eq!(SERVER_TOKEN, "test-server-token-0123456789abcdef");
+    let sim = sim();
+    let inside = BlackHole::start();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let b = UserB::new(&srv);
+    let token = sim.demo_token();
+    let target = format!("{}/internal/admin", inside.url());
+    let attacker = [127, 0, 1, 1];
+    // Initialize, a stateless 2026-07-28 tool call, and the legacy stream: all refused.
+    for body in [init_body(), stateless_call(2, "user_current")] {
+        let r = mcp_post(
+            attacker,
+            &srv.addr,
+            "/mcp",
+            &header_auth(&token, Some(&target)),
+            &body,
+        );
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert!(r.body.contains("--allowed-kimai-url"), "{}", r.body);
+    }
+    let r = send_from(
+        attacker,
+        &srv.addr,
+        "GET",
+        "/sse",
+        &header_auth(&token, Some(&target)),
+        "",
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Spellings of the allowed URL that parsers disagree on are refused too.
+    for spelled in [
+        format!("{}@{}", sim.url(), inside.addr),
+        format!("http://user@{}", inside.addr),
+        format!("{}/..%2f", sim.url()),
+    ] {
+        let r = mcp_post(
+            attacker,
+            &srv.addr,
+            "/mcp",
+            &header_auth(&token, Some(&spelled)),
+            &init_body(),
+        );
+        assert!(r.status == 403 || r.status == 400, "{spelled}: {}", r.body);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        inside.accepted(),
+        0,
+        "the server connected to the refused URL"
+    );
+    b.check();
+    // The allowed URL (the default, spelled differently) works.
+    let spelled = format!(
+        "{}/api/",
+        sim.url().to_uppercase().replace("HTTP://", "http://")
+    );
+    let r = mcp_post(
+        attacker,
+        &srv.addr,
+        "/mcp",
+        &header_auth(&token, Some(&spelled)),
+        &init_body(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!srv.logs().contains("/internal/admin"));
+}
+
+#[test]
+fn an_operator_can_allow_more_kimai_urls_or_any() {
+    let sim = sim();
+    let other = BlackHole::start();
+    let srv = Serve::start(
+        &sim,
+        &[
+            "--rate-limit-rpm",
+            "0",
+            "--allowed-kimai-url",
+            &other.url(),
+            "--timeout",
+            "1",
+        ],
+    );
+    let token = sim.demo_token();
+    let r = mcp_post(
+        [127, 0, 1, 2],
+        &srv.addr,
+        "/mcp",
+        &header_auth(&token, Some(&other.url())),
+        &init_body(),
+    );
+    // Allowed: the server connects (and the hanging Kimai times out: 502).
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(other.accepted() >= 1);
+    drop(srv);
+    let srv = Serve::start(&sim, &["--allowed-kimai-url", "*"]);
+    assert!(
+        srv.logs().contains("--allowed-kimai-url '*'"),
+        "no warning: {}",
+        srv.logs()
+    );
+}
+
+#[test]
+fn a_kimai_that_answers_like_something_else_is_named_without_quoting_it() {
+    // A web service that answers every request with a JSON error of its own.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for c in l.incoming().take(20) {
+            let Ok(mut c) = c else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let body = r#"{"error":"not found","message":"internal-secret-inventory"}"#;
+            let _ = c.write_all(
+                format!(
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    let sim = sim();
+    let srv = Serve::start(
+        &sim,
+        &["--rate-limit-rpm", "0", "--allowed-kimai-url", &url],
+    );
+    let r = mcp_post(
+        [127, 0, 1, 3],
+        &srv.addr,
+        "/mcp",
+        &header_auth("some-token-0123456789", Some(&url)),
+        &init_body(),
+    );
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(!r.body.contains("internal-secret-inventory"), "{}", r.body);
+    assert!(r.body.contains("does not look like Kimai"), "{}", r.body);
+}
+
+#[test]
+fn one_credential_cannot_fill_the_session_table() {
+    let sim = sim();
+    let srv = Serve::start(
+        &sim,
+        &[
+            "--rate-limit-rpm",
+            "0",
+            "--max-sessions",
+            "30",
+            "--max-sessions-per-user",
+            "5",
+            "--session-rate-per-address",
+            "0",
+        ],
+    );
+    let b = UserB::new(&srv);
+    // A opens 60 sessions with its slug from 12 addresses: twice the whole table.
+    let mut ids = Vec::new();
+    for i in 0..60u8 {
+        let r = mcp_post(
+            [127, 0, 2, 1 + i % 12],
+            &srv.addr,
+            &format!("/mcp/{SLUG_A}"),
+            &[],
+            &init_body(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        ids.push(r.header("Mcp-Session-Id").unwrap());
+    }
+    b.check();
+    let health = send_from(B_ADDR, &srv.addr, "GET", "/health", &[], "").json();
+    // A holds its 5, B its 1.
+    assert_eq!(health["active_sessions"], json!(6), "{health}");
+    // A's oldest sessions were ended, its newest work.
+    let ping = json!({"jsonrpc":"2.0","id":3,"method":"ping"});
+    let path = format!("/mcp/{SLUG_A}");
+    let old = mcp_post(
+        [127, 0, 2, 1],
+        &srv.addr,
+        &path,
+        &[("Mcp-Session-Id", &ids[0])],
+        &ping,
+    );
+    assert_eq!(old.status, 404);
+    let new = mcp_post(
+        [127, 0, 2, 1],
+        &srv.addr,
+        &path,
+        &[("Mcp-Session-Id", &ids[59])],
+        &ping,
+    );
+    assert_eq!(new.status, 200, "{}", new.body);
+    assert!(srv.logs().contains("--max-sessions-per-user"));
+    // Another user can still open a session.
+    let r = mcp_post(
+        [127, 0, 9, 10],
+        &srv.addr,
+        &format!("/mcp/{SLUG_B}"),
+        &[],
+        &init_body(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn new_sessions_are_limited_per_address() {
+    let sim = sim();
+    let srv = Serve::start(
+        &sim,
+        &["--rate-limit-rpm", "0", "--session-rate-per-address", "5"],
+    );
+    let b = UserB::new(&srv);
+    let attacker = [127, 0, 3, 1];
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| {
+            mcp_post(
+                attacker,
+                &srv.addr,
+                &format!("/mcp/{SLUG_A}"),
+                &[],
+                &init_body(),
+            )
+            .status
+        })
+        .collect();
+    assert_eq!(&statuses[..5], &[200; 5], "{statuses:?}");
+    assert_eq!(&statuses[5..], &[429; 3], "{statuses:?}");
+    let r = mcp_post(
+        attacker,
+        &srv.addr,
+        &format!("/mcp/{SLUG_A}"),
+        &[],
+        &init_body(),
+    );
+    assert!(r.header("Retry-After").is_some());
+    assert!(r.body.contains("--session-rate-per-address"), "{}", r.body);
+    // The legacy stream counts against the same limit.
+    let r = send_from(
+        attacker,
+        &srv.addr,
+        "GET",
+        "/sse",
+        &header_auth(&sim.demo_token(), None),
+        "",
+    );
+    assert_eq!(r.status, 429, "{}", r.body);
+    b.check();
+}
+
+#[test]
+fn a_wrong_kimai_token_costs_kimai_one_request_and_opens_no_session() {
+    let sim = sim();
+    let srv = Serve::start(
+        &sim,
+        &["--rate-limit-rpm", "0", "--session-rate-per-address", "0"],
+    );
+    let b = UserB::new(&srv);
+    sim.clear_requests();
+    let wrong = "wrong-token-0123456789abcdef";
+    for i in 0..20u8 {
+        let r = mcp_post(
+            [127, 0, 4, 1 + i % 4],
+            &srv.addr,
+            "/mcp",
+            &header_auth(wrong, None),
+            &init_body(),
+        );
+        assert_eq!(r.status, 502, "{}", r.body);
+        assert!(
+            r.body.contains("does not accept this X-Kimai-Token"),
+            "{}",
+            r.body
+        );
+        // Stateless requests with it are refused the same way.
+        let r = mcp_post(
+            [127, 0, 4, 1 + i % 4],
+            &srv.addr,
+            "/mcp",
+            &header_auth(wrong, None),
+            &stateless_call(2, "user_current"),
+        );
+        assert_eq!(r.status, 502, "{}", r.body);
+    }
+    let asked = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/users/me")
+        .count();
+    assert_eq!(
+        asked, 1,
+        "Kimai was asked {asked} times about one wrong token"
+    );
+    // Many different wrong tokens open no session either.
+    for i in 0..30 {
+        let t = format!("random-token-{i:04}-0123456789");
+        let r = mcp_post(
+            [127, 0, 4, 9],
+            &srv.addr,
+            "/mcp",
+            &header_auth(&t, None),
+            &init_body(),
+        );
+        assert_eq!(r.status, 502);
+    }
+    let health = send_from(B_ADDR, &srv.addr, "GET", "/health", &[], "").json();
+    assert_eq!(health["active_sessions"], json!(1), "{health}");
+    b.check();
+    // A right token works, and is checked once.
+    sim.clear_requests();
+    let right = sim.token("maria_user").unwrap();
+    for _ in 0..3 {
+        let r = mcp_post(
+            [127, 0, 4, 10],
+            &srv.addr,
+            "/mcp",
+            &header_auth(&right, None),
+            &stateless_call(3, "user_current"),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.contains("maria_user"), "{}", r.body);
+    }
+    let checks = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/users/me")
+        .count();
+    // One check, plus one per call (user_current itself reads /users/me).
+    assert_eq!(checks, 4, "{checks}");
+}
+
+#[test]
+fn a_hanging_kimai_ties_up_only_its_users_calls() {
+    let sim = sim();
+    let hole = BlackHole::start();
+    let slug_hung = "Hq8Rt3NsQk7Lw2vX9mPz4a";
+    let users = json!({
+        slug_hung: {"kimai_url": hole.url(), "kimai_token": "hung-token-0123456789"},
+        SLUG_B: {"kimai_url": sim.url(), "kimai_token": sim.token("john_user").unwrap()},
+    });
+    let srv = Serve::start_with(
+        &sim,
+        &users,
+        &[
+            "--rate-limit-rpm",
+            "0",
+            "--timeout",
+            "8",
+            "--session-rate-per-address",
+            "0",
+        ],
+        "debug",
+    );
+    let b = UserB::new(&srv);
+    let path = format!("/mcp/{slug_hung}");
+    let a = mcp_post([127, 0, 5, 1], &srv.addr, &path, &[], &init_body());
+    assert_eq!(a.status, 200, "{}", a.body);
+    let sid = a.header("Mcp-Session-Id").unwrap();
+    // 32 concurrent tool calls (from 8 addresses) against the Kimai that never answers.
+    let mut calls = Vec::new();
+    for i in 0..32u8 {
+        let (addr, path, sid) = (srv.addr.clone(), path.clone(), sid.clone());
+        calls.push(std::thread::spawn(move || {
+            mcp_post(
+                [127, 0, 5, 1 + i % 8],
+                &addr,
+                &path,
+                &[("Mcp-Session-Id", &sid)],
+                &call(100 + i64::from(i), "user_current", json!({})),
+            )
+            .status
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // B is served at once, repeatedly, while A's calls hang.
+    let mut worst = Duration::ZERO;
+    for _ in 0..5 {
+        worst = worst.max(b.check());
+    }
+    // A's own ping does not wait behind A's calls either.
+    let t = Instant::now();
+    let p = mcp_post(
+        [127, 0, 5, 1],
+        &srv.addr,
+        &path,
+        &[("Mcp-Session-Id", &sid)],
+        &json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
+    );
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(
+        t.elapsed() < SERVED_WITHIN,
+        "A's ping took {:?}",
+        t.elapsed()
+    );
+    // At most A's 4 calls reached the hanging Kimai.
+    assert!(
+        hole.accepted() <= 4,
+        "{} connections to the hung Kimai",
+        hole.accepted()
+    );
+    assert!(hole.accepted() >= 1);
+    eprintln!("B's slowest request while A's 32 calls hung: {worst:?}");
+    drop(calls);
+}
+
+#[test]
+fn batches_are_bounded() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let path = format!("/mcp/{SLUG_A}");
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let r = mcp_post([127, 0, 6, 1], &srv.addr, &path, &[], &init);
+    let sid = r.header("Mcp-Session-Id").unwrap();
+    let batch = |n: i64| {
+        Value::Array(
+            (0..n)
+                .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"ping"}))
+                .collect(),
+        )
+    };
+    let r = mcp_post(
+        [127, 0, 6, 1],
+        &srv.addr,
+        &path,
+        &[("Mcp-Session-Id", &sid)],
+        &batch(20),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json().as_array().map(Vec::len), Some(20));
+    let r = mcp_post(
+        [127, 0, 6, 1],
+        &srv.addr,
+        &path,
+        &[("Mcp-Session-Id", &sid)],
+        &batch(9700),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], json!(-32600));
+    assert!(
+        r.body.contains("--max-batch") && r.body.contains("20"),
+        "{}",
+        r.body
+    );
+}
+
+#[test]
+fn one_credential_is_rate_limited_across_addresses() {
+    let sim = sim();
+    let srv = Serve::start(
+        &sim,
+        &[
+            "--rate-limit-rpm",
+            "0",
+            "--user-rate-limit-rpm",
+            "10",
+            "--session-rate-per-address",
+            "0",
+        ],
+    );
+    let b = UserB::new(&srv);
+    let token = sim.demo_token();
+    // Stateless requests with one Kimai token from ten addresses: ten pass, then 429.
+    let statuses: Vec<u16> = (0..15u8)
+        .map(|i| {
+            mcp_post(
+                [127, 0, 7, 1 + i % 10],
+                &srv.addr,
+                "/mcp",
+                &header_auth(&token, None),
+                &stateless_call(1, "user_current"),
+            )
+            .status
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        5,
+        "{statuses:?}"
+    );
+    let r = mcp_post(
+        [127, 0, 7, 11],
+        &srv.addr,
+        "/mcp",
+        &header_auth(&token, None),
+        &stateless_call(1, "user_current"),
+    );
+    assert!(r.body.contains("--user-rate-limit-rpm"), "{}", r.body);
+    // B (its own credential, one request so far) is not touched.
+    b.check();
+}
