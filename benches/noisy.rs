@@ -137,12 +137,15 @@ pub fn run(sim: &Sim) {
     .map(|s| row(sim, s))
     .collect();
     println!(
-        "noisy neighbour ({} build): user B's user_current over one Streamable HTTP session on /mcp/{{slug}} ({B_CALLS} sequential calls, each followed by GET /health) while user A attacks; serve with its defaults except --rate-limit-rpm 0 (per-address rate limit off); percentiles over all of B's calls, failed ones included  [target: 0 failed calls and p99 < {TARGET_P99_MS:.0} ms in every row]",
+        "noisy neighbour ({} build): user B's user_current while user A attacks  [target: 0 failed calls and p99 < {TARGET_P99_MS:.0} ms in every row]",
         if cfg!(debug_assertions) {
             "debug"
         } else {
             "release"
         }
+    );
+    println!(
+        "  serve with its defaults except --rate-limit-rpm 0 (the per-address rate limit is off); B: one Streamable HTTP session on /mcp/{{slug}} from 127.0.0.1, {B_CALLS} sequential calls, each followed by GET /health; percentiles over all of B's calls, failed ones included"
     );
     println!(
         "  {:<27} {:>8} {:>10} {:>8} {:>8} {:>14}  {:<7} what the attack got",
@@ -177,6 +180,12 @@ pub fn run(sim: &Sim) {
         );
         if let Some(why) = &b.first_failure {
             println!("      B's first failure: {why}");
+        }
+        if ms(b.slowest_open) >= TARGET_P99_MS {
+            println!(
+                "      opening B's session took {:.0} ms",
+                ms(b.slowest_open)
+            );
         }
         if b.made() < B_CALLS {
             println!(
@@ -650,6 +659,8 @@ struct BFigures {
     health: Vec<Duration>,
     health_failures: usize,
     first_failure: Option<String>,
+    /// The longest time a successful session opening took (not among the calls).
+    slowest_open: Duration,
 }
 
 impl BFigures {
@@ -680,11 +691,13 @@ fn run_b(port: u16) -> BFigures {
         let deadline = t + B_REQUEST_TIMEOUT;
         match &session {
             None => match open_session(&mut mcp, &path, &[], deadline, None) {
-                Ok(sid) => session = Some(sid),
+                Ok(sid) => {
+                    session = Some(sid);
+                    b.slowest_open = b.slowest_open.max(t.elapsed());
+                }
                 Err(why) => {
                     b.calls.push(t.elapsed());
                     b.fail(format!("opening the session: {why}"));
-                    continue;
                 }
             },
             Some(sid) => {
