@@ -323,6 +323,14 @@ fn oauth_bench(sim: &Sim) {
             "0",
             "--max-sessions",
             "200",
+            // One person signs in 200 times and then runs 32 sessions with one access token:
+            // the per-address registration limit and the per-user limits are raised for that.
+            "--max-registrations-per-address",
+            "0",
+            "--max-sessions-per-user",
+            "64",
+            "--max-calls-per-user",
+            "64",
         ])
         .args([
             "--server-token",
@@ -443,7 +451,7 @@ fn oauth_bench(sim: &Sim) {
     http_load_as(
         "serve (OAuth access token)",
         child.id(),
-        &format!("{base}/mcp"),
+        &[format!("{base}/mcp")],
         Some(&format!("Bearer {access}")),
         &[8, 32],
     );
@@ -499,12 +507,28 @@ fn users_file(sim: &Sim) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("kimai-mcp-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let users = dir.join("users.json");
-    std::fs::write(
-        &users,
-        json!({SLUG: {"kimai_url": sim.url(), "kimai_token": sim.demo_token()}}).to_string(),
-    )
-    .expect("users file");
+    let mut entries = serde_json::Map::new();
+    for i in 0..32 {
+        entries.insert(
+            bench_slug(i),
+            json!({"kimai_url": sim.url(), "kimai_token": sim.demo_token()}),
+        );
+    }
+    std::fs::write(&users, Value::Object(entries).to_string()).expect("users file");
     users
+}
+
+/// The slug of load client `i`: the HTTP load models 32 people, each with their own slug
+/// (one slug is one user, whose calls in flight `serve` caps at `--max-calls-per-user`).
+fn bench_slug(i: usize) -> String {
+    format!("{SLUG}{i:02}")
+}
+
+/// The `/mcp/{slug}` URLs of the 32 load clients.
+fn slug_urls(port: u16) -> Vec<String> {
+    (0..32)
+        .map(|i| format!("http://127.0.0.1:{port}/mcp/{}", bench_slug(i)))
+        .collect()
 }
 
 /// `kimai-mcp serve` (release) with one users.json entry; sessions on `/mcp/{slug}`.
@@ -532,11 +556,7 @@ fn serve_bench(sim: &Sim) -> Vec<(f64, f64, f64, f64)> {
         .spawn()
         .expect("spawn serve");
     wait_port(port, "serve");
-    let figures = http_load(
-        "serve",
-        child.id(),
-        &format!("http://127.0.0.1:{port}/mcp/{SLUG}"),
-    );
+    let figures = http_load("serve", child.id(), &slug_urls(port));
     let _ = child.kill();
     let _ = child.wait();
     figures
@@ -563,11 +583,7 @@ fn python_serve_bench(sim: &Sim, program: &str) -> Vec<(f64, f64, f64, f64)> {
         .spawn()
         .expect("spawn the Python kimai-mcp-streamable");
     wait_port(port, "kimai-mcp-streamable");
-    let figures = http_load(
-        "python",
-        child.id(),
-        &format!("http://127.0.0.1:{port}/mcp/{SLUG}"),
-    );
+    let figures = http_load("python", child.id(), &slug_urls(port));
     let _ = child.kill();
     let _ = child.wait();
     figures
@@ -575,15 +591,16 @@ fn python_serve_bench(sim: &Sim, program: &str) -> Vec<(f64, f64, f64, f64)> {
 
 /// `user_current` over Streamable HTTP with 1, 8 and 32 sessions; per row (calls/s, p99 ms,
 /// server CPU ms per call, server RSS MB).
-fn http_load(label: &str, pid: u32, base: &str) -> Vec<(f64, f64, f64, f64)> {
-    http_load_as(label, pid, base, None, &[1, 8, 32])
+fn http_load(label: &str, pid: u32, bases: &[String]) -> Vec<(f64, f64, f64, f64)> {
+    http_load_as(label, pid, bases, None, &[1, 8, 32])
 }
 
-/// Like [`http_load`], with an `Authorization` header on every request.
+/// Like [`http_load`], with an `Authorization` header on every request. Client `i` uses
+/// `bases[i % bases.len()]`.
 fn http_load_as(
     label: &str,
     pid: u32,
-    base: &str,
+    bases: &[String],
     auth: Option<&str>,
     counts: &[usize],
 ) -> Vec<(f64, f64, f64, f64)> {
@@ -593,8 +610,12 @@ fn http_load_as(
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(sessions + 1));
         let mut handles = Vec::new();
-        for _ in 0..sessions {
-            let (base, stop, barrier) = (base.to_string(), stop.clone(), barrier.clone());
+        for n in 0..sessions {
+            let (base, stop, barrier) = (
+                bases[n % bases.len()].clone(),
+                stop.clone(),
+                barrier.clone(),
+            );
             let auth = auth.map(str::to_string);
             handles.push(std::thread::spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();

@@ -87,7 +87,7 @@ pub mod serve_defaults {
     /// Open sessions of one credential (slug, Kimai token, OAuth grant).
     pub const MAX_SESSIONS_PER_USER: usize = 20;
     /// New sessions per minute from one client address.
-    pub const SESSION_RATE_PER_ADDRESS: u32 = 30;
+    pub const SESSION_RATE_PER_ADDRESS: u32 = 60;
     /// Tool calls of one credential in flight at once.
     pub const MAX_CALLS_PER_USER: usize = 4;
     /// Messages in one JSON-RPC batch.
@@ -399,7 +399,7 @@ its own share, so that no one client can use up what the others need; behind a
     --max-sessions-per-user N        open sessions of one credential; a new one ends that
                                      credential's least recently used session (20)
                                                      [KIMAI_MCP_MAX_SESSIONS_PER_USER]
-    --session-rate-per-address N     new sessions per minute from one address, 0 = off (30)
+    --session-rate-per-address N     new sessions per minute from one address, 0 = off (60)
                                                      [KIMAI_MCP_SESSION_RATE_PER_ADDRESS]
     --max-calls-per-user N           tool calls of one credential at once; more wait (4)
                                                      [KIMAI_MCP_MAX_CALLS_PER_USER]

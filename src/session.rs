@@ -100,26 +100,19 @@ pub fn new_id() -> Result<String, String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-/// A one-way digest of credentials, to bind a session to them without keeping them around in
-/// a comparable form: FNV-1a over two lanes is not cryptographic, so the secret input is first
-/// mixed with a per-process random key. It only has to tell "same credentials" from
-/// "different credentials" inside this process.
+/// A one-way digest of credentials, to bind a session (and the per-credential limits) to them
+/// without keeping them around in a comparable form: HMAC-SHA256 under a per-process random
+/// key, so that nobody without the key can find other credentials with the same digest. The
+/// parts are separated by a 0xff byte, which UTF-8 text never contains.
 pub fn fingerprint(key: &[u8; 32], parts: &[&str]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    for (lane, chunk) in out.chunks_mut(8).enumerate() {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ (lane as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut feed = |b: u8| {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        };
-        key.iter().for_each(|b| feed(*b));
-        for p in parts {
-            p.bytes().for_each(&mut feed);
-            feed(0xff);
-        }
-        key.iter().rev().for_each(|b| feed(*b));
-        chunk.copy_from_slice(&h.to_le_bytes());
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let mut ctx = ring::hmac::Context::with_key(&key);
+    for p in parts {
+        ctx.update(p.as_bytes());
+        ctx.update(&[0xff]);
     }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.sign().as_ref());
     out
 }
 
