@@ -715,3 +715,84 @@ fn one_credential_is_rate_limited_across_addresses() {
     // B (its own credential, one request so far) is not touched.
     b.check();
 }
+
+#[test]
+fn legacy_sse_calls_take_a_place_among_their_users_calls_before_a_thread() {
+    let sim = sim();
+    // A's Kimai: another simulator whose timesheet list takes 4 s.
+    let slow = crate::util::sim();
+    slow.set_fault(kimai_mcp::sim::Fault {
+        kind: kimai_mcp::sim::FaultKind::Delay(Duration::from_secs(4)),
+        times: None,
+        path_prefix: Some("/api/timesheets".into()),
+    });
+    let srv = Serve::start(
+        &sim,
+        &["--rate-limit-rpm", "0", "--allowed-kimai-url", &slow.url()],
+    );
+    let b = UserB::new(&srv);
+    let token = slow.demo_token();
+    let slow_url = slow.url();
+    let auth = header_auth(&token, Some(&slow_url));
+    // A opens a stream and reads its endpoint.
+    let mut stream = connect_from([127, 0, 8, 1], &srv.addr);
+    let mut head = format!("GET /sse HTTP/1.1\r\nHost: {}\r\n", srv.addr);
+    for (k, v) in &auth {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("session_id=") || !seen[seen.find("session_id=").unwrap()..].contains('\n')
+    {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "stream closed: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let endpoint = seen
+        .lines()
+        .find_map(|l| l.strip_prefix("data: /messages"))
+        .map(|rest| format!("/messages{rest}"))
+        .unwrap();
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    for body in [
+        init,
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    ] {
+        let r = mcp_post([127, 0, 8, 1], &srv.addr, &endpoint, &auth, &body);
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    // Twelve slow tool calls at once: four are taken (202 at once), the rest wait for a place.
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut posts = Vec::new();
+    for i in 0..12u8 {
+        let (addr, endpoint, token, url, done) = (
+            srv.addr.clone(),
+            endpoint.clone(),
+            token.clone(),
+            slow_url.clone(),
+            done.clone(),
+        );
+        posts.push(std::thread::spawn(move || {
+            let r = mcp_post(
+                [127, 0, 8, 2 + i],
+                &addr,
+                &endpoint,
+                &header_auth(&token, Some(&url)),
+                &call(200 + i64::from(i), "timesheet", json!({"action": "list"})),
+            );
+            done.fetch_add(1, Ordering::SeqCst);
+            r.status
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        4,
+        "calls accepted while four hang"
+    );
+    b.check();
+    let statuses: Vec<u16> = posts.into_iter().map(|p| p.join().unwrap()).collect();
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+}
