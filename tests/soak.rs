@@ -10,6 +10,7 @@
 use crate::http::{SERVER_TOKEN, SLUG_A, Serve, request};
 use crate::util::sim;
 use serde_json::{Value, json};
+use socket2::{Domain, Socket, Type};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -199,8 +200,14 @@ fn load(srv: &Serve, kimai_token: &str, seconds: u64) -> (u64, u64, Vec<u64>) {
 /// 500 idle or slow-header connections, then the time `/health` and a tool call take.
 fn under_idle_connections(srv: &Serve) -> (Duration, Duration) {
     let mut idle = Vec::new();
+    let to: std::net::SocketAddr = srv.addr.parse().unwrap();
     for i in 0..500 {
-        let mut s = TcpStream::connect(&srv.addr).unwrap();
+        // From 10 addresses, 50 each (within the per-address allowance of 64): many clients.
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let from = std::net::SocketAddr::from(([127, 0, 7, 1 + (i % 10) as u8], 0));
+        socket.bind(&from.into()).unwrap();
+        socket.connect(&to.into()).unwrap();
+        let mut s: TcpStream = socket.into();
         if i % 2 == 0 {
             // Slow header: a request line and nothing more.
             let _ = s.write_all(b"GET /health HTTP/1.1\r\nX-Slow: ");
@@ -238,7 +245,18 @@ fn under_idle_connections(srv: &Serve) -> (Duration, Duration) {
 
 fn soak(seconds: u64) {
     let sim = sim();
-    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0", "--max-sessions", "200"]);
+    // The whole load (48 clients, 64 connections and more) comes from one loopback address.
+    let srv = Serve::start(
+        &sim,
+        &[
+            "--rate-limit-rpm",
+            "0",
+            "--max-sessions",
+            "200",
+            "--max-connections-per-address",
+            "256",
+        ],
+    );
     let (ok, failed, rss) = load(&srv, &sim.demo_token(), seconds);
     let (health, tool) = under_idle_connections(&srv);
     eprintln!(
