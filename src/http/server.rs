@@ -1017,17 +1017,35 @@ fn read_request<S: Source>(
     )
 }
 
-/// Parses the requests in `bytes` the way a connection would (for the fuzzer): each request's
-/// method, path and body length, then the status of a refusal, if one ends the input.
-pub fn parse_all(bytes: &[u8], limits: &Limits) -> (Vec<(String, String, usize)>, Option<u16>) {
+/// One request as [`parse_requests`] found it.
+#[derive(Debug, PartialEq)]
+pub struct Parsed<'a> {
+    pub method: String,
+    pub path: String,
+    pub body_len: usize,
+    /// The bytes of its head as sent (with any empty lines before it), up to the blank line.
+    pub head: &'a [u8],
+}
+
+/// Parses the requests in `bytes` the way a connection would (for the fuzzer): each request,
+/// then the status of a refusal, if one ends the input.
+pub fn parse_requests<'a>(bytes: &'a [u8], limits: &Limits) -> (Vec<Parsed<'a>>, Option<u16>) {
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
     let mut reader = BufReader::new(bytes);
     let mut out = Vec::new();
     let mut wait = Wait::First(Instant::now());
+    let mut start = 0;
     loop {
         match read_request(&mut reader, peer, limits, wait) {
             ReadOutcome::Request(r, keep_alive) => {
-                out.push((r.method, r.path, r.body.len()));
+                let end = bytes.len() - reader.get_ref().len() - reader.buffer().len();
+                out.push(Parsed {
+                    head: &bytes[start..end - r.body.len()],
+                    method: r.method,
+                    path: r.path,
+                    body_len: r.body.len(),
+                });
+                start = end;
                 if !keep_alive {
                     return (out, None);
                 }
@@ -1037,6 +1055,16 @@ pub fn parse_all(bytes: &[u8], limits: &Limits) -> (Vec<(String, String, usize)>
         }
         wait = Wait::Next;
     }
+}
+
+/// [`parse_requests`] as (method, path, body length) triples.
+pub fn parse_all(bytes: &[u8], limits: &Limits) -> (Vec<(String, String, usize)>, Option<u16>) {
+    let (requests, refused) = parse_requests(bytes, limits);
+    let requests = requests
+        .into_iter()
+        .map(|p| (p.method, p.path, p.body_len))
+        .collect();
+    (requests, refused)
 }
 
 /// The peer address as an `IpAddr` with IPv4-mapped IPv6 addresses unmapped.
@@ -1496,6 +1524,22 @@ mod tests {
             &Limits::default(),
         );
         assert_eq!(refused, Some(413));
+    }
+
+    #[test]
+    fn parsed_requests_carry_their_heads() {
+        let raw = b"\r\nGET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\nConnection: close\r\n\r\n";
+        let (reqs, refused) = parse_requests(raw, &Limits::default());
+        assert_eq!(refused, None);
+        let heads: Vec<&[u8]> = reqs.iter().map(|r| r.head).collect();
+        assert_eq!(
+            heads,
+            vec![
+                &b"\r\nGET /a HTTP/1.1\r\n\r\n"[..],
+                &b"POST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\n"[..],
+                &b"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+            ]
+        );
     }
 
     #[test]
