@@ -34,7 +34,7 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -377,7 +377,7 @@ struct Book {
     active: AtomicUsize,
     peers: Mutex<HashMap<IpAddr, usize>>,
     open: Mutex<HashMap<u64, TcpStream>>,
-    next_id: AtomicUsize,
+    next_id: AtomicU64,
 }
 
 /// One admitted connection's share of the [`Book`]. Dropping it gives the share back: at the
@@ -412,7 +412,7 @@ impl Book {
             peers.insert(peer, held + 1);
             self.active.fetch_add(1, Ordering::SeqCst);
         }
-        let id = self.next_id.fetch_add(1, Ordering::SeqCst) as u64;
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         if let Ok(c) = stream.try_clone() {
             lock(&self.open).insert(id, c);
         }
