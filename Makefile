@@ -19,8 +19,16 @@ release:
 
 test: unit interop deploy
 
+# The isolation tests open over 1,000 sockets at once (an attacker's idle connections) and
+# the server under test accepts them: more than the usual soft limit of 1,024 open files. Raise
+# the soft limit for the test process up to NOFILE, or to the hard limit where that is lower.
+NOFILE ?= 8192
+RAISE_NOFILE = soft=$$(ulimit -n); hard=$$(ulimit -Hn); want=$(NOFILE); \
+	if [ "$$hard" != unlimited ] && [ "$$hard" -lt "$$want" ]; then want=$$hard; fi; \
+	if [ "$$soft" != unlimited ] && [ "$$soft" -lt "$$want" ]; then ulimit -n "$$want"; fi
+
 unit:
-	$(CARGO) test --locked
+	$(RAISE_NOFILE); $(CARGO) test --locked
 
 interop: build
 	bash tests/interop/run.sh
@@ -37,7 +45,7 @@ deploy: build
 # if /health or a tool call takes over 100 ms with 500 idle connections open.
 SOAK_SECONDS ?= 300
 soak:
-	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release --locked --test tests long_soak -- --ignored --nocapture
+	$(RAISE_NOFILE); SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release --locked --test tests long_soak -- --ignored --nocapture
 
 # Fuzzing (cargo fuzz, libFuzzer): each target for FUZZ_SECONDS (default 60). cargo fuzz
 # needs nightly compiler flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them.
@@ -71,16 +79,9 @@ demo: build
 	@printf '%s\n' $(DEMO_SESSION) | RUST_LOG=warn ./target/debug/kimai-mcp demo | python3 -c 'import json,sys; [print("<- id %s: %s\n" % (m.get("id"), "\n".join(c["text"] for c in m["result"]["content"]) if "content" in m.get("result", {}) else json.dumps(m["result"])[:200])) for m in map(json.loads, sys.stdin)]'
 
 # The noisy-neighbour rows hold over 1,000 sockets at once, and so does the server they attack
-# (it inherits the limit): the soft limit of open files is raised to 8192 (or to the hard limit
-# when that is lower) unless it is already higher. BENCH_ONLY=noisy runs that table alone.
-BENCH_NOFILE = 8192
+# (it inherits the limit): RAISE_NOFILE as for the tests. BENCH_ONLY=noisy runs that table alone.
 bench:
-	soft=$$(ulimit -n); hard=$$(ulimit -Hn); \
-	if [ "$$soft" != unlimited ] && [ "$$soft" -lt $(BENCH_NOFILE) ]; then \
-	  if [ "$$hard" = unlimited ] || [ "$$hard" -ge $(BENCH_NOFILE) ]; then ulimit -Sn $(BENCH_NOFILE); \
-	  else ulimit -Sn "$$hard"; fi; \
-	fi; \
-	$(CARGO) bench --locked --bench bench
+	$(RAISE_NOFILE); $(CARGO) bench --locked --bench bench
 
 clean:
 	$(CARGO) clean

@@ -28,9 +28,7 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
-        .target(env_logger::Target::Stderr)
-        .init();
+    init_logging(default_level);
     let command = match command {
         Ok(c) => c,
         Err(e) => {
@@ -66,6 +64,83 @@ fn main() -> ExitCode {
             }
         },
         Command::Sim(cfg) => run_sim(cfg),
+    }
+}
+
+/// The most any dependency may log, whatever `RUST_LOG` says. ureq's protocol layer hex-dumps
+/// every request at `trace`, the `Authorization` header included; at `debug` ureq shows header
+/// values (its own allow-list) and, while `trace` is on anywhere, request paths and query
+/// strings. Nothing an operator needs from rustls, ureq or any other crate is below `info`.
+const DEPENDENCY_MAX_LEVEL: log::Level = log::Level::Info;
+
+/// `env_logger` as `RUST_LOG` configures it, with every target outside this crate capped at
+/// [`DEPENDENCY_MAX_LEVEL`].
+struct CappedLogger {
+    inner: env_logger::Logger,
+}
+
+fn is_ours(target: &str) -> bool {
+    target == "kimai_mcp" || target.starts_with("kimai_mcp::")
+}
+
+impl log::Log for CappedLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        (is_ours(metadata.target()) || metadata.level() <= DEPENDENCY_MAX_LEVEL)
+            && self.inner.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            self.inner.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+/// Logs to stderr at `RUST_LOG` (else `default_level`), dependencies capped; panics go
+/// through the logger too.
+fn init_logging(default_level: &str) {
+    let inner =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+            .target(env_logger::Target::Stderr)
+            .build();
+    let max = inner.filter();
+    if log::set_boxed_logger(Box::new(CappedLogger { inner })).is_ok() {
+        log::set_max_level(max);
+    }
+    std::panic::set_hook(Box::new(log_panic));
+}
+
+/// A panic, reported once: thread, location and message (a backtrace with
+/// `RUST_BACKTRACE=1`), through the logger when it logs errors, else straight to stderr. The
+/// HTTP server answers the request that panicked with 500 and logs only its method and client
+/// address, never its path or body.
+fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("unnamed");
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}", l.file(), l.line()))
+        .unwrap_or_else(|| "an unknown location".into());
+    let backtrace = std::backtrace::Backtrace::capture();
+    let backtrace = match backtrace.status() {
+        std::backtrace::BacktraceStatus::Captured => format!("\n{backtrace}"),
+        _ => String::new(),
+    };
+    let line = format!("thread '{name}' panicked at {location}: {message}{backtrace}");
+    if log::log_enabled!(target: "kimai_mcp::panic", log::Level::Error) {
+        log::error!(target: "kimai_mcp::panic", "{line}");
+    } else {
+        eprintln!("{line}");
     }
 }
 
@@ -556,5 +631,45 @@ fn run_demo_http(seed: u64, mut cfg: config::ServeConfig) -> ExitCode {
     let _ = std::io::stdout().flush();
     loop {
         std::thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use log::{Level, Log, Metadata};
+
+    fn enabled(logger: &CappedLogger, target: &str, level: Level) -> bool {
+        logger.enabled(&Metadata::builder().target(target).level(level).build())
+    }
+
+    #[test]
+    fn dependencies_log_at_most_info_whatever_rust_log_says() {
+        let logger = CappedLogger {
+            inner: env_logger::Builder::new().parse_filters("trace").build(),
+        };
+        for target in [
+            "ureq::run",
+            "ureq_proto::util",
+            "rustls::client::hs",
+            "jiff",
+        ] {
+            assert!(!enabled(&logger, target, Level::Trace), "{target}");
+            assert!(!enabled(&logger, target, Level::Debug), "{target}");
+            assert!(enabled(&logger, target, Level::Info), "{target}");
+            assert!(enabled(&logger, target, Level::Warn), "{target}");
+        }
+        for target in ["kimai_mcp", "kimai_mcp::http", "kimai_mcp::access"] {
+            assert!(enabled(&logger, target, Level::Trace), "{target}");
+        }
+        // A name that merely starts like ours is a dependency.
+        assert!(!enabled(&logger, "kimai_mcp_fake::x", Level::Debug));
+        // RUST_LOG still lowers everything.
+        let quiet = CappedLogger {
+            inner: env_logger::Builder::new().parse_filters("warn").build(),
+        };
+        assert!(!enabled(&quiet, "ureq::run", Level::Info));
+        assert!(!enabled(&quiet, "kimai_mcp", Level::Info));
+        assert!(enabled(&quiet, "kimai_mcp", Level::Warn));
     }
 }

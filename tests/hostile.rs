@@ -70,6 +70,41 @@ fn malformed_and_oversized_requests() {
 }
 
 #[test]
+fn lenient_heads_are_refused() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let a = &srv.addr;
+    let post = |eol: &str, extra: &str, length: &str| {
+        format!(
+            "POST /health HTTP/1.1{eol}Host: {a}{eol}Connection: close{eol}{extra}Content-Length: {length}{eol}{eol}abcd"
+        )
+    };
+    // Content-Length is digits only: no sign, no blank inside, no hexadecimal.
+    for length in ["+4", "-1", "4 4", "0x4", "4,4"] {
+        assert_eq!(
+            status(&raw(a, post("\r\n", "", length).as_bytes())),
+            400,
+            "{length:?}"
+        );
+    }
+    // Lines end with CRLF: a bare LF anywhere in the head is refused.
+    assert_eq!(status(&raw(a, post("\n", "", "4").as_bytes())), 400);
+    let mixed = format!("GET /health HTTP/1.1\nHost: {a}\r\nConnection: close\r\n\r\n");
+    assert_eq!(status(&raw(a, mixed.as_bytes())), 400);
+    // No obsolete line folding.
+    for fold in ["X-A: 1\r\n b\r\n", "X-A: 1\r\n\tb\r\n"] {
+        assert_eq!(
+            status(&raw(a, post("\r\n", fold, "4").as_bytes())),
+            400,
+            "{fold:?}"
+        );
+    }
+    // The strict form of the same request is served (405: /health takes GET).
+    assert_eq!(status(&raw(a, post("\r\n", "", "4").as_bytes())), 405);
+    alive(&srv);
+}
+
+#[test]
 fn hostile_bodies() {
     let sim = sim();
     let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
@@ -120,6 +155,12 @@ fn traversal_attempts_find_nothing() {
         "/messages/../../etc/passwd",
         "//etc/passwd",
         "/mcp/%00",
+        "//health",
+        "/health/",
+        "/./health",
+        "/%68ealth",
+        "/mcp%2Fx",
+        "//mcp",
     ] {
         let r = request(&srv.addr, "GET", path, &[], "");
         assert!(matches!(r.status, 404 | 405 | 400), "{path}: {}", r.status);

@@ -10,6 +10,7 @@
 use crate::http::{SERVER_TOKEN, SLUG_A, Serve, request};
 use crate::util::sim;
 use serde_json::{Value, json};
+use socket2::{Domain, Socket, Type};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -209,8 +210,14 @@ fn load(srv: &Serve, kimai_tokens: &[String], seconds: u64) -> (u64, u64, Vec<u6
 /// 500 idle or slow-header connections, then the time `/health` and a tool call take.
 fn under_idle_connections(srv: &Serve) -> (Duration, Duration) {
     let mut idle = Vec::new();
+    let to: std::net::SocketAddr = srv.addr.parse().unwrap();
     for i in 0..500 {
-        let mut s = TcpStream::connect(&srv.addr).unwrap();
+        // From 10 addresses, 50 each (within the per-address allowance of 64): many clients.
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let from = std::net::SocketAddr::from(([127, 0, 7, 1 + (i % 10) as u8], 0));
+        socket.bind(&from.into()).unwrap();
+        socket.connect(&to.into()).unwrap();
+        let mut s: TcpStream = socket.into();
         if i % 2 == 0 {
             // Slow header: a request line and nothing more.
             let _ = s.write_all(b"GET /health HTTP/1.1\r\nX-Slow: ");
@@ -257,7 +264,15 @@ fn soak(seconds: u64) {
     let srv = Serve::start_with(
         &sim,
         &users,
-        &["--rate-limit-rpm", "0", "--session-rate-per-address", "0"],
+        // The whole load (48 clients, 64 connections and more) comes from one loopback address.
+        &[
+            "--rate-limit-rpm",
+            "0",
+            "--session-rate-per-address",
+            "0",
+            "--max-connections-per-address",
+            "256",
+        ],
         "debug",
     );
     // The SSE clients: four people with their own Kimai tokens, four streams each.

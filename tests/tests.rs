@@ -10,6 +10,7 @@ mod faults;
 mod hostile;
 mod http;
 mod isolation;
+mod isolation_http;
 mod notify;
 mod oauth;
 mod secrets;

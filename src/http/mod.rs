@@ -14,6 +14,7 @@
 //! or change an entry — never across a Kimai call or a socket write.
 
 mod oauth;
+mod path;
 pub mod server;
 mod sse;
 mod streamable;
@@ -221,7 +222,8 @@ impl App {
         let ip = guard::client_ip(peer, xff.as_deref(), req.header("X-Real-IP"), &self.trusted);
         let ctx = Ctx { ip, started };
         let method = req.method.clone();
-        let logged_path = logged_path(&req.path);
+        let logged_path = path::logged_path(&req.path);
+        let endpoint = path::endpoint_name(&req.path);
         let origin = req.header("Origin").map(str::to_string);
         let out = match self.route(&ctx, req, peer) {
             Ok(h) | Err(h) => h,
@@ -257,7 +259,7 @@ impl App {
             Handled::Reply(r) => (r.status, Handled::Reply(finish(r))),
             Handled::Stream(r, body) => (r.status, Handled::Stream(finish(r), body)),
         };
-        self.metrics.request(endpoint_name(&logged_path), status);
+        self.metrics.request(endpoint, status);
         log::info!(
             target: "kimai_mcp::access",
             "{ip} {method} {logged_path} {status} {}ms",
@@ -276,7 +278,10 @@ impl App {
             ));
         }
         let path = req.path.clone();
-        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // Only the canonical form of a path is routed (see `path`).
+        let Some(segs) = path::canonical_segments(&path) else {
+            return Err(json_error(404, -32000, "Not Found"));
+        };
         let slug_route = matches!(segs.as_slice(), ["mcp", s] if !s.is_empty());
         if slug_route && let Err(wait) = self.enumeration.check(ctx.ip, now) {
             self.metrics.enumeration_blocked();
@@ -495,30 +500,6 @@ fn kimai_url_policy(cfg: &ServeConfig, users: &Users) -> KimaiUrls {
     )
 }
 
-/// The route name for metrics (a fixed set, so label values stay few and never secret).
-fn endpoint_name(logged_path: &str) -> &'static str {
-    match logged_path {
-        "/mcp" => "mcp",
-        "/mcp/{slug}" => "mcp_slug",
-        "/sse" => "sse",
-        "/messages" | "/message" | "/messages/" => "messages",
-        "/health" => "health",
-        "/metrics" => "metrics",
-        "/authorize" | "/token" | "/register" | "/revoke" | "/oauth/login" => "oauth",
-        p if p.starts_with("/.well-known/") => "oauth_metadata",
-        _ => "other",
-    }
-}
-
-/// The path for the access log: a slug is never logged.
-fn logged_path(path: &str) -> String {
-    if path.starts_with("/mcp/") {
-        "/mcp/{slug}".to_string()
-    } else {
-        path.chars().take(64).collect()
-    }
-}
-
 /// A JSON-RPC error body with no id (transport-level errors).
 pub fn json_error(status: u16, code: i64, message: &str) -> Reply {
     let body =
@@ -601,6 +582,47 @@ impl Drop for Running {
     }
 }
 
+/// The HTTP layer's bounds from the configuration: connections in total, per client address
+/// and per trusted proxy (one peer that carries many clients), and the body deadline. Each
+/// refusal is one line that names the limit and the option that raises it.
+fn connection_limits(cfg: &ServeConfig, trusted: &TrustedProxies) -> server::Limits {
+    let b = &cfg.bounds;
+    let per_address = server::Allowance {
+        max: b.max_connections_per_address,
+        refusal: format!(
+            "Too many connections from your address: at most {} at once; close idle ones and retry (the operator can raise --max-connections-per-address)",
+            b.max_connections_per_address
+        )
+        .into(),
+    };
+    let per_proxy = server::Allowance {
+        max: b.max_connections_per_proxy,
+        refusal: format!(
+            "Too many connections from this proxy: at most {} at once; retry shortly (the operator can raise --max-connections-per-proxy)",
+            b.max_connections_per_proxy
+        )
+        .into(),
+    };
+    let trusted = trusted.clone();
+    server::Limits {
+        max_connections: b.max_connections,
+        at_capacity: format!(
+            "Server at capacity: {} connections are open, the most it serves at once; retry shortly (the operator can raise --max-connections)",
+            b.max_connections
+        )
+        .into(),
+        per_peer: server::PeerAllowance::new(move |ip| {
+            if trusted.contains(ip) {
+                per_proxy.clone()
+            } else {
+                per_address.clone()
+            }
+        }),
+        body_timeout: b.body_timeout,
+        ..server::Limits::default()
+    }
+}
+
 /// Binds and starts serving; returns at once.
 pub fn start(
     cfg: ServeConfig,
@@ -626,7 +648,8 @@ pub fn start(
     let app = Arc::new(App::new(cfg, port, users, server_tokens, enumeration)?);
     let handler_app = app.clone();
     let handler: server::Handler = Arc::new(move |req| handler_app.handle(req));
-    let server = server::Server::start(listener, server::Limits::default(), handler)
+    let limits = connection_limits(&app.cfg, &app.trusted);
+    let server = server::Server::start(listener, limits, handler)
         .map_err(|e| format!("cannot start the server: {e}"))?;
     let guard_app = app.clone();
     let sweeper = app

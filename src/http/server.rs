@@ -1,4 +1,4 @@
-//! A small HTTP/1.1 server: one thread per connection, every read and wait bounded.
+//! A small HTTP/1.1 server: one thread per connection, every read, wait and count bounded.
 //!
 //! Why not tiny_http, which the design first named: tiny_http 0.12 hands each accepted
 //! connection to an internal task pool whose `spawn` can queue a connection behind a thread
@@ -7,18 +7,33 @@
 //! seen as requests that hung for seconds in our own tests. It also sets no socket timeouts
 //! (an idle or slow-header client holds a thread forever) and cannot stream a response without
 //! buffering it. What MCP needs of HTTP is small: this module reads a request head (bounded by
-//! [`Limits::max_head_bytes`] and [`Limits::head_timeout`]), a `Content-Length` body (bounded by
-//! [`Limits::max_body_bytes`], else 413), hands it to the handler, and writes the reply in one
-//! write; keep-alive until [`Limits::idle_timeout`]. A handler may take the connection over to
-//! stream (SSE) and then owns the socket.
+//! [`Limits::max_head_bytes`] and [`Limits::head_timeout`], parsed strictly by `httparse`), a
+//! `Content-Length` body (bounded by [`Limits::max_body_bytes`], else 413, and by the total
+//! [`Limits::body_timeout`], else 408; the buffer grows with what arrived, never with what was
+//! announced), hands it to the handler, and writes the reply in one write; keep-alive until
+//! [`Limits::idle_timeout`]. A new connection gets no idle allowance: its first head must
+//! arrive within the head timeout, so a silent socket costs 10 s, not a minute. A handler may
+//! take the connection over to stream (SSE) and then owns the socket.
 //!
-//! Threads: `http-accept` accepts; each connection runs on its own `http-conn` thread, at most
-//! [`Limits::max_connections`] at once (beyond that a connection gets 503 and is closed at once).
-//! `Server::shutdown` stops accepting, closes idle connections and joins the accept thread.
+//! Connections are bounded in total ([`Limits::max_connections`]) and per peer
+//! ([`Limits::per_peer`]: an IPv4 address, or an IPv6 /64), so that one client cannot take the
+//! connections everyone else needs; what a peer may hold is the caller's choice (e.g. more for
+//! a reverse proxy). A connection over a cap gets 503 and is closed at once, by the accept
+//! thread, without ever blocking it. Each handler call runs under `catch_unwind` (a panic
+//! costs that request a 500 and its connection, nothing else), and a connection's share of the
+//! counts is an [`Admission`] that gives it back when dropped, however the thread ends.
+//!
+//! Threads: `http-accept` accepts and admits; each connection runs on its own `http-conn`
+//! thread. Shared state is the [`Book`] of open connections: an atomic count, the per-peer
+//! counts and the open sockets (for shutdown), each map behind its own mutex, held only to
+//! change an entry. `Server::shutdown` stops accepting, closes idle connections and joins the
+//! accept thread.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -27,17 +42,23 @@ use std::time::{Duration, Instant};
 /// Bounds of the HTTP layer.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Connections served at once; more get 503.
+    /// Connections served at once, from everyone; more get 503.
     pub max_connections: usize,
+    /// The one line a connection refused by `max_connections` is told (which limit, and how
+    /// to raise it).
+    pub at_capacity: Arc<str>,
+    /// Connections one peer may hold at once; more get 503.
+    pub per_peer: PeerAllowance,
     /// Request line plus headers.
     pub max_head_bytes: usize,
     /// Request body; larger bodies get 413.
     pub max_body_bytes: usize,
-    /// The whole head must arrive within this (slow-header clients are cut off).
+    /// The whole head must arrive within this: from the accept for a connection's first
+    /// request, from its first byte for a later one (slow-header clients are cut off).
     pub head_timeout: Duration,
     /// A keep-alive connection with no new request for this long is closed.
     pub idle_timeout: Duration,
-    /// A body must arrive within this.
+    /// The whole body must arrive within this, from the end of the head; else 408.
     pub body_timeout: Duration,
     /// Writing a response may block this long (a client that stops reading).
     pub write_timeout: Duration,
@@ -46,7 +67,13 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_connections: 1024,
+            max_connections: 4096,
+            at_capacity: "Server at capacity: too many connections are open; try again shortly"
+                .into(),
+            per_peer: PeerAllowance::fixed(
+                64,
+                "Too many connections from your address; close some and try again",
+            ),
             max_head_bytes: 32 * 1024,
             max_body_bytes: 1024 * 1024,
             head_timeout: Duration::from_secs(10),
@@ -54,6 +81,46 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// What one peer may hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allowance {
+    /// Connections open at once.
+    pub max: usize,
+    /// The one line a connection over `max` is told.
+    pub refusal: Arc<str>,
+}
+
+/// Each peer's [`Allowance`], chosen by its address (unmapped from IPv4-mapped IPv6). The
+/// count it bounds is kept per IPv4 address and per IPv6 /64 network: one machine, or one
+/// home, usually owns a whole /64 and can pick any address in it.
+#[derive(Clone)]
+pub struct PeerAllowance(Arc<dyn Fn(IpAddr) -> Allowance + Send + Sync>);
+
+impl PeerAllowance {
+    pub fn new(f: impl Fn(IpAddr) -> Allowance + Send + Sync + 'static) -> PeerAllowance {
+        PeerAllowance(Arc::new(f))
+    }
+
+    /// The same allowance for every peer.
+    pub fn fixed(max: usize, refusal: &str) -> PeerAllowance {
+        let allowance = Allowance {
+            max,
+            refusal: refusal.into(),
+        };
+        PeerAllowance::new(move |_| allowance.clone())
+    }
+
+    pub fn of(&self, ip: IpAddr) -> Allowance {
+        (self.0)(ip)
+    }
+}
+
+impl fmt::Debug for PeerAllowance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PeerAllowance(..)")
     }
 }
 
@@ -188,8 +255,7 @@ pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
-    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
-    active: Arc<AtomicUsize>,
+    book: Arc<Book>,
 }
 
 /// Status line reason phrases for the codes we send.
@@ -249,20 +315,18 @@ impl Server {
     pub fn start(listener: TcpListener, limits: Limits, handler: Handler) -> io::Result<Server> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let conns: Arc<Mutex<HashMap<u64, TcpStream>>> = Arc::new(Mutex::new(HashMap::new()));
-        let active = Arc::new(AtomicUsize::new(0));
+        let book = Arc::new(Book::default());
         let accept = {
-            let (stop, conns, active) = (stop.clone(), conns.clone(), active.clone());
+            let (stop, book) = (stop.clone(), book.clone());
             std::thread::Builder::new()
                 .name("http-accept".into())
-                .spawn(move || accept_loop(listener, limits, handler, stop, conns, active))?
+                .spawn(move || accept_loop(listener, limits, handler, stop, book))?
         };
         Ok(Server {
             addr,
             stop,
             accept: Some(accept),
-            conns,
-            active,
+            book,
         })
     }
 
@@ -272,7 +336,12 @@ impl Server {
 
     /// Connections open now.
     pub fn active_connections(&self) -> usize {
-        self.active.load(Ordering::SeqCst)
+        self.book.active.load(Ordering::SeqCst)
+    }
+
+    /// Peers (IPv4 addresses, IPv6 /64 networks) with a connection open now.
+    pub fn connected_peers(&self) -> usize {
+        lock(&self.book.peers).len()
     }
 
     /// Stops accepting and closes every open connection's read side, so that idle keep-alive
@@ -284,7 +353,7 @@ impl Server {
         if let Some(a) = self.accept.take() {
             let _ = a.join();
         }
-        for (_, c) in lock(&self.conns).iter() {
+        for (_, c) in lock(&self.book.open).iter() {
             let _ = c.shutdown(Shutdown::Read);
         }
     }
@@ -300,20 +369,108 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The open connections: how many, how many per peer, and their sockets (so that shutdown can
+/// end idle ones). Entries of the maps exist only while a connection is open, so both stay as
+/// small as the connection caps.
+#[derive(Default)]
+struct Book {
+    active: AtomicUsize,
+    peers: Mutex<HashMap<IpAddr, usize>>,
+    open: Mutex<HashMap<u64, TcpStream>>,
+    next_id: AtomicU64,
+}
+
+/// One admitted connection's share of the [`Book`]. Dropping it gives the share back: at the
+/// end of its thread, while a panic unwinds that thread, or when the thread could not start.
+struct Admission {
+    book: Arc<Book>,
+    id: u64,
+    peer: IpAddr,
+}
+
+impl Book {
+    /// Counts a new connection from `ip`, or says why it is refused (the line to send).
+    fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        stream: &TcpStream,
+        limits: &Limits,
+    ) -> Result<Admission, Arc<str>> {
+        let allowance = limits.per_peer.of(ip);
+        let peer = peer_key(ip);
+        {
+            // Only the accept thread adds connections, so the checks and the increments below
+            // cannot race with another admission.
+            let mut peers = lock(&self.peers);
+            if self.active.load(Ordering::SeqCst) >= limits.max_connections {
+                return Err(limits.at_capacity.clone());
+            }
+            let held = peers.get(&peer).copied().unwrap_or(0);
+            if held >= allowance.max {
+                return Err(allowance.refusal);
+            }
+            peers.insert(peer, held + 1);
+            self.active.fetch_add(1, Ordering::SeqCst);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        if let Ok(c) = stream.try_clone() {
+            lock(&self.open).insert(id, c);
+        }
+        Ok(Admission {
+            book: self.clone(),
+            id,
+            peer,
+        })
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        lock(&self.book.open).remove(&self.id);
+        {
+            let mut peers = lock(&self.book.peers);
+            match peers.get_mut(&self.peer) {
+                Some(n) if *n > 1 => *n -= 1,
+                _ => {
+                    peers.remove(&self.peer);
+                }
+            }
+        }
+        self.book.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The unit connections are counted in: an IPv4 address, or the /64 network of an IPv6
+/// address.
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// How often at most the accept thread reports refused connections (an attack must not turn
+/// into a flood of log lines).
+const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(60);
+
 fn accept_loop(
     listener: TcpListener,
     limits: Limits,
     handler: Handler,
     stop: Arc<AtomicBool>,
-    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
-    active: Arc<AtomicUsize>,
+    book: Arc<Book>,
 ) {
-    let next = AtomicU64::new(0);
-    for conn in listener.incoming() {
+    let mut refused_since_report = 0u64;
+    let mut last_report: Option<Instant> = None;
+    loop {
+        let accepted = listener.accept();
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        let mut stream = match conn {
+        let (stream, addr) = match accepted {
             Ok(s) => s,
             Err(e) => {
                 // e.g. out of file descriptors: back off instead of spinning.
@@ -322,38 +479,57 @@ fn accept_loop(
                 continue;
             }
         };
-        if active.load(Ordering::SeqCst) >= limits.max_connections {
-            let resp = Response::new(503)
-                .header("Retry-After", "5")
-                .body("text/plain; charset=utf-8", "Server at capacity\n");
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            let mut bytes = encode_head(&resp, false, true);
-            bytes.extend_from_slice(&resp.body);
-            let _ = stream.write_all(&bytes);
-            continue;
-        }
-        let id = next.fetch_add(1, Ordering::SeqCst);
-        if let Ok(c) = stream.try_clone() {
-            lock(&conns).insert(id, c);
-        }
-        active.fetch_add(1, Ordering::SeqCst);
-        let (limits, handler, conns2, active2) = (
-            limits.clone(),
-            handler.clone(),
-            conns.clone(),
-            active.clone(),
-        );
+        let since = Instant::now();
+        let ip = peer_ip(addr);
+        let admission = match book.admit(ip, &stream, &limits) {
+            Ok(a) => a,
+            Err(refusal) => {
+                refuse_at_once(stream, &refusal);
+                refused_since_report += 1;
+                if last_report.is_none_or(|t| t.elapsed() >= REFUSAL_REPORT_EVERY) {
+                    log::warn!(
+                        "{refused_since_report} connection(s) refused over a connection cap since the last report; the latest from {ip}: {refusal}"
+                    );
+                    refused_since_report = 0;
+                    last_report = Some(Instant::now());
+                }
+                continue;
+            }
+        };
+        let (limits, handler) = (limits.clone(), handler.clone());
         let spawned = std::thread::Builder::new()
             .name("http-conn".into())
             .spawn(move || {
-                serve_connection(stream, &limits, &handler);
-                lock(&conns2).remove(&id);
-                active2.fetch_sub(1, Ordering::SeqCst);
+                let _admission = admission;
+                serve_connection(stream, since, &limits, &handler);
             });
+        // On failure the closure, and with it the admission, is dropped: the counts go back.
         if let Err(e) = spawned {
             log::error!("cannot start a connection thread: {e}");
-            lock(&conns).remove(&id);
-            active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Answers a connection over a cap from the accept thread, which must never wait on a client:
+/// the socket is made non-blocking and the short answer written once (a new socket's send
+/// buffer has room for it); what the client already sent is read and dropped (bounded), so
+/// that closing does not reset the connection before the answer is read.
+fn refuse_at_once(mut stream: TcpStream, message: &str) {
+    let resp = Response::new(503)
+        .header("Retry-After", "5")
+        .body("text/plain; charset=utf-8", format!("{message}\n"));
+    let mut bytes = encode_head(&resp, false, true);
+    bytes.extend_from_slice(&resp.body);
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let _ = stream.write(&bytes);
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        match stream.read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
         }
     }
 }
@@ -365,7 +541,30 @@ enum ReadOutcome {
     Closed,
 }
 
-fn serve_connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
+/// When the next request's head must arrive.
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    /// The first request of a connection accepted at this instant: the whole head within the
+    /// head timeout from then (a new socket that stays silent is closed then).
+    First(Instant),
+    /// A later request on a keep-alive connection: its first byte within the idle timeout,
+    /// the rest of the head within the head timeout from that byte.
+    Next,
+}
+
+/// The answer to a request whose handler panicked (the panic itself is logged by the panic
+/// hook; the connection closes, since the handler may have left it anywhere).
+fn panic_response() -> Response {
+    Response::new(500)
+        .header("Cache-Control", "no-store")
+        .header("X-Content-Type-Options", "nosniff")
+        .body(
+            "application/json",
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Internal error: the server failed while handling this request; the failure is logged"}}"#,
+        )
+}
+
+fn serve_connection(stream: TcpStream, accepted: Instant, limits: &Limits, handler: &Handler) {
     let Ok(peer) = stream.peer_addr() else { return };
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(limits.write_timeout));
@@ -373,8 +572,9 @@ fn serve_connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
         return;
     };
     let mut reader = BufReader::with_capacity(8 * 1024, stream);
+    let mut wait = Wait::First(accepted);
     loop {
-        match read_request(&mut reader, peer, limits) {
+        match read_request(&mut reader, peer, limits, wait) {
             ReadOutcome::Closed => break,
             ReadOutcome::Refuse(resp) => {
                 let mut bytes = encode_head(&resp, false, true);
@@ -384,8 +584,29 @@ fn serve_connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
                 return;
             }
             ReadOutcome::Request(req, keep_alive) => {
+                wait = Wait::Next;
                 let head_only = req.method == "HEAD";
-                match handler(req) {
+                let method = req.method.clone();
+                // A bug in a handler costs this request, not the connection thread's
+                // bookkeeping or anyone else's request. The handler's shared state recovers
+                // poisoned locks, so observing it after a panic is sound.
+                let handled = match catch_unwind(AssertUnwindSafe(|| handler(req))) {
+                    Ok(h) => h,
+                    Err(_) => {
+                        log::error!(
+                            "{} {method}: the request handler panicked; answered 500 and closed the connection",
+                            peer_ip(peer)
+                        );
+                        let resp = panic_response();
+                        let mut bytes = encode_head(&resp, false, true);
+                        if !head_only {
+                            bytes.extend_from_slice(&resp.body);
+                        }
+                        let _ = writer.write_all(&bytes).and_then(|_| writer.flush());
+                        break;
+                    }
+                };
+                match handled {
                     Handled::Reply(resp) => {
                         let mut bytes = encode_head(&resp, keep_alive, true);
                         if !head_only {
@@ -410,7 +631,13 @@ fn serve_connection(stream: TcpStream, limits: &Limits, handler: &Handler) {
                         }
                         // No read timeout while streaming: the stream decides when it ends.
                         let _ = writer.set_read_timeout(None);
-                        body(Streamer { stream: writer });
+                        let streamer = Streamer { stream: writer };
+                        if catch_unwind(AssertUnwindSafe(move || body(streamer))).is_err() {
+                            log::error!(
+                                "{} {method}: a response stream panicked; its connection is closed",
+                                peer_ip(peer)
+                            );
+                        }
                         return;
                     }
                 }
@@ -470,55 +697,15 @@ impl Source for &[u8] {
     fn set_timeout(&self, _timeout: Option<Duration>) {}
 }
 
-/// Reads one line, bounded by `budget` bytes and the head deadline.
-fn read_line<S: Source>(
-    reader: &mut BufReader<S>,
-    budget: &mut usize,
-    deadline: Instant,
-) -> Result<Option<String>, u16> {
-    let mut line = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(408);
-        }
-        reader
-            .get_ref()
-            .set_timeout(Some(left.max(Duration::from_millis(1))));
-        let available = match reader.fill_buf() {
-            Ok(b) => b,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(408);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return Ok(None),
-        };
-        if available.is_empty() {
-            return if line.is_empty() { Ok(None) } else { Err(400) };
-        }
-        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
-            Some(i) => (&available[..=i], true),
-            None => (available, false),
-        };
-        if chunk.len() > *budget {
-            return Err(431);
-        }
-        *budget -= chunk.len();
-        line.extend_from_slice(chunk);
-        let used = chunk.len();
-        reader.consume(used);
-        if done {
-            while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                line.pop();
-            }
-            return String::from_utf8(line).map(Some).map_err(|_| 400);
-        }
-    }
+/// Headers in one request head; more get 431.
+const MAX_HEADERS: usize = 100;
+/// The body buffer starts at most this large and grows with what arrives: what a client
+/// announces in `Content-Length` costs nothing until it sends it.
+const BODY_FIRST_CAPACITY: usize = 16 * 1024;
+
+/// The buffer for a body of `length` announced bytes.
+fn new_body(length: usize) -> Vec<u8> {
+    Vec::with_capacity(length.min(BODY_FIRST_CAPACITY))
 }
 
 fn refuse(status: u16, message: &str) -> ReadOutcome {
@@ -527,72 +714,221 @@ fn refuse(status: u16, message: &str) -> ReadOutcome {
     )
 }
 
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Waits until input is available, up to `deadline`; false when the connection ended or
+/// stayed silent.
+fn wait_for_input<S: Source>(reader: &mut BufReader<S>, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        reader.get_ref().set_timeout(Some(left));
+        match reader.fill_buf() {
+            Ok(b) => return !b.is_empty(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Why a request head could not be read.
+#[derive(Debug, PartialEq)]
+enum HeadError {
+    /// The deadline passed.
+    Timeout,
+    /// More than the head limit before the blank line.
+    TooLarge,
+    /// A line ended in a bare LF (RFC 9112 §2.2: a server must not treat it as a line end
+    /// unless it is lenient, and leniency is what request smuggling needs).
+    BareLf,
+    /// The connection ended in the middle of the head.
+    Truncated,
+}
+
+/// Reads a request head up to and including its blank line, bounded by `max` bytes and
+/// `deadline`. Empty lines before the request line are skipped (RFC 9112 §2.2). `Ok(None)`:
+/// the connection ended before a request began.
+fn read_head<S: Source>(
+    reader: &mut BufReader<S>,
+    max: usize,
+    deadline: Instant,
+) -> Result<Option<Vec<u8>>, HeadError> {
+    let mut head = Vec::new();
+    let mut seen = 0usize;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(HeadError::Timeout);
+        }
+        reader.get_ref().set_timeout(Some(left));
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if is_timeout(&e) => return Err(HeadError::Timeout),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Ok(None),
+        };
+        if available.is_empty() {
+            return if head.is_empty() {
+                Ok(None)
+            } else {
+                Err(HeadError::Truncated)
+            };
+        }
+        let mut used = 0;
+        let mut complete = false;
+        for &b in available {
+            used += 1;
+            seen += 1;
+            if seen > max {
+                return Err(HeadError::TooLarge);
+            }
+            if b != b'\n' {
+                head.push(b);
+                continue;
+            }
+            if head.last() != Some(&b'\r') {
+                return Err(HeadError::BareLf);
+            }
+            if head.len() == 1 {
+                // An empty line before the request line.
+                head.clear();
+                continue;
+            }
+            head.push(b);
+            if head.ends_with(b"\r\n\r\n") {
+                complete = true;
+                break;
+            }
+        }
+        reader.consume(used);
+        if complete {
+            return Ok(Some(head));
+        }
+    }
+}
+
+/// A `Content-Length` value: ASCII digits only (RFC 9110 §8.6) — no sign, no blank inside, no
+/// hexadecimal. A number too large for `u64` is still a number (and gets 413).
+fn content_length(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(value.parse().unwrap_or(u64::MAX))
+}
+
+/// The head parsed: method, target, version, headers.
+struct Head {
+    method: String,
+    target: String,
+    http10: bool,
+    headers: Vec<(String, String)>,
+}
+
+/// Parses a complete head (from [`read_head`], so every line ends in CRLF) with `httparse`,
+/// strictly: one space between the parts of the request line, token header names, no white
+/// space before a colon, no obsolete line folding, UTF-8 values.
+fn parse_head(head: &[u8]) -> Result<Head, (u16, String)> {
+    // httparse reports a folded line as a bad header name; say what it is.
+    if head
+        .windows(3)
+        .any(|w| w[0] == b'\r' && w[1] == b'\n' && matches!(w[2], b' ' | b'\t'))
+    {
+        return Err((400, "Bad Request: a header line starts with white space (obsolete line folding is not accepted)".into()));
+    }
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => {
+            return Err((400, "Bad Request: incomplete request head".into()));
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err((
+                431,
+                format!("Request Header Fields Too Large: at most {MAX_HEADERS} headers"),
+            ));
+        }
+        Err(httparse::Error::Version) => {
+            return Err((
+                400,
+                "Bad Request: only HTTP/1.0 and HTTP/1.1 are served".into(),
+            ));
+        }
+        Err(e) => return Err((400, format!("Bad Request: malformed head ({e})"))),
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err((400, "Bad Request: malformed request line".into()));
+    };
+    if !method.bytes().all(|b| b.is_ascii_uppercase()) || !target.starts_with('/') {
+        return Err((400, "Bad Request: malformed request line".into()));
+    }
+    let mut headers = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let Ok(value) = std::str::from_utf8(h.value) else {
+            return Err((400, "Bad Request: a header value is not UTF-8".into()));
+        };
+        headers.push((
+            h.name.to_string(),
+            value.trim_matches([' ', '\t']).to_string(),
+        ));
+    }
+    Ok(Head {
+        method: method.to_string(),
+        target: target.to_string(),
+        http10: version == 0,
+        headers,
+    })
+}
+
 fn read_request<S: Source>(
     reader: &mut BufReader<S>,
     peer: SocketAddr,
     limits: &Limits,
+    wait: Wait,
 ) -> ReadOutcome {
-    // Wait for the first byte of the next request up to the idle timeout; from then on the
-    // whole head must arrive within the head timeout.
-    reader.get_ref().set_timeout(Some(limits.idle_timeout));
-    match reader.fill_buf() {
-        Ok([]) => return ReadOutcome::Closed,
-        Ok(_) => {}
-        Err(_) => return ReadOutcome::Closed,
-    }
-    let deadline = Instant::now() + limits.head_timeout;
-    let mut budget = limits.max_head_bytes;
-    let request_line = loop {
-        match read_line(reader, &mut budget, deadline) {
-            Ok(None) => return ReadOutcome::Closed,
-            Ok(Some(l)) if l.is_empty() => continue,
-            Ok(Some(l)) => break l,
-            Err(408) => {
-                return refuse(
-                    408,
-                    "Request Timeout: the request head did not arrive in time",
-                );
-            }
-            Err(431) => return refuse(431, "Request Header Fields Too Large"),
-            Err(_) => return refuse(400, "Bad Request"),
-        }
+    let first_byte_by = match wait {
+        Wait::First(accepted) => accepted + limits.head_timeout,
+        Wait::Next => Instant::now() + limits.idle_timeout,
     };
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return refuse(400, "Bad Request: malformed request line");
+    if !wait_for_input(reader, first_byte_by) {
+        return ReadOutcome::Closed;
+    }
+    let head_by = match wait {
+        Wait::First(accepted) => accepted + limits.head_timeout,
+        Wait::Next => Instant::now() + limits.head_timeout,
     };
-    if !matches!(version, "HTTP/1.1" | "HTTP/1.0") {
-        return refuse(400, "Bad Request: only HTTP/1.0 and HTTP/1.1 are served");
-    }
-    if method.is_empty()
-        || !method.bytes().all(|b| b.is_ascii_uppercase())
-        || !target.starts_with('/')
-    {
-        return refuse(400, "Bad Request: malformed request line");
-    }
-    let mut headers: Vec<(String, String)> = Vec::new();
-    loop {
-        match read_line(reader, &mut budget, deadline) {
-            Ok(None) => return ReadOutcome::Closed,
-            Ok(Some(l)) if l.is_empty() => break,
-            Ok(Some(l)) => match l.split_once(':') {
-                Some((k, v)) if !k.is_empty() && !k.contains(' ') && headers.len() < 100 => {
-                    headers.push((k.to_string(), v.trim().to_string()))
-                }
-                _ => return refuse(400, "Bad Request: malformed header"),
-            },
-            Err(408) => {
-                return refuse(
-                    408,
-                    "Request Timeout: the request head did not arrive in time",
-                );
-            }
-            Err(431) => return refuse(431, "Request Header Fields Too Large"),
-            Err(_) => return refuse(400, "Bad Request"),
+    let head = match read_head(reader, limits.max_head_bytes, head_by) {
+        Ok(Some(h)) => h,
+        Ok(None) => return ReadOutcome::Closed,
+        Err(HeadError::Timeout) => {
+            return refuse(
+                408,
+                "Request Timeout: the request head did not arrive in time",
+            );
         }
-    }
+        Err(HeadError::TooLarge) => return refuse(431, "Request Header Fields Too Large"),
+        Err(HeadError::BareLf) => {
+            return refuse(400, "Bad Request: every line must end with CRLF");
+        }
+        Err(HeadError::Truncated) => return refuse(400, "Bad Request: incomplete request head"),
+    };
+    let Head {
+        method,
+        target,
+        http10,
+        headers,
+    } = match parse_head(&head) {
+        Ok(h) => h,
+        Err((status, message)) => return refuse(status, &message),
+    };
+    drop(head);
     let get = |name: &str| {
         headers
             .iter()
@@ -602,7 +938,7 @@ fn read_request<S: Source>(
     let connection = get("Connection")
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    let keep_alive = if version == "HTTP/1.0" {
+    let keep_alive = if http10 {
         connection.contains("keep-alive")
     } else {
         !connection.contains("close")
@@ -610,20 +946,21 @@ fn read_request<S: Source>(
     if get("Transfer-Encoding").is_some() {
         return refuse(411, "Length Required: send the body with Content-Length");
     }
-    let lengths: Vec<&str> = headers
+    let mut length: Option<u64> = None;
+    for (_, v) in headers
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-        .map(|(_, v)| v.as_str())
-        .collect();
-    if lengths.len() > 1 && lengths.iter().any(|l| *l != lengths[0]) {
-        return refuse(400, "Bad Request: conflicting Content-Length headers");
+    {
+        let Some(n) = content_length(v) else {
+            return refuse(400, "Bad Request: invalid Content-Length (digits only)");
+        };
+        if length.is_some_and(|l| l != n) {
+            return refuse(400, "Bad Request: conflicting Content-Length headers");
+        }
+        length = Some(n);
     }
-    let length = match lengths.first().map(|v| v.parse::<usize>()) {
-        None => 0,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => return refuse(400, "Bad Request: invalid Content-Length"),
-    };
-    if length > limits.max_body_bytes {
+    let length = length.unwrap_or(0);
+    if length > limits.max_body_bytes as u64 {
         return refuse(
             413,
             &format!(
@@ -632,18 +969,44 @@ fn read_request<S: Source>(
             ),
         );
     }
-    reader.get_ref().set_timeout(Some(limits.body_timeout));
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return ReadOutcome::Closed;
+    let length = length as usize;
+    let body_by = Instant::now() + limits.body_timeout;
+    let mut body = new_body(length);
+    while body.len() < length {
+        let left = body_by.saturating_duration_since(Instant::now());
+        let timed_out = || {
+            refuse(
+                408,
+                &format!(
+                    "Request Timeout: the request body did not arrive within {} s",
+                    limits.body_timeout.as_secs_f64()
+                ),
+            )
+        };
+        if left.is_zero() {
+            return timed_out();
+        }
+        reader.get_ref().set_timeout(Some(left));
+        match reader.fill_buf() {
+            // The client is gone.
+            Ok([]) => return ReadOutcome::Closed,
+            Ok(available) => {
+                let n = available.len().min(length - body.len());
+                body.extend_from_slice(&available[..n]);
+                reader.consume(n);
+            }
+            Err(e) if is_timeout(&e) => return timed_out(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return ReadOutcome::Closed,
+        }
     }
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (target.to_string(), String::new()),
+        None => (target, String::new()),
     };
     ReadOutcome::Request(
         Request {
-            method: method.to_string(),
+            method,
             path,
             query,
             headers,
@@ -654,16 +1017,35 @@ fn read_request<S: Source>(
     )
 }
 
-/// Parses the requests in `bytes` the way a connection would (for the fuzzer): each request's
-/// method and path, then the status of a refusal, if one ends the input.
-pub fn parse_all(bytes: &[u8], limits: &Limits) -> (Vec<(String, String, usize)>, Option<u16>) {
+/// One request as [`parse_requests`] found it.
+#[derive(Debug, PartialEq)]
+pub struct Parsed<'a> {
+    pub method: String,
+    pub path: String,
+    pub body_len: usize,
+    /// The bytes of its head as sent (with any empty lines before it), up to the blank line.
+    pub head: &'a [u8],
+}
+
+/// Parses the requests in `bytes` the way a connection would (for the fuzzer): each request,
+/// then the status of a refusal, if one ends the input.
+pub fn parse_requests<'a>(bytes: &'a [u8], limits: &Limits) -> (Vec<Parsed<'a>>, Option<u16>) {
     let peer = SocketAddr::from(([127, 0, 0, 1], 1));
     let mut reader = BufReader::new(bytes);
     let mut out = Vec::new();
+    let mut wait = Wait::First(Instant::now());
+    let mut start = 0;
     loop {
-        match read_request(&mut reader, peer, limits) {
+        match read_request(&mut reader, peer, limits, wait) {
             ReadOutcome::Request(r, keep_alive) => {
-                out.push((r.method, r.path, r.body.len()));
+                let end = bytes.len() - reader.get_ref().len() - reader.buffer().len();
+                out.push(Parsed {
+                    head: &bytes[start..end - r.body.len()],
+                    method: r.method,
+                    path: r.path,
+                    body_len: r.body.len(),
+                });
+                start = end;
                 if !keep_alive {
                     return (out, None);
                 }
@@ -671,7 +1053,18 @@ pub fn parse_all(bytes: &[u8], limits: &Limits) -> (Vec<(String, String, usize)>
             ReadOutcome::Refuse(resp) => return (out, Some(resp.status)),
             ReadOutcome::Closed => return (out, None),
         }
+        wait = Wait::Next;
     }
+}
+
+/// [`parse_requests`] as (method, path, body length) triples.
+pub fn parse_all(bytes: &[u8], limits: &Limits) -> (Vec<(String, String, usize)>, Option<u16>) {
+    let (requests, refused) = parse_requests(bytes, limits);
+    let requests = requests
+        .into_iter()
+        .map(|p| (p.method, p.path, p.body_len))
+        .collect();
+    (requests, refused)
 }
 
 /// The peer address as an `IpAddr` with IPv4-mapped IPv6 addresses unmapped.
@@ -684,7 +1077,6 @@ pub fn peer_ip(addr: SocketAddr) -> IpAddr {
         v4 => v4,
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,14 +1084,27 @@ mod tests {
     fn start(limits: Limits) -> Server {
         let l = crate::net::listener("127.0.0.1:0".parse().unwrap()).unwrap();
         let handler: Handler = Arc::new(|req: Request| {
-            if req.path == "/stream" {
-                return Handled::Stream(
-                    Response::new(200).header("Content-Type", "text/event-stream"),
-                    Box::new(|mut s: Streamer| {
-                        let _ = s.send(b"data: one\n\n");
-                        let _ = s.send(b"data: two\n\n");
-                    }),
-                );
+            match req.path.as_str() {
+                "/stream" => {
+                    return Handled::Stream(
+                        Response::new(200).header("Content-Type", "text/event-stream"),
+                        Box::new(|mut s: Streamer| {
+                            let _ = s.send(b"data: one\n\n");
+                            let _ = s.send(b"data: two\n\n");
+                        }),
+                    );
+                }
+                "/panic" => panic!("injected panic in a request handler"),
+                "/stream-panic" => {
+                    return Handled::Stream(
+                        Response::new(200).header("Content-Type", "text/event-stream"),
+                        Box::new(|mut s: Streamer| {
+                            let _ = s.send(b"data: one\n\n");
+                            panic!("injected panic in a response stream");
+                        }),
+                    );
+                }
+                _ => {}
             }
             Handled::Reply(Response::new(200).body(
                 "text/plain",
@@ -710,12 +1115,37 @@ mod tests {
     }
 
     fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
-        let mut s = TcpStream::connect(addr).unwrap();
+        exchange_on(TcpStream::connect(addr).unwrap(), raw)
+    }
+
+    fn exchange_on(mut s: TcpStream, raw: &[u8]) -> String {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s.write_all(raw).unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// A connection from `src` (an address of 127.0.0.0/8) to `addr`.
+    fn connect_from(src: [u8; 4], addr: SocketAddr) -> TcpStream {
+        use socket2::{Domain, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(&SocketAddr::from((src, 0)).into()).unwrap();
+        s.connect_timeout(&addr.into(), Duration::from_secs(5))
+            .unwrap();
+        s.into()
+    }
+
+    /// Waits (bounded) until the server's connection counts are back to zero.
+    fn wait_for_no_connections(srv: &Server) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (srv.active_connections() > 0 || srv.connected_peers() > 0)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(srv.active_connections(), 0, "a connection count leaked");
+        assert_eq!(srv.connected_peers(), 0, "a per-peer count leaked");
     }
 
     #[test]
@@ -769,6 +1199,104 @@ mod tests {
     }
 
     #[test]
+    fn a_silent_new_connection_gets_the_head_timeout_not_the_idle_timeout() {
+        let srv = start(Limits {
+            head_timeout: Duration::from_millis(400),
+            idle_timeout: Duration::from_secs(30),
+            ..Limits::default()
+        });
+        let mut silent = TcpStream::connect(srv.local_addr()).unwrap();
+        silent
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        // A keep-alive connection that completed a request keeps its idle allowance.
+        let mut kept = TcpStream::connect(srv.local_addr()).unwrap();
+        kept.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        kept.write_all(b"GET /one HTTP/1.1\r\n\r\n").unwrap();
+        let mut buf = [0u8; 512];
+        let n = kept.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("GET /one 0"));
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let _ = silent.read_to_end(&mut out);
+        let waited = started.elapsed();
+        assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+        assert!(
+            waited < Duration::from_secs(2),
+            "a silent new socket was held {waited:?}"
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        kept.write_all(b"GET /two HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        let _ = kept.read_to_string(&mut out);
+        assert!(out.contains("GET /two 0"), "{out}");
+    }
+
+    #[test]
+    fn the_body_deadline_is_total_not_per_read() {
+        let srv = start(Limits {
+            body_timeout: Duration::from_millis(600),
+            ..Limits::default()
+        });
+        let mut s = TcpStream::connect(srv.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(150)))
+            .unwrap();
+        s.write_all(b"POST /slow HTTP/1.1\r\nContent-Length: 50\r\n\r\n")
+            .unwrap();
+        let started = Instant::now();
+        let mut out = Vec::new();
+        // One byte every 100 ms: each read finds data, so only a total deadline ends it.
+        for _ in 0..40 {
+            if s.write_all(b"x").is_err() {
+                break;
+            }
+            let mut buf = [0u8; 512];
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn the_body_buffer_grows_with_what_arrived() {
+        let mut reader =
+            BufReader::new(&b"POST /x HTTP/1.1\r\nContent-Length: 1048575\r\n\r\n0123456789"[..]);
+        let limits = Limits {
+            max_body_bytes: 2 * 1024 * 1024,
+            ..Limits::default()
+        };
+        // The client stops after 10 bytes: nothing is answered, and nothing was allocated
+        // for the megabyte announced.
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        assert!(matches!(
+            read_request(&mut reader, peer, &limits, Wait::First(Instant::now())),
+            ReadOutcome::Closed
+        ));
+        let body = new_body(1_048_575);
+        assert!(body.capacity() <= BODY_FIRST_CAPACITY);
+        // A body that does arrive is complete however large its announcement.
+        let big = vec![b'a'; 300_000];
+        let mut raw = b"POST /x HTTP/1.1\r\nContent-Length: 300000\r\n\r\n".to_vec();
+        raw.extend_from_slice(&big);
+        let (reqs, refused) = parse_all(&raw, &limits);
+        assert_eq!(reqs, vec![("POST".into(), "/x".into(), 300_000)]);
+        assert_eq!(refused, None);
+    }
+
+    #[test]
     fn streams_flush_each_write_and_close() {
         let srv = start(Limits::default());
         let out = exchange(srv.local_addr(), b"GET /stream HTTP/1.1\r\n\r\n");
@@ -784,6 +1312,7 @@ mod tests {
     fn capacity_is_bounded() {
         let srv = start(Limits {
             max_connections: 1,
+            at_capacity: "at capacity (raise --the-option)".into(),
             idle_timeout: Duration::from_secs(5),
             ..Limits::default()
         });
@@ -794,6 +1323,186 @@ mod tests {
             out.starts_with("HTTP/1.1 503") && out.contains("Retry-After"),
             "{out}"
         );
+        assert!(out.ends_with("at capacity (raise --the-option)\n"), "{out}");
+    }
+
+    #[test]
+    fn connections_are_bounded_per_peer() {
+        let srv = start(Limits {
+            per_peer: PeerAllowance::new(|ip| Allowance {
+                max: if ip == IpAddr::from([127, 0, 0, 1]) {
+                    2
+                } else {
+                    3
+                },
+                refusal: format!("too many from {ip}").into(),
+            }),
+            ..Limits::default()
+        });
+        let addr = srv.local_addr();
+        let held: Vec<TcpStream> = (0..2).map(|_| connect_from([127, 0, 0, 1], addr)).collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let out = exchange_on(
+            connect_from([127, 0, 0, 1], addr),
+            b"GET /x HTTP/1.1\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+        assert!(out.ends_with("too many from 127.0.0.1\n"), "{out}");
+        // Another address has its own allowance.
+        let others: Vec<TcpStream> = (0..2).map(|_| connect_from([127, 0, 0, 2], addr)).collect();
+        let out = exchange_on(
+            connect_from([127, 0, 0, 2], addr),
+            b"GET /y HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert!(out.contains("GET /y 0"), "{out}");
+        assert_eq!(srv.connected_peers(), 2);
+        drop(held);
+        drop(others);
+        wait_for_no_connections(&srv);
+        let out = exchange_on(
+            connect_from([127, 0, 0, 1], addr),
+            b"GET /z HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert!(out.contains("GET /z 0"), "{out}");
+    }
+
+    #[test]
+    fn ipv6_peers_are_counted_per_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            peer_key(ip("2001:db8:1:2:aaaa::1")),
+            peer_key(ip("2001:db8:1:2:ffff:1:2:3"))
+        );
+        assert_ne!(
+            peer_key(ip("2001:db8:1:2::1")),
+            peer_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(peer_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_ne!(peer_key(ip("192.0.2.7")), peer_key(ip("192.0.2.8")));
+    }
+
+    #[test]
+    fn a_panic_costs_one_request_and_no_count() {
+        let srv = start(Limits::default());
+        for _ in 0..3 {
+            let out = exchange(
+                srv.local_addr(),
+                b"POST /panic HTTP/1.1\r\nContent-Length: 11\r\n\r\nsecret-body",
+            );
+            assert!(out.starts_with("HTTP/1.1 500"), "{out}");
+            assert!(out.contains("Connection: close"), "{out}");
+            let body = out.split("\r\n\r\n").nth(1).unwrap_or("");
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(v["error"]["code"], -32603);
+            assert!(!out.contains("secret-body") && !out.contains("injected"));
+            let out = exchange(srv.local_addr(), b"GET /stream-panic HTTP/1.1\r\n\r\n");
+            assert!(
+                out.starts_with("HTTP/1.1 200") && out.ends_with("data: one\n\n"),
+                "{out}"
+            );
+        }
+        wait_for_no_connections(&srv);
+        let out = exchange(
+            srv.local_addr(),
+            b"GET /after HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert!(out.contains("GET /after 0"), "{out}");
+        wait_for_no_connections(&srv);
+    }
+
+    fn status_of(raw: &[u8]) -> Option<u16> {
+        parse_all(raw, &Limits::default()).1
+    }
+
+    #[test]
+    fn content_length_is_digits_only() {
+        for bad in ["+4", "-1", "1 0", "0x10", "4.0", "", "1,1", "٤"] {
+            let raw = format!("POST /x HTTP/1.1\r\nContent-Length: {bad}\r\n\r\nabcd");
+            assert_eq!(status_of(raw.as_bytes()), Some(400), "{bad:?}");
+        }
+        // Blanks around the value are not part of it (RFC 9110 §5.5).
+        let (reqs, refused) = parse_all(
+            b"POST /x HTTP/1.1\r\nContent-Length:   4 \t\r\n\r\nabcd",
+            &Limits::default(),
+        );
+        assert_eq!((reqs.len(), refused), (1, None));
+        assert_eq!(reqs[0].2, 4);
+        // Repeated equal values are one value; different ones are refused.
+        let (reqs, _) = parse_all(
+            b"POST /x HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab",
+            &Limits::default(),
+        );
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(
+            status_of(b"POST /x HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab"),
+            Some(400)
+        );
+        // Digits beyond u64 are a number too large, not a malformed one.
+        assert_eq!(
+            status_of(b"POST /x HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
+            Some(413)
+        );
+    }
+
+    #[test]
+    fn lines_must_end_with_crlf() {
+        assert_eq!(status_of(b"GET / HTTP/1.1\n\r\n"), Some(400));
+        assert_eq!(status_of(b"GET / HTTP/1.1\nHost: x\n\n"), Some(400));
+        assert_eq!(status_of(b"GET / HTTP/1.1\r\nHost: x\n\r\n"), Some(400));
+        assert_eq!(status_of(b"GET / HTTP/1.1\r\nHost: x\r\n\n"), Some(400));
+        assert_eq!(status_of(b"\nGET / HTTP/1.1\r\n\r\n"), Some(400));
+        // A bare CR is no line end either.
+        assert_eq!(status_of(b"GET / HTTP/1.1\rHost: x\r\n\r\n"), Some(400));
+        assert_eq!(status_of(b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n"), Some(400));
+        // Empty lines before the request line are skipped (RFC 9112 §2.2).
+        let (reqs, refused) = parse_all(b"\r\n\r\nGET /a HTTP/1.1\r\n\r\n", &Limits::default());
+        assert_eq!((reqs.len(), refused), (1, None));
+    }
+
+    #[test]
+    fn obsolete_line_folding_is_refused() {
+        for folded in [
+            "GET / HTTP/1.1\r\nX-A: 1\r\n continued\r\n\r\n",
+            "GET / HTTP/1.1\r\nX-A: 1\r\n\tcontinued\r\n\r\n",
+            "GET / HTTP/1.1\r\n Host: x\r\n\r\n",
+        ] {
+            assert_eq!(status_of(folded.as_bytes()), Some(400), "{folded:?}");
+        }
+        let (_, refused) = parse_all(
+            b"GET / HTTP/1.1\r\nX-A: 1\r\n continued\r\n\r\n",
+            &Limits::default(),
+        );
+        assert_eq!(refused, Some(400));
+    }
+
+    #[test]
+    fn request_lines_and_headers_are_strict() {
+        for bad in [
+            "GET  / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1 \r\n\r\n",
+            "get / HTTP/1.1\r\n\r\n",
+            "GET http://x/ HTTP/1.1\r\n\r\n",
+            "GET * HTTP/1.1\r\n\r\n",
+            "GET / HTTP/2.0\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+            "GET / HTTP/1.1\r\nNo colon\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n",
+        ] {
+            assert_eq!(status_of(bad.as_bytes()), Some(400), "{bad:?}");
+        }
+        assert_eq!(
+            status_of(b"GET / HTTP/1.1\r\nX-Bad: \xff\xfe\r\n\r\n"),
+            Some(400)
+        );
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        let raw = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert_eq!(status_of(raw.as_bytes()), Some(431));
+        // HTTP/1.0 and values with inner blanks are fine.
+        let (reqs, refused) = parse_all(
+            b"GET /old HTTP/1.0\r\nUser-Agent: a b  c\r\n\r\n",
+            &Limits::default(),
+        );
+        assert_eq!((reqs.len(), refused), (1, None));
     }
 
     #[test]
@@ -815,6 +1524,22 @@ mod tests {
             &Limits::default(),
         );
         assert_eq!(refused, Some(413));
+    }
+
+    #[test]
+    fn parsed_requests_carry_their_heads() {
+        let raw = b"\r\nGET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\nConnection: close\r\n\r\n";
+        let (reqs, refused) = parse_requests(raw, &Limits::default());
+        assert_eq!(refused, None);
+        let heads: Vec<&[u8]> = reqs.iter().map(|r| r.head).collect();
+        assert_eq!(
+            heads,
+            vec![
+                &b"\r\nGET /a HTTP/1.1\r\n\r\n"[..],
+                &b"POST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\n"[..],
+                &b"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+            ]
+        );
     }
 
     #[test]
