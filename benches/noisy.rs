@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -242,6 +242,13 @@ fn row(sim: &Sim, scenario: Scenario) -> Row {
         }
     }
     let b = run_b(port);
+    if let Some(hole) = &blackhole {
+        // Calls that reached the silent Kimai while B ran (the rest waited for a place).
+        tally.add_n(
+            "calls reached the silent Kimai",
+            hole.accepted.load(Ordering::SeqCst),
+        );
+    }
     stop.store(true, Ordering::SeqCst);
     for t in threads {
         // Attack threads do not panic on server behaviour; a panic is a harness bug.
@@ -321,6 +328,8 @@ impl Drop for Server {
 /// A Kimai that accepts connections and never answers; stops (and closes them) when dropped.
 struct Blackhole {
     port: u16,
+    /// Connections the server opened to it (one per call that reached Kimai).
+    accepted: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -331,14 +340,18 @@ impl Blackhole {
         let port = listener.local_addr().expect("addr").port();
         listener.set_nonblocking(true).expect("non-blocking accept");
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (flag, count) = (stop.clone(), accepted.clone());
         let thread = std::thread::Builder::new()
             .name("silent-kimai".into())
             .spawn(move || {
                 let mut held = Vec::new();
                 while !flag.load(Ordering::SeqCst) {
                     match listener.accept() {
-                        Ok((s, _)) => held.push(s),
+                        Ok((s, _)) => {
+                            count.fetch_add(1, Ordering::SeqCst);
+                            held.push(s);
+                        }
                         Err(_) => std::thread::sleep(Duration::from_millis(10)),
                     }
                 }
@@ -346,6 +359,7 @@ impl Blackhole {
             .expect("spawn the silent Kimai");
         Blackhole {
             port,
+            accepted,
             stop,
             thread: Some(thread),
         }
