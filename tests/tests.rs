@@ -9,6 +9,7 @@ mod cli;
 mod faults;
 mod hostile;
 mod http;
+mod isolation_oauth;
 mod notify;
 mod oauth;
 mod secrets;

@@ -14,17 +14,32 @@
 //! rotated refresh token presented again revokes the whole grant), registered clients pruned
 //! after 30 days without use.
 //!
-//! Threads: connection threads call in concurrently; one mutex guards the tables and is never
-//! held across I/O except the state-file write, which happens under a separate lock after the
-//! tables were updated (a snapshot is taken under the table lock).
+//! Bounds that keep one client from harming another (all unauthenticated endpoints create
+//! state, so each table is bounded per client address as well as in total):
+//! - registrations: at most [`Settings::registrations_per_address`] per hour from one address
+//!   (`--max-registrations-per-address`); a full client table forgets the least recently used
+//!   client that nobody is signing in with or signed in with, and refuses the registration
+//!   when every client is in use;
+//! - sign-ins in progress: at most [`Settings::pending_per_address`] per address
+//!   (`--max-pending-sign-ins-per-address`); a full table makes room at the address that holds
+//!   the most;
+//! - wrong `auth_secret`s: slowed per address by the HTTP layer's enumeration guard and per
+//!   user by [`throttle`].
+//!
+//! Threads: connection threads call in concurrently; the sweeper calls [`OAuth::sweep`]. One
+//! mutex guards the tables and is never held across I/O. Changes to persistent state are queued
+//! under it (in the order they were made) and written to the state journal under a second lock
+//! right after, before the endpoint answers (see `state`).
 
 mod state;
+pub mod throttle;
 
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Lifetimes and limits. [`Settings::default`] is what the server uses; tests shorten them.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +54,20 @@ pub struct Settings {
     pub max_clients: usize,
     /// Pending authorization requests at most (they are created without credentials).
     pub max_requests: usize,
+    /// Client registrations per [`Settings::registration_window`] from one address; 0 = no
+    /// limit (`--max-registrations-per-address`).
+    pub registrations_per_address: u32,
+    pub registration_window: Duration,
+    /// Sign-ins in progress from one address (`--max-pending-sign-ins-per-address`).
+    pub pending_per_address: usize,
+    /// Wrong sign-ins for one user that cost no extra delay ([`throttle`]).
+    pub sign_in_free_failures: u32,
+    /// The first per-user delay after those; it doubles with each further failure ...
+    pub sign_in_base_delay: Duration,
+    /// ... up to this.
+    pub sign_in_max_delay: Duration,
+    /// A user's failures are forgotten after this long without one.
+    pub sign_in_window: Duration,
 }
 
 impl Default for Settings {
@@ -51,6 +80,14 @@ impl Default for Settings {
             client_idle: Duration::from_secs(30 * 86_400),
             max_clients: 10_000,
             max_requests: 10_000,
+            // The `serve` defaults (`config::serve_defaults`).
+            registrations_per_address: 20,
+            registration_window: Duration::from_secs(3600),
+            pending_per_address: 20,
+            sign_in_free_failures: 3,
+            sign_in_base_delay: Duration::from_millis(250),
+            sign_in_max_delay: Duration::from_secs(4),
+            sign_in_window: Duration::from_secs(900),
         }
     }
 }
@@ -63,6 +100,10 @@ const MAX_ROTATED: usize = 1000;
 const MAX_GRANTS_PER_SUBJECT: usize = 50;
 /// Longest accepted value of a parameter (state, redirect URI, …).
 const MAX_PARAM: usize = 2048;
+/// Addresses whose registration counts are remembered at most.
+const MAX_REGISTERING_ADDRESSES: usize = 10_000;
+/// When no client can be forgotten, how long a refused registration is told to wait at most.
+const FULL_RETRY_AFTER_SECS: u64 = 300;
 
 /// How a client authenticates at the token and revocation endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +154,9 @@ struct Request {
     csrf: String,
     expires: u64,
     failures: u32,
+    /// The client address that opened it.
+    ip: IpAddr,
+    created: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -148,6 +192,11 @@ struct Access {
 struct Tables {
     clients: HashMap<String, Client>,
     requests: HashMap<String, Request>,
+    /// Request ids by the address that opened them, oldest first (at most
+    /// `pending_per_address` each).
+    requests_by_ip: HashMap<IpAddr, VecDeque<String>>,
+    /// Registrations per address: (start of its window, registrations in it).
+    registrations: HashMap<IpAddr, (u64, u32)>,
     /// Code digest → code. A redeemed code stays (as `used`) until it expires.
     codes: HashMap<String, Code>,
     /// Redeemed code digest → (grant id, expiry): a second redemption revokes that grant.
@@ -159,11 +208,94 @@ struct Tables {
     rotated: HashMap<String, String>,
     /// Access-token digest → access.
     access: HashMap<String, Access>,
+    /// Whether changes are journaled (there is a state file).
+    journaling: bool,
+    /// The sequence number of the last change.
+    seq: u64,
+    /// Changes not yet in the journal, in the order they were made.
+    unsaved: Vec<(u64, state::Record)>,
 }
 
 impl Tables {
+    fn record(&mut self, r: state::Record) {
+        if self.journaling {
+            self.seq += 1;
+            self.unsaved.push((self.seq, r));
+        }
+    }
+
+    fn put_client(&mut self, id: &str, c: Client) {
+        self.record(state::Record::Client(id.to_string(), c.clone()));
+        self.clients.insert(id.to_string(), c);
+    }
+
+    fn forget_client(&mut self, id: &str) {
+        if self.clients.remove(id).is_some() {
+            self.record(state::Record::ForgetClient(id.to_string()));
+        }
+    }
+
+    fn add_request(&mut self, id: String, r: Request) {
+        self.requests_by_ip
+            .entry(r.ip)
+            .or_default()
+            .push_back(id.clone());
+        self.requests.insert(id, r);
+    }
+
+    fn take_request(&mut self, id: &str) -> Option<Request> {
+        let r = self.requests.remove(id)?;
+        if let Some(q) = self.requests_by_ip.get_mut(&r.ip) {
+            q.retain(|x| x != id);
+            if q.is_empty() {
+                self.requests_by_ip.remove(&r.ip);
+            }
+        }
+        Some(r)
+    }
+
+    /// Ends the oldest sign-in in progress from `ip`.
+    fn end_oldest_request(&mut self, ip: IpAddr) {
+        let oldest = self
+            .requests_by_ip
+            .get(&ip)
+            .and_then(|q| q.front().cloned());
+        if let Some(id) = oldest {
+            self.take_request(&id);
+        }
+    }
+
+    fn expire_requests(&mut self, now: u64) {
+        let gone: Vec<String> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.expires <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            self.take_request(&id);
+        }
+    }
+
+    /// Clients that someone is using: a sign-in in progress, a code not yet redeemed, or a
+    /// live grant. These are never forgotten to make room.
+    fn clients_in_use(&self, now: u64) -> HashSet<String> {
+        let mut used = HashSet::new();
+        for r in self.requests.values().filter(|r| r.expires > now) {
+            used.insert(r.client_id.clone());
+        }
+        for c in self.codes.values().filter(|c| c.expires > now) {
+            used.insert(c.client_id.clone());
+        }
+        for g in self.grants.values() {
+            used.insert(g.client_id.clone());
+        }
+        used
+    }
+
     fn revoke_grant(&mut self, id: &str) -> Option<Grant> {
         let g = self.grants.remove(id)?;
+        self.record(state::Record::Revoke(id.to_string()));
         self.refresh.remove(&g.refresh_hash);
         for r in &g.rotated {
             self.rotated.remove(r);
@@ -181,14 +313,17 @@ pub struct OAuthError {
     pub status: u16,
     pub error: &'static str,
     pub description: String,
+    /// Seconds for `Retry-After` (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
-    fn new(status: u16, error: &'static str, description: impl Into<String>) -> OAuthError {
+    pub fn new(status: u16, error: &'static str, description: impl Into<String>) -> OAuthError {
         OAuthError {
             status,
             error,
             description: description.into(),
+            retry_after: None,
         }
     }
     fn request(d: impl Into<String>) -> OAuthError {
@@ -212,6 +347,9 @@ pub enum AuthorizeError {
     Page(String),
     /// Tell the client, at its (verified) redirect URI.
     Redirect(String),
+    /// No room for another sign-in right now: show this page with 503 and `Retry-After`
+    /// (seconds).
+    Busy(String, u64),
 }
 
 /// What the sign-in page shows and binds to.
@@ -241,7 +379,9 @@ pub struct OAuth {
     settings: Settings,
     state_file: Option<PathBuf>,
     tables: Mutex<Tables>,
-    write: Mutex<()>,
+    /// The state journal (with a state file); also serialises its writers and compaction.
+    journal: Mutex<Option<state::Journal>>,
+    sign_ins: throttle::Throttle,
 }
 
 fn now_ms() -> u64 {
@@ -516,22 +656,37 @@ impl OAuth {
             issuer: format!("{origin}/"),
             resource: format!("{origin}/mcp"),
             origin,
+            sign_ins: throttle::Throttle::new(&settings),
             settings,
             state_file,
             tables: Mutex::new(Tables::default()),
-            write: Mutex::new(()),
+            journal: Mutex::new(None),
         };
         if let Some(path) = &oauth.state_file {
             let loaded = state::load(path)?;
-            let mut t = oauth.lock();
-            t.clients = loaded.clients;
-            for (id, g) in loaded.grants {
-                t.refresh.insert(g.refresh_hash.clone(), id.clone());
-                for r in &g.rotated {
-                    t.rotated.insert(r.clone(), id.clone());
+            let lines = loaded.journal_lines;
+            {
+                let mut t = oauth.lock();
+                t.journaling = true;
+                t.seq = loaded.seq;
+                t.clients = loaded.clients;
+                for (id, g) in loaded.grants {
+                    t.refresh.insert(g.refresh_hash.clone(), id.clone());
+                    for r in &g.rotated {
+                        t.rotated.insert(r.clone(), id.clone());
+                    }
+                    t.grants.insert(id, g);
                 }
-                t.grants.insert(id, g);
             }
+            let mut j = state::Journal::new(path, lines);
+            // Start from a fresh snapshot and an empty journal, so that the file modes are
+            // right and a torn last line is gone before anything is appended.
+            if lines > 0 || !path.exists() {
+                oauth.compact(&mut j).map_err(|e| {
+                    format!("cannot write the OAuth state file {}: {e}", path.display())
+                })?;
+            }
+            *oauth.journal.lock().unwrap_or_else(|e| e.into_inner()) = Some(j);
         }
         Ok(oauth)
     }
@@ -540,20 +695,69 @@ impl OAuth {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes the state file (clients and grants), if there is one. Errors are logged: the
-    /// tables in memory stay right, only a restart would lose the change.
-    fn persist(&self) {
-        let Some(path) = &self.state_file else { return };
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let snapshot = {
-            let t = self.lock();
-            state::render(&t.clients, &t.grants)
-        };
-        if let Err(e) = state::write_atomic(path, &snapshot) {
+    /// Writes the changes made so far to the journal (with a state file), before the caller
+    /// acknowledges them. Changes queued by other threads are written too, in order. Errors are
+    /// logged: the tables in memory stay right, and the next sweep writes a full snapshot.
+    fn save(&self) {
+        let mut guard = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(j) = guard.as_mut() else { return };
+        let batch = std::mem::take(&mut self.lock().unsaved);
+        if let Err(e) = j.append(&batch) {
+            self.log_write_error(&e);
+        }
+        // A safety net for a sweeper that is far behind: past four times the threshold the
+        // writer compacts itself (amortised: at most once per that many changes).
+        if j.lines > 4 * self.compaction_threshold()
+            && let Err(e) = self.compact(j)
+        {
+            self.log_write_error(&e);
+        }
+    }
+
+    fn log_write_error(&self, e: &std::io::Error) {
+        if let Some(path) = &self.state_file {
             log::error!(
-                "cannot write the OAuth state file {}: {e}; registered clients and sign-ins made since the last successful write will be lost on restart",
+                "cannot write the OAuth state file {} or its journal: {e}; registered clients and sign-ins made since the last successful write will be lost on restart unless a later write succeeds",
                 path.display()
             );
+        }
+    }
+
+    /// Journal lines above which the sweeper folds the journal into a new snapshot: when it
+    /// holds more lines than the snapshot would have records.
+    fn compaction_threshold(&self) -> usize {
+        let t = self.lock();
+        (t.clients.len() + t.grants.len()).max(state::COMPACT_MIN_LINES)
+    }
+
+    /// Writes a snapshot of the persistent tables and empties the journal. Changes still
+    /// queued are appended first, so a failed snapshot loses nothing.
+    fn compact(&self, j: &mut state::Journal) -> std::io::Result<()> {
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
+        let batch = std::mem::take(&mut self.lock().unsaved);
+        // An error here is survivable: the snapshot below holds these changes too.
+        let _ = j.append(&batch);
+        // Copied under the lock, rendered and written outside it.
+        let (clients, grants, seq) = {
+            let t = self.lock();
+            (t.clients.clone(), t.grants.clone(), t.seq)
+        };
+        state::write_atomic(path, &state::render(&clients, &grants, seq))?;
+        j.clear()
+    }
+
+    /// Compacts the journal if it has grown past the threshold or a write failed; the sweeper
+    /// calls this.
+    fn maintain_state_file(&self) {
+        let threshold = self.compaction_threshold();
+        let mut guard = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(j) = guard.as_mut() else { return };
+        if (j.failed || j.lines > threshold)
+            && let Err(e) = self.compact(j)
+        {
+            self.log_write_error(&e);
         }
     }
 
@@ -595,8 +799,8 @@ impl OAuth {
     // Registration (RFC 7591)
     // -----------------------------------------------------------------------------------------
 
-    /// Registers a client from its metadata; the answer for a 201.
-    pub fn register(&self, meta: &Value) -> Result<Value, OAuthError> {
+    /// Registers a client from its metadata, for a caller at `ip`; the answer for a 201.
+    pub fn register(&self, meta: &Value, ip: IpAddr) -> Result<Value, OAuthError> {
         let bad = |d: String| OAuthError::new(400, "invalid_client_metadata", d);
         let Value::Object(m) = meta else {
             return Err(bad("the registration must be a JSON object".into()));
@@ -687,19 +891,15 @@ impl OAuth {
         };
         {
             let mut t = self.lock();
+            let ip = ip.to_canonical();
+            self.check_registration_rate(&mut t, ip, now)?;
             if t.clients.len() >= self.settings.max_clients {
-                self.prune_clients(&mut t, now, true);
-                if t.clients.len() >= self.settings.max_clients {
-                    return Err(OAuthError::new(
-                        503,
-                        "temporarily_unavailable",
-                        "too many registered clients; try again later",
-                    ));
-                }
+                self.make_room_for_client(&mut t, now)?;
             }
-            t.clients.insert(client_id.clone(), client);
+            t.put_client(&client_id, client);
+            self.count_registration(&mut t, ip, now);
         }
-        self.persist();
+        self.save();
         log::info!(
             target: "kimai_mcp::audit",
             "oauth: registered client {} ({}, {})",
@@ -725,46 +925,153 @@ impl OAuth {
         Ok(out)
     }
 
-    /// Forgets clients idle for too long (and, when `make_room`, the oldest clients that hold
-    /// no grant). Grants of forgotten clients go too.
-    fn prune_clients(&self, t: &mut Tables, now: u64, make_room: bool) -> usize {
+    /// `Err(429)` when `ip` has used up its registrations for the current window.
+    fn check_registration_rate(
+        &self,
+        t: &mut Tables,
+        ip: IpAddr,
+        now: u64,
+    ) -> Result<(), OAuthError> {
+        let limit = self.settings.registrations_per_address;
+        if limit == 0 {
+            return Ok(());
+        }
+        let window = ms(self.settings.registration_window);
+        let Some(&(start, n)) = t.registrations.get(&ip) else {
+            return Ok(());
+        };
+        let ends = start.saturating_add(window);
+        if ends <= now || n < limit {
+            return Ok(());
+        }
+        let wait = (ends - now).div_ceil(1000).max(1);
+        let mut e = OAuthError::new(
+            429,
+            "temporarily_unavailable",
+            format!(
+                "too many client registrations from this address: at most {limit} per {} (--max-registrations-per-address on the server); try again in {wait} s",
+                human_duration(self.settings.registration_window)
+            ),
+        );
+        e.retry_after = Some(wait);
+        Err(e)
+    }
+
+    /// Counts a registration of `ip` in its window. The table of addresses is bounded: when it
+    /// is full, windows that are over go first, then the oldest window (an attacker who owns
+    /// that many addresses gains a fresh count for one of them; the client table's own bound
+    /// still holds).
+    fn count_registration(&self, t: &mut Tables, ip: IpAddr, now: u64) {
+        if self.settings.registrations_per_address == 0 {
+            return;
+        }
+        let window = ms(self.settings.registration_window);
+        if !t.registrations.contains_key(&ip) && t.registrations.len() >= MAX_REGISTERING_ADDRESSES
+        {
+            t.registrations
+                .retain(|_, (start, _)| start.saturating_add(window) > now);
+            if t.registrations.len() >= MAX_REGISTERING_ADDRESSES
+                && let Some(oldest) = t
+                    .registrations
+                    .iter()
+                    .min_by_key(|(_, (start, _))| *start)
+                    .map(|(a, _)| *a)
+            {
+                t.registrations.remove(&oldest);
+            }
+        }
+        let entry = t.registrations.entry(ip).or_insert((now, 0));
+        if entry.0.saturating_add(window) <= now {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+    }
+
+    /// Makes room in a full client table by forgetting the least recently used clients that
+    /// nobody is using (see [`Tables::clients_in_use`]): a client in the middle of a sign-in,
+    /// or with a live sign-in, is never forgotten. `Err(503)` when every client is in use.
+    fn make_room_for_client(&self, t: &mut Tables, now: u64) -> Result<(), OAuthError> {
+        let in_use = t.clients_in_use(now);
+        let mut idle: Vec<(u64, String)> = t
+            .clients
+            .iter()
+            .filter(|(id, _)| !in_use.contains(*id))
+            .map(|(id, c)| (c.last_used, id.clone()))
+            .collect();
+        if idle.is_empty() {
+            // The soonest a client can become free: when a sign-in in progress or an unredeemed
+            // code expires (a client with a live grant stays in use).
+            let soonest = t
+                .requests
+                .values()
+                .map(|r| r.expires)
+                .chain(t.codes.values().map(|c| c.expires))
+                .filter(|&e| e > now)
+                .min()
+                .map_or(FULL_RETRY_AFTER_SECS, |e| (e - now).div_ceil(1000).max(1))
+                .min(FULL_RETRY_AFTER_SECS);
+            log::warn!(
+                "oauth: a registration was refused: all {} registered clients are in use (a sign-in in progress or a live sign-in)",
+                t.clients.len()
+            );
+            let mut e = OAuthError::new(
+                503,
+                "temporarily_unavailable",
+                format!(
+                    "this server keeps at most {} registered applications and every one of them is in the middle of a sign-in or signed in; try again in {soonest} s",
+                    self.settings.max_clients
+                ),
+            );
+            e.retry_after = Some(soonest);
+            return Err(e);
+        }
+        // Forget a batch (1% of the table) at once, so that a burst of registrations into a
+        // full table costs one scan per batch, not one per registration.
+        let excess = t.clients.len() + 1 - self.settings.max_clients;
+        let n = excess
+            .max(self.settings.max_clients / 100)
+            .max(1)
+            .min(idle.len());
+        if n < idle.len() {
+            idle.select_nth_unstable(n - 1);
+        }
+        for (_, id) in idle.into_iter().take(n) {
+            t.forget_client(&id);
+        }
+        log::debug!(
+            "oauth: the client table was full; forgot the {n} least recently used idle clients"
+        );
+        Ok(())
+    }
+
+    /// Forgets clients unused for `client_idle` that nobody is using. Returns how many.
+    fn prune_idle_clients(&self, t: &mut Tables, now: u64) -> usize {
         let idle = ms(self.settings.client_idle);
-        let with_grants: std::collections::HashSet<String> =
-            t.grants.values().map(|g| g.client_id.clone()).collect();
+        let in_use = t.clients_in_use(now);
         let stale: Vec<String> = t
             .clients
             .iter()
-            .filter(|(id, c)| now.saturating_sub(c.last_used) > idle && !with_grants.contains(*id))
+            .filter(|(id, c)| now.saturating_sub(c.last_used) > idle && !in_use.contains(*id))
             .map(|(id, _)| id.clone())
             .collect();
-        let mut n = stale.len();
-        for id in stale {
-            t.clients.remove(&id);
+        for id in &stale {
+            t.forget_client(id);
         }
-        if make_room && t.clients.len() >= self.settings.max_clients {
-            let mut unused: Vec<(u64, String)> = t
-                .clients
-                .iter()
-                .filter(|(id, _)| !with_grants.contains(*id))
-                .map(|(id, c)| (c.last_used, id.clone()))
-                .collect();
-            unused.sort();
-            let excess = t.clients.len() + 1 - self.settings.max_clients;
-            for (_, id) in unused.into_iter().take(excess.max(t.clients.len() / 10)) {
-                t.clients.remove(&id);
-                n += 1;
-            }
-        }
-        n
+        stale.len()
     }
 
     // -----------------------------------------------------------------------------------------
     // Authorization
     // -----------------------------------------------------------------------------------------
 
-    /// Validates an authorization request and opens a pending request for the sign-in page;
-    /// returns its id. `Err(Redirect(url))` sends the error to the client's redirect URI.
-    pub fn authorize(&self, p: &HashMap<String, String>) -> Result<String, AuthorizeError> {
+    /// Validates an authorization request from a browser at `ip` and opens a pending request
+    /// for the sign-in page; returns its id. `Err(Redirect(url))` sends the error to the
+    /// client's redirect URI.
+    pub fn authorize(
+        &self,
+        p: &HashMap<String, String>,
+        ip: IpAddr,
+    ) -> Result<String, AuthorizeError> {
         let get = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
         if p.values().any(|v| v.len() > MAX_PARAM) {
             return Err(AuthorizeError::Page(
@@ -861,19 +1168,86 @@ impl OAuth {
             csrf: random_secret(""),
             expires: now_ms() + ms(self.settings.request_ttl),
             failures: 0,
+            ip: ip.to_canonical(),
+            created: now_ms(),
         };
+        let now = now_ms();
         let mut t = self.lock();
-        if t.requests.len() >= self.settings.max_requests {
-            let now = now_ms();
-            t.requests.retain(|_, r| r.expires > now);
-            if t.requests.len() >= self.settings.max_requests {
-                return Err(AuthorizeError::Page(
-                    "Too many sign-ins are in progress; try again in a few minutes.".into(),
-                ));
-            }
+        // One address at its cap ends its own oldest sign-in rather than being refused: the
+        // newest request is the one a person is looking at, the oldest is most likely an
+        // abandoned tab or an application that retried. Refusing instead would let a stuck or
+        // hostile client keep every person behind the same address (an office NAT) from
+        // starting a sign-in for the whole request lifetime; either way the address cannot
+        // hold more than its cap.
+        let cap = self.settings.pending_per_address.max(1);
+        while t
+            .requests_by_ip
+            .get(&req.ip)
+            .is_some_and(|q| q.len() >= cap)
+        {
+            t.end_oldest_request(req.ip);
         }
-        t.requests.insert(id.clone(), req);
+        if t.requests.len() >= self.settings.max_requests {
+            t.expire_requests(now);
+        }
+        if t.requests.len() >= self.settings.max_requests {
+            self.make_room_for_request(&mut t, now)?;
+        }
+        if let Some(c) = t.clients.get_mut(client_id) {
+            // In memory only (the snapshot picks it up): it orders the clients for eviction.
+            c.last_used = now;
+        }
+        t.add_request(id.clone(), req);
         Ok(id)
+    }
+
+    /// Makes room in a full table of sign-ins in progress. The address that holds the most
+    /// gives up its oldest, so a flood from many addresses ends its own requests, not the one a
+    /// person has open. Only when every address holds a single one (a flood from as many
+    /// addresses as the table has room) does the oldest request go, and only once it is a tenth
+    /// of its lifetime old (a minute): a person finishes a sign-in sooner, and the oldest is
+    /// the likeliest to be abandoned. Until then the new one is refused with the wait.
+    fn make_room_for_request(&self, t: &mut Tables, now: u64) -> Result<(), AuthorizeError> {
+        let busiest = t
+            .requests_by_ip
+            .iter()
+            .max_by_key(|(_, q)| q.len())
+            .map(|(a, q)| (*a, q.len()));
+        if let Some((a, n)) = busiest
+            && n > 1
+        {
+            t.end_oldest_request(a);
+            return Ok(());
+        }
+        let min_age = ms(self.settings.request_ttl) / 10;
+        let oldest = t
+            .requests
+            .iter()
+            .min_by_key(|(_, r)| r.created)
+            .map(|(id, r)| (id.clone(), r.created));
+        match oldest {
+            Some((id, created)) if now.saturating_sub(created) >= min_age => {
+                t.take_request(&id);
+                Ok(())
+            }
+            Some((_, created)) => {
+                let wait = (created + min_age)
+                    .saturating_sub(now)
+                    .div_ceil(1000)
+                    .max(1);
+                Err(AuthorizeError::Busy(
+                    format!(
+                        "Too many sign-ins are in progress on this server right now. Try again in {wait} seconds."
+                    ),
+                    wait,
+                ))
+            }
+            // A table of size 0 (never configured so): nothing to make room from.
+            None => Err(AuthorizeError::Busy(
+                "Sign-in is not available on this server right now.".into(),
+                60,
+            )),
+        }
     }
 
     /// The pending request behind a sign-in page, if it is still open.
@@ -896,7 +1270,7 @@ impl OAuth {
         };
         r.failures += 1;
         if r.failures >= MAX_SIGN_IN_ATTEMPTS {
-            t.requests.remove(id);
+            t.take_request(id);
             return false;
         }
         true
@@ -906,7 +1280,7 @@ impl OAuth {
     pub fn approve(&self, id: &str, subject: &str) -> Option<String> {
         let code = random_secret("");
         let mut t = self.lock();
-        let r = t.requests.remove(id).filter(|r| r.expires > now_ms())?;
+        let r = t.take_request(id).filter(|r| r.expires > now_ms())?;
         t.codes.insert(
             digest_hex(&code),
             Code {
@@ -929,7 +1303,7 @@ impl OAuth {
 
     /// Ends a pending request as refused by the person; the URL to send the browser to.
     pub fn deny(&self, id: &str) -> Option<String> {
-        let r = self.lock().requests.remove(id)?;
+        let r = self.lock().take_request(id)?;
         let mut params = vec![
             ("error", "access_denied"),
             ("error_description", "the sign-in was cancelled"),
@@ -1030,12 +1404,13 @@ impl OAuth {
         }
         let client_id = self.client_auth(p, basic)?;
         let issued = if grant_type == "authorization_code" {
-            self.redeem_code(p, &client_id, user_ok)?
+            self.redeem_code(p, &client_id, user_ok)
         } else {
-            self.refresh(p, &client_id, user_ok)?
+            self.refresh(p, &client_id, user_ok)
         };
-        self.persist();
-        Ok(issued)
+        // Failures change state too (a reused code or refresh token revokes a grant).
+        self.save();
+        issued
     }
 
     fn check_resource(&self, p: &HashMap<String, String>, bound: &str) -> Result<(), OAuthError> {
@@ -1088,7 +1463,7 @@ impl OAuth {
                     );
                 }
                 drop(t);
-                self.persist();
+                self.save();
                 return Err(OAuthError::grant(
                     "the authorization code was already used; the tokens issued for it are revoked",
                 ));
@@ -1178,7 +1553,15 @@ impl OAuth {
         let refresh_hash = digest_hex(&refresh_token);
         let mut rotated = Vec::new();
         let mut created = now;
+        let refresh_expires = now + ms(self.settings.refresh_ttl);
+        let rotation = previous.is_some();
         if let Some(old) = previous {
+            t.record(state::Record::Rotate {
+                grant: grant_id.to_string(),
+                refresh_hash: refresh_hash.clone(),
+                refresh_expires,
+                at: now,
+            });
             t.refresh.remove(&old.refresh_hash);
             if let Some(a) = &old.access_hash {
                 t.access.remove(a);
@@ -1200,19 +1583,20 @@ impl OAuth {
             },
         );
         t.refresh.insert(refresh_hash.clone(), grant_id.to_string());
-        t.grants.insert(
-            grant_id.to_string(),
-            Grant {
-                client_id: client_id.to_string(),
-                subject: subject.to_string(),
-                resource: resource.to_string(),
-                refresh_hash,
-                refresh_expires: now + ms(self.settings.refresh_ttl),
-                access_hash: Some(access_hash),
-                rotated,
-                created,
-            },
-        );
+        let grant = Grant {
+            client_id: client_id.to_string(),
+            subject: subject.to_string(),
+            resource: resource.to_string(),
+            refresh_hash,
+            refresh_expires,
+            access_hash: Some(access_hash),
+            rotated,
+            created,
+        };
+        if !rotation {
+            t.record(state::Record::Grant(grant_id.to_string(), grant.clone()));
+        }
+        t.grants.insert(grant_id.to_string(), grant);
         Issued {
             access_token,
             refresh_token,
@@ -1245,7 +1629,7 @@ impl OAuth {
                         short(&g.client_id)
                     );
                 }
-                self.persist();
+                self.save();
                 return Err(OAuthError::grant(
                     "the refresh token was already used; the sign-in is revoked: sign in again",
                 ));
@@ -1334,7 +1718,7 @@ impl OAuth {
             t.revoke_grant(&grant);
             drop(t);
             log::info!(target: "kimai_mcp::audit", "oauth: a grant was revoked by its client {}", short(&client_id));
-            self.persist();
+            self.save();
         }
         Ok(())
     }
@@ -1370,16 +1754,22 @@ impl OAuth {
         let n = gone.len();
         drop(t);
         if n > 0 {
-            self.persist();
+            self.save();
         }
         n
     }
 
-    /// Drops expired requests, codes, tokens and grants, and idle clients.
+    /// Drops expired requests, codes, tokens and grants, idle clients, registration windows
+    /// that are over and users' sign-in failures that are forgotten; compacts the state
+    /// journal when it has grown.
     pub fn sweep(&self) {
         let now = now_ms();
+        self.sign_ins.sweep(Instant::now());
         let mut t = self.lock();
-        t.requests.retain(|_, r| r.expires > now);
+        t.expire_requests(now);
+        let window = ms(self.settings.registration_window);
+        t.registrations
+            .retain(|_, (start, _)| start.saturating_add(window) > now);
         t.codes.retain(|_, c| c.expires > now);
         t.used_codes.retain(|_, (_, exp)| *exp > now);
         t.access.retain(|_, a| a.expires > now);
@@ -1392,17 +1782,49 @@ impl OAuth {
         for id in &expired {
             t.revoke_grant(id);
         }
-        let pruned = self.prune_clients(&mut t, now, false);
+        self.prune_idle_clients(&mut t, now);
         drop(t);
-        if !expired.is_empty() || pruned > 0 {
-            self.persist();
-        }
+        self.save();
+        self.maintain_state_file();
+    }
+
+    /// Admits a sign-in attempt for the user name `slug` from `ip` ([`throttle`]): sleep its
+    /// wait, then check the secret, and mark it as succeeded if it was right. `Err(wait)`:
+    /// refuse it without checking the secret.
+    pub fn sign_in_attempt(
+        &self,
+        slug: &str,
+        ip: IpAddr,
+    ) -> Result<throttle::Attempt<'_>, Duration> {
+        self.sign_ins.begin(slug, ip, Instant::now())
+    }
+
+    /// Sign-ins in progress: in total, and from `ip`.
+    pub fn pending_counts(&self, ip: IpAddr) -> (usize, usize) {
+        let t = self.lock();
+        let mine = t
+            .requests_by_ip
+            .get(&ip.to_canonical())
+            .map_or(0, VecDeque::len);
+        (t.requests.len(), mine)
     }
 
     /// Counts for `/metrics` and `/health`: registered clients and live grants.
     pub fn counts(&self) -> (usize, usize) {
         let t = self.lock();
         (t.clients.len(), t.grants.len())
+    }
+}
+
+/// "hour", "2 hours", "10 minutes", "30 seconds": a window as a message names it.
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        3600 => "hour".into(),
+        60 => "minute".into(),
+        _ if s >= 3600 && s % 3600 == 0 => format!("{} hours", s / 3600),
+        _ if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        _ => format!("{} seconds", s.max(1)),
     }
 }
 
@@ -1419,6 +1841,46 @@ mod tests {
         OAuth::new("http://127.0.0.1:8000", settings, None).unwrap()
     }
 
+    /// A client address; `n` tells them apart.
+    fn ip(n: u16) -> IpAddr {
+        IpAddr::from([127, 0, (n >> 8) as u8, n as u8])
+    }
+
+    const HOME: u16 = 1;
+
+    fn register(o: &OAuth, from: u16) -> Result<String, OAuthError> {
+        o.register(
+            &json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": "none"}),
+            ip(from),
+        )
+        .map(|r| r["client_id"].as_str().unwrap().to_string())
+    }
+
+    /// Opens a sign-in for `client` from `from`; (request id, verifier).
+    fn start_sign_in(
+        o: &OAuth,
+        client: &str,
+        from: u16,
+    ) -> Result<(String, String), AuthorizeError> {
+        let verifier = random_secret("v");
+        let txn = o.authorize(
+            &params(&[
+                ("response_type", "code"),
+                ("client_id", client),
+                ("code_challenge", &s256(&verifier)),
+                ("code_challenge_method", "S256"),
+            ]),
+            ip(from),
+        )?;
+        Ok((txn, verifier))
+    }
+
+    /// Approves a sign-in; the code.
+    fn finish_sign_in(o: &OAuth, txn: &str, subject: &str) -> Option<String> {
+        let url = o.approve(txn, subject)?;
+        Some(parse_form(url.split_once('?').unwrap().1).unwrap()["code"].clone())
+    }
+
     fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
@@ -1429,17 +1891,23 @@ mod tests {
     /// A public client and a code for `subject`; (client id, code, verifier).
     fn code_for(o: &OAuth, subject: &str) -> (String, String, String) {
         let reg = o
-            .register(&json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": "none"}))
+            .register(
+                &json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": "none"}),
+                ip(HOME),
+            )
             .unwrap();
         let id = reg["client_id"].as_str().unwrap().to_string();
         let verifier = random_secret("v");
         let txn = o
-            .authorize(&params(&[
-                ("response_type", "code"),
-                ("client_id", &id),
-                ("code_challenge", &s256(&verifier)),
-                ("code_challenge_method", "S256"),
-            ]))
+            .authorize(
+                &params(&[
+                    ("response_type", "code"),
+                    ("client_id", &id),
+                    ("code_challenge", &s256(&verifier)),
+                    ("code_challenge_method", "S256"),
+                ]),
+                ip(HOME),
+            )
             .unwrap();
         let url = o.approve(&txn, subject).unwrap();
         let q = parse_form(url.split_once('?').unwrap().1).unwrap();
@@ -1557,7 +2025,10 @@ mod tests {
 
     #[test]
     fn sign_ins_per_user_are_bounded() {
-        let o = oauth(Settings::default());
+        let o = oauth(Settings {
+            registrations_per_address: 0,
+            ..Settings::default()
+        });
         let ok = |_: &str| true;
         let mut first = None;
         for i in 0..MAX_GRANTS_PER_SUBJECT + 3 {
@@ -1605,31 +2076,318 @@ mod tests {
         assert_eq!(o.counts(), (0, 0));
     }
 
-    #[test]
-    fn the_state_file_round_trips_without_secrets() {
+    fn temp_state() -> (PathBuf, PathBuf) {
         let dir = std::env::temp_dir().join(format!("kimai-mcp-oauth-{}", random_secret("")));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("state.json");
-        let o = OAuth::new(
-            "https://mcp.example.com",
-            Settings::default(),
-            Some(path.clone()),
+        (dir, path)
+    }
+
+    fn reopen(path: &std::path::Path) -> OAuth {
+        OAuth::new(
+            "http://127.0.0.1:8000",
+            Settings {
+                registrations_per_address: 0,
+                ..Settings::default()
+            },
+            Some(path.to_path_buf()),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    fn refresh_with(o: &OAuth, client: &str, token: &str) -> Result<Issued, OAuthError> {
+        o.token(
+            &params(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token),
+                ("client_id", client),
+            ]),
+            None,
+            &|_| true,
+        )
+    }
+
+    #[test]
+    fn the_state_file_round_trips_without_secrets() {
+        let (dir, path) = temp_state();
+        let journal = state::journal_path(&path);
+        let o = reopen(&path);
+        let snapshot = std::fs::read_to_string(&path).unwrap();
         let reg = o
-            .register(&json!({"redirect_uris": ["https://app.example/cb"], "client_name": "App"}))
+            .register(
+                &json!({"redirect_uris": ["https://app.example/cb"], "client_name": "App"}),
+                ip(HOME),
+            )
             .unwrap();
         let secret = reg["client_secret"].as_str().unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
+        // A registration appends one line to the journal and leaves the snapshot alone.
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), snapshot);
+        let text = std::fs::read_to_string(&journal).unwrap();
+        assert_eq!(text.lines().count(), 1);
         assert!(!text.contains(secret));
         assert!(text.contains(&digest_hex(secret)));
-        let again = OAuth::new(
-            "https://mcp.example.com",
-            Settings::default(),
-            Some(path.clone()),
-        )
-        .unwrap();
-        assert_eq!(again.counts(), (1, 0));
+        for p in [&path, &journal] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", p.display());
+        }
+        // A sign-in and two refreshes, then a "crash" (no shutdown of any kind).
+        let (id, code, verifier) = code_for(&o, "slug-a");
+        let t = o
+            .token(&code_grant(&id, &code, &verifier), None, &|_| true)
+            .unwrap();
+        let t = refresh_with(&o, &id, &t.refresh_token).unwrap();
+        let rotated = t.refresh_token.clone();
+        let t = refresh_with(&o, &id, &rotated).unwrap();
+        let text = std::fs::read_to_string(&journal).unwrap();
+        assert!(!text.contains(&t.refresh_token) && !text.contains(&rotated));
+        let lines = text.clone();
+        drop(o);
+
+        // Everything acknowledged is back: the last refresh token works, a rotated one is
+        // still recognised as reused.
+        let again = reopen(&path);
+        assert_eq!(again.counts(), (2, 1));
+        // Opening folded the journal into the snapshot.
+        assert_eq!(std::fs::read_to_string(&journal).unwrap(), "");
+        // A crash after a snapshot but before the journal was emptied replays nothing twice;
+        // a torn last line (a crash while appending) is dropped.
+        drop(again);
+        std::fs::write(&journal, format!("{lines}{{\"seq\": 99, \"op\": \"cli")).unwrap();
+        let again = reopen(&path);
+        assert_eq!(again.counts(), (2, 1));
+        let t = refresh_with(&again, &id, &t.refresh_token).unwrap();
+        assert_eq!(
+            refresh_with(&again, &id, &rotated).unwrap_err().error,
+            "invalid_grant"
+        );
+        assert_eq!(
+            again.verify(&t.access_token),
+            None,
+            "reuse revoked the grant"
+        );
+        drop(again);
+        assert_eq!(reopen(&path).counts(), (2, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_sweeper_folds_a_long_journal_into_the_snapshot() {
+        let (dir, path) = temp_state();
+        let journal = state::journal_path(&path);
+        let o = reopen(&path);
+        // One client, one grant, and many refreshes: the journal outgrows the snapshot.
+        let (id, code, verifier) = code_for(&o, "slug-a");
+        let mut t = o
+            .token(&code_grant(&id, &code, &verifier), None, &|_| true)
+            .unwrap();
+        let n = state::COMPACT_MIN_LINES + 10;
+        for _ in 0..n {
+            t = refresh_with(&o, &id, &t.refresh_token).unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(&journal).unwrap().lines().count(),
+            n + 2
+        );
+        o.sweep();
+        assert_eq!(std::fs::read_to_string(&journal).unwrap(), "");
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v["clients"].as_object().unwrap().len(), 1);
+        assert_eq!(v["seq"], json!(n + 2));
+        assert_eq!(
+            v["grants"].as_object().unwrap().values().next().unwrap()["rotated"]
+                .as_array()
+                .unwrap()
+                .len(),
+            MAX_ROTATED
+        );
+        t = refresh_with(&o, &id, &t.refresh_token).unwrap();
+        drop(o);
+        let again = reopen(&path);
+        assert_eq!(again.counts(), (1, 1));
+        refresh_with(&again, &id, &t.refresh_token).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn registrations_are_limited_per_address() {
+        let o = oauth(Settings {
+            registrations_per_address: 3,
+            registration_window: Duration::from_millis(300),
+            ..Settings::default()
+        });
+        for _ in 0..3 {
+            register(&o, 7).unwrap();
+        }
+        let e = register(&o, 7).unwrap_err();
+        assert_eq!((e.status, e.error), (429, "temporarily_unavailable"));
+        assert_eq!(e.retry_after, Some(1));
+        assert!(
+            e.description.contains("at most 3 per")
+                && e.description.contains("--max-registrations-per-address"),
+            "{e:?}"
+        );
+        // Other addresses are not affected; the window ends.
+        register(&o, 8).unwrap();
+        std::thread::sleep(Duration::from_millis(350));
+        register(&o, 7).unwrap();
+        // The table of addresses is bounded.
+        for n in 0..(MAX_REGISTERING_ADDRESSES + 20) as u16 {
+            register(&o, 100 + n).unwrap();
+        }
+        assert!(o.lock().registrations.len() <= MAX_REGISTERING_ADDRESSES);
+        // 0 turns the limit off.
+        let o = oauth(Settings {
+            registrations_per_address: 0,
+            ..Settings::default()
+        });
+        for _ in 0..30 {
+            register(&o, 7).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_full_client_table_never_forgets_a_client_in_use() {
+        let o = oauth(Settings {
+            max_clients: 20,
+            registrations_per_address: 0,
+            ..Settings::default()
+        });
+        let ok = |_: &str| true;
+        // Three clients in use: one in the middle of its sign-in, one holding a code, one
+        // signed in.
+        let pending = register(&o, HOME).unwrap();
+        let (txn, pending_verifier) = start_sign_in(&o, &pending, HOME).unwrap();
+        let coded = register(&o, HOME).unwrap();
+        let (t2, coded_verifier) = start_sign_in(&o, &coded, HOME).unwrap();
+        let code = finish_sign_in(&o, &t2, "slug-b").unwrap();
+        let (signed_in, c3, v3) = code_for(&o, "slug-c");
+        let tokens = o
+            .token(&code_grant(&signed_in, &c3, &v3), None, &ok)
+            .unwrap();
+        // A flood of registrations from many addresses, 10 times the table.
+        for n in 0..200 {
+            register(&o, 1000 + n).unwrap();
+        }
+        assert_eq!(o.counts().0, 20);
+        // All three carry on.
+        let code1 = finish_sign_in(&o, &txn, "slug-a").expect("the pending sign-in survived");
+        o.token(&code_grant(&pending, &code1, &pending_verifier), None, &ok)
+            .unwrap();
+        o.token(&code_grant(&coded, &code, &coded_verifier), None, &ok)
+            .unwrap();
+        refresh_with(&o, &signed_in, &tokens.refresh_token).unwrap();
+
+        // When every client is in use, a registration is refused, with when to come back.
+        let o = oauth(Settings {
+            max_clients: 5,
+            registrations_per_address: 0,
+            ..Settings::default()
+        });
+        let mut txns = Vec::new();
+        for n in 0..5 {
+            let c = register(&o, n).unwrap();
+            txns.push(start_sign_in(&o, &c, n).unwrap().0);
+        }
+        let e = register(&o, 99).unwrap_err();
+        assert_eq!((e.status, e.error), (503, "temporarily_unavailable"));
+        assert!(
+            e.retry_after.is_some_and(|s| (1..=600).contains(&s)),
+            "{e:?}"
+        );
+        assert!(e.description.contains("at most 5 registered"), "{e:?}");
+        // One sign-in ends (cancelled): its client is free to go, and a registration fits.
+        o.deny(&txns[0]).unwrap();
+        register(&o, 99).unwrap();
+        assert!(o.pending(&txns[1]).is_some());
+    }
+
+    #[test]
+    fn sign_ins_in_progress_are_capped_per_address_and_in_total() {
+        let o = oauth(Settings {
+            pending_per_address: 3,
+            max_requests: 10,
+            registrations_per_address: 0,
+            ..Settings::default()
+        });
+        let client = register(&o, HOME).unwrap();
+        // One address: its oldest requests end, its newest stay.
+        let txns: Vec<String> = (0..5)
+            .map(|_| start_sign_in(&o, &client, 50).unwrap().0)
+            .collect();
+        assert!(o.pending(&txns[0]).is_none() && o.pending(&txns[1]).is_none());
+        assert!(txns[2..].iter().all(|t| o.pending(t).is_some()));
+        assert_eq!(o.pending_counts(ip(50)), (3, 3));
+        // A person opens one sign-in; a flood from several addresses fills the table, over and
+        // over.
+        let (mine, verifier) = start_sign_in(&o, &client, HOME).unwrap();
+        for round in 0..10 {
+            for n in 0..6 {
+                start_sign_in(&o, &client, 100 + n).unwrap();
+                assert!(o.pending_counts(ip(100 + n)).1 <= 3, "round {round}");
+            }
+        }
+        assert_eq!(o.pending_counts(ip(HOME)), (10, 1));
+        let code = finish_sign_in(&o, &mine, "slug-a").expect("the person's sign-in survived");
+        o.token(&code_grant(&client, &code, &verifier), None, &|_| true)
+            .unwrap();
+        // Every address holds one: nobody's is ended while it is young, the next one is told
+        // to come back; later the oldest goes.
+        let o = oauth(Settings {
+            max_requests: 4,
+            request_ttl: Duration::from_millis(2000),
+            registrations_per_address: 0,
+            ..Settings::default()
+        });
+        let client = register(&o, HOME).unwrap();
+        let txns: Vec<String> = (0..4)
+            .map(|n| {
+                // Distinct creation times, so that "oldest" is well defined.
+                std::thread::sleep(Duration::from_millis(2));
+                start_sign_in(&o, &client, 10 + n).unwrap().0
+            })
+            .collect();
+        match start_sign_in(&o, &client, 20) {
+            Err(AuthorizeError::Busy(msg, secs)) => {
+                assert!(msg.contains("Too many sign-ins"), "{msg}");
+                assert_eq!(secs, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(txns.iter().all(|t| o.pending(t).is_some()));
+        std::thread::sleep(Duration::from_millis(250));
+        start_sign_in(&o, &client, 20).unwrap();
+        assert!(o.pending(&txns[0]).is_none());
+        assert!(txns[1..].iter().all(|t| o.pending(t).is_some()));
+    }
+
+    /// Registration cost at 10,000 clients with a state file; run by hand:
+    /// `cargo test --lib registration_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn registration_cost_at_10000_clients() {
+        let (dir, path) = temp_state();
+        let o = reopen(&path);
+        let started = Instant::now();
+        let mut last = Vec::new();
+        for i in 0..10_000u16 {
+            let t = Instant::now();
+            register(&o, i).unwrap();
+            if i >= 9_900 {
+                last.push(t.elapsed().as_secs_f64());
+            }
+            if i % 1000 == 999 {
+                o.sweep();
+            }
+        }
+        let total = started.elapsed();
+        let mean = last.iter().sum::<f64>() / last.len() as f64;
+        eprintln!(
+            "10,000 registrations in {total:?}; mean of the last 100: {:.3} ms",
+            mean * 1e3
+        );
+        drop(o);
+        assert_eq!(reopen(&path).counts(), (10_000, 0));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
