@@ -31,15 +31,23 @@
 //! under it (in the order they were made) and written to the state journal under a second lock
 //! right after, before the endpoint answers (see `state`).
 
+mod encoding;
 mod state;
+mod tables;
 pub mod throttle;
 
+pub use encoding::{
+    b64_decode, b64_std, b64url, digest_hex, form_encode, parse_form, random_secret, s256,
+    uri_origin, with_query,
+};
+use encoding::{canonical_resource, check_redirect_uri, is_pkce_value};
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tables::{Access, Client, Code, Grant, Request, Tables};
 
 /// Lifetimes and limits. [`Settings::default`] is what the server uses; tests shorten them.
 #[derive(Clone, Debug, PartialEq)]
@@ -100,10 +108,6 @@ const MAX_ROTATED: usize = 1000;
 const MAX_GRANTS_PER_SUBJECT: usize = 50;
 /// Longest accepted value of a parameter (state, redirect URI, …).
 const MAX_PARAM: usize = 2048;
-/// Addresses whose registration counts are remembered at most.
-const MAX_REGISTERING_ADDRESSES: usize = 10_000;
-/// When no client can be forgotten, how long a refused registration is told to wait at most.
-const FULL_RETRY_AFTER_SECS: u64 = 300;
 
 /// How a client authenticates at the token and revocation endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,182 +132,6 @@ impl AuthMethod {
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::ClientSecretBasic => "client_secret_basic",
         }
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Client {
-    secret_hash: Option<String>,
-    auth_method: AuthMethod,
-    redirect_uris: Vec<String>,
-    name: Option<String>,
-    grant_types: Vec<String>,
-    created: u64,
-    last_used: u64,
-}
-
-/// A pending authorization request: the sign-in page's state.
-#[derive(Clone, Debug)]
-struct Request {
-    client_id: String,
-    redirect_uri: String,
-    redirect_given: bool,
-    challenge: String,
-    state: Option<String>,
-    resource: String,
-    csrf: String,
-    expires: u64,
-    failures: u32,
-    /// The client address that opened it.
-    ip: IpAddr,
-    created: u64,
-}
-
-#[derive(Clone, Debug)]
-struct Code {
-    client_id: String,
-    redirect_uri: String,
-    redirect_given: bool,
-    challenge: String,
-    resource: String,
-    subject: String,
-    expires: u64,
-}
-
-#[derive(Clone, Debug)]
-struct Grant {
-    client_id: String,
-    subject: String,
-    resource: String,
-    refresh_hash: String,
-    refresh_expires: u64,
-    access_hash: Option<String>,
-    rotated: Vec<String>,
-    created: u64,
-}
-
-#[derive(Clone, Debug)]
-struct Access {
-    grant: String,
-    expires: u64,
-}
-
-#[derive(Default)]
-struct Tables {
-    clients: HashMap<String, Client>,
-    requests: HashMap<String, Request>,
-    /// Request ids by the address that opened them, oldest first (at most
-    /// `pending_per_address` each).
-    requests_by_ip: HashMap<IpAddr, VecDeque<String>>,
-    /// Registrations per address: (start of its window, registrations in it).
-    registrations: HashMap<IpAddr, (u64, u32)>,
-    /// Code digest → code. A redeemed code stays (as `used`) until it expires.
-    codes: HashMap<String, Code>,
-    /// Redeemed code digest → (grant id, expiry): a second redemption revokes that grant.
-    used_codes: HashMap<String, (String, u64)>,
-    grants: HashMap<String, Grant>,
-    /// Current refresh-token digest → grant id.
-    refresh: HashMap<String, String>,
-    /// Rotated refresh-token digest → grant id (reuse detection).
-    rotated: HashMap<String, String>,
-    /// Access-token digest → access.
-    access: HashMap<String, Access>,
-    /// Whether changes are journaled (there is a state file).
-    journaling: bool,
-    /// The sequence number of the last change.
-    seq: u64,
-    /// Changes not yet in the journal, in the order they were made.
-    unsaved: Vec<(u64, state::Record)>,
-}
-
-impl Tables {
-    fn record(&mut self, r: state::Record) {
-        if self.journaling {
-            self.seq += 1;
-            self.unsaved.push((self.seq, r));
-        }
-    }
-
-    fn put_client(&mut self, id: &str, c: Client) {
-        self.record(state::Record::Client(id.to_string(), c.clone()));
-        self.clients.insert(id.to_string(), c);
-    }
-
-    fn forget_client(&mut self, id: &str) {
-        if self.clients.remove(id).is_some() {
-            self.record(state::Record::ForgetClient(id.to_string()));
-        }
-    }
-
-    fn add_request(&mut self, id: String, r: Request) {
-        self.requests_by_ip
-            .entry(r.ip)
-            .or_default()
-            .push_back(id.clone());
-        self.requests.insert(id, r);
-    }
-
-    fn take_request(&mut self, id: &str) -> Option<Request> {
-        let r = self.requests.remove(id)?;
-        if let Some(q) = self.requests_by_ip.get_mut(&r.ip) {
-            q.retain(|x| x != id);
-            if q.is_empty() {
-                self.requests_by_ip.remove(&r.ip);
-            }
-        }
-        Some(r)
-    }
-
-    /// Ends the oldest sign-in in progress from `ip`.
-    fn end_oldest_request(&mut self, ip: IpAddr) {
-        let oldest = self
-            .requests_by_ip
-            .get(&ip)
-            .and_then(|q| q.front().cloned());
-        if let Some(id) = oldest {
-            self.take_request(&id);
-        }
-    }
-
-    fn expire_requests(&mut self, now: u64) {
-        let gone: Vec<String> = self
-            .requests
-            .iter()
-            .filter(|(_, r)| r.expires <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in gone {
-            self.take_request(&id);
-        }
-    }
-
-    /// Clients that someone is using: a sign-in in progress, a code not yet redeemed, or a
-    /// live grant. These are never forgotten to make room.
-    fn clients_in_use(&self, now: u64) -> HashSet<String> {
-        let mut used = HashSet::new();
-        for r in self.requests.values().filter(|r| r.expires > now) {
-            used.insert(r.client_id.clone());
-        }
-        for c in self.codes.values().filter(|c| c.expires > now) {
-            used.insert(c.client_id.clone());
-        }
-        for g in self.grants.values() {
-            used.insert(g.client_id.clone());
-        }
-        used
-    }
-
-    fn revoke_grant(&mut self, id: &str) -> Option<Grant> {
-        let g = self.grants.remove(id)?;
-        self.record(state::Record::Revoke(id.to_string()));
-        self.refresh.remove(&g.refresh_hash);
-        for r in &g.rotated {
-            self.rotated.remove(r);
-        }
-        if let Some(a) = &g.access_hash {
-            self.access.remove(a);
-        }
-        Some(g)
     }
 }
 
@@ -393,255 +221,6 @@ fn now_ms() -> u64 {
 
 fn ms(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX / 4)) as u64
-}
-
-/// A random value: `prefix` and 256 bits in base64url.
-pub fn random_secret(prefix: &str) -> String {
-    let mut b = [0u8; 32];
-    if getrandom::fill(&mut b).is_err() {
-        // No randomness means no safe token: stop here rather than issue a guessable one.
-        panic!("the OS random source failed");
-    }
-    format!("{prefix}{}", b64url(&b))
-}
-
-/// SHA-256 as lowercase hex.
-pub fn digest_hex(s: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// base64url without padding (RFC 4648 §5).
-pub fn b64url(bytes: &[u8]) -> String {
-    b64_with(
-        bytes,
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-        false,
-    )
-}
-
-/// Standard base64 with padding (RFC 4648 §4), as CSP hashes are written.
-pub fn b64_std(bytes: &[u8]) -> String {
-    b64_with(
-        bytes,
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-        true,
-    )
-}
-
-fn b64_with(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
-    let a = alphabet;
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        let chars = c.len() + 1;
-        for i in 0..chars {
-            out.push(a[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-        if pad {
-            for _ in chars..4 {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Standard base64 (with or without padding) for HTTP Basic credentials.
-pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim().trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
-/// The PKCE S256 transform of a verifier.
-pub fn s256(verifier: &str) -> String {
-    b64url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref())
-}
-
-fn is_pkce_value(s: &str) -> bool {
-    (43..=128).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-}
-
-/// The origin (`scheme://host[:port]`, lowercase) of an absolute http(s) URL, or for another
-/// scheme `scheme:`. None for something that is not an absolute URI.
-pub fn uri_origin(uri: &str) -> Option<String> {
-    let (scheme, rest) = uri.split_once(':')?;
-    if scheme.is_empty()
-        || !scheme.as_bytes()[0].is_ascii_alphabetic()
-        || !scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-    {
-        return None;
-    }
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme == "http" || scheme == "https" {
-        let after = rest.strip_prefix("//")?;
-        let end = after.find(['/', '?', '#']).unwrap_or(after.len());
-        let authority = &after[..end];
-        if authority.is_empty() || authority.contains('@') {
-            return None;
-        }
-        Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
-    } else {
-        Some(format!("{scheme}:"))
-    }
-}
-
-/// True for a loopback host name of an http URL authority (`host[:port]`).
-fn loopback_authority(authority: &str) -> bool {
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Checks one redirect URI of a registration: absolute, no fragment, https (http only for a
-/// loopback host, as native apps use), or a private-use scheme of a native app; never a scheme
-/// a browser would run or read locally.
-fn check_redirect_uri(uri: &str) -> Result<(), String> {
-    if uri.len() > MAX_PARAM || uri.chars().any(|c| c.is_control() || c == ' ') {
-        return Err("a redirect URI is too long or contains spaces or control characters".into());
-    }
-    if uri.contains('#') {
-        return Err("a redirect URI must not contain a fragment (#)".into());
-    }
-    let Some(origin) = uri_origin(uri) else {
-        return Err("a redirect URI must be an absolute URI such as https://app.example.com/callback or http://127.0.0.1:PORT/callback".into());
-    };
-    if let Some(authority) = origin.strip_prefix("http://") {
-        if !loopback_authority(authority) {
-            return Err("an http:// redirect URI is allowed only for a loopback host (127.0.0.1, [::1] or localhost); use https://".into());
-        }
-    } else if !origin.starts_with("https://") {
-        let scheme = origin.trim_end_matches(':');
-        if [
-            "javascript",
-            "data",
-            "file",
-            "vbscript",
-            "about",
-            "blob",
-            "filesystem",
-            "ws",
-            "wss",
-            "ftp",
-        ]
-        .contains(&scheme)
-        {
-            return Err(format!(
-                "the {scheme}: scheme is not allowed for a redirect URI"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Appends query parameters to a redirect URI (which may already have a query).
-pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
-    let mut out = uri.to_string();
-    let mut sep = if uri.contains('?') { '&' } else { '?' };
-    for (k, v) in params {
-        out.push(sep);
-        out.push_str(k);
-        out.push('=');
-        out.push_str(&form_encode(v));
-        sep = '&';
-    }
-    out
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Parses `application/x-www-form-urlencoded` text (also a query string). A parameter given
-/// twice is an error (RFC 6749 §3.1: parameters must not be repeated); the name is returned.
-pub fn parse_form(s: &str) -> Result<HashMap<String, String>, String> {
-    let mut map = HashMap::new();
-    for pair in s.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(k);
-        if k.len() > 64 {
-            return Err("a parameter name is too long".into());
-        }
-        let v = percent_decode(v);
-        if map.insert(k.clone(), v).is_some() {
-            return Err(format!("the parameter {k} is repeated"));
-        }
-    }
-    Ok(map)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |j: usize| b.get(j).and_then(|c| (*c as char).to_digit(16));
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (hex(i + 1), hex(i + 2)) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The canonical form of a resource URI for comparison: lowercase scheme and host, no
-/// trailing slash.
-fn canonical_resource(uri: &str) -> Option<String> {
-    let origin = uri_origin(uri)?;
-    if !origin.starts_with("http") || uri.contains('#') {
-        return None;
-    }
-    let rest = &uri[origin.len()..];
-    Some(format!("{origin}{}", rest.trim_end_matches('/')))
 }
 
 impl OAuth {
@@ -892,12 +471,12 @@ impl OAuth {
         {
             let mut t = self.lock();
             let ip = ip.to_canonical();
-            self.check_registration_rate(&mut t, ip, now)?;
+            t.check_registration_rate(&self.settings, ip, now)?;
             if t.clients.len() >= self.settings.max_clients {
-                self.make_room_for_client(&mut t, now)?;
+                t.make_room_for_client(&self.settings, now)?;
             }
             t.put_client(&client_id, client);
-            self.count_registration(&mut t, ip, now);
+            t.count_registration(&self.settings, ip, now);
         }
         self.save();
         log::info!(
@@ -923,141 +502,6 @@ impl OAuth {
             out["client_secret_expires_at"] = json!(0);
         }
         Ok(out)
-    }
-
-    /// `Err(429)` when `ip` has used up its registrations for the current window.
-    fn check_registration_rate(
-        &self,
-        t: &mut Tables,
-        ip: IpAddr,
-        now: u64,
-    ) -> Result<(), OAuthError> {
-        let limit = self.settings.registrations_per_address;
-        if limit == 0 {
-            return Ok(());
-        }
-        let window = ms(self.settings.registration_window);
-        let Some(&(start, n)) = t.registrations.get(&ip) else {
-            return Ok(());
-        };
-        let ends = start.saturating_add(window);
-        if ends <= now || n < limit {
-            return Ok(());
-        }
-        let wait = (ends - now).div_ceil(1000).max(1);
-        let mut e = OAuthError::new(
-            429,
-            "temporarily_unavailable",
-            format!(
-                "too many client registrations from this address: at most {limit} per {} (--max-registrations-per-address on the server); try again in {wait} s",
-                human_duration(self.settings.registration_window)
-            ),
-        );
-        e.retry_after = Some(wait);
-        Err(e)
-    }
-
-    /// Counts a registration of `ip` in its window. The table of addresses is bounded: when it
-    /// is full, windows that are over go first, then the oldest window (an attacker who owns
-    /// that many addresses gains a fresh count for one of them; the client table's own bound
-    /// still holds).
-    fn count_registration(&self, t: &mut Tables, ip: IpAddr, now: u64) {
-        if self.settings.registrations_per_address == 0 {
-            return;
-        }
-        let window = ms(self.settings.registration_window);
-        if !t.registrations.contains_key(&ip) && t.registrations.len() >= MAX_REGISTERING_ADDRESSES
-        {
-            t.registrations
-                .retain(|_, (start, _)| start.saturating_add(window) > now);
-            if t.registrations.len() >= MAX_REGISTERING_ADDRESSES
-                && let Some(oldest) = t
-                    .registrations
-                    .iter()
-                    .min_by_key(|(_, (start, _))| *start)
-                    .map(|(a, _)| *a)
-            {
-                t.registrations.remove(&oldest);
-            }
-        }
-        let entry = t.registrations.entry(ip).or_insert((now, 0));
-        if entry.0.saturating_add(window) <= now {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-    }
-
-    /// Makes room in a full client table by forgetting the least recently used clients that
-    /// nobody is using (see [`Tables::clients_in_use`]): a client in the middle of a sign-in,
-    /// or with a live sign-in, is never forgotten. `Err(503)` when every client is in use.
-    fn make_room_for_client(&self, t: &mut Tables, now: u64) -> Result<(), OAuthError> {
-        let in_use = t.clients_in_use(now);
-        let mut idle: Vec<(u64, String)> = t
-            .clients
-            .iter()
-            .filter(|(id, _)| !in_use.contains(*id))
-            .map(|(id, c)| (c.last_used, id.clone()))
-            .collect();
-        if idle.is_empty() {
-            // The soonest a client can become free: when a sign-in in progress or an unredeemed
-            // code expires (a client with a live grant stays in use).
-            let soonest = t
-                .requests
-                .values()
-                .map(|r| r.expires)
-                .chain(t.codes.values().map(|c| c.expires))
-                .filter(|&e| e > now)
-                .min()
-                .map_or(FULL_RETRY_AFTER_SECS, |e| (e - now).div_ceil(1000).max(1))
-                .min(FULL_RETRY_AFTER_SECS);
-            log::warn!(
-                "oauth: a registration was refused: all {} registered clients are in use (a sign-in in progress or a live sign-in)",
-                t.clients.len()
-            );
-            let mut e = OAuthError::new(
-                503,
-                "temporarily_unavailable",
-                format!(
-                    "this server keeps at most {} registered applications and every one of them is in the middle of a sign-in or signed in; try again in {soonest} s",
-                    self.settings.max_clients
-                ),
-            );
-            e.retry_after = Some(soonest);
-            return Err(e);
-        }
-        // Forget a batch (1% of the table) at once, so that a burst of registrations into a
-        // full table costs one scan per batch, not one per registration.
-        let excess = t.clients.len() + 1 - self.settings.max_clients;
-        let n = excess
-            .max(self.settings.max_clients / 100)
-            .max(1)
-            .min(idle.len());
-        if n < idle.len() {
-            idle.select_nth_unstable(n - 1);
-        }
-        for (_, id) in idle.into_iter().take(n) {
-            t.forget_client(&id);
-        }
-        log::debug!(
-            "oauth: the client table was full; forgot the {n} least recently used idle clients"
-        );
-        Ok(())
-    }
-
-    /// Forgets clients unused for `client_idle` that nobody is using. Returns how many.
-    fn prune_idle_clients(&self, t: &mut Tables, now: u64) -> usize {
-        let idle = ms(self.settings.client_idle);
-        let in_use = t.clients_in_use(now);
-        let stale: Vec<String> = t
-            .clients
-            .iter()
-            .filter(|(id, c)| now.saturating_sub(c.last_used) > idle && !in_use.contains(*id))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &stale {
-            t.forget_client(id);
-        }
-        stale.len()
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1191,7 +635,7 @@ impl OAuth {
             t.expire_requests(now);
         }
         if t.requests.len() >= self.settings.max_requests {
-            self.make_room_for_request(&mut t, now)?;
+            t.make_room_for_request(&self.settings, now)?;
         }
         if let Some(c) = t.clients.get_mut(client_id) {
             // In memory only (the snapshot picks it up): it orders the clients for eviction.
@@ -1199,55 +643,6 @@ impl OAuth {
         }
         t.add_request(id.clone(), req);
         Ok(id)
-    }
-
-    /// Makes room in a full table of sign-ins in progress. The address that holds the most
-    /// gives up its oldest, so a flood from many addresses ends its own requests, not the one a
-    /// person has open. Only when every address holds a single one (a flood from as many
-    /// addresses as the table has room) does the oldest request go, and only once it is a tenth
-    /// of its lifetime old (a minute): a person finishes a sign-in sooner, and the oldest is
-    /// the likeliest to be abandoned. Until then the new one is refused with the wait.
-    fn make_room_for_request(&self, t: &mut Tables, now: u64) -> Result<(), AuthorizeError> {
-        let busiest = t
-            .requests_by_ip
-            .iter()
-            .max_by_key(|(_, q)| q.len())
-            .map(|(a, q)| (*a, q.len()));
-        if let Some((a, n)) = busiest
-            && n > 1
-        {
-            t.end_oldest_request(a);
-            return Ok(());
-        }
-        let min_age = ms(self.settings.request_ttl) / 10;
-        let oldest = t
-            .requests
-            .iter()
-            .min_by_key(|(_, r)| r.created)
-            .map(|(id, r)| (id.clone(), r.created));
-        match oldest {
-            Some((id, created)) if now.saturating_sub(created) >= min_age => {
-                t.take_request(&id);
-                Ok(())
-            }
-            Some((_, created)) => {
-                let wait = (created + min_age)
-                    .saturating_sub(now)
-                    .div_ceil(1000)
-                    .max(1);
-                Err(AuthorizeError::Busy(
-                    format!(
-                        "Too many sign-ins are in progress on this server right now. Try again in {wait} seconds."
-                    ),
-                    wait,
-                ))
-            }
-            // A table of size 0 (never configured so): nothing to make room from.
-            None => Err(AuthorizeError::Busy(
-                "Sign-in is not available on this server right now.".into(),
-                60,
-            )),
-        }
     }
 
     /// The pending request behind a sign-in page, if it is still open.
@@ -1782,7 +1177,7 @@ impl OAuth {
         for id in &expired {
             t.revoke_grant(id);
         }
-        self.prune_idle_clients(&mut t, now);
+        t.prune_idle_clients(&self.settings, now);
         drop(t);
         self.save();
         self.maintain_state_file();
@@ -1816,18 +1211,6 @@ impl OAuth {
     }
 }
 
-/// "hour", "2 hours", "10 minutes", "30 seconds": a window as a message names it.
-fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        3600 => "hour".into(),
-        60 => "minute".into(),
-        _ if s >= 3600 && s % 3600 == 0 => format!("{} hours", s / 3600),
-        _ if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
-        _ => format!("{} seconds", s.max(1)),
-    }
-}
-
 /// The first characters of an identifier, for logs.
 fn short(id: &str) -> String {
     id.chars().take(12).collect()
@@ -1835,6 +1218,7 @@ fn short(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::tables::MAX_REGISTERING_ADDRESSES;
     use super::*;
 
     fn oauth(settings: Settings) -> OAuth {

@@ -42,7 +42,8 @@
 //! Snapshot writes are atomic: a temporary file created with mode 0600 in the same folder,
 //! written and synced, renamed over the old one, then the folder synced.
 
-use super::{AuthMethod, Client, Grant, MAX_ROTATED};
+use super::tables::{Client, Grant};
+use super::{AuthMethod, MAX_ROTATED};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::Write;
