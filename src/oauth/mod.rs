@@ -21,8 +21,8 @@
 //!   client that nobody is signing in with or signed in with, and refuses the registration
 //!   when every client is in use;
 //! - sign-ins in progress: at most [`Settings::pending_per_address`] per address
-//!   (`--max-pending-sign-ins-per-address`); a full table makes room at the address that holds
-//!   the most;
+//!   (`--max-pending-sign-ins-per-address`), a new one ending that address's oldest; a full
+//!   table makes room at the address that holds the most;
 //! - wrong `auth_secret`s: slowed per address by the HTTP layer's enumeration guard and per
 //!   user by [`throttle`].
 //!

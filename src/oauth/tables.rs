@@ -82,6 +82,8 @@ pub(super) struct Tables {
     pub(super) requests_by_ip: HashMap<IpAddr, VecDeque<String>>,
     /// Registrations per address: (start of its window, registrations in it).
     pub(super) registrations: HashMap<IpAddr, (u64, u32)>,
+    /// When a refused registration was last logged (at most one line a minute in a flood).
+    pub(super) full_logged: u64,
     /// Code digest → code. A redeemed code stays (as `used`) until it expires.
     pub(super) codes: HashMap<String, Code>,
     /// Redeemed code digest → (grant id, expiry): a second redemption revokes that grant.
@@ -281,10 +283,13 @@ impl Tables {
                 .min()
                 .map_or(FULL_RETRY_AFTER_SECS, |e| (e - now).div_ceil(1000).max(1))
                 .min(FULL_RETRY_AFTER_SECS);
-            log::warn!(
-                "oauth: a registration was refused: all {} registered clients are in use (a sign-in in progress or a live sign-in)",
-                self.clients.len()
-            );
+            if now.saturating_sub(self.full_logged) >= 60_000 {
+                self.full_logged = now;
+                log::warn!(
+                    "oauth: registrations are refused: all {} registered clients are in use (a sign-in in progress or a live sign-in)",
+                    self.clients.len()
+                );
+            }
             let mut e = OAuthError::new(
                 503,
                 "temporarily_unavailable",
