@@ -1046,17 +1046,27 @@ fn the_state_file_keeps_clients_and_sign_ins_across_a_restart() {
         "--oauth-state-file",
         &state_arg,
     ];
+    let journal = dir.0.join("oauth-state.json.journal");
     let srv = Serve::start_with(&sim, &body, &args, "debug");
+    // The snapshot is written at start; changes go to the journal next to it, one line each.
+    let snapshot = std::fs::read_to_string(&state).unwrap();
     let client = public_client(&srv);
     let (access, refresh_token) = tokens(&srv, &client, SLUG_A, SECRET_A);
-    {
+    for file in [&state, &journal] {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let mode = std::fs::metadata(file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", file.display());
     }
-    let text = std::fs::read_to_string(&state).unwrap();
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), snapshot);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        2,
+        "a registration and a grant: {text}"
+    );
     assert!(text.contains(&client));
     assert!(!text.contains(&refresh_token) && !text.contains(&access));
+    // Killed, not stopped: everything acknowledged is on disk already.
     drop(srv);
 
     let srv = Serve::start_with(&sim, &body, &args, "debug");
@@ -1084,7 +1094,7 @@ fn the_state_file_keeps_clients_and_sign_ins_across_a_restart() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("move it away"), "{err}");
+    assert!(err.contains("move it and"), "{err}");
     assert_eq!(std::fs::read_to_string(&state).unwrap(), "{not json");
 }
 

@@ -11,6 +11,7 @@ mod hostile;
 mod http;
 mod isolation;
 mod isolation_http;
+mod isolation_oauth;
 mod notify;
 mod oauth;
 mod secrets;

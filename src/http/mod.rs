@@ -102,7 +102,11 @@ impl App {
         let oauth = match &cfg.public_url {
             Some(url) => Some(crate::oauth::OAuth::new(
                 url,
-                cfg.oauth.clone(),
+                crate::oauth::Settings {
+                    registrations_per_address: cfg.bounds.registrations_per_address,
+                    pending_per_address: cfg.bounds.pending_sign_ins_per_address,
+                    ..cfg.oauth.clone()
+                },
                 cfg.oauth_state_file.clone(),
             )?),
             None => None,

@@ -8,7 +8,12 @@
 //! hidden field; a POST must carry both, equal to the request's own token, and an `Origin`, if
 //! any, of this server. Wrong credentials are answered after the enumeration guard's delay and
 //! counted against the address (too many block it, as for unknown slugs); the pending request
-//! dies after five failures.
+//! dies after five failures. Every attempt also takes its turn in the schedule of the user name
+//! it names (`oauth::throttle`): after a few failures for one user, from any addresses, its
+//! attempts are spaced by a growing delay, never refused to a person with the right secret.
+//!
+//! `/register` and `/authorize` are open to anyone, so `oauth` bounds what they create per
+//! client address (`ctx.ip`, the forwarded address behind a trusted proxy).
 //!
 //! The JSON endpoints (metadata, register, token, revoke) answer any origin (`*`, no
 //! credentials): applications in a browser call them, and they carry no cookie.
@@ -48,8 +53,8 @@ pub fn route(app: &Arc<App>, ctx: &Ctx, req: &Request, segs: &[&str]) -> Result<
             metadata(req, oauth.resource_metadata())
         }
         [".well-known", "oauth-authorization-server"] => metadata(req, oauth.server_metadata()),
-        ["register"] => register(app, oauth, req),
-        ["authorize"] => authorize(oauth, req),
+        ["register"] => register(app, oauth, ctx, req),
+        ["authorize"] => authorize(oauth, ctx, req),
         ["oauth", "login"] => match req.method.as_str() {
             "GET" | "HEAD" => login_page(oauth, req),
             "POST" => login_submit(app, oauth, ctx, req),
@@ -94,6 +99,9 @@ fn oauth_error(e: &OAuthError, methods: &str, basic_used: bool) -> Reply {
     if e.status == 401 && basic_used {
         r = r.header("WWW-Authenticate", "Basic realm=\"kimai-mcp\"");
     }
+    if let Some(secs) = e.retry_after {
+        r = r.header("Retry-After", secs.to_string());
+    }
     Handled::Reply(r)
 }
 
@@ -119,37 +127,24 @@ fn is_form(req: &Request) -> bool {
 fn form(req: &Request, methods: &str) -> Result<HashMap<String, String>, Reply> {
     if !is_form(req) {
         return Err(oauth_error(
-            &OAuthError {
-                status: 400,
-                error: "invalid_request",
-                description: "send the parameters as application/x-www-form-urlencoded".into(),
-            },
+            &OAuthError::new(
+                400,
+                "invalid_request",
+                "send the parameters as application/x-www-form-urlencoded",
+            ),
             methods,
             false,
         ));
     }
     let text = std::str::from_utf8(&req.body).map_err(|_| {
         oauth_error(
-            &OAuthError {
-                status: 400,
-                error: "invalid_request",
-                description: "the body is not UTF-8".into(),
-            },
+            &OAuthError::new(400, "invalid_request", "the body is not UTF-8"),
             methods,
             false,
         )
     })?;
-    oauth::parse_form(text).map_err(|d| {
-        oauth_error(
-            &OAuthError {
-                status: 400,
-                error: "invalid_request",
-                description: d,
-            },
-            methods,
-            false,
-        )
-    })
+    oauth::parse_form(text)
+        .map_err(|d| oauth_error(&OAuthError::new(400, "invalid_request", d), methods, false))
 }
 
 /// `Authorization: Basic` client credentials (RFC 6749 §2.3.1: each part form-encoded).
@@ -162,16 +157,18 @@ fn basic_auth(req: &Request) -> Result<Option<(String, String)>, OAuthError> {
         .strip_prefix("Basic ")
         .or_else(|| h.strip_prefix("basic "))
     else {
-        return Err(OAuthError {
-            status: 401,
-            error: "invalid_client",
-            description: "client credentials go in Authorization: Basic or in the body".into(),
-        });
+        return Err(OAuthError::new(
+            401,
+            "invalid_client",
+            "client credentials go in Authorization: Basic or in the body",
+        ));
     };
-    let bad = || OAuthError {
-        status: 401,
-        error: "invalid_client",
-        description: "the Authorization: Basic header is malformed".into(),
+    let bad = || {
+        OAuthError::new(
+            401,
+            "invalid_client",
+            "the Authorization: Basic header is malformed",
+        )
     };
     let raw = oauth::b64_decode(b64).ok_or_else(bad)?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
@@ -187,7 +184,12 @@ fn basic_auth(req: &Request) -> Result<Option<(String, String)>, OAuthError> {
 
 const TOKEN_METHODS: &str = "POST, OPTIONS";
 
-fn register(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
+fn register(
+    app: &Arc<App>,
+    oauth: &oauth::OAuth,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Reply, Reply> {
     match req.method.as_str() {
         "POST" => {}
         "OPTIONS" => return Ok(Handled::Reply(cors(Response::new(204), TOKEN_METHODS))),
@@ -204,19 +206,17 @@ fn register(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Reply
         Ok(v) if json_type => v,
         _ => {
             return Err(oauth_error(
-                &OAuthError {
-                    status: 400,
-                    error: "invalid_client_metadata",
-                    description:
-                        "send the client metadata as a JSON object (Content-Type: application/json)"
-                            .into(),
-                },
+                &OAuthError::new(
+                    400,
+                    "invalid_client_metadata",
+                    "send the client metadata as a JSON object (Content-Type: application/json)",
+                ),
                 TOKEN_METHODS,
                 false,
             ));
         }
     };
-    match oauth.register(&meta) {
+    match oauth.register(&meta, ctx.ip) {
         Ok(out) => {
             app.metrics.oauth("register");
             Ok(json_reply(201, &out, TOKEN_METHODS))
@@ -293,7 +293,7 @@ fn redirect(location: &str) -> Reply {
     Handled::Reply(Response::new(302).header("Location", location))
 }
 
-fn authorize(oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
+fn authorize(oauth: &oauth::OAuth, ctx: &Ctx, req: &Request) -> Result<Reply, Reply> {
     let params = match req.method.as_str() {
         "GET" | "HEAD" => oauth::parse_form(&req.query),
         "POST" if is_form(req) => oauth::parse_form(&String::from_utf8_lossy(&req.body)),
@@ -311,10 +311,15 @@ fn authorize(oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
             &format!("The authorization request is malformed: {d}."),
         )
     })?;
-    match oauth.authorize(&params) {
+    match oauth.authorize(&params, ctx.ip) {
         Ok(id) => Ok(redirect(&format!("/oauth/login?txn={id}"))),
         Err(AuthorizeError::Page(msg)) => Err(html_error(400, &msg)),
         Err(AuthorizeError::Redirect(url)) => Err(redirect(&url)),
+        Err(AuthorizeError::Busy(msg, secs)) => Err(super::with_header(
+            html_error(503, &msg),
+            "Retry-After",
+            &secs.to_string(),
+        )),
     }
 }
 
@@ -432,7 +437,34 @@ fn login_submit(
     }
     let slug = get("username").trim();
     let secret = get("secret");
-    match check_credentials(app, slug, secret) {
+    // The per-user schedule (`oauth::throttle`): the same for every name, known or not. The
+    // attempt counts as a failure unless it is marked as a success below.
+    let attempt = match oauth.sign_in_attempt(slug, ctx.ip) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            app.metrics.oauth("sign_in_failed");
+            return Err(super::with_header(
+                sign_in_page(
+                    429,
+                    txn,
+                    &view,
+                    Some(
+                        "Too many sign-in attempts for this user right now. Wait a few seconds, then try again.",
+                    ),
+                ),
+                "Retry-After",
+                &wait.as_millis().div_ceil(1000).max(1).to_string(),
+            ));
+        }
+    };
+    std::thread::sleep(attempt.wait);
+    let found = check_credentials(app, slug, secret);
+    if found.is_some() {
+        attempt.succeeded();
+    } else {
+        drop(attempt);
+    }
+    match found {
         Some(label) => match oauth.approve(txn, slug) {
             Some(url) => {
                 app.metrics.oauth("sign_in");

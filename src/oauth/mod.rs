@@ -14,17 +14,40 @@
 //! rotated refresh token presented again revokes the whole grant), registered clients pruned
 //! after 30 days without use.
 //!
-//! Threads: connection threads call in concurrently; one mutex guards the tables and is never
-//! held across I/O except the state-file write, which happens under a separate lock after the
-//! tables were updated (a snapshot is taken under the table lock).
+//! Bounds that keep one client from harming another (all unauthenticated endpoints create
+//! state, so each table is bounded per client address as well as in total):
+//! - registrations: at most [`Settings::registrations_per_address`] per hour from one address
+//!   (`--max-registrations-per-address`); a full client table forgets the least recently used
+//!   client that nobody is signing in with or signed in with, and refuses the registration
+//!   when every client is in use;
+//! - sign-ins in progress: at most [`Settings::pending_per_address`] per address
+//!   (`--max-pending-sign-ins-per-address`), a new one ending that address's oldest; a full
+//!   table makes room at the address that holds the most;
+//! - wrong `auth_secret`s: slowed per address by the HTTP layer's enumeration guard and per
+//!   user by [`throttle`].
+//!
+//! Threads: connection threads call in concurrently; the sweeper calls [`OAuth::sweep`]. One
+//! mutex guards the tables and is never held across I/O. Changes to persistent state are queued
+//! under it (in the order they were made) and written to the state journal under a second lock
+//! right after, before the endpoint answers (see `state`).
 
+mod encoding;
 mod state;
+mod tables;
+pub mod throttle;
 
+pub use encoding::{
+    b64_decode, b64_std, b64url, digest_hex, form_encode, parse_form, random_secret, s256,
+    uri_origin, with_query,
+};
+use encoding::{canonical_resource, check_redirect_uri, is_pkce_value};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tables::{Access, Client, Code, Grant, Request, Tables};
 
 /// Lifetimes and limits. [`Settings::default`] is what the server uses; tests shorten them.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +62,20 @@ pub struct Settings {
     pub max_clients: usize,
     /// Pending authorization requests at most (they are created without credentials).
     pub max_requests: usize,
+    /// Client registrations per [`Settings::registration_window`] from one address; 0 = no
+    /// limit (`--max-registrations-per-address`).
+    pub registrations_per_address: u32,
+    pub registration_window: Duration,
+    /// Sign-ins in progress from one address (`--max-pending-sign-ins-per-address`).
+    pub pending_per_address: usize,
+    /// Wrong sign-ins for one user that cost no extra delay ([`throttle`]).
+    pub sign_in_free_failures: u32,
+    /// The first per-user delay after those; it doubles with each further failure ...
+    pub sign_in_base_delay: Duration,
+    /// ... up to this.
+    pub sign_in_max_delay: Duration,
+    /// A user's failures are forgotten after this long without one.
+    pub sign_in_window: Duration,
 }
 
 impl Default for Settings {
@@ -51,6 +88,14 @@ impl Default for Settings {
             client_idle: Duration::from_secs(30 * 86_400),
             max_clients: 10_000,
             max_requests: 10_000,
+            // The `serve` defaults (`config::serve_defaults`).
+            registrations_per_address: 20,
+            registration_window: Duration::from_secs(3600),
+            pending_per_address: 20,
+            sign_in_free_failures: 3,
+            sign_in_base_delay: Duration::from_millis(250),
+            sign_in_max_delay: Duration::from_secs(4),
+            sign_in_window: Duration::from_secs(900),
         }
     }
 }
@@ -90,105 +135,23 @@ impl AuthMethod {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Client {
-    secret_hash: Option<String>,
-    auth_method: AuthMethod,
-    redirect_uris: Vec<String>,
-    name: Option<String>,
-    grant_types: Vec<String>,
-    created: u64,
-    last_used: u64,
-}
-
-/// A pending authorization request: the sign-in page's state.
-#[derive(Clone, Debug)]
-struct Request {
-    client_id: String,
-    redirect_uri: String,
-    redirect_given: bool,
-    challenge: String,
-    state: Option<String>,
-    resource: String,
-    csrf: String,
-    expires: u64,
-    failures: u32,
-}
-
-#[derive(Clone, Debug)]
-struct Code {
-    client_id: String,
-    redirect_uri: String,
-    redirect_given: bool,
-    challenge: String,
-    resource: String,
-    subject: String,
-    expires: u64,
-}
-
-#[derive(Clone, Debug)]
-struct Grant {
-    client_id: String,
-    subject: String,
-    resource: String,
-    refresh_hash: String,
-    refresh_expires: u64,
-    access_hash: Option<String>,
-    rotated: Vec<String>,
-    created: u64,
-}
-
-#[derive(Clone, Debug)]
-struct Access {
-    grant: String,
-    expires: u64,
-}
-
-#[derive(Default)]
-struct Tables {
-    clients: HashMap<String, Client>,
-    requests: HashMap<String, Request>,
-    /// Code digest → code. A redeemed code stays (as `used`) until it expires.
-    codes: HashMap<String, Code>,
-    /// Redeemed code digest → (grant id, expiry): a second redemption revokes that grant.
-    used_codes: HashMap<String, (String, u64)>,
-    grants: HashMap<String, Grant>,
-    /// Current refresh-token digest → grant id.
-    refresh: HashMap<String, String>,
-    /// Rotated refresh-token digest → grant id (reuse detection).
-    rotated: HashMap<String, String>,
-    /// Access-token digest → access.
-    access: HashMap<String, Access>,
-}
-
-impl Tables {
-    fn revoke_grant(&mut self, id: &str) -> Option<Grant> {
-        let g = self.grants.remove(id)?;
-        self.refresh.remove(&g.refresh_hash);
-        for r in &g.rotated {
-            self.rotated.remove(r);
-        }
-        if let Some(a) = &g.access_hash {
-            self.access.remove(a);
-        }
-        Some(g)
-    }
-}
-
 /// An error at the token, revocation or registration endpoint (RFC 6749 §5.2, RFC 7591 §3.2.2).
 #[derive(Debug, PartialEq)]
 pub struct OAuthError {
     pub status: u16,
     pub error: &'static str,
     pub description: String,
+    /// Seconds for `Retry-After` (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
-    fn new(status: u16, error: &'static str, description: impl Into<String>) -> OAuthError {
+    pub fn new(status: u16, error: &'static str, description: impl Into<String>) -> OAuthError {
         OAuthError {
             status,
             error,
             description: description.into(),
+            retry_after: None,
         }
     }
     fn request(d: impl Into<String>) -> OAuthError {
@@ -212,6 +175,9 @@ pub enum AuthorizeError {
     Page(String),
     /// Tell the client, at its (verified) redirect URI.
     Redirect(String),
+    /// No room for another sign-in right now: show this page with 503 and `Retry-After`
+    /// (seconds).
+    Busy(String, u64),
 }
 
 /// What the sign-in page shows and binds to.
@@ -241,7 +207,9 @@ pub struct OAuth {
     settings: Settings,
     state_file: Option<PathBuf>,
     tables: Mutex<Tables>,
-    write: Mutex<()>,
+    /// The state journal (with a state file); also serialises its writers and compaction.
+    journal: Mutex<Option<state::Journal>>,
+    sign_ins: throttle::Throttle,
 }
 
 fn now_ms() -> u64 {
@@ -253,255 +221,6 @@ fn now_ms() -> u64 {
 
 fn ms(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX / 4)) as u64
-}
-
-/// A random value: `prefix` and 256 bits in base64url.
-pub fn random_secret(prefix: &str) -> String {
-    let mut b = [0u8; 32];
-    if getrandom::fill(&mut b).is_err() {
-        // No randomness means no safe token: stop here rather than issue a guessable one.
-        panic!("the OS random source failed");
-    }
-    format!("{prefix}{}", b64url(&b))
-}
-
-/// SHA-256 as lowercase hex.
-pub fn digest_hex(s: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// base64url without padding (RFC 4648 §5).
-pub fn b64url(bytes: &[u8]) -> String {
-    b64_with(
-        bytes,
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-        false,
-    )
-}
-
-/// Standard base64 with padding (RFC 4648 §4), as CSP hashes are written.
-pub fn b64_std(bytes: &[u8]) -> String {
-    b64_with(
-        bytes,
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-        true,
-    )
-}
-
-fn b64_with(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
-    let a = alphabet;
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        let chars = c.len() + 1;
-        for i in 0..chars {
-            out.push(a[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-        if pad {
-            for _ in chars..4 {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Standard base64 (with or without padding) for HTTP Basic credentials.
-pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim().trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
-/// The PKCE S256 transform of a verifier.
-pub fn s256(verifier: &str) -> String {
-    b64url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref())
-}
-
-fn is_pkce_value(s: &str) -> bool {
-    (43..=128).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-}
-
-/// The origin (`scheme://host[:port]`, lowercase) of an absolute http(s) URL, or for another
-/// scheme `scheme:`. None for something that is not an absolute URI.
-pub fn uri_origin(uri: &str) -> Option<String> {
-    let (scheme, rest) = uri.split_once(':')?;
-    if scheme.is_empty()
-        || !scheme.as_bytes()[0].is_ascii_alphabetic()
-        || !scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-    {
-        return None;
-    }
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme == "http" || scheme == "https" {
-        let after = rest.strip_prefix("//")?;
-        let end = after.find(['/', '?', '#']).unwrap_or(after.len());
-        let authority = &after[..end];
-        if authority.is_empty() || authority.contains('@') {
-            return None;
-        }
-        Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
-    } else {
-        Some(format!("{scheme}:"))
-    }
-}
-
-/// True for a loopback host name of an http URL authority (`host[:port]`).
-fn loopback_authority(authority: &str) -> bool {
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Checks one redirect URI of a registration: absolute, no fragment, https (http only for a
-/// loopback host, as native apps use), or a private-use scheme of a native app; never a scheme
-/// a browser would run or read locally.
-fn check_redirect_uri(uri: &str) -> Result<(), String> {
-    if uri.len() > MAX_PARAM || uri.chars().any(|c| c.is_control() || c == ' ') {
-        return Err("a redirect URI is too long or contains spaces or control characters".into());
-    }
-    if uri.contains('#') {
-        return Err("a redirect URI must not contain a fragment (#)".into());
-    }
-    let Some(origin) = uri_origin(uri) else {
-        return Err("a redirect URI must be an absolute URI such as https://app.example.com/callback or http://127.0.0.1:PORT/callback".into());
-    };
-    if let Some(authority) = origin.strip_prefix("http://") {
-        if !loopback_authority(authority) {
-            return Err("an http:// redirect URI is allowed only for a loopback host (127.0.0.1, [::1] or localhost); use https://".into());
-        }
-    } else if !origin.starts_with("https://") {
-        let scheme = origin.trim_end_matches(':');
-        if [
-            "javascript",
-            "data",
-            "file",
-            "vbscript",
-            "about",
-            "blob",
-            "filesystem",
-            "ws",
-            "wss",
-            "ftp",
-        ]
-        .contains(&scheme)
-        {
-            return Err(format!(
-                "the {scheme}: scheme is not allowed for a redirect URI"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Appends query parameters to a redirect URI (which may already have a query).
-pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
-    let mut out = uri.to_string();
-    let mut sep = if uri.contains('?') { '&' } else { '?' };
-    for (k, v) in params {
-        out.push(sep);
-        out.push_str(k);
-        out.push('=');
-        out.push_str(&form_encode(v));
-        sep = '&';
-    }
-    out
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Parses `application/x-www-form-urlencoded` text (also a query string). A parameter given
-/// twice is an error (RFC 6749 §3.1: parameters must not be repeated); the name is returned.
-pub fn parse_form(s: &str) -> Result<HashMap<String, String>, String> {
-    let mut map = HashMap::new();
-    for pair in s.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(k);
-        if k.len() > 64 {
-            return Err("a parameter name is too long".into());
-        }
-        let v = percent_decode(v);
-        if map.insert(k.clone(), v).is_some() {
-            return Err(format!("the parameter {k} is repeated"));
-        }
-    }
-    Ok(map)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |j: usize| b.get(j).and_then(|c| (*c as char).to_digit(16));
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (hex(i + 1), hex(i + 2)) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The canonical form of a resource URI for comparison: lowercase scheme and host, no
-/// trailing slash.
-fn canonical_resource(uri: &str) -> Option<String> {
-    let origin = uri_origin(uri)?;
-    if !origin.starts_with("http") || uri.contains('#') {
-        return None;
-    }
-    let rest = &uri[origin.len()..];
-    Some(format!("{origin}{}", rest.trim_end_matches('/')))
 }
 
 impl OAuth {
@@ -516,22 +235,37 @@ impl OAuth {
             issuer: format!("{origin}/"),
             resource: format!("{origin}/mcp"),
             origin,
+            sign_ins: throttle::Throttle::new(&settings),
             settings,
             state_file,
             tables: Mutex::new(Tables::default()),
-            write: Mutex::new(()),
+            journal: Mutex::new(None),
         };
         if let Some(path) = &oauth.state_file {
             let loaded = state::load(path)?;
-            let mut t = oauth.lock();
-            t.clients = loaded.clients;
-            for (id, g) in loaded.grants {
-                t.refresh.insert(g.refresh_hash.clone(), id.clone());
-                for r in &g.rotated {
-                    t.rotated.insert(r.clone(), id.clone());
+            let lines = loaded.journal_lines;
+            {
+                let mut t = oauth.lock();
+                t.journaling = true;
+                t.seq = loaded.seq;
+                t.clients = loaded.clients;
+                for (id, g) in loaded.grants {
+                    t.refresh.insert(g.refresh_hash.clone(), id.clone());
+                    for r in &g.rotated {
+                        t.rotated.insert(r.clone(), id.clone());
+                    }
+                    t.grants.insert(id, g);
                 }
-                t.grants.insert(id, g);
             }
+            let mut j = state::Journal::new(path, lines);
+            // Start from a fresh snapshot and an empty journal, so that the file modes are
+            // right and a torn last line is gone before anything is appended.
+            if lines > 0 || !path.exists() {
+                oauth.compact(&mut j).map_err(|e| {
+                    format!("cannot write the OAuth state file {}: {e}", path.display())
+                })?;
+            }
+            *oauth.journal.lock().unwrap_or_else(|e| e.into_inner()) = Some(j);
         }
         Ok(oauth)
     }
@@ -540,20 +274,69 @@ impl OAuth {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes the state file (clients and grants), if there is one. Errors are logged: the
-    /// tables in memory stay right, only a restart would lose the change.
-    fn persist(&self) {
-        let Some(path) = &self.state_file else { return };
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let snapshot = {
-            let t = self.lock();
-            state::render(&t.clients, &t.grants)
-        };
-        if let Err(e) = state::write_atomic(path, &snapshot) {
+    /// Writes the changes made so far to the journal (with a state file), before the caller
+    /// acknowledges them. Changes queued by other threads are written too, in order. Errors are
+    /// logged: the tables in memory stay right, and the next sweep writes a full snapshot.
+    fn save(&self) {
+        let mut guard = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(j) = guard.as_mut() else { return };
+        let batch = std::mem::take(&mut self.lock().unsaved);
+        if let Err(e) = j.append(&batch) {
+            self.log_write_error(&e);
+        }
+        // A safety net for a sweeper that is far behind: past four times the threshold the
+        // writer compacts itself (amortised: at most once per that many changes).
+        if j.lines > 4 * self.compaction_threshold()
+            && let Err(e) = self.compact(j)
+        {
+            self.log_write_error(&e);
+        }
+    }
+
+    fn log_write_error(&self, e: &std::io::Error) {
+        if let Some(path) = &self.state_file {
             log::error!(
-                "cannot write the OAuth state file {}: {e}; registered clients and sign-ins made since the last successful write will be lost on restart",
+                "cannot write the OAuth state file {} or its journal: {e}; registered clients and sign-ins made since the last successful write will be lost on restart unless a later write succeeds",
                 path.display()
             );
+        }
+    }
+
+    /// Journal lines above which the sweeper folds the journal into a new snapshot: when it
+    /// holds more lines than the snapshot would have records.
+    fn compaction_threshold(&self) -> usize {
+        let t = self.lock();
+        (t.clients.len() + t.grants.len()).max(state::COMPACT_MIN_LINES)
+    }
+
+    /// Writes a snapshot of the persistent tables and empties the journal. Changes still
+    /// queued are appended first, so a failed snapshot loses nothing.
+    fn compact(&self, j: &mut state::Journal) -> std::io::Result<()> {
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
+        let batch = std::mem::take(&mut self.lock().unsaved);
+        // An error here is survivable: the snapshot below holds these changes too.
+        let _ = j.append(&batch);
+        // Copied under the lock, rendered and written outside it.
+        let (clients, grants, seq) = {
+            let t = self.lock();
+            (t.clients.clone(), t.grants.clone(), t.seq)
+        };
+        state::write_atomic(path, &state::render(&clients, &grants, seq))?;
+        j.clear()
+    }
+
+    /// Compacts the journal if it has grown past the threshold or a write failed; the sweeper
+    /// calls this.
+    fn maintain_state_file(&self) {
+        let threshold = self.compaction_threshold();
+        let mut guard = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(j) = guard.as_mut() else { return };
+        if (j.failed || j.lines > threshold)
+            && let Err(e) = self.compact(j)
+        {
+            self.log_write_error(&e);
         }
     }
 
@@ -595,8 +378,8 @@ impl OAuth {
     // Registration (RFC 7591)
     // -----------------------------------------------------------------------------------------
 
-    /// Registers a client from its metadata; the answer for a 201.
-    pub fn register(&self, meta: &Value) -> Result<Value, OAuthError> {
+    /// Registers a client from its metadata, for a caller at `ip`; the answer for a 201.
+    pub fn register(&self, meta: &Value, ip: IpAddr) -> Result<Value, OAuthError> {
         let bad = |d: String| OAuthError::new(400, "invalid_client_metadata", d);
         let Value::Object(m) = meta else {
             return Err(bad("the registration must be a JSON object".into()));
@@ -687,19 +470,15 @@ impl OAuth {
         };
         {
             let mut t = self.lock();
+            let ip = ip.to_canonical();
+            t.check_registration_rate(&self.settings, ip, now)?;
             if t.clients.len() >= self.settings.max_clients {
-                self.prune_clients(&mut t, now, true);
-                if t.clients.len() >= self.settings.max_clients {
-                    return Err(OAuthError::new(
-                        503,
-                        "temporarily_unavailable",
-                        "too many registered clients; try again later",
-                    ));
-                }
+                t.make_room_for_client(&self.settings, now)?;
             }
-            t.clients.insert(client_id.clone(), client);
+            t.put_client(&client_id, client);
+            t.count_registration(&self.settings, ip, now);
         }
-        self.persist();
+        self.save();
         log::info!(
             target: "kimai_mcp::audit",
             "oauth: registered client {} ({}, {})",
@@ -725,46 +504,18 @@ impl OAuth {
         Ok(out)
     }
 
-    /// Forgets clients idle for too long (and, when `make_room`, the oldest clients that hold
-    /// no grant). Grants of forgotten clients go too.
-    fn prune_clients(&self, t: &mut Tables, now: u64, make_room: bool) -> usize {
-        let idle = ms(self.settings.client_idle);
-        let with_grants: std::collections::HashSet<String> =
-            t.grants.values().map(|g| g.client_id.clone()).collect();
-        let stale: Vec<String> = t
-            .clients
-            .iter()
-            .filter(|(id, c)| now.saturating_sub(c.last_used) > idle && !with_grants.contains(*id))
-            .map(|(id, _)| id.clone())
-            .collect();
-        let mut n = stale.len();
-        for id in stale {
-            t.clients.remove(&id);
-        }
-        if make_room && t.clients.len() >= self.settings.max_clients {
-            let mut unused: Vec<(u64, String)> = t
-                .clients
-                .iter()
-                .filter(|(id, _)| !with_grants.contains(*id))
-                .map(|(id, c)| (c.last_used, id.clone()))
-                .collect();
-            unused.sort();
-            let excess = t.clients.len() + 1 - self.settings.max_clients;
-            for (_, id) in unused.into_iter().take(excess.max(t.clients.len() / 10)) {
-                t.clients.remove(&id);
-                n += 1;
-            }
-        }
-        n
-    }
-
     // -----------------------------------------------------------------------------------------
     // Authorization
     // -----------------------------------------------------------------------------------------
 
-    /// Validates an authorization request and opens a pending request for the sign-in page;
-    /// returns its id. `Err(Redirect(url))` sends the error to the client's redirect URI.
-    pub fn authorize(&self, p: &HashMap<String, String>) -> Result<String, AuthorizeError> {
+    /// Validates an authorization request from a browser at `ip` and opens a pending request
+    /// for the sign-in page; returns its id. `Err(Redirect(url))` sends the error to the
+    /// client's redirect URI.
+    pub fn authorize(
+        &self,
+        p: &HashMap<String, String>,
+        ip: IpAddr,
+    ) -> Result<String, AuthorizeError> {
         let get = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
         if p.values().any(|v| v.len() > MAX_PARAM) {
             return Err(AuthorizeError::Page(
@@ -861,18 +612,36 @@ impl OAuth {
             csrf: random_secret(""),
             expires: now_ms() + ms(self.settings.request_ttl),
             failures: 0,
+            ip: ip.to_canonical(),
+            created: now_ms(),
         };
+        let now = now_ms();
         let mut t = self.lock();
-        if t.requests.len() >= self.settings.max_requests {
-            let now = now_ms();
-            t.requests.retain(|_, r| r.expires > now);
-            if t.requests.len() >= self.settings.max_requests {
-                return Err(AuthorizeError::Page(
-                    "Too many sign-ins are in progress; try again in a few minutes.".into(),
-                ));
-            }
+        // One address at its cap ends its own oldest sign-in rather than being refused: the
+        // newest request is the one a person is looking at, the oldest is most likely an
+        // abandoned tab or an application that retried. Refusing instead would let a stuck or
+        // hostile client keep every person behind the same address (an office NAT) from
+        // starting a sign-in for the whole request lifetime; either way the address cannot
+        // hold more than its cap.
+        let cap = self.settings.pending_per_address.max(1);
+        while t
+            .requests_by_ip
+            .get(&req.ip)
+            .is_some_and(|q| q.len() >= cap)
+        {
+            t.end_oldest_request(req.ip);
         }
-        t.requests.insert(id.clone(), req);
+        if t.requests.len() >= self.settings.max_requests {
+            t.expire_requests(now);
+        }
+        if t.requests.len() >= self.settings.max_requests {
+            t.make_room_for_request(&self.settings, now)?;
+        }
+        if let Some(c) = t.clients.get_mut(client_id) {
+            // In memory only (the snapshot picks it up): it orders the clients for eviction.
+            c.last_used = now;
+        }
+        t.add_request(id.clone(), req);
         Ok(id)
     }
 
@@ -896,7 +665,7 @@ impl OAuth {
         };
         r.failures += 1;
         if r.failures >= MAX_SIGN_IN_ATTEMPTS {
-            t.requests.remove(id);
+            t.take_request(id);
             return false;
         }
         true
@@ -906,7 +675,7 @@ impl OAuth {
     pub fn approve(&self, id: &str, subject: &str) -> Option<String> {
         let code = random_secret("");
         let mut t = self.lock();
-        let r = t.requests.remove(id).filter(|r| r.expires > now_ms())?;
+        let r = t.take_request(id).filter(|r| r.expires > now_ms())?;
         t.codes.insert(
             digest_hex(&code),
             Code {
@@ -929,7 +698,7 @@ impl OAuth {
 
     /// Ends a pending request as refused by the person; the URL to send the browser to.
     pub fn deny(&self, id: &str) -> Option<String> {
-        let r = self.lock().requests.remove(id)?;
+        let r = self.lock().take_request(id)?;
         let mut params = vec![
             ("error", "access_denied"),
             ("error_description", "the sign-in was cancelled"),
@@ -1030,12 +799,13 @@ impl OAuth {
         }
         let client_id = self.client_auth(p, basic)?;
         let issued = if grant_type == "authorization_code" {
-            self.redeem_code(p, &client_id, user_ok)?
+            self.redeem_code(p, &client_id, user_ok)
         } else {
-            self.refresh(p, &client_id, user_ok)?
+            self.refresh(p, &client_id, user_ok)
         };
-        self.persist();
-        Ok(issued)
+        // Failures change state too (a reused code or refresh token revokes a grant).
+        self.save();
+        issued
     }
 
     fn check_resource(&self, p: &HashMap<String, String>, bound: &str) -> Result<(), OAuthError> {
@@ -1088,7 +858,7 @@ impl OAuth {
                     );
                 }
                 drop(t);
-                self.persist();
+                self.save();
                 return Err(OAuthError::grant(
                     "the authorization code was already used; the tokens issued for it are revoked",
                 ));
@@ -1178,7 +948,15 @@ impl OAuth {
         let refresh_hash = digest_hex(&refresh_token);
         let mut rotated = Vec::new();
         let mut created = now;
+        let refresh_expires = now + ms(self.settings.refresh_ttl);
+        let rotation = previous.is_some();
         if let Some(old) = previous {
+            t.record(state::Record::Rotate {
+                grant: grant_id.to_string(),
+                refresh_hash: refresh_hash.clone(),
+                refresh_expires,
+                at: now,
+            });
             t.refresh.remove(&old.refresh_hash);
             if let Some(a) = &old.access_hash {
                 t.access.remove(a);
@@ -1200,19 +978,20 @@ impl OAuth {
             },
         );
         t.refresh.insert(refresh_hash.clone(), grant_id.to_string());
-        t.grants.insert(
-            grant_id.to_string(),
-            Grant {
-                client_id: client_id.to_string(),
-                subject: subject.to_string(),
-                resource: resource.to_string(),
-                refresh_hash,
-                refresh_expires: now + ms(self.settings.refresh_ttl),
-                access_hash: Some(access_hash),
-                rotated,
-                created,
-            },
-        );
+        let grant = Grant {
+            client_id: client_id.to_string(),
+            subject: subject.to_string(),
+            resource: resource.to_string(),
+            refresh_hash,
+            refresh_expires,
+            access_hash: Some(access_hash),
+            rotated,
+            created,
+        };
+        if !rotation {
+            t.record(state::Record::Grant(grant_id.to_string(), grant.clone()));
+        }
+        t.grants.insert(grant_id.to_string(), grant);
         Issued {
             access_token,
             refresh_token,
@@ -1245,7 +1024,7 @@ impl OAuth {
                         short(&g.client_id)
                     );
                 }
-                self.persist();
+                self.save();
                 return Err(OAuthError::grant(
                     "the refresh token was already used; the sign-in is revoked: sign in again",
                 ));
@@ -1334,7 +1113,7 @@ impl OAuth {
             t.revoke_grant(&grant);
             drop(t);
             log::info!(target: "kimai_mcp::audit", "oauth: a grant was revoked by its client {}", short(&client_id));
-            self.persist();
+            self.save();
         }
         Ok(())
     }
@@ -1370,16 +1149,22 @@ impl OAuth {
         let n = gone.len();
         drop(t);
         if n > 0 {
-            self.persist();
+            self.save();
         }
         n
     }
 
-    /// Drops expired requests, codes, tokens and grants, and idle clients.
+    /// Drops expired requests, codes, tokens and grants, idle clients, registration windows
+    /// that are over and users' sign-in failures that are forgotten; compacts the state
+    /// journal when it has grown.
     pub fn sweep(&self) {
         let now = now_ms();
+        self.sign_ins.sweep(Instant::now());
         let mut t = self.lock();
-        t.requests.retain(|_, r| r.expires > now);
+        t.expire_requests(now);
+        let window = ms(self.settings.registration_window);
+        t.registrations
+            .retain(|_, (start, _)| start.saturating_add(window) > now);
         t.codes.retain(|_, c| c.expires > now);
         t.used_codes.retain(|_, (_, exp)| *exp > now);
         t.access.retain(|_, a| a.expires > now);
@@ -1392,11 +1177,31 @@ impl OAuth {
         for id in &expired {
             t.revoke_grant(id);
         }
-        let pruned = self.prune_clients(&mut t, now, false);
+        t.prune_idle_clients(&self.settings, now);
         drop(t);
-        if !expired.is_empty() || pruned > 0 {
-            self.persist();
-        }
+        self.save();
+        self.maintain_state_file();
+    }
+
+    /// Admits a sign-in attempt for the user name `slug` from `ip` ([`throttle`]): sleep its
+    /// wait, then check the secret, and mark it as succeeded if it was right. `Err(wait)`:
+    /// refuse it without checking the secret.
+    pub fn sign_in_attempt(
+        &self,
+        slug: &str,
+        ip: IpAddr,
+    ) -> Result<throttle::Attempt<'_>, Duration> {
+        self.sign_ins.begin(slug, ip, Instant::now())
+    }
+
+    /// Sign-ins in progress: in total, and from `ip`.
+    pub fn pending_counts(&self, ip: IpAddr) -> (usize, usize) {
+        let t = self.lock();
+        let mine = t
+            .requests_by_ip
+            .get(&ip.to_canonical())
+            .map_or(0, VecDeque::len);
+        (t.requests.len(), mine)
     }
 
     /// Counts for `/metrics` and `/health`: registered clients and live grants.
@@ -1413,10 +1218,51 @@ fn short(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::tables::MAX_REGISTERING_ADDRESSES;
     use super::*;
 
     fn oauth(settings: Settings) -> OAuth {
         OAuth::new("http://127.0.0.1:8000", settings, None).unwrap()
+    }
+
+    /// A client address; `n` tells them apart.
+    fn ip(n: u16) -> IpAddr {
+        IpAddr::from([127, 0, (n >> 8) as u8, n as u8])
+    }
+
+    const HOME: u16 = 1;
+
+    fn register(o: &OAuth, from: u16) -> Result<String, OAuthError> {
+        o.register(
+            &json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": "none"}),
+            ip(from),
+        )
+        .map(|r| r["client_id"].as_str().unwrap().to_string())
+    }
+
+    /// Opens a sign-in for `client` from `from`; (request id, verifier).
+    fn start_sign_in(
+        o: &OAuth,
+        client: &str,
+        from: u16,
+    ) -> Result<(String, String), AuthorizeError> {
+        let verifier = random_secret("v");
+        let txn = o.authorize(
+            &params(&[
+                ("response_type", "code"),
+                ("client_id", client),
+                ("code_challenge", &s256(&verifier)),
+                ("code_challenge_method", "S256"),
+            ]),
+            ip(from),
+        )?;
+        Ok((txn, verifier))
+    }
+
+    /// Approves a sign-in; the code.
+    fn finish_sign_in(o: &OAuth, txn: &str, subject: &str) -> Option<String> {
+        let url = o.approve(txn, subject)?;
+        Some(parse_form(url.split_once('?').unwrap().1).unwrap()["code"].clone())
     }
 
     fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -1429,17 +1275,23 @@ mod tests {
     /// A public client and a code for `subject`; (client id, code, verifier).
     fn code_for(o: &OAuth, subject: &str) -> (String, String, String) {
         let reg = o
-            .register(&json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": "none"}))
+            .register(
+                &json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": "none"}),
+                ip(HOME),
+            )
             .unwrap();
         let id = reg["client_id"].as_str().unwrap().to_string();
         let verifier = random_secret("v");
         let txn = o
-            .authorize(&params(&[
-                ("response_type", "code"),
-                ("client_id", &id),
-                ("code_challenge", &s256(&verifier)),
-                ("code_challenge_method", "S256"),
-            ]))
+            .authorize(
+                &params(&[
+                    ("response_type", "code"),
+                    ("client_id", &id),
+                    ("code_challenge", &s256(&verifier)),
+                    ("code_challenge_method", "S256"),
+                ]),
+                ip(HOME),
+            )
             .unwrap();
         let url = o.approve(&txn, subject).unwrap();
         let q = parse_form(url.split_once('?').unwrap().1).unwrap();
@@ -1557,7 +1409,10 @@ mod tests {
 
     #[test]
     fn sign_ins_per_user_are_bounded() {
-        let o = oauth(Settings::default());
+        let o = oauth(Settings {
+            registrations_per_address: 0,
+            ..Settings::default()
+        });
         let ok = |_: &str| true;
         let mut first = None;
         for i in 0..MAX_GRANTS_PER_SUBJECT + 3 {
@@ -1605,31 +1460,318 @@ mod tests {
         assert_eq!(o.counts(), (0, 0));
     }
 
-    #[test]
-    fn the_state_file_round_trips_without_secrets() {
+    fn temp_state() -> (PathBuf, PathBuf) {
         let dir = std::env::temp_dir().join(format!("kimai-mcp-oauth-{}", random_secret("")));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("state.json");
-        let o = OAuth::new(
-            "https://mcp.example.com",
-            Settings::default(),
-            Some(path.clone()),
+        (dir, path)
+    }
+
+    fn reopen(path: &std::path::Path) -> OAuth {
+        OAuth::new(
+            "http://127.0.0.1:8000",
+            Settings {
+                registrations_per_address: 0,
+                ..Settings::default()
+            },
+            Some(path.to_path_buf()),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    fn refresh_with(o: &OAuth, client: &str, token: &str) -> Result<Issued, OAuthError> {
+        o.token(
+            &params(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token),
+                ("client_id", client),
+            ]),
+            None,
+            &|_| true,
+        )
+    }
+
+    #[test]
+    fn the_state_file_round_trips_without_secrets() {
+        let (dir, path) = temp_state();
+        let journal = state::journal_path(&path);
+        let o = reopen(&path);
+        let snapshot = std::fs::read_to_string(&path).unwrap();
         let reg = o
-            .register(&json!({"redirect_uris": ["https://app.example/cb"], "client_name": "App"}))
+            .register(
+                &json!({"redirect_uris": ["https://app.example/cb"], "client_name": "App"}),
+                ip(HOME),
+            )
             .unwrap();
         let secret = reg["client_secret"].as_str().unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
+        // A registration appends one line to the journal and leaves the snapshot alone.
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), snapshot);
+        let text = std::fs::read_to_string(&journal).unwrap();
+        assert_eq!(text.lines().count(), 1);
         assert!(!text.contains(secret));
         assert!(text.contains(&digest_hex(secret)));
-        let again = OAuth::new(
-            "https://mcp.example.com",
-            Settings::default(),
-            Some(path.clone()),
-        )
-        .unwrap();
-        assert_eq!(again.counts(), (1, 0));
+        for p in [&path, &journal] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", p.display());
+        }
+        // A sign-in and two refreshes, then a "crash" (no shutdown of any kind).
+        let (id, code, verifier) = code_for(&o, "slug-a");
+        let t = o
+            .token(&code_grant(&id, &code, &verifier), None, &|_| true)
+            .unwrap();
+        let t = refresh_with(&o, &id, &t.refresh_token).unwrap();
+        let rotated = t.refresh_token.clone();
+        let t = refresh_with(&o, &id, &rotated).unwrap();
+        let text = std::fs::read_to_string(&journal).unwrap();
+        assert!(!text.contains(&t.refresh_token) && !text.contains(&rotated));
+        let lines = text.clone();
+        drop(o);
+
+        // Everything acknowledged is back: the last refresh token works, a rotated one is
+        // still recognised as reused.
+        let again = reopen(&path);
+        assert_eq!(again.counts(), (2, 1));
+        // Opening folded the journal into the snapshot.
+        assert_eq!(std::fs::read_to_string(&journal).unwrap(), "");
+        // A crash after a snapshot but before the journal was emptied replays nothing twice;
+        // a torn last line (a crash while appending) is dropped.
+        drop(again);
+        std::fs::write(&journal, format!("{lines}{{\"seq\": 99, \"op\": \"cli")).unwrap();
+        let again = reopen(&path);
+        assert_eq!(again.counts(), (2, 1));
+        let t = refresh_with(&again, &id, &t.refresh_token).unwrap();
+        assert_eq!(
+            refresh_with(&again, &id, &rotated).unwrap_err().error,
+            "invalid_grant"
+        );
+        assert_eq!(
+            again.verify(&t.access_token),
+            None,
+            "reuse revoked the grant"
+        );
+        drop(again);
+        assert_eq!(reopen(&path).counts(), (2, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_sweeper_folds_a_long_journal_into_the_snapshot() {
+        let (dir, path) = temp_state();
+        let journal = state::journal_path(&path);
+        let o = reopen(&path);
+        // One client, one grant, and many refreshes: the journal outgrows the snapshot.
+        let (id, code, verifier) = code_for(&o, "slug-a");
+        let mut t = o
+            .token(&code_grant(&id, &code, &verifier), None, &|_| true)
+            .unwrap();
+        let n = state::COMPACT_MIN_LINES + 10;
+        for _ in 0..n {
+            t = refresh_with(&o, &id, &t.refresh_token).unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(&journal).unwrap().lines().count(),
+            n + 2
+        );
+        o.sweep();
+        assert_eq!(std::fs::read_to_string(&journal).unwrap(), "");
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v["clients"].as_object().unwrap().len(), 1);
+        assert_eq!(v["seq"], json!(n + 2));
+        assert_eq!(
+            v["grants"].as_object().unwrap().values().next().unwrap()["rotated"]
+                .as_array()
+                .unwrap()
+                .len(),
+            MAX_ROTATED
+        );
+        t = refresh_with(&o, &id, &t.refresh_token).unwrap();
+        drop(o);
+        let again = reopen(&path);
+        assert_eq!(again.counts(), (1, 1));
+        refresh_with(&again, &id, &t.refresh_token).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn registrations_are_limited_per_address() {
+        let o = oauth(Settings {
+            registrations_per_address: 3,
+            registration_window: Duration::from_millis(300),
+            ..Settings::default()
+        });
+        for _ in 0..3 {
+            register(&o, 7).unwrap();
+        }
+        let e = register(&o, 7).unwrap_err();
+        assert_eq!((e.status, e.error), (429, "temporarily_unavailable"));
+        assert_eq!(e.retry_after, Some(1));
+        assert!(
+            e.description.contains("at most 3 per")
+                && e.description.contains("--max-registrations-per-address"),
+            "{e:?}"
+        );
+        // Other addresses are not affected; the window ends.
+        register(&o, 8).unwrap();
+        std::thread::sleep(Duration::from_millis(350));
+        register(&o, 7).unwrap();
+        // The table of addresses is bounded.
+        for n in 0..(MAX_REGISTERING_ADDRESSES + 20) as u16 {
+            register(&o, 100 + n).unwrap();
+        }
+        assert!(o.lock().registrations.len() <= MAX_REGISTERING_ADDRESSES);
+        // 0 turns the limit off.
+        let o = oauth(Settings {
+            registrations_per_address: 0,
+            ..Settings::default()
+        });
+        for _ in 0..30 {
+            register(&o, 7).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_full_client_table_never_forgets_a_client_in_use() {
+        let o = oauth(Settings {
+            max_clients: 20,
+            registrations_per_address: 0,
+            ..Settings::default()
+        });
+        let ok = |_: &str| true;
+        // Three clients in use: one in the middle of its sign-in, one holding a code, one
+        // signed in.
+        let pending = register(&o, HOME).unwrap();
+        let (txn, pending_verifier) = start_sign_in(&o, &pending, HOME).unwrap();
+        let coded = register(&o, HOME).unwrap();
+        let (t2, coded_verifier) = start_sign_in(&o, &coded, HOME).unwrap();
+        let code = finish_sign_in(&o, &t2, "slug-b").unwrap();
+        let (signed_in, c3, v3) = code_for(&o, "slug-c");
+        let tokens = o
+            .token(&code_grant(&signed_in, &c3, &v3), None, &ok)
+            .unwrap();
+        // A flood of registrations from many addresses, 10 times the table.
+        for n in 0..200 {
+            register(&o, 1000 + n).unwrap();
+        }
+        assert_eq!(o.counts().0, 20);
+        // All three carry on.
+        let code1 = finish_sign_in(&o, &txn, "slug-a").expect("the pending sign-in survived");
+        o.token(&code_grant(&pending, &code1, &pending_verifier), None, &ok)
+            .unwrap();
+        o.token(&code_grant(&coded, &code, &coded_verifier), None, &ok)
+            .unwrap();
+        refresh_with(&o, &signed_in, &tokens.refresh_token).unwrap();
+
+        // When every client is in use, a registration is refused, with when to come back.
+        let o = oauth(Settings {
+            max_clients: 5,
+            registrations_per_address: 0,
+            ..Settings::default()
+        });
+        let mut txns = Vec::new();
+        for n in 0..5 {
+            let c = register(&o, n).unwrap();
+            txns.push(start_sign_in(&o, &c, n).unwrap().0);
+        }
+        let e = register(&o, 99).unwrap_err();
+        assert_eq!((e.status, e.error), (503, "temporarily_unavailable"));
+        assert!(
+            e.retry_after.is_some_and(|s| (1..=600).contains(&s)),
+            "{e:?}"
+        );
+        assert!(e.description.contains("at most 5 registered"), "{e:?}");
+        // One sign-in ends (cancelled): its client is free to go, and a registration fits.
+        o.deny(&txns[0]).unwrap();
+        register(&o, 99).unwrap();
+        assert!(o.pending(&txns[1]).is_some());
+    }
+
+    #[test]
+    fn sign_ins_in_progress_are_capped_per_address_and_in_total() {
+        let o = oauth(Settings {
+            pending_per_address: 3,
+            max_requests: 10,
+            registrations_per_address: 0,
+            ..Settings::default()
+        });
+        let client = register(&o, HOME).unwrap();
+        // One address: its oldest requests end, its newest stay.
+        let txns: Vec<String> = (0..5)
+            .map(|_| start_sign_in(&o, &client, 50).unwrap().0)
+            .collect();
+        assert!(o.pending(&txns[0]).is_none() && o.pending(&txns[1]).is_none());
+        assert!(txns[2..].iter().all(|t| o.pending(t).is_some()));
+        assert_eq!(o.pending_counts(ip(50)), (3, 3));
+        // A person opens one sign-in; a flood from several addresses fills the table, over and
+        // over.
+        let (mine, verifier) = start_sign_in(&o, &client, HOME).unwrap();
+        for round in 0..10 {
+            for n in 0..6 {
+                start_sign_in(&o, &client, 100 + n).unwrap();
+                assert!(o.pending_counts(ip(100 + n)).1 <= 3, "round {round}");
+            }
+        }
+        assert_eq!(o.pending_counts(ip(HOME)), (10, 1));
+        let code = finish_sign_in(&o, &mine, "slug-a").expect("the person's sign-in survived");
+        o.token(&code_grant(&client, &code, &verifier), None, &|_| true)
+            .unwrap();
+        // Every address holds one: nobody's is ended while it is young, the next one is told
+        // to come back; later the oldest goes.
+        let o = oauth(Settings {
+            max_requests: 4,
+            request_ttl: Duration::from_millis(2000),
+            registrations_per_address: 0,
+            ..Settings::default()
+        });
+        let client = register(&o, HOME).unwrap();
+        let txns: Vec<String> = (0..4)
+            .map(|n| {
+                // Distinct creation times, so that "oldest" is well defined.
+                std::thread::sleep(Duration::from_millis(2));
+                start_sign_in(&o, &client, 10 + n).unwrap().0
+            })
+            .collect();
+        match start_sign_in(&o, &client, 20) {
+            Err(AuthorizeError::Busy(msg, secs)) => {
+                assert!(msg.contains("Too many sign-ins"), "{msg}");
+                assert_eq!(secs, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(txns.iter().all(|t| o.pending(t).is_some()));
+        std::thread::sleep(Duration::from_millis(250));
+        start_sign_in(&o, &client, 20).unwrap();
+        assert!(o.pending(&txns[0]).is_none());
+        assert!(txns[1..].iter().all(|t| o.pending(t).is_some()));
+    }
+
+    /// Registration cost at 10,000 clients with a state file; run by hand:
+    /// `cargo test --lib registration_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn registration_cost_at_10000_clients() {
+        let (dir, path) = temp_state();
+        let o = reopen(&path);
+        let started = Instant::now();
+        let mut last = Vec::new();
+        for i in 0..10_000u16 {
+            let t = Instant::now();
+            register(&o, i).unwrap();
+            if i >= 9_900 {
+                last.push(t.elapsed().as_secs_f64());
+            }
+            if i % 1000 == 999 {
+                o.sweep();
+            }
+        }
+        let total = started.elapsed();
+        let mean = last.iter().sum::<f64>() / last.len() as f64;
+        eprintln!(
+            "10,000 registrations in {total:?}; mean of the last 100: {:.3} ms",
+            mean * 1e3
+        );
+        drop(o);
+        assert_eq!(reopen(&path).counts(), (10_000, 0));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
