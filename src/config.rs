@@ -385,9 +385,9 @@ OPTIONS:                                    [env]                         (defau
                               any other X-Kimai-URL gets 403 before a connection is made
                                                      [KIMAI_MCP_ALLOWED_KIMAI_URLS]
 
-LIMITS (each client address and each credential -- slug, Kimai token, OAuth sign-in -- gets
-its own share, so that no one client can use up what the others need; behind a
---trusted-proxy the forwarded client address counts):
+LIMITS (each client address -- an IPv4 address or an IPv6 /64 -- and each credential -- slug,
+Kimai token, OAuth user -- gets its own share, so that no one client can use up what the
+others need; behind a --trusted-proxy the forwarded client address counts):
     --max-connections N              connections open at once, in all      (4096)
                                                      [KIMAI_MCP_MAX_CONNECTIONS]
     --max-connections-per-address N  connections from one address          (64)
@@ -411,7 +411,8 @@ its own share, so that no one client can use up what the others need; behind a
     --max-registrations-per-address N  OAuth client registrations per hour from one
                                      address, 0 = off                        (20)
                                                      [KIMAI_MCP_MAX_REGISTRATIONS_PER_ADDRESS]
-    --max-pending-sign-ins-per-address N  OAuth sign-ins in progress from one address (20)
+    --max-pending-sign-ins-per-address N  OAuth sign-ins in progress from one address; a new
+                                     one ends that address's oldest           (20)
                                                      [KIMAI_MCP_MAX_PENDING_SIGN_INS_PER_ADDRESS]
 
 SIGNALS: SIGHUP re-reads the users file and the token file (sessions of users that remain keep

@@ -398,6 +398,19 @@ impl RateLimiter<IpAddr> {
     }
 }
 
+/// The key a per-address limit counts `ip` under: an IPv4 address (IPv4-mapped IPv6 ones
+/// unmapped) as it is, an IPv6 address as its /64 network. One machine or one customer line
+/// usually holds a whole IPv6 /64, so counting single addresses would let it take 2^64 shares.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let net = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(net))
+        }
+        v4 => v4,
+    }
+}
+
 /// A credential's key: a fingerprint of a slug, Kimai token or OAuth user.
 pub type CredentialKey = [u8; 32];
 
@@ -931,6 +944,16 @@ pub fn check_slug(slug: &str) -> SlugCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_count_ipv6_by_its_64_network() {
+        let k = |s: &str| limit_key(s.parse().unwrap()).to_string();
+        assert_eq!(k("192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff::9"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+    }
     use std::net::Ipv4Addr;
 
     fn ip(s: &str) -> IpAddr {

@@ -42,7 +42,12 @@ pub type Reply = Handled;
 
 /// Per-request facts the guards established.
 pub struct Ctx {
+    /// The client's address (behind a trusted proxy, the forwarded one), for logs.
     pub ip: IpAddr,
+    /// What the per-address limits count: the address, or for IPv6 its /64 network (one
+    /// machine usually holds a whole /64, so counting single IPv6 addresses would give it 2^64
+    /// shares).
+    pub key: IpAddr,
     pub started: Instant,
 }
 
@@ -224,7 +229,11 @@ impl App {
             .collect();
         let xff = (!xff.is_empty()).then(|| xff.join(","));
         let ip = guard::client_ip(peer, xff.as_deref(), req.header("X-Real-IP"), &self.trusted);
-        let ctx = Ctx { ip, started };
+        let ctx = Ctx {
+            ip,
+            key: guard::limit_key(ip),
+            started,
+        };
         let method = req.method.clone();
         let logged_path = path::logged_path(&req.path);
         let endpoint = path::endpoint_name(&req.path);
@@ -274,7 +283,7 @@ impl App {
 
     fn route(self: &Arc<Self>, ctx: &Ctx, req: Request, peer: IpAddr) -> Result<Reply, Reply> {
         let now = Instant::now();
-        if let Err(wait) = self.rate.check(ctx.ip, now) {
+        if let Err(wait) = self.rate.check(ctx.key, now) {
             self.metrics.rate_limited();
             return Err(too_many(
                 wait,
@@ -287,7 +296,7 @@ impl App {
             return Err(json_error(404, -32000, "Not Found"));
         };
         let slug_route = matches!(segs.as_slice(), ["mcp", s] if !s.is_empty());
-        if slug_route && let Err(wait) = self.enumeration.check(ctx.ip, now) {
+        if slug_route && let Err(wait) = self.enumeration.check(ctx.key, now) {
             self.metrics.enumeration_blocked();
             return Err(too_many(
                 wait,

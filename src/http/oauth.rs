@@ -13,7 +13,7 @@
 //! attempts are spaced by a growing delay, never refused to a person with the right secret.
 //!
 //! `/register` and `/authorize` are open to anyone, so `oauth` bounds what they create per
-//! client address (`ctx.ip`, the forwarded address behind a trusted proxy).
+//! client address (`ctx.key`: the forwarded address behind a trusted proxy, an IPv6 /64).
 //!
 //! The JSON endpoints (metadata, register, token, revoke) answer any origin (`*`, no
 //! credentials): applications in a browser call them, and they carry no cookie.
@@ -216,7 +216,7 @@ fn register(
             ));
         }
     };
-    match oauth.register(&meta, ctx.ip) {
+    match oauth.register(&meta, ctx.key) {
         Ok(out) => {
             app.metrics.oauth("register");
             Ok(json_reply(201, &out, TOKEN_METHODS))
@@ -311,7 +311,7 @@ fn authorize(oauth: &oauth::OAuth, ctx: &Ctx, req: &Request) -> Result<Reply, Re
             &format!("The authorization request is malformed: {d}."),
         )
     })?;
-    match oauth.authorize(&params, ctx.ip) {
+    match oauth.authorize(&params, ctx.key) {
         Ok(id) => Ok(redirect(&format!("/oauth/login?txn={id}"))),
         Err(AuthorizeError::Page(msg)) => Err(html_error(400, &msg)),
         Err(AuthorizeError::Redirect(url)) => Err(redirect(&url)),
@@ -420,7 +420,7 @@ fn login_submit(
         };
     }
     let now = std::time::Instant::now();
-    if let Err(wait) = app.enumeration.check(ctx.ip, now) {
+    if let Err(wait) = app.enumeration.check(ctx.key, now) {
         app.metrics.enumeration_blocked();
         return Err(super::with_header(
             sign_in_page(
@@ -439,7 +439,7 @@ fn login_submit(
     let secret = get("secret");
     // The per-user schedule (`oauth::throttle`): the same for every name, known or not. The
     // attempt counts as a failure unless it is marked as a success below.
-    let attempt = match oauth.sign_in_attempt(slug, ctx.ip) {
+    let attempt = match oauth.sign_in_attempt(slug, ctx.key) {
         Ok(attempt) => attempt,
         Err(wait) => {
             app.metrics.oauth("sign_in_failed");
@@ -484,7 +484,7 @@ fn login_submit(
                 "oauth: failed sign-in from {}",
                 ctx.ip
             );
-            let delay = app.enumeration.miss(ctx.ip, now);
+            let delay = app.enumeration.miss(ctx.key, now);
             std::thread::sleep(delay);
             if oauth.sign_in_failed(txn) {
                 Err(sign_in_page(

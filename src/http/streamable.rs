@@ -161,7 +161,7 @@ pub(super) fn verify_kimai_token(app: &App, caller: &Caller) -> Result<(), Reply
 /// A new session from this address, unless it opened too many lately
 /// (`--session-rate-per-address`).
 pub(super) fn session_allowed(app: &App, ctx: &Ctx) -> Result<(), Reply> {
-    match app.session_rate.check(ctx.ip, std::time::Instant::now()) {
+    match app.session_rate.check(ctx.key, std::time::Instant::now()) {
         Ok(()) => Ok(()),
         Err(wait) => {
             app.metrics.rate_limited();
@@ -226,7 +226,7 @@ fn authenticate(
             // An unknown slug: count it against this address and answer late, so that
             // guessing is slow and soon blocked.
             app.metrics.enumeration_miss();
-            let delay = app.enumeration.miss(ctx.ip, std::time::Instant::now());
+            let delay = app.enumeration.miss(ctx.key, std::time::Instant::now());
             std::thread::sleep(delay);
             return Err(json_error(404, -32000, "Not Found"));
         };
