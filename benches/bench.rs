@@ -23,6 +23,7 @@
 //! which is enough to check the harness without a release build (the figures are then not
 //! comparable, and the table says so): `BENCH_ONLY=noisy cargo test --bench bench`. The
 //! 1,000 idle sockets need a soft limit of open files above 1,024; `make bench` raises it.
+//! `BENCH_ONLY=oauth` runs the OAuth figures alone.
 
 mod noisy;
 
@@ -148,8 +149,15 @@ fn main() {
             sim.stop();
             return;
         }
+        Ok("oauth") => {
+            oauth_bench(&sim);
+            sim.stop();
+            return;
+        }
         Ok(other) => {
-            eprintln!("BENCH_ONLY={other}: unknown part; the part that runs alone is `noisy`");
+            eprintln!(
+                "BENCH_ONLY={other}: unknown part; the parts that run alone are `noisy` and `oauth`"
+            );
             std::process::exit(2);
         }
     }
