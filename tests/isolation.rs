@@ -629,6 +629,7 @@ fn a_hanging_kimai_ties_up_only_its_users_calls() {
 fn batches_are_bounded() {
     let sim = sim();
     let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let b = UserB::new(&srv);
     let path = format!("/mcp/{SLUG_A}");
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
     let r = mcp_post([127, 0, 6, 1], &srv.addr, &path, &[], &init);
@@ -662,6 +663,116 @@ fn batches_are_bounded() {
         r.body.contains("--max-batch") && r.body.contains("20"),
         "{}",
         r.body
+    );
+    // A 1 MiB batch of tool calls (about 9,700 of them) is refused as a whole, at once, while
+    // B is served.
+    let calls = Value::Array(
+        (0..9700)
+            .map(|i| call(i, "user_current", json!({})))
+            .collect(),
+    );
+    let started = Instant::now();
+    let r = mcp_post(
+        [127, 0, 6, 1],
+        &srv.addr,
+        &path,
+        &[("Mcp-Session-Id", &sid)],
+        &calls,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(started.elapsed() < SERVED_WITHIN, "{:?}", started.elapsed());
+    b.check();
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sends `body` on `s` and reads one Content-Length framed answer; returns its head.
+fn exchange_on(s: &mut TcpStream, head: &str, body: &str) -> String {
+    s.write_all(format!("{head}Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some((h, rest)) = text.split_once("\r\n\r\n") {
+            let len: usize = h
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if rest.len() >= len {
+                return h.to_string();
+            }
+        }
+    }
+}
+
+#[test]
+fn many_kimai_urls_do_not_grow_the_client_cache() {
+    // Even with every URL allowed, each distinct X-Kimai-URL costs memory only while it is
+    // used: the client cache keeps at most 256. (With no bound, the 8,000 URLs below added
+    // 13.7 MB here, about 1.7 KB each; with it, 2.3 MB.)
+    let sim = sim();
+    let srv = Serve::start(
+        &sim,
+        &[
+            "--rate-limit-rpm",
+            "0",
+            "--session-rate-per-address",
+            "0",
+            "--allowed-kimai-url",
+            "*",
+            "--connect-timeout",
+            "1",
+        ],
+    );
+    let b = UserB::new(&srv);
+    // A port that refuses at once (nothing listens on it any more).
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let before = rss_kib(srv.pid());
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let addr = srv.addr.clone();
+            std::thread::spawn(move || {
+                let mut s = connect_from([127, 0, 10, 1 + t], &addr);
+                let body = init_body().to_string();
+                for i in 0..2000u16 {
+                    // Each a different Kimai URL (the path differs).
+                    let head = format!(
+                        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: {JSON_SSE}\r\nAuthorization: Bearer {SERVER_TOKEN}\r\nX-Kimai-Token: t-0123456789abcdef\r\nX-Kimai-URL: http://127.0.0.1:{closed}/k{t}/{i}\r\n"
+                    );
+                    let h = exchange_on(&mut s, &head, &body);
+                    assert!(h.starts_with("HTTP/1.1 502"), "{h}");
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    b.check();
+    for t in threads {
+        t.join().unwrap();
+    }
+    b.check();
+    let after = rss_kib(srv.pid());
+    eprintln!("RSS before {before} KiB, after 8,000 Kimai URLs {after} KiB");
+    assert!(
+        after < before + 8 * 1024,
+        "RSS grew from {before} to {after} KiB"
     );
 }
 
