@@ -20,6 +20,12 @@ pub mod code {
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
     /// 2026-07-28: an HTTP header disagrees with the body (Streamable HTTP only).
     pub const HEADER_MISMATCH: i64 = -32020;
+    /// Implementation-defined server error (JSON-RPC's -32000 … -32099 range): the transport
+    /// refused the request (authentication, limits, malformed HTTP), not the method.
+    pub const SERVER_ERROR: i64 = -32000;
+    /// The session named by `Mcp-Session-Id` (or the SSE session id) is unknown, expired or
+    /// someone else's: the client starts a new one.
+    pub const SESSION_NOT_FOUND: i64 = -32001;
 }
 
 /// The handshake-era ("legacy") revisions, oldest first. The last one is preferred.

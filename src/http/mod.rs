@@ -28,6 +28,7 @@ use crate::guard::{
     TokenVerdicts, TrustedProxies,
 };
 use crate::kimai::{self, Tls};
+use crate::mcp::code;
 use crate::session::{SessionTable, fingerprint};
 use crate::tools::Backend;
 use serde_json::{Value, json};
@@ -293,7 +294,7 @@ impl App {
         let path = req.path.clone();
         // Only the canonical form of a path is routed (see `path`).
         let Some(segs) = path::canonical_segments(&path) else {
-            return Err(json_error(404, -32000, "Not Found"));
+            return Err(json_error(404, code::SERVER_ERROR, "Not Found"));
         };
         let slug_route = matches!(segs.as_slice(), ["mcp", s] if !s.is_empty());
         if slug_route && let Err(wait) = self.enumeration.check(ctx.key, now) {
@@ -304,12 +305,20 @@ impl App {
             ));
         }
         if let Err(why) = self.origin.check_host(req.header("Host")) {
-            return Err(json_error(403, -32000, &format!("Forbidden: {why}")));
+            return Err(json_error(
+                403,
+                code::SERVER_ERROR,
+                &format!("Forbidden: {why}"),
+            ));
         }
         let oauth_path = oauth::is_oauth_path(&segs);
         // The authorization server's JSON endpoints answer any origin; its form checks its own.
         if !oauth_path && let Err(why) = self.origin.check_origin(req.header("Origin")) {
-            return Err(json_error(403, -32000, &format!("Forbidden: {why}")));
+            return Err(json_error(
+                403,
+                code::SERVER_ERROR,
+                &format!("Forbidden: {why}"),
+            ));
         }
         let health = segs.as_slice() == ["health"];
         if self.cfg.require_https
@@ -318,7 +327,7 @@ impl App {
         {
             return Err(json_error(
                 403,
-                -32000,
+                code::SERVER_ERROR,
                 "Forbidden: this server requires HTTPS; connect through the TLS proxy (it must be a trusted proxy that sends X-Forwarded-Proto: https)",
             ));
         }
@@ -327,7 +336,7 @@ impl App {
         }
         match segs.as_slice() {
             ["mcp", s] if !s.is_empty() && self.cfg.disable_legacy_slugs => {
-                Err(json_error(404, -32000, "Not Found"))
+                Err(json_error(404, code::SERVER_ERROR, "Not Found"))
             }
             ["health"] => match req.method.as_str() {
                 "GET" | "HEAD" => Ok(self.health()),
@@ -341,7 +350,7 @@ impl App {
                 let slug = slug.to_string();
                 streamable::handle(self, ctx, req, Some(slug))
             }
-            _ => Err(json_error(404, -32000, "Not Found")),
+            _ => Err(json_error(404, code::SERVER_ERROR, "Not Found")),
         }
     }
 
@@ -363,7 +372,7 @@ impl App {
             return Err(
                 match json_error(
                     401,
-                    -32000,
+                    code::SERVER_ERROR,
                     "Invalid or missing MCP server authentication token",
                 ) {
                     Handled::Reply(r) => {
@@ -533,7 +542,7 @@ pub fn at_capacity() -> Reply {
     with_header(
         json_error(
             503,
-            -32000,
+            code::SERVER_ERROR,
             "Server at capacity: too many open sessions; try again later",
         ),
         "Retry-After",
@@ -544,7 +553,7 @@ pub fn at_capacity() -> Reply {
 pub fn too_many(wait: Duration, message: &str) -> Reply {
     let secs = wait.as_secs().max(1);
     with_header(
-        json_error(429, -32000, message),
+        json_error(429, code::SERVER_ERROR, message),
         "Retry-After",
         &secs.to_string(),
     )
@@ -552,7 +561,11 @@ pub fn too_many(wait: Duration, message: &str) -> Reply {
 
 pub fn method_not_allowed(allow: &str) -> Reply {
     with_header(
-        json_error(405, -32000, &format!("Method Not Allowed: use {allow}")),
+        json_error(
+            405,
+            code::SERVER_ERROR,
+            &format!("Method Not Allowed: use {allow}"),
+        ),
         "Allow",
         allow,
     )

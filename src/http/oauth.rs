@@ -21,6 +21,7 @@
 use super::server::{Handled, Request, Response};
 use super::{App, Ctx, Reply, method_not_allowed};
 use crate::guard;
+use crate::mcp::code;
 use crate::oauth::{self, AuthorizeError, OAuthError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -45,7 +46,7 @@ pub fn is_oauth_path(segs: &[&str]) -> bool {
 /// clients stop looking for an authorization server at once (`mcp/protocol.md` §7.3).
 pub fn route(app: &Arc<App>, ctx: &Ctx, req: &Request, segs: &[&str]) -> Result<Reply, Reply> {
     let Some(oauth) = app.oauth.as_ref() else {
-        return Err(super::json_error(404, -32000, "Not Found"));
+        return Err(super::json_error(404, code::SERVER_ERROR, "Not Found"));
     };
     match segs {
         [".well-known", "oauth-protected-resource"]
@@ -62,7 +63,7 @@ pub fn route(app: &Arc<App>, ctx: &Ctx, req: &Request, segs: &[&str]) -> Result<
         },
         ["token"] => token(app, oauth, req),
         ["revoke"] => revoke(oauth, req),
-        _ => Err(super::json_error(404, -32000, "Not Found")),
+        _ => Err(super::json_error(404, code::SERVER_ERROR, "Not Found")),
     }
 }
 

@@ -19,7 +19,7 @@ use super::{App, Ctx, Reply, json_error, method_not_allowed};
 use crate::dispatch::Env;
 use crate::guard;
 use crate::kimai::Request as KimaiRequest;
-use crate::mcp::{self, ChannelNotifier};
+use crate::mcp::{self, ChannelNotifier, code};
 use crate::session::{Refused, Session, Transport};
 use serde_json::Value;
 use std::sync::Arc;
@@ -48,7 +48,13 @@ pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Reply, Reply> {
         .backend
         .client
         .call(&caller.backend.token, &KimaiRequest::get("/version"))
-        .map_err(|e| json_error(502, -32000, &format!("Failed to connect to Kimai: {e}")))?;
+        .map_err(|e| {
+            json_error(
+                502,
+                code::SERVER_ERROR,
+                &format!("Failed to connect to Kimai: {e}"),
+            )
+        })?;
     let version = version
         .body
         .get("version")
@@ -57,7 +63,7 @@ pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Reply, Reply> {
         .to_string();
     let (tx, rx) = mpsc::channel::<Value>();
     let session = Session::new(Transport::Sse, caller.backend, &caller.label, caller.owner)
-        .map_err(|e| json_error(500, -32603, &format!("Internal error: {e}")))?
+        .map_err(|e| json_error(500, code::INTERNAL_ERROR, &format!("Internal error: {e}")))?
         .with_stream(tx);
     let session = match app.sessions.insert(session) {
         Ok(s) => s,
@@ -65,7 +71,11 @@ pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Reply, Reply> {
             return Err(super::at_capacity());
         }
         Err(Refused::Random(e)) => {
-            return Err(json_error(500, -32603, &format!("Internal error: {e}")));
+            return Err(json_error(
+                500,
+                code::INTERNAL_ERROR,
+                &format!("Internal error: {e}"),
+            ));
         }
     };
     log::info!(
@@ -131,7 +141,7 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
     else {
         return Err(json_error(
             400,
-            -32000,
+            code::SERVER_ERROR,
             "Bad Request: the session_id query parameter is required (use the endpoint URL the stream announced)",
         ));
     };
@@ -140,13 +150,17 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
         _ => {
             return Err(json_error(
                 404,
-                -32001,
+                code::SESSION_NOT_FOUND,
                 "Session not found: the stream was closed or expired; open a new one with GET /sse",
             ));
         }
     };
     let Some(tx) = session.stream.clone() else {
-        return Err(json_error(404, -32001, "Session not found"));
+        return Err(json_error(
+            404,
+            code::SESSION_NOT_FOUND,
+            "Session not found",
+        ));
     };
     let incoming = match mcp::parse_incoming(&req.body) {
         Ok(i) => i,
@@ -213,7 +227,7 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
                     Err(busy) => {
                         let _ = tx.send(mcp::response_err(
                             id.as_ref(),
-                            mcp::RpcError::new(-32000, busy.message()),
+                            mcp::RpcError::new(code::SERVER_ERROR, busy.message()),
                         ));
                     }
                 }
@@ -221,7 +235,7 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
         if spawned.is_err() {
             return Err(json_error(
                 503,
-                -32000,
+                code::SERVER_ERROR,
                 "Server busy: cannot start a worker; try again shortly",
             ));
         }

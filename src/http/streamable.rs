@@ -13,7 +13,7 @@ use super::server::{Handled, Request, Response, Streamer};
 use super::{App, Ctx, Reply, json_error, method_not_allowed};
 use crate::dispatch::{Connection, Env};
 use crate::guard;
-use crate::mcp::{self, ChannelNotifier};
+use crate::mcp::{self, ChannelNotifier, code};
 use crate::session::{Refused, Session, Transport, fingerprint};
 use crate::tools::Backend;
 use serde_json::Value;
@@ -35,7 +35,7 @@ pub(super) struct Caller {
 fn session_not_found() -> Reply {
     json_error(
         404,
-        -32001,
+        code::SESSION_NOT_FOUND,
         "Session not found: it expired or was ended; start a new one with initialize",
     )
 }
@@ -66,7 +66,7 @@ pub fn handle(
             let Some(id) = header_mode(&req) else {
                 return Err(json_error(
                     400,
-                    -32000,
+                    code::SERVER_ERROR,
                     "Bad Request: Mcp-Session-Id header is required",
                 ));
             };
@@ -106,7 +106,7 @@ pub(super) fn admit(app: &App, caller: &Caller) -> Result<(), Reply> {
 fn token_rejected() -> Reply {
     json_error(
         502,
-        -32000,
+        code::SERVER_ERROR,
         "Failed to connect to Kimai: Kimai does not accept this X-Kimai-Token; check the token (in Kimai: your profile, API access) and the Kimai URL",
     )
 }
@@ -152,7 +152,7 @@ pub(super) fn verify_kimai_token(app: &App, caller: &Caller) -> Result<(), Reply
         }
         Err(e) => Err(json_error(
             502,
-            -32000,
+            code::SERVER_ERROR,
             &format!("Failed to connect to Kimai: {e}"),
         )),
     }
@@ -176,12 +176,16 @@ pub(super) fn session_allowed(app: &App, ctx: &Ctx) -> Result<(), Reply> {
 /// The reply for a call that found no place.
 pub(super) fn busy_reply(why: &super::work::Busy) -> Reply {
     match why {
-        super::work::Busy::Caller(_) => {
-            super::with_header(json_error(429, -32000, &why.message()), "Retry-After", "2")
-        }
-        super::work::Busy::Server => {
-            super::with_header(json_error(503, -32000, &why.message()), "Retry-After", "5")
-        }
+        super::work::Busy::Caller(_) => super::with_header(
+            json_error(429, code::SERVER_ERROR, &why.message()),
+            "Retry-After",
+            "2",
+        ),
+        super::work::Busy::Server => super::with_header(
+            json_error(503, code::SERVER_ERROR, &why.message()),
+            "Retry-After",
+            "5",
+        ),
     }
 }
 
@@ -228,12 +232,12 @@ fn authenticate(
             app.metrics.enumeration_miss();
             let delay = app.enumeration.miss(ctx.key, std::time::Instant::now());
             std::thread::sleep(delay);
-            return Err(json_error(404, -32000, "Not Found"));
+            return Err(json_error(404, code::SERVER_ERROR, "Not Found"));
         };
         let (backend, owner) = app.slug_backend(slug, &user).map_err(|e| {
             json_error(
                 500,
-                -32603,
+                code::INTERNAL_ERROR,
                 &format!("Internal error: the Kimai client for this user cannot be set up: {e}"),
             )
         })?;
@@ -274,7 +278,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
         return Err(super::with_header(
             json_error(
                 401,
-                -32000,
+                code::SERVER_ERROR,
                 "Invalid or missing MCP server authentication token",
             ),
             "WWW-Authenticate",
@@ -288,7 +292,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
     else {
         return Err(json_error(
             400,
-            -32000,
+            code::SERVER_ERROR,
             "Kimai API token is required. Send your own Kimai API token in the X-Kimai-Token header.",
         ));
     };
@@ -299,7 +303,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
     {
         return Err(json_error(
             400,
-            -32000,
+            code::SERVER_ERROR,
             "Bad Request: the X-Kimai-Token header is not a valid token",
         ));
     }
@@ -312,7 +316,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
             if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2048 {
                 return Err(json_error(
                     400,
-                    -32000,
+                    code::SERVER_ERROR,
                     "Bad Request: X-Kimai-URL must be an http:// or https:// URL",
                 ));
             }
@@ -327,7 +331,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
             None => {
                 return Err(json_error(
                     400,
-                    -32000,
+                    code::SERVER_ERROR,
                     "Kimai URL is required. Send it in the X-Kimai-URL header (this server has no --default-kimai-url).",
                 ));
             }
@@ -336,7 +340,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
     if !app.kimai_url_allowed(&url) {
         return Err(json_error(
             403,
-            -32000,
+            code::SERVER_ERROR,
             "Forbidden: X-Kimai-URL is not a Kimai this server may connect to; the operator can allow it with --allowed-kimai-url (KIMAI_MCP_ALLOWED_KIMAI_URLS)",
         ));
     }
@@ -347,7 +351,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Rep
     let client = app.client(&url, &app.cfg.tls).map_err(|e| {
         json_error(
             400,
-            -32000,
+            code::SERVER_ERROR,
             &format!("Bad Request: X-Kimai-URL cannot be used: {e}"),
         )
     })?;
@@ -402,7 +406,7 @@ fn oauth_caller(
             ),
         };
         return Err(super::with_header(
-            json_error(401, -32000, message),
+            json_error(401, code::SERVER_ERROR, message),
             "WWW-Authenticate",
             &challenge,
         ));
@@ -410,7 +414,7 @@ fn oauth_caller(
     let (backend, owner) = app.slug_backend(&slug, &user).map_err(|e| {
         json_error(
             500,
-            -32603,
+            code::INTERNAL_ERROR,
             &format!("Internal error: the Kimai client for this user cannot be set up: {e}"),
         )
     })?;
@@ -441,7 +445,7 @@ fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Repl
     if !(accepts(req, "application/json") && accepts(req, "text/event-stream")) {
         return Err(json_error(
             406,
-            -32000,
+            code::SERVER_ERROR,
             "Not Acceptable: the client must accept both application/json and text/event-stream",
         ));
     }
@@ -455,7 +459,7 @@ fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Repl
     if ct.as_deref() != Some("application/json") {
         return Err(json_error(
             415,
-            -32000,
+            code::SERVER_ERROR,
             "Unsupported Media Type: the body must be application/json",
         ));
     }
@@ -465,7 +469,7 @@ fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Repl
     {
         return Err(json_error(
             400,
-            -32000,
+            code::SERVER_ERROR,
             &format!(
                 "Bad Request: unsupported MCP-Protocol-Version {}; supported: {}",
                 crate::tools::quote_name(v),
@@ -539,7 +543,7 @@ fn without_session(
     if method != "initialize" || !is_request(&msg) {
         return Err(json_error(
             400,
-            -32000,
+            code::SERVER_ERROR,
             "Bad Request: Mcp-Session-Id header is required; start with initialize",
         ));
     }
@@ -552,14 +556,18 @@ fn without_session(
         caller.owner,
     )
     .map(|s| s.via_slug(caller.via_slug))
-    .map_err(|e| json_error(500, -32603, &format!("Internal error: {e}")))?;
+    .map_err(|e| json_error(500, code::INTERNAL_ERROR, &format!("Internal error: {e}")))?;
     let session = match app.sessions.insert(session) {
         Ok(s) => s,
         Err(Refused::Full) => {
             return Err(super::at_capacity());
         }
         Err(Refused::Random(e)) => {
-            return Err(json_error(500, -32603, &format!("Internal error: {e}")));
+            return Err(json_error(
+                500,
+                code::INTERNAL_ERROR,
+                &format!("Internal error: {e}"),
+            ));
         }
     };
     let env = Env {
@@ -608,7 +616,7 @@ fn stateless(
     let mismatch = |what: &str| {
         json_error(
             400,
-            mcp::code::HEADER_MISMATCH,
+            code::HEADER_MISMATCH,
             &format!("Header mismatch: {what} does not match the request body"),
         )
     };
@@ -671,12 +679,10 @@ fn stateless(
         .and_then(|e| e.get("code"))
         .and_then(Value::as_i64)
     {
-        Some(mcp::code::METHOD_NOT_FOUND) => 404,
-        Some(
-            mcp::code::UNSUPPORTED_PROTOCOL_VERSION
-            | mcp::code::INVALID_PARAMS
-            | mcp::code::INVALID_REQUEST,
-        ) => 400,
+        Some(code::METHOD_NOT_FOUND) => 404,
+        Some(code::UNSUPPORTED_PROTOCOL_VERSION | code::INVALID_PARAMS | code::INVALID_REQUEST) => {
+            400
+        }
         _ => 200,
     };
     Ok(Handled::Reply(
@@ -826,7 +832,7 @@ fn stream_call(
                     .unwrap_or_else(|busy| {
                         Some(mcp::response_err(
                             id.as_ref(),
-                            mcp::RpcError::new(-32000, busy.message()),
+                            mcp::RpcError::new(code::SERVER_ERROR, busy.message()),
                         ))
                     });
                     let _ = done_tx.send(reply);

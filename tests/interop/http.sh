@@ -88,8 +88,12 @@ else
     (umask 077 && python3 -c 'import json, sys; json.dump({sys.argv[1]: {"kimai_url": sys.argv[2], "kimai_token": sys.argv[3]}}, open(sys.argv[4], "w"), indent=2)' \
         "$slug" "$kimai_url" "$slug_kimai_token" "$work/users.json")
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # Every client here is one user on one address (loopback), opening sessions as fast as the
+    # conformance suite and the SDKs run: the per-address and per-user limits, which keep one
+    # client from crowding out others, are lifted so that only the protocol is under test.
     RUST_LOG="${RUST_LOG:-info}" "$bin" serve --host 127.0.0.1 --port "$port" --users-config "$work/users.json" \
         --server-token "$server_token" --default-kimai-url "$kimai_url" --rate-limit-rpm 0 --max-sessions 500 \
+        --session-rate-per-address 0 --max-sessions-per-user 500 --max-calls-per-user 64 \
         >"$work/serve.out" 2>"$work/serve.err" &
     pids+=($!)
     base="http://127.0.0.1:$port"

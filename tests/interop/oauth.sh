@@ -85,8 +85,11 @@ json.dump(users, open(path, "w"), indent=2)' \
     "$kimai_url" "$work/users.json" "$slug_a" "$kimai_token_a" "$secret_a" "$slug_b" "$kimai_token_b" "$secret_b")
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
+# All clients come from loopback: the per-address limits on registrations and new sessions
+# (tested in tests/isolation_oauth.rs) are lifted so that only the sign-in is under test.
 RUST_LOG="${RUST_LOG:-info}" "$bin" serve --host 127.0.0.1 --port "$port" --users-config "$work/users.json" \
-    --server-token "$server_token" --public-url "$base" --rate-limit-rpm 0 >"$work/serve.out" 2>"$work/serve.err" &
+    --server-token "$server_token" --public-url "$base" --rate-limit-rpm 0 \
+    --max-registrations-per-address 0 --session-rate-per-address 0 >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)
 
 # Every secret the clients are issued (codes, tokens, client secrets, CSRF values) is appended
