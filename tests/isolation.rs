@@ -907,3 +907,46 @@ fn legacy_sse_calls_take_a_place_among_their_users_calls_before_a_thread() {
     let statuses: Vec<u16> = posts.into_iter().map(|p| p.join().unwrap()).collect();
     assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
 }
+
+#[test]
+fn the_credential_rate_counts_legacy_sse_messages_too() {
+    let sim = sim();
+    let srv = Serve::start(
+        &sim,
+        &["--rate-limit-rpm", "0", "--user-rate-limit-rpm", "6"],
+    );
+    let b = UserB::new(&srv);
+    let token = sim.demo_token();
+    let auth = header_auth(&token, None);
+    let mut stream = connect_from([127, 0, 11, 1], &srv.addr);
+    let mut head = format!("GET /sse HTTP/1.1\r\nHost: {}\r\n", srv.addr);
+    for (k, v) in &auth {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("session_id=") || !seen.split("session_id=").nth(1).unwrap().contains('\n')
+    {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "stream closed: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let endpoint = seen
+        .lines()
+        .find_map(|l| l.strip_prefix("data: /messages"))
+        .map(|rest| format!("/messages{rest}"))
+        .unwrap();
+    // The stream took one of the six; five pings pass, from several addresses; the next is 429.
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
+    let statuses: Vec<u16> = (0..7u8)
+        .map(|i| mcp_post([127, 0, 11, 2 + i], &srv.addr, &endpoint, &auth, &ping).status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [202, 202, 202, 202, 202, 429, 429],
+        "{statuses:?}"
+    );
+    b.check();
+}

@@ -19,7 +19,7 @@
 //! credentials): applications in a browser call them, and they carry no cookie.
 
 use super::server::{Handled, Request, Response};
-use super::{App, Ctx, Reply, method_not_allowed};
+use super::{App, Ctx, method_not_allowed};
 use crate::guard;
 use crate::mcp::code;
 use crate::oauth::{self, AuthorizeError, OAuthError};
@@ -44,7 +44,7 @@ pub fn is_oauth_path(segs: &[&str]) -> bool {
 
 /// Routes an authorization-server path. With OAuth off every one of them is 404, so that
 /// clients stop looking for an authorization server at once (`mcp/protocol.md` §7.3).
-pub fn route(app: &Arc<App>, ctx: &Ctx, req: &Request, segs: &[&str]) -> Result<Reply, Reply> {
+pub fn route(app: &Arc<App>, ctx: &Ctx, req: &Request, segs: &[&str]) -> Result<Handled, Handled> {
     let Some(oauth) = app.oauth.as_ref() else {
         return Err(super::json_error(404, code::SERVER_ERROR, "Not Found"));
     };
@@ -81,8 +81,8 @@ fn cors(r: Response, methods: &str) -> Response {
         .header("Access-Control-Max-Age", "600")
 }
 
-fn json_reply(status: u16, body: &Value, methods: &str) -> Reply {
-    Handled::Reply(cors(
+fn json_reply(status: u16, body: &Value, methods: &str) -> Handled {
+    Handled::Respond(cors(
         Response::new(status)
             .body("application/json", body.to_string())
             .header("Pragma", "no-cache"),
@@ -90,7 +90,7 @@ fn json_reply(status: u16, body: &Value, methods: &str) -> Reply {
     ))
 }
 
-fn oauth_error(e: &OAuthError, methods: &str, basic_used: bool) -> Reply {
+fn oauth_error(e: &OAuthError, methods: &str, basic_used: bool) -> Handled {
     let mut r = cors(
         Response::new(e.status)
             .body("application/json", e.body().to_string())
@@ -103,13 +103,13 @@ fn oauth_error(e: &OAuthError, methods: &str, basic_used: bool) -> Reply {
     if let Some(secs) = e.retry_after {
         r = r.header("Retry-After", secs.to_string());
     }
-    Handled::Reply(r)
+    Handled::Respond(r)
 }
 
-fn metadata(req: &Request, doc: Value) -> Result<Reply, Reply> {
+fn metadata(req: &Request, doc: Value) -> Result<Handled, Handled> {
     match req.method.as_str() {
         "GET" | "HEAD" => Ok(json_reply(200, &doc, "GET, OPTIONS")),
-        "OPTIONS" => Ok(Handled::Reply(cors(Response::new(204), "GET, OPTIONS"))),
+        "OPTIONS" => Ok(Handled::Respond(cors(Response::new(204), "GET, OPTIONS"))),
         _ => Err(method_not_allowed("GET")),
     }
 }
@@ -125,7 +125,7 @@ fn is_form(req: &Request) -> bool {
 }
 
 /// The form parameters of a POST body, or an `invalid_request` error.
-fn form(req: &Request, methods: &str) -> Result<HashMap<String, String>, Reply> {
+fn form(req: &Request, methods: &str) -> Result<HashMap<String, String>, Handled> {
     if !is_form(req) {
         return Err(oauth_error(
             &OAuthError::new(
@@ -190,10 +190,10 @@ fn register(
     oauth: &oauth::OAuth,
     ctx: &Ctx,
     req: &Request,
-) -> Result<Reply, Reply> {
+) -> Result<Handled, Handled> {
     match req.method.as_str() {
         "POST" => {}
-        "OPTIONS" => return Ok(Handled::Reply(cors(Response::new(204), TOKEN_METHODS))),
+        "OPTIONS" => return Ok(Handled::Respond(cors(Response::new(204), TOKEN_METHODS))),
         _ => return Err(method_not_allowed("POST")),
     }
     let json_type = req.header("Content-Type").is_some_and(|c| {
@@ -231,10 +231,10 @@ fn register(
 /// a CORS preflight included.
 type ClientPost = (HashMap<String, String>, Option<(String, String)>);
 
-fn client_post(req: &Request) -> Result<ClientPost, Reply> {
+fn client_post(req: &Request) -> Result<ClientPost, Handled> {
     match req.method.as_str() {
         "POST" => {}
-        "OPTIONS" => return Err(Handled::Reply(cors(Response::new(204), TOKEN_METHODS))),
+        "OPTIONS" => return Err(Handled::Respond(cors(Response::new(204), TOKEN_METHODS))),
         _ => return Err(method_not_allowed("POST")),
     }
     let p = form(req, TOKEN_METHODS)?;
@@ -242,7 +242,7 @@ fn client_post(req: &Request) -> Result<ClientPost, Reply> {
     Ok((p, basic))
 }
 
-fn token(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
+fn token(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Handled, Handled> {
     let (p, basic) = client_post(req)?;
     let basic_used = basic.is_some();
     let users = app.users();
@@ -277,7 +277,7 @@ fn token(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Reply, R
     }
 }
 
-fn revoke(oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
+fn revoke(oauth: &oauth::OAuth, req: &Request) -> Result<Handled, Handled> {
     let (p, basic) = client_post(req)?;
     let basic_used = basic.is_some();
     match oauth.revoke(&p, basic) {
@@ -290,11 +290,11 @@ fn revoke(oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
 // Browser endpoints
 // ---------------------------------------------------------------------------------------------
 
-fn redirect(location: &str) -> Reply {
-    Handled::Reply(Response::new(302).header("Location", location))
+fn redirect(location: &str) -> Handled {
+    Handled::Respond(Response::new(302).header("Location", location))
 }
 
-fn authorize(oauth: &oauth::OAuth, ctx: &Ctx, req: &Request) -> Result<Reply, Reply> {
+fn authorize(oauth: &oauth::OAuth, ctx: &Ctx, req: &Request) -> Result<Handled, Handled> {
     let params = match req.method.as_str() {
         "GET" | "HEAD" => oauth::parse_form(&req.query),
         "POST" if is_form(req) => oauth::parse_form(&String::from_utf8_lossy(&req.body)),
@@ -347,7 +347,7 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
         })
 }
 
-fn login_page(oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
+fn login_page(oauth: &oauth::OAuth, req: &Request) -> Result<Handled, Handled> {
     let txn = req.query_param("txn").unwrap_or_default();
     let Some(view) = (!txn.is_empty() && txn.len() <= 64)
         .then(|| oauth.pending(&txn))
@@ -365,7 +365,7 @@ fn login_page(oauth: &oauth::OAuth, req: &Request) -> Result<Reply, Reply> {
     Ok(sign_in_page(200, &txn, &view, None).map_reply(|r| r.header("Set-Cookie", set_cookie)))
 }
 
-fn expired_request() -> Reply {
+fn expired_request() -> Handled {
     html_error(
         400,
         "Invalid or expired authorization request. Go back to your application and start the sign-in again.",
@@ -377,7 +377,7 @@ fn login_submit(
     oauth: &oauth::OAuth,
     ctx: &Ctx,
     req: &Request,
-) -> Result<Reply, Reply> {
+) -> Result<Handled, Handled> {
     // Cross-site form posts are refused outright (a second line behind the CSRF token).
     // "null" is what a browser sends when it withholds the origin; the SameSite=Strict cookie
     // below is what keeps cross-site posts out.
@@ -570,7 +570,7 @@ fn csp_source(uri: &str) -> String {
         .unwrap_or_default()
 }
 
-fn page(status: u16, title: &str, body: &str, form_action: &str) -> Reply {
+fn page(status: u16, title: &str, body: &str, form_action: &str) -> Handled {
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta name=\"referrer\" content=\"same-origin\">\n<title>{} – Kimai MCP</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
         escape(title)
@@ -581,7 +581,7 @@ fn page(status: u16, title: &str, body: &str, form_action: &str) -> Reply {
         if form_action.is_empty() { "" } else { " " },
         form_action
     );
-    Handled::Reply(
+    Handled::Respond(
         Response::new(status)
             .body("text/html; charset=utf-8", html)
             .header("Content-Security-Policy", csp)
@@ -591,7 +591,7 @@ fn page(status: u16, title: &str, body: &str, form_action: &str) -> Reply {
     )
 }
 
-fn html_error(status: u16, message: &str) -> Reply {
+fn html_error(status: u16, message: &str) -> Handled {
     page(
         status,
         "Sign-in problem",
@@ -603,7 +603,7 @@ fn html_error(status: u16, message: &str) -> Reply {
     )
 }
 
-fn sign_in_page(status: u16, txn: &str, view: &oauth::PendingView, error: Option<&str>) -> Reply {
+fn sign_in_page(status: u16, txn: &str, view: &oauth::PendingView, error: Option<&str>) -> Handled {
     let app_name = view
         .client_name
         .as_deref()
@@ -630,13 +630,13 @@ fn sign_in_page(status: u16, txn: &str, view: &oauth::PendingView, error: Option
 }
 
 trait MapReply {
-    fn map_reply(self, f: impl FnOnce(Response) -> Response) -> Reply;
+    fn map_reply(self, f: impl FnOnce(Response) -> Response) -> Handled;
 }
 
-impl MapReply for Reply {
-    fn map_reply(self, f: impl FnOnce(Response) -> Response) -> Reply {
+impl MapReply for Handled {
+    fn map_reply(self, f: impl FnOnce(Response) -> Response) -> Handled {
         match self {
-            Handled::Reply(r) => Handled::Reply(f(r)),
+            Handled::Respond(r) => Handled::Respond(f(r)),
             other => other,
         }
     }

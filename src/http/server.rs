@@ -418,7 +418,7 @@ fn serve_connection(stream: TcpStream, accepted: Instant, limits: &Limits, handl
                     }
                 };
                 match handled {
-                    Handled::Reply(resp) => {
+                    Handled::Respond(resp) => {
                         let mut bytes = encode_head(&resp, keep_alive, true);
                         if !head_only {
                             bytes.extend_from_slice(&resp.body);
@@ -522,7 +522,7 @@ mod tests {
                 }
                 _ => {}
             }
-            Handled::Reply(Response::new(200).body(
+            Handled::Respond(Response::new(200).body(
                 "text/plain",
                 format!("{} {} {}", req.method, req.path, req.body.len()),
             ))

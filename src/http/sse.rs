@@ -14,8 +14,9 @@
 //! session leaves the table (TTL sweeper). Tool calls posted to the session run on their own
 //! threads (bounded by the worker slots) so that a slow call does not hold up a `ping`.
 
+use super::auth::{admit, header_caller, session_allowed, verify_kimai_token};
 use super::server::{Handled, Request, Response, Streamer};
-use super::{App, Ctx, Reply, json_error, method_not_allowed};
+use super::{App, Ctx, busy, json_error, method_not_allowed};
 use crate::dispatch::Env;
 use crate::guard;
 use crate::kimai::Request as KimaiRequest;
@@ -33,17 +34,16 @@ pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 const STREAM_POLL: Duration = Duration::from_millis(500);
 
 /// `GET /sse`.
-pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Reply, Reply> {
+pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Handled, Handled> {
     if req.method != "GET" {
         return Err(method_not_allowed("GET"));
     }
-    let caller = super::streamable::header_caller(app, req)?;
-    super::streamable::admit(app, &caller)?;
-    super::streamable::admit(app, &caller)?;
-    super::streamable::session_allowed(app, ctx)?;
+    let caller = header_caller(app, req)?;
+    admit(app, &caller)?;
+    session_allowed(app, ctx)?;
     // Check the credentials now, so that a wrong token or URL fails at connect (a token Kimai
     // rejected lately is refused without asking it again).
-    super::streamable::verify_kimai_token(app, &caller)?;
+    verify_kimai_token(app, &caller)?;
     let version = caller
         .backend
         .client
@@ -129,11 +129,12 @@ fn stream(app: Arc<App>, session: Arc<Session>, rx: mpsc::Receiver<Value>, mut o
 }
 
 /// `POST /messages?session_id=…`.
-pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
+pub fn message(app: &Arc<App>, req: &Request) -> Result<Handled, Handled> {
     if req.method != "POST" {
         return Err(method_not_allowed("POST"));
     }
-    let caller = super::streamable::header_caller(app, req)?;
+    let caller = header_caller(app, req)?;
+    admit(app, &caller)?;
     let Some(id) = req
         .query_param("session_id")
         .or_else(|| req.query_param("sessionId"))
@@ -165,7 +166,7 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
     let incoming = match mcp::parse_incoming(&req.body) {
         Ok(i) => i,
         Err(resp) => {
-            return Err(Handled::Reply(
+            return Err(Handled::Respond(
                 Response::new(400).body("application/json", resp.to_string()),
             ));
         }
@@ -177,7 +178,7 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
     if let Some(items) = &items
         && items.len() > app.cfg.bounds.max_batch
     {
-        return Err(Handled::Reply(Response::new(400).body(
+        return Err(Handled::Respond(Response::new(400).body(
             "application/json",
             super::streamable::batch_too_large(app.cfg.bounds.max_batch).to_string(),
         )));
@@ -193,9 +194,7 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
         // thread: a user who posts calls faster than Kimai answers them waits (and then gets
         // 429), instead of starting a thread per message.
         let Some(permit) = app.calls.acquire(caller.owner, super::work::SLOT_WAIT) else {
-            return Err(super::streamable::busy_reply(&super::work::Busy::Caller(
-                app.calls.max(),
-            )));
+            return Err(busy(&super::work::Busy::Caller(app.calls.max())));
         };
         let app2 = app.clone();
         let spawned = std::thread::Builder::new()
@@ -255,7 +254,7 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Reply, Reply> {
             let _ = tx.send(r);
         }
     }
-    Ok(Handled::Reply(
+    Ok(Handled::Respond(
         Response::new(202).body("text/plain; charset=utf-8", "Accepted"),
     ))
 }

@@ -9,30 +9,20 @@
 //! notifications arrive before the result. GET offers no standalone stream (405); DELETE ends
 //! the session.
 
+use super::auth::{Caller, admit, authenticate, session_allowed, verify_kimai_token};
 use super::server::{Handled, Request, Response, Streamer};
-use super::{App, Ctx, Reply, json_error, method_not_allowed};
+use super::{App, Ctx, busy, json_error, method_not_allowed};
 use crate::dispatch::{Connection, Env};
 use crate::guard;
 use crate::mcp::{self, ChannelNotifier, code};
-use crate::session::{Refused, Session, Transport, fingerprint};
+use crate::session::{Refused, Session, Transport};
 use crate::tools::Backend;
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::mpsc;
 
-/// Who a request acts as, once authenticated.
-pub(super) struct Caller {
-    pub backend: Backend,
-    pub owner: [u8; 32],
-    pub label: String,
-    pub via_slug: bool,
-    /// The caller brought its own Kimai token (`X-Kimai-Token`): Kimai must accept it before a
-    /// session is opened or a stateless request served ([`verify_kimai_token`]).
-    pub own_token: bool,
-}
-
 /// The error sent when a request names an unknown, expired, ended or foreign session.
-fn session_not_found() -> Reply {
+fn session_not_found() -> Handled {
     json_error(
         404,
         code::SESSION_NOT_FOUND,
@@ -49,7 +39,7 @@ pub fn handle(
     ctx: &Ctx,
     req: Request,
     slug: Option<String>,
-) -> Result<Reply, Reply> {
+) -> Result<Handled, Handled> {
     match req.method.as_str() {
         "POST" | "GET" | "DELETE" => {}
         "OPTIONS" => return Ok(preflight(app, &req)),
@@ -77,115 +67,12 @@ pub fn handle(
                 {
                     app.sessions.remove(id);
                     log::info!("Ended client session {} on request", s.short_id());
-                    Ok(Handled::Reply(Response::new(200)))
+                    Ok(Handled::Respond(Response::new(200)))
                 }
                 _ => Err(session_not_found()),
             }
         }
         _ => post(app, ctx, &req, caller),
-    }
-}
-
-/// The per-credential request rate (`--user-rate-limit-rpm`), counted for every request a
-/// credential makes, with or without a session, from any address.
-pub(super) fn admit(app: &App, caller: &Caller) -> Result<(), Reply> {
-    match app.user_rate.take(caller.owner, std::time::Instant::now()) {
-        Ok(()) => Ok(()),
-        Err(wait) => {
-            app.metrics.rate_limited();
-            Err(super::too_many(
-                wait,
-                "Too many requests for this user (the server's --user-rate-limit-rpm); slow down",
-            ))
-        }
-    }
-}
-
-/// The answer to a caller whose Kimai token Kimai rejected (502, as when the stream of the
-/// legacy transport cannot connect: the gateway could not act for the caller).
-fn token_rejected() -> Reply {
-    json_error(
-        502,
-        code::SERVER_ERROR,
-        "Failed to connect to Kimai: Kimai does not accept this X-Kimai-Token; check the token (in Kimai: your profile, API access) and the Kimai URL",
-    )
-}
-
-/// Asks Kimai once whether a caller's own token works (`GET /api/users/me`), unless Kimai's
-/// answer on it is still fresh ([`guard::verdicts`]); slug and OAuth users need no check (the
-/// operator configured their tokens). A rejected token is refused for a minute without asking
-/// Kimai again; a failure to reach Kimai is not remembered.
-pub(super) fn verify_kimai_token(app: &App, caller: &Caller) -> Result<(), Reply> {
-    if !caller.own_token {
-        return Ok(());
-    }
-    let now = std::time::Instant::now();
-    match app.verdicts.get(&caller.owner, now) {
-        Some(guard::Verdict::Accepted) => return Ok(()),
-        Some(guard::Verdict::Rejected) => return Err(token_rejected()),
-        None => {}
-    }
-    let answer = caller.backend.client.call(
-        &caller.backend.token,
-        &crate::kimai::Request::get("/users/me"),
-    );
-    match answer {
-        Ok(_) => {
-            app.verdicts.record(
-                caller.owner,
-                guard::Verdict::Accepted,
-                std::time::Instant::now(),
-            );
-            Ok(())
-        }
-        Err(
-            e @ (crate::kimai::Error::Unauthorized { .. }
-            | crate::kimai::Error::Api { status: 403, .. }),
-        ) => {
-            app.verdicts.record(
-                caller.owner,
-                guard::Verdict::Rejected,
-                std::time::Instant::now(),
-            );
-            log::info!("a client's Kimai token was rejected by Kimai: {e}");
-            Err(token_rejected())
-        }
-        Err(e) => Err(json_error(
-            502,
-            code::SERVER_ERROR,
-            &format!("Failed to connect to Kimai: {e}"),
-        )),
-    }
-}
-
-/// A new session from this address, unless it opened too many lately
-/// (`--session-rate-per-address`).
-pub(super) fn session_allowed(app: &App, ctx: &Ctx) -> Result<(), Reply> {
-    match app.session_rate.check(ctx.key, std::time::Instant::now()) {
-        Ok(()) => Ok(()),
-        Err(wait) => {
-            app.metrics.rate_limited();
-            Err(super::too_many(
-                wait,
-                "Too many new sessions from this address (the server's --session-rate-per-address); reuse a session or try again later",
-            ))
-        }
-    }
-}
-
-/// The reply for a call that found no place.
-pub(super) fn busy_reply(why: &super::work::Busy) -> Reply {
-    match why {
-        super::work::Busy::Caller(_) => super::with_header(
-            json_error(429, code::SERVER_ERROR, &why.message()),
-            "Retry-After",
-            "2",
-        ),
-        super::work::Busy::Server => super::with_header(
-            json_error(503, code::SERVER_ERROR, &why.message()),
-            "Retry-After",
-            "5",
-        ),
     }
 }
 
@@ -204,7 +91,7 @@ pub(super) fn batch_too_large(max: usize) -> Value {
     )
 }
 
-fn preflight(app: &Arc<App>, req: &Request) -> Reply {
+fn preflight(app: &Arc<App>, req: &Request) -> Handled {
     let allowed = app.origin.cors_allow_origin(req.header("Origin")).is_some();
     let mut r = Response::new(204);
     if allowed {
@@ -216,215 +103,7 @@ fn preflight(app: &Arc<App>, req: &Request) -> Reply {
             )
             .header("Access-Control-Max-Age", "600");
     }
-    Handled::Reply(r)
-}
-
-fn authenticate(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    req: &Request,
-    slug: Option<&str>,
-) -> Result<Caller, Reply> {
-    if let Some(slug) = slug {
-        let Some(user) = app.user_for_slug(slug) else {
-            // An unknown slug: count it against this address and answer late, so that
-            // guessing is slow and soon blocked.
-            app.metrics.enumeration_miss();
-            let delay = app.enumeration.miss(ctx.key, std::time::Instant::now());
-            std::thread::sleep(delay);
-            return Err(json_error(404, code::SERVER_ERROR, "Not Found"));
-        };
-        let (backend, owner) = app.slug_backend(slug, &user).map_err(|e| {
-            json_error(
-                500,
-                code::INTERNAL_ERROR,
-                &format!("Internal error: the Kimai client for this user cannot be set up: {e}"),
-            )
-        })?;
-        return Ok(Caller {
-            backend,
-            owner,
-            label: user.label(),
-            via_slug: true,
-            own_token: false,
-        });
-    }
-    header_caller(app, req)
-}
-
-/// `/mcp`, `/sse` and `/messages`: the server token, then the caller's own Kimai credentials.
-pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Reply> {
-    let presented = req.header("Authorization").map(|h| {
-        h.strip_prefix("Bearer ")
-            .or_else(|| h.strip_prefix("bearer "))
-            .unwrap_or(h)
-            .trim()
-    });
-    let tokens = app
-        .server_tokens
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let ok = presented.is_some_and(|p| !p.is_empty() && guard::token_matches(p, &tokens));
-    if !ok {
-        if let Some(oauth) = app.oauth.as_ref() {
-            return oauth_caller(app, oauth, presented.filter(|p| !p.is_empty()));
-        }
-        let challenge = if presented.is_some_and(|p| !p.is_empty()) {
-            "Bearer realm=\"mcp\", error=\"invalid_token\""
-        } else {
-            "Bearer realm=\"mcp\""
-        };
-        return Err(super::with_header(
-            json_error(
-                401,
-                code::SERVER_ERROR,
-                "Invalid or missing MCP server authentication token",
-            ),
-            "WWW-Authenticate",
-            challenge,
-        ));
-    }
-    let Some(kimai_token) = req
-        .header("X-Kimai-Token")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    else {
-        return Err(json_error(
-            400,
-            code::SERVER_ERROR,
-            "Kimai API token is required. Send your own Kimai API token in the X-Kimai-Token header.",
-        ));
-    };
-    if kimai_token
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-        || kimai_token.len() > 512
-    {
-        return Err(json_error(
-            400,
-            code::SERVER_ERROR,
-            "Bad Request: the X-Kimai-Token header is not a valid token",
-        ));
-    }
-    let url = match req
-        .header("X-Kimai-URL")
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-    {
-        Some(u) => {
-            if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2048 {
-                return Err(json_error(
-                    400,
-                    code::SERVER_ERROR,
-                    "Bad Request: X-Kimai-URL must be an http:// or https:// URL",
-                ));
-            }
-            let mut base = u.trim_end_matches('/').to_string();
-            if let Some(b) = base.strip_suffix("/api") {
-                base = b.to_string();
-            }
-            base
-        }
-        None => match &app.cfg.default_kimai_url {
-            Some(d) => d.clone(),
-            None => {
-                return Err(json_error(
-                    400,
-                    code::SERVER_ERROR,
-                    "Kimai URL is required. Send it in the X-Kimai-URL header (this server has no --default-kimai-url).",
-                ));
-            }
-        },
-    };
-    if !app.kimai_url_allowed(&url) {
-        return Err(json_error(
-            403,
-            code::SERVER_ERROR,
-            "Forbidden: X-Kimai-URL is not a Kimai this server may connect to; the operator can allow it with --allowed-kimai-url (KIMAI_MCP_ALLOWED_KIMAI_URLS)",
-        ));
-    }
-    let owner = fingerprint(&app.fp_key, &["header", &url, kimai_token]);
-    if app.verdicts.get(&owner, std::time::Instant::now()) == Some(guard::Verdict::Rejected) {
-        return Err(token_rejected());
-    }
-    let client = app.client(&url, &app.cfg.tls).map_err(|e| {
-        json_error(
-            400,
-            code::SERVER_ERROR,
-            &format!("Bad Request: X-Kimai-URL cannot be used: {e}"),
-        )
-    })?;
-    let label = req
-        .header("X-Kimai-User")
-        .map(|u| {
-            u.chars()
-                .filter(|c| c.is_ascii_alphanumeric() || "._@-".contains(*c))
-                .take(64)
-                .collect::<String>()
-        })
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "header-user".into());
-    Ok(Caller {
-        backend: Backend {
-            metrics: Some(app.metrics.clone()),
-            client,
-            token: crate::kimai::Token::new(kimai_token.to_string()),
-        },
-        owner,
-        label,
-        via_slug: false,
-        own_token: true,
-    })
-}
-
-/// A request with an OAuth access token (or none) on a server with OAuth on: the signed-in
-/// `users.json` user, or 401 pointing at the resource metadata (RFC 9728 §5.1) so that the
-/// client starts or repeats its sign-in.
-fn oauth_caller(
-    app: &Arc<App>,
-    oauth: &crate::oauth::OAuth,
-    presented: Option<&str>,
-) -> Result<Caller, Reply> {
-    let metadata = oauth.resource_metadata_url();
-    let user = presented.and_then(|token| {
-        let slug = oauth.verify(token)?;
-        let user = app.user_for_slug(&slug)?;
-        user.auth_secret.is_some().then_some((slug, user))
-    });
-    let Some((slug, user)) = user else {
-        let (challenge, message) = match presented {
-            Some(_) => (
-                format!(
-                    "Bearer error=\"invalid_token\", error_description=\"The access token is invalid or expired\", resource_metadata=\"{metadata}\""
-                ),
-                "The access token is invalid or expired: refresh it or sign in again",
-            ),
-            None => (
-                format!("Bearer resource_metadata=\"{metadata}\""),
-                "Authentication required: sign in with OAuth (see the resource metadata in WWW-Authenticate) or send the server token",
-            ),
-        };
-        return Err(super::with_header(
-            json_error(401, code::SERVER_ERROR, message),
-            "WWW-Authenticate",
-            &challenge,
-        ));
-    };
-    let (backend, owner) = app.slug_backend(&slug, &user).map_err(|e| {
-        json_error(
-            500,
-            code::INTERNAL_ERROR,
-            &format!("Internal error: the Kimai client for this user cannot be set up: {e}"),
-        )
-    })?;
-    Ok(Caller {
-        backend,
-        owner,
-        label: user.label(),
-        via_slug: true,
-        own_token: false,
-    })
+    Handled::Respond(r)
 }
 
 fn accepts(req: &Request, what: &str) -> bool {
@@ -441,7 +120,7 @@ fn accepts(req: &Request, what: &str) -> bool {
     })
 }
 
-fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Reply, Reply> {
+fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Handled, Handled> {
     if !(accepts(req, "application/json") && accepts(req, "text/event-stream")) {
         return Err(json_error(
             406,
@@ -480,7 +159,7 @@ fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Repl
     let incoming = match mcp::parse_incoming(&req.body) {
         Ok(i) => i,
         Err(resp) => {
-            return Err(Handled::Reply(
+            return Err(Handled::Respond(
                 Response::new(400).body("application/json", resp.to_string()),
             ));
         }
@@ -488,7 +167,7 @@ fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Repl
     if let mcp::Incoming::Batch(items) = &incoming
         && items.len() > app.cfg.bounds.max_batch
     {
-        return Err(Handled::Reply(Response::new(400).body(
+        return Err(Handled::Respond(Response::new(400).body(
             "application/json",
             batch_too_large(app.cfg.bounds.max_batch).to_string(),
         )));
@@ -528,7 +207,7 @@ fn without_session(
     req: &Request,
     caller: Caller,
     msg: Value,
-) -> Result<Reply, Reply> {
+) -> Result<Handled, Handled> {
     let method = msg
         .get("method")
         .and_then(Value::as_str)
@@ -579,7 +258,7 @@ fn without_session(
     if reply.as_ref().is_none_or(|r| r.get("error").is_some()) {
         app.sessions.remove(&session.id);
         let body = reply.unwrap_or(Value::Null).to_string();
-        return Err(Handled::Reply(
+        return Err(Handled::Respond(
             Response::new(400).body("application/json", body),
         ));
     }
@@ -594,7 +273,7 @@ fn without_session(
         session.conn.negotiated().unwrap_or("?")
     );
     let body = reply.unwrap_or(Value::Null).to_string();
-    Ok(Handled::Reply(
+    Ok(Handled::Respond(
         Response::new(200)
             .header("Mcp-Session-Id", session.id.clone())
             .body("application/json", body),
@@ -609,7 +288,7 @@ fn stateless(
     caller: Caller,
     msg: Value,
     method: &str,
-) -> Result<Reply, Reply> {
+) -> Result<Handled, Handled> {
     let meta_version = mcp::params_meta(msg.get("params"))
         .and_then(|m| m.get(mcp::META_PROTOCOL_VERSION))
         .and_then(Value::as_str);
@@ -667,12 +346,12 @@ fn stateless(
         super::work::run_call(&app.calls, &app.slots, caller.owner, || {
             app.dispatcher.handle(&conn, msg, &env)
         })
-        .map_err(|b| busy_reply(&b))?
+        .map_err(|b| busy(&b))?
     } else {
         app.dispatcher.handle(&conn, msg, &env)
     };
     let Some(reply) = reply else {
-        return Ok(Handled::Reply(Response::new(202)));
+        return Ok(Handled::Respond(Response::new(202)));
     };
     let status = match reply
         .get("error")
@@ -685,7 +364,7 @@ fn stateless(
         }
         _ => 200,
     };
-    Ok(Handled::Reply(
+    Ok(Handled::Respond(
         Response::new(status).body("application/json", reply.to_string()),
     ))
 }
@@ -702,7 +381,7 @@ fn in_session(
     session: &Arc<Session>,
     caller: &Caller,
     incoming: mcp::Incoming,
-) -> Result<Reply, Reply> {
+) -> Result<Handled, Handled> {
     let backend = &caller.backend;
     let env = Env {
         backend,
@@ -716,17 +395,17 @@ fn in_session(
             let run = || app.dispatcher.handle_batch(&session.conn, items, &env);
             let reply = if holds_call {
                 super::work::run_call(&app.calls, &app.slots, caller.owner, run)
-                    .map_err(|b| busy_reply(&b))?
+                    .map_err(|b| busy(&b))?
             } else {
                 run()
             };
             Ok(match reply {
-                None => Handled::Reply(Response::new(202)),
+                None => Handled::Respond(Response::new(202)),
                 Some(r) if r.is_object() => {
-                    Handled::Reply(Response::new(400).body("application/json", r.to_string()))
+                    Handled::Respond(Response::new(400).body("application/json", r.to_string()))
                 }
                 Some(r) => {
-                    Handled::Reply(Response::new(200).body("application/json", r.to_string()))
+                    Handled::Respond(Response::new(200).body("application/json", r.to_string()))
                 }
             })
         }
@@ -734,14 +413,14 @@ fn in_session(
             if !is_request(&msg) {
                 // Notifications and client responses: accepted.
                 let _ = app.dispatcher.handle(&session.conn, msg, &env);
-                return Ok(Handled::Reply(Response::new(202)));
+                return Ok(Handled::Respond(Response::new(202)));
             }
             if msg.get("method").and_then(Value::as_str) == Some("initialize") {
                 let reply = app
                     .dispatcher
                     .handle(&session.conn, msg, &env)
                     .unwrap_or(Value::Null);
-                return Err(Handled::Reply(
+                return Err(Handled::Respond(
                     Response::new(400).body("application/json", reply.to_string()),
                 ));
             }
@@ -761,14 +440,14 @@ fn in_session(
                 super::work::run_call(&app.calls, &app.slots, caller.owner, || {
                     app.dispatcher.handle(&session.conn, msg, &env)
                 })
-                .map_err(|b| busy_reply(&b))?
+                .map_err(|b| busy(&b))?
             } else {
                 app.dispatcher.handle(&session.conn, msg, &env)
             };
             Ok(match reply {
-                None => Handled::Reply(Response::new(202)),
+                None => Handled::Respond(Response::new(202)),
                 Some(r) => {
-                    Handled::Reply(Response::new(200).body("application/json", r.to_string()))
+                    Handled::Respond(Response::new(200).body("application/json", r.to_string()))
                 }
             })
         }
@@ -806,7 +485,7 @@ fn stream_call(
     owner: guard::CredentialKey,
     label: String,
     msg: Value,
-) -> Reply {
+) -> Handled {
     let head = Response::new(200)
         .header("Content-Type", "text/event-stream")
         .header("Cache-Control", "no-cache")

@@ -97,7 +97,7 @@ impl Response {
 /// What a handler does with a request.
 pub enum Handled {
     /// Write this response (keep-alive continues).
-    Reply(Response),
+    Respond(Response),
     /// Write this head (no Content-Length; the connection closes afterwards), then give the
     /// socket to the function, which streams the body on this connection's thread.
     Stream(Response, Box<dyn FnOnce(Streamer) + Send>),

@@ -1,0 +1,377 @@
+//! The shared state of `serve`: the configuration, the users, the server tokens, the session
+//! table, the guards' tables, the bounded cache of Kimai clients and the Kimai URL policy, the
+//! work limits, the metrics and the OAuth server — and the operations on them that do not
+//! depend on a request (reload on SIGHUP, the slug lookup, the Kimai client for a URL).
+//!
+//! Threads: connection threads read it concurrently; each table has its own lock, held only to
+//! look up or change an entry, never across a Kimai call or a socket write.
+
+use super::work;
+use crate::config::ServeConfig;
+use crate::config::users::Users;
+use crate::dispatch::Dispatcher;
+use crate::guard::{
+    self, EnumerationGuard, EnumerationSettings, KimaiUrls, OriginPolicy, RateLimiter,
+    TokenVerdicts, TrustedProxies,
+};
+use crate::kimai::{self, Tls};
+use crate::session::{SessionTable, fingerprint};
+use crate::tools::Backend;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+/// Per-request facts the guards established.
+pub struct Ctx {
+    /// The client's address (behind a trusted proxy, the forwarded one), for logs.
+    pub ip: IpAddr,
+    /// What the per-address limits count: the address, or for IPv6 its /64 network (one
+    /// machine usually holds a whole /64, so counting single IPv6 addresses would give it 2^64
+    /// shares).
+    pub key: IpAddr,
+    pub started: Instant,
+}
+
+/// The server's shared state.
+pub struct App {
+    pub cfg: ServeConfig,
+    pub users: RwLock<Arc<Users>>,
+    pub server_tokens: RwLock<Vec<String>>,
+    pub sessions: Arc<SessionTable>,
+    clients: Mutex<HashMap<(String, Tls), Arc<kimai::Client>>>,
+    /// The Kimai URLs callers may name (`--allowed-kimai-url`, the default URL and the users
+    /// file's URLs; rebuilt on reload).
+    pub kimai_urls: RwLock<KimaiUrls>,
+    pub rate: RateLimiter,
+    /// `--user-rate-limit-rpm`: requests per credential, from all its addresses.
+    pub user_rate: RateLimiter<guard::CredentialKey>,
+    /// `--session-rate-per-address`: new sessions per client address.
+    pub session_rate: RateLimiter,
+    /// Kimai's recent verdicts on callers' own tokens.
+    pub verdicts: TokenVerdicts,
+    /// Tool calls in flight per credential.
+    pub calls: Arc<work::CallLimiter>,
+    pub enumeration: EnumerationGuard,
+    pub origin: OriginPolicy,
+    pub trusted: TrustedProxies,
+    /// Key for credential fingerprints (random per process).
+    pub fp_key: [u8; 32],
+    pub dispatcher: Dispatcher,
+    pub slots: work::Slots,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The OAuth authorization server (with `--public-url`).
+    pub oauth: Option<crate::oauth::OAuth>,
+}
+
+impl App {
+    /// `port` is the port actually bound (with `--port 0` the configured one is 0).
+    pub fn new(
+        cfg: ServeConfig,
+        port: u16,
+        users: Users,
+        server_tokens: Vec<String>,
+        enumeration: EnumerationSettings,
+    ) -> Result<App, String> {
+        let trusted = TrustedProxies::parse(&cfg.trusted_proxies)
+            .map_err(|e| format!("invalid --trusted-proxy / KIMAI_MCP_TRUSTED_PROXIES: {e}"))?;
+        let loopback =
+            cfg.host == "localhost" || cfg.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let mut public_hosts = cfg.public_hosts.clone();
+        if let Some(url) = &cfg.public_url {
+            // The public URL's host (with its port, if it names one) is how browsers and
+            // the proxy address us.
+            if let Some(authority) = url.split("://").nth(1) {
+                public_hosts.push(authority.to_string());
+            }
+        }
+        let origin = OriginPolicy::new(loopback, port, cfg.allowed_origins.clone(), public_hosts);
+        let oauth = match &cfg.public_url {
+            Some(url) => Some(crate::oauth::OAuth::new(
+                url,
+                crate::oauth::Settings {
+                    registrations_per_address: cfg.bounds.registrations_per_address,
+                    pending_per_address: cfg.bounds.pending_sign_ins_per_address,
+                    ..cfg.oauth.clone()
+                },
+                cfg.oauth_state_file.clone(),
+            )?),
+            None => None,
+        };
+        if let Some(o) = &oauth {
+            // Grants of users that are gone or can no longer sign in end now.
+            let gone = o.retain_subjects(&|slug| {
+                users
+                    .by_slug
+                    .get(slug)
+                    .is_some_and(|u| u.auth_secret.is_some())
+            });
+            if gone > 0 {
+                log::info!(
+                    "oauth: {gone} sign-in(s) of users no longer in the users file (or without auth_secret) ended"
+                );
+            }
+        }
+        let mut fp_key = [0u8; 32];
+        getrandom::fill(&mut fp_key).map_err(|e| format!("the OS random source failed: {e}"))?;
+        let kimai_urls = kimai_url_policy(&cfg, &users);
+        if kimai_urls.is_empty() && !kimai_urls.allows_any() {
+            log::warn!(
+                "no Kimai URL is allowed for /mcp and /sse callers: set --default-kimai-url, list your Kimai in --allowed-kimai-url, or add users to the users file"
+            );
+        }
+        if kimai_urls.allows_any() {
+            log::warn!(
+                "--allowed-kimai-url '*': /mcp and /sse callers may point this server at any URL (X-Kimai-URL), including addresses inside your network; list your Kimai URLs instead"
+            );
+        }
+        Ok(App {
+            sessions: SessionTable::with_per_owner(
+                cfg.max_sessions,
+                cfg.session_ttl,
+                cfg.instance_id.as_deref().unwrap_or(""),
+                cfg.bounds.max_sessions_per_user,
+            ),
+            rate: RateLimiter::new(cfg.rate_limit_rpm),
+            user_rate: RateLimiter::per_credential(cfg.bounds.user_rate_limit_rpm),
+            session_rate: RateLimiter::new(cfg.bounds.session_rate_per_address),
+            verdicts: TokenVerdicts::default(),
+            calls: work::CallLimiter::new(cfg.bounds.max_calls_per_user),
+            kimai_urls: RwLock::new(kimai_urls),
+            enumeration: EnumerationGuard::new(enumeration),
+            slots: work::Slots::new(cfg.workers),
+            users: RwLock::new(Arc::new(users)),
+            server_tokens: RwLock::new(server_tokens),
+            clients: Mutex::new(HashMap::new()),
+            origin,
+            trusted,
+            fp_key,
+            dispatcher: Dispatcher::new(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            oauth,
+            cfg,
+        })
+    }
+
+    pub fn users(&self) -> Arc<Users> {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The shared Kimai client for a URL and TLS setting (one connection pool each). Only
+    /// allowed URLs get here; with `--allowed-kimai-url '*'` there can be any number of them,
+    /// so the cache keeps at most [`MAX_CACHED_CLIENTS`]: when it is full, a client no session
+    /// uses any more makes room, and if every one is in use the new client is not cached.
+    pub fn client(&self, url: &str, tls: &Tls) -> Result<Arc<kimai::Client>, kimai::Error> {
+        let key = (url.to_string(), tls.clone());
+        if let Some(c) = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(c.clone());
+        }
+        // Built outside the lock (reading a CA file is I/O); a racing builder wins harmlessly.
+        let c = Arc::new(kimai::Client::new(
+            self.cfg.kimai_settings(url, tls.clone()),
+        )?);
+        let mut map = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_CACHED_CLIENTS && !map.contains_key(&key) {
+            map.retain(|_, c| Arc::strong_count(c) > 1);
+            if map.len() >= MAX_CACHED_CLIENTS {
+                return Ok(c);
+            }
+        }
+        Ok(map.entry(key).or_insert(c).clone())
+    }
+
+    /// Kimai clients cached now.
+    pub fn cached_clients(&self) -> usize {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether callers may point the server at this Kimai base URL.
+    pub fn kimai_url_allowed(&self, url: &str) -> bool {
+        self.kimai_urls
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .allows(url)
+    }
+}
+
+impl App {
+    /// Replaces the users (SIGHUP): sessions of slugs that are gone end at once; sessions of
+    /// users that remain keep working (with their entry as it is now). Returns a summary with
+    /// counts only (never a slug).
+    pub fn reload_users(&self, users: Users, server_tokens: Option<Vec<String>>) -> String {
+        let old = self.users();
+        let added = users
+            .by_slug
+            .keys()
+            .filter(|k| !old.by_slug.contains_key(*k))
+            .count();
+        let removed = old
+            .by_slug
+            .keys()
+            .filter(|k| !users.by_slug.contains_key(*k))
+            .count();
+        let changed = users
+            .by_slug
+            .iter()
+            .filter(|(k, u)| {
+                old.by_slug.get(*k).is_some_and(|o| {
+                    o.kimai_url != u.kimai_url
+                        || o.token.expose() != u.token.expose()
+                        || o.tls != u.tls
+                })
+            })
+            .count();
+        let valid: Vec<[u8; 32]> = users
+            .by_slug
+            .keys()
+            .map(|slug| fingerprint(&self.fp_key, &["slug", slug]))
+            .collect();
+        let count = users.by_slug.len();
+        // OAuth sign-ins end for users that are gone, lost their auth_secret or got a new one.
+        let signed_out = self.oauth.as_ref().map_or(0, |o| {
+            o.retain_subjects(&|slug| match (
+                old.by_slug.get(slug).and_then(|u| u.auth_secret.as_ref()),
+                users.by_slug.get(slug).and_then(|u| u.auth_secret.as_ref()),
+            ) {
+                (Some(a), Some(b)) => guard::ct_eq(a.expose().as_bytes(), b.expose().as_bytes()),
+                _ => false,
+            })
+        });
+        *self.kimai_urls.write().unwrap_or_else(|e| e.into_inner()) =
+            kimai_url_policy(&self.cfg, &users);
+        *self.users.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
+        let ended = self
+            .sessions
+            .retain(|s| !s.via_slug || valid.contains(&s.owner));
+        let mut summary = format!(
+            "{count} users ({added} added, {removed} removed, {changed} changed); {ended} sessions of removed users ended"
+        );
+        if self.oauth.is_some() {
+            summary.push_str(&format!(
+                "; {signed_out} OAuth sign-in(s) of removed users or changed auth secrets ended"
+            ));
+        }
+        if let Some(tokens) = server_tokens {
+            summary.push_str(&format!("; {} server token(s)", tokens.len()));
+            *self
+                .server_tokens
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = tokens;
+        }
+        summary
+    }
+
+    /// Resolves a slug to its user in constant time per entry (every slug is compared).
+    pub fn user_for_slug(&self, slug: &str) -> Option<crate::config::users::User> {
+        let users = self.users();
+        let mut found = None;
+        for (s, u) in &users.by_slug {
+            if guard::ct_eq(s.as_bytes(), slug.as_bytes()) {
+                found = Some(u.clone());
+            }
+        }
+        found
+    }
+
+    /// The backend and owner fingerprint for a slug user.
+    pub fn slug_backend(
+        &self,
+        slug: &str,
+        user: &crate::config::users::User,
+    ) -> Result<(Backend, [u8; 32]), kimai::Error> {
+        let client = self.client(&user.kimai_url, &user.tls)?;
+        Ok((
+            Backend {
+                metrics: Some(self.metrics.clone()),
+                client,
+                token: user.token.clone(),
+            },
+            fingerprint(&self.fp_key, &["slug", slug]),
+        ))
+    }
+}
+
+/// Kimai clients kept at most (one per allowed Kimai URL and TLS setting).
+pub const MAX_CACHED_CLIENTS: usize = 256;
+
+/// The Kimai URL policy: `--allowed-kimai-url`, plus the default URL and the users file's URLs.
+fn kimai_url_policy(cfg: &ServeConfig, users: &Users) -> KimaiUrls {
+    use crate::config::KimaiUrlPolicy;
+    let (any, listed): (bool, &[String]) = match &cfg.allowed_kimai_urls {
+        KimaiUrlPolicy::Any => (true, &[]),
+        KimaiUrlPolicy::List(l) => (false, l),
+    };
+    KimaiUrls::new(
+        any,
+        listed
+            .iter()
+            .map(String::as_str)
+            .chain(cfg.default_kimai_url.as_deref())
+            .chain(users.by_slug.values().map(|u| u.kimai_url.as_str())),
+    )
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Command;
+
+    fn app(args: &[&str]) -> App {
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
+        let Ok(Command::Serve(cfg)) =
+            crate::config::parse(all.iter().map(std::ffi::OsString::from).collect(), &|_| {
+                None
+            })
+        else {
+            panic!("serve options did not parse")
+        };
+        let users = Users {
+            by_slug: HashMap::new(),
+            warnings: Vec::new(),
+        };
+        App::new(cfg, 8000, users, vec![], EnumerationSettings::default()).unwrap()
+    }
+
+    #[test]
+    fn the_kimai_client_cache_stays_bounded_whatever_urls_arrive() {
+        let app = app(&["--allowed-kimai-url", "*"]);
+        let tls = app.cfg.tls.clone();
+        let mut held = Vec::new();
+        for i in 0..(MAX_CACHED_CLIENTS + 500) {
+            let c = app
+                .client(&format!("http://10.0.{}.{}:8001", i / 250, i % 250), &tls)
+                .unwrap();
+            // The first ones stay in use (as by open sessions); the rest are dropped at once.
+            if i < 10 {
+                held.push(c);
+            }
+        }
+        assert!(app.cached_clients() <= MAX_CACHED_CLIENTS);
+        // Clients in use are kept; a cached URL gives the same client.
+        let again = app.client("http://10.0.0.0:8001", &tls).unwrap();
+        assert!(Arc::ptr_eq(&again, &held[0]));
+    }
+
+    #[test]
+    fn only_configured_kimai_urls_are_allowed_by_default() {
+        let app = app(&["--default-kimai-url", "https://kimai.example.com/api"]);
+        assert!(app.kimai_url_allowed("https://kimai.example.com"));
+        assert!(!app.kimai_url_allowed("http://127.0.0.1:6379"));
+        let app = app_with_list();
+        assert!(app.kimai_url_allowed("http://10.1.1.1:8001"));
+        assert!(app.kimai_url_allowed("https://b.example.com"));
+        assert!(!app.kimai_url_allowed("https://c.example.com"));
+    }
+
+    fn app_with_list() -> App {
+        app(&[
+            "--allowed-kimai-url",
+            "http://10.1.1.1:8001,https://b.example.com",
+        ])
+    }
+}

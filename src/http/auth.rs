@@ -1,0 +1,319 @@
+//! Who a request acts as: a `users.json` user by slug (`/mcp/{slug}`) or by OAuth access token,
+//! or a caller with the server token and their own Kimai token (`/mcp`, `/sse`, `/messages`);
+//! and the per-credential admission that follows (the credential's request rate, the check of
+//! a caller's own Kimai token, new sessions per address). Every secret is compared in constant
+//! time; nothing here logs a token or a slug.
+
+use super::server::{Handled, Request};
+use super::{App, Ctx, json_error};
+use crate::guard;
+use crate::mcp::code;
+use crate::session::fingerprint;
+use crate::tools::Backend;
+use std::sync::Arc;
+
+/// Who a request acts as, once authenticated.
+pub struct Caller {
+    pub backend: Backend,
+    pub owner: [u8; 32],
+    pub label: String,
+    pub via_slug: bool,
+    /// The caller brought its own Kimai token (`X-Kimai-Token`): Kimai must accept it before a
+    /// session is opened or a stateless request served ([`verify_kimai_token`]).
+    pub own_token: bool,
+}
+
+pub(super) fn authenticate(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    req: &Request,
+    slug: Option<&str>,
+) -> Result<Caller, Handled> {
+    if let Some(slug) = slug {
+        let Some(user) = app.user_for_slug(slug) else {
+            // An unknown slug: count it against this address and answer late, so that
+            // guessing is slow and soon blocked.
+            app.metrics.enumeration_miss();
+            let delay = app.enumeration.miss(ctx.key, std::time::Instant::now());
+            std::thread::sleep(delay);
+            return Err(json_error(404, code::SERVER_ERROR, "Not Found"));
+        };
+        let (backend, owner) = app.slug_backend(slug, &user).map_err(|e| {
+            json_error(
+                500,
+                code::INTERNAL_ERROR,
+                &format!("Internal error: the Kimai client for this user cannot be set up: {e}"),
+            )
+        })?;
+        return Ok(Caller {
+            backend,
+            owner,
+            label: user.label(),
+            via_slug: true,
+            own_token: false,
+        });
+    }
+    header_caller(app, req)
+}
+
+/// `/mcp`, `/sse` and `/messages`: the server token, then the caller's own Kimai credentials.
+pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Handled> {
+    let presented = req.header("Authorization").map(|h| {
+        h.strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+            .unwrap_or(h)
+            .trim()
+    });
+    let tokens = app
+        .server_tokens
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let ok = presented.is_some_and(|p| !p.is_empty() && guard::token_matches(p, &tokens));
+    if !ok {
+        if let Some(oauth) = app.oauth.as_ref() {
+            return oauth_caller(app, oauth, presented.filter(|p| !p.is_empty()));
+        }
+        let challenge = if presented.is_some_and(|p| !p.is_empty()) {
+            "Bearer realm=\"mcp\", error=\"invalid_token\""
+        } else {
+            "Bearer realm=\"mcp\""
+        };
+        return Err(super::with_header(
+            json_error(
+                401,
+                code::SERVER_ERROR,
+                "Invalid or missing MCP server authentication token",
+            ),
+            "WWW-Authenticate",
+            challenge,
+        ));
+    }
+    let Some(kimai_token) = req
+        .header("X-Kimai-Token")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(json_error(
+            400,
+            code::SERVER_ERROR,
+            "Kimai API token is required. Send your own Kimai API token in the X-Kimai-Token header.",
+        ));
+    };
+    if kimai_token
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+        || kimai_token.len() > 512
+    {
+        return Err(json_error(
+            400,
+            code::SERVER_ERROR,
+            "Bad Request: the X-Kimai-Token header is not a valid token",
+        ));
+    }
+    let url = match req
+        .header("X-Kimai-URL")
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
+        Some(u) => {
+            if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2048 {
+                return Err(json_error(
+                    400,
+                    code::SERVER_ERROR,
+                    "Bad Request: X-Kimai-URL must be an http:// or https:// URL",
+                ));
+            }
+            let mut base = u.trim_end_matches('/').to_string();
+            if let Some(b) = base.strip_suffix("/api") {
+                base = b.to_string();
+            }
+            base
+        }
+        None => match &app.cfg.default_kimai_url {
+            Some(d) => d.clone(),
+            None => {
+                return Err(json_error(
+                    400,
+                    code::SERVER_ERROR,
+                    "Kimai URL is required. Send it in the X-Kimai-URL header (this server has no --default-kimai-url).",
+                ));
+            }
+        },
+    };
+    if !app.kimai_url_allowed(&url) {
+        return Err(json_error(
+            403,
+            code::SERVER_ERROR,
+            "Forbidden: X-Kimai-URL is not a Kimai this server may connect to; the operator can allow it with --allowed-kimai-url (KIMAI_MCP_ALLOWED_KIMAI_URLS)",
+        ));
+    }
+    let owner = fingerprint(&app.fp_key, &["header", &url, kimai_token]);
+    if app.verdicts.get(&owner, std::time::Instant::now()) == Some(guard::Verdict::Rejected) {
+        return Err(token_rejected());
+    }
+    let client = app.client(&url, &app.cfg.tls).map_err(|e| {
+        json_error(
+            400,
+            code::SERVER_ERROR,
+            &format!("Bad Request: X-Kimai-URL cannot be used: {e}"),
+        )
+    })?;
+    let label = req
+        .header("X-Kimai-User")
+        .map(|u| {
+            u.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "._@-".contains(*c))
+                .take(64)
+                .collect::<String>()
+        })
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "header-user".into());
+    Ok(Caller {
+        backend: Backend {
+            metrics: Some(app.metrics.clone()),
+            client,
+            token: crate::kimai::Token::new(kimai_token.to_string()),
+        },
+        owner,
+        label,
+        via_slug: false,
+        own_token: true,
+    })
+}
+
+/// A request with an OAuth access token (or none) on a server with OAuth on: the signed-in
+/// `users.json` user, or 401 pointing at the resource metadata (RFC 9728 §5.1) so that the
+/// client starts or repeats its sign-in.
+fn oauth_caller(
+    app: &Arc<App>,
+    oauth: &crate::oauth::OAuth,
+    presented: Option<&str>,
+) -> Result<Caller, Handled> {
+    let metadata = oauth.resource_metadata_url();
+    let user = presented.and_then(|token| {
+        let slug = oauth.verify(token)?;
+        let user = app.user_for_slug(&slug)?;
+        user.auth_secret.is_some().then_some((slug, user))
+    });
+    let Some((slug, user)) = user else {
+        let (challenge, message) = match presented {
+            Some(_) => (
+                format!(
+                    "Bearer error=\"invalid_token\", error_description=\"The access token is invalid or expired\", resource_metadata=\"{metadata}\""
+                ),
+                "The access token is invalid or expired: refresh it or sign in again",
+            ),
+            None => (
+                format!("Bearer resource_metadata=\"{metadata}\""),
+                "Authentication required: sign in with OAuth (see the resource metadata in WWW-Authenticate) or send the server token",
+            ),
+        };
+        return Err(super::with_header(
+            json_error(401, code::SERVER_ERROR, message),
+            "WWW-Authenticate",
+            &challenge,
+        ));
+    };
+    let (backend, owner) = app.slug_backend(&slug, &user).map_err(|e| {
+        json_error(
+            500,
+            code::INTERNAL_ERROR,
+            &format!("Internal error: the Kimai client for this user cannot be set up: {e}"),
+        )
+    })?;
+    Ok(Caller {
+        backend,
+        owner,
+        label: user.label(),
+        via_slug: true,
+        own_token: false,
+    })
+}
+
+/// The per-credential request rate (`--user-rate-limit-rpm`), counted for every request a
+/// credential makes, with or without a session, from any address.
+pub(super) fn admit(app: &App, caller: &Caller) -> Result<(), Handled> {
+    match app.user_rate.take(caller.owner, std::time::Instant::now()) {
+        Ok(()) => Ok(()),
+        Err(wait) => {
+            app.metrics.rate_limited();
+            Err(super::too_many(
+                wait,
+                "Too many requests for this user (the server's --user-rate-limit-rpm); slow down",
+            ))
+        }
+    }
+}
+
+/// The answer to a caller whose Kimai token Kimai rejected (502, as when the stream of the
+/// legacy transport cannot connect: the gateway could not act for the caller).
+fn token_rejected() -> Handled {
+    json_error(
+        502,
+        code::SERVER_ERROR,
+        "Failed to connect to Kimai: Kimai does not accept this X-Kimai-Token; check the token (in Kimai: your profile, API access) and the Kimai URL",
+    )
+}
+
+/// Asks Kimai once whether a caller's own token works (`GET /api/users/me`), unless Kimai's
+/// answer on it is still fresh ([`guard::verdicts`]); slug and OAuth users need no check (the
+/// operator configured their tokens). A rejected token is refused for a minute without asking
+/// Kimai again; a failure to reach Kimai is not remembered.
+pub(super) fn verify_kimai_token(app: &App, caller: &Caller) -> Result<(), Handled> {
+    if !caller.own_token {
+        return Ok(());
+    }
+    let now = std::time::Instant::now();
+    match app.verdicts.get(&caller.owner, now) {
+        Some(guard::Verdict::Accepted) => return Ok(()),
+        Some(guard::Verdict::Rejected) => return Err(token_rejected()),
+        None => {}
+    }
+    let answer = caller.backend.client.call(
+        &caller.backend.token,
+        &crate::kimai::Request::get("/users/me"),
+    );
+    match answer {
+        Ok(_) => {
+            app.verdicts.record(
+                caller.owner,
+                guard::Verdict::Accepted,
+                std::time::Instant::now(),
+            );
+            Ok(())
+        }
+        Err(
+            e @ (crate::kimai::Error::Unauthorized { .. }
+            | crate::kimai::Error::Api { status: 403, .. }),
+        ) => {
+            app.verdicts.record(
+                caller.owner,
+                guard::Verdict::Rejected,
+                std::time::Instant::now(),
+            );
+            log::info!("a client's Kimai token was rejected by Kimai: {e}");
+            Err(token_rejected())
+        }
+        Err(e) => Err(json_error(
+            502,
+            code::SERVER_ERROR,
+            &format!("Failed to connect to Kimai: {e}"),
+        )),
+    }
+}
+
+/// A new session from this address, unless it opened too many lately
+/// (`--session-rate-per-address`).
+pub(super) fn session_allowed(app: &App, ctx: &Ctx) -> Result<(), Handled> {
+    match app.session_rate.check(ctx.key, std::time::Instant::now()) {
+        Ok(()) => Ok(()),
+        Err(wait) => {
+            app.metrics.rate_limited();
+            Err(super::too_many(
+                wait,
+                "Too many new sessions from this address (the server's --session-rate-per-address); reuse a session or try again later",
+            ))
+        }
+    }
+}
