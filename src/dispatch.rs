@@ -19,8 +19,8 @@
 //! its state behind short-lived mutex locks; no lock is held while a tool runs.
 
 use crate::mcp::{
-    self, LATEST_LEGACY, LEGACY_VERSIONS, META_PROTOCOL_VERSION, META_SERVER_INFO, MODERN_VERSIONS,
-    Message, Notifier, RequestId, RpcError,
+    self, Classified, LATEST_LEGACY, LEGACY_VERSIONS, META_PROTOCOL_VERSION, META_SERVER_INFO,
+    MODERN_VERSIONS, Message, Notifier, RequestId, RpcError,
 };
 use crate::tools::{self, Backend, Tool};
 use serde_json::{Map, Value, json};
@@ -152,29 +152,28 @@ impl Dispatcher {
         Dispatcher { tools }
     }
 
-    /// True when handling this message may take long (a tool call, or a batch that may hold
-    /// one): transports run those off their reader thread so that a `ping` is not held up.
-    pub fn is_slow(value: &Value) -> bool {
-        match value {
-            Value::Object(o) => o.get("method").and_then(Value::as_str) == Some("tools/call"),
-            Value::Array(_) => true,
-            _ => false,
-        }
-    }
-
-    /// Handles raw bytes (one line or one body): parse, then dispatch. Returns the response to
-    /// send, if any.
-    pub fn handle_bytes(&self, conn: &Connection, bytes: &[u8], env: &Env) -> Option<Value> {
-        match mcp::parse_incoming(bytes) {
-            Err(resp) => Some(resp),
-            Ok(mcp::Incoming::Single(v)) => self.handle(conn, v, env),
-            Ok(mcp::Incoming::Batch(items)) => self.handle_batch(conn, items, env),
+    /// Handles what one line or body held (parsed and classified by [`mcp::parse_incoming`]):
+    /// one message or a batch. Returns the response to send, if any.
+    pub fn handle_incoming(
+        &self,
+        conn: &Connection,
+        incoming: mcp::Incoming,
+        env: &Env,
+    ) -> Option<Value> {
+        match incoming {
+            mcp::Incoming::Single(msg) => self.handle(conn, msg, env),
+            mcp::Incoming::Batch(items) => self.handle_batch(conn, items, env),
         }
     }
 
     /// Handles a JSON-RPC batch. Only a connection that negotiated 2025-03-26 may send one
     /// (batching exists in that revision alone).
-    pub fn handle_batch(&self, conn: &Connection, items: Vec<Value>, env: &Env) -> Option<Value> {
+    pub fn handle_batch(
+        &self,
+        conn: &Connection,
+        items: Vec<Classified>,
+        env: &Env,
+    ) -> Option<Value> {
         if conn.negotiated() != Some("2025-03-26") {
             return Some(mcp::response_err(
                 None,
@@ -185,7 +184,7 @@ impl Dispatcher {
         }
         let replies: Vec<Value> = items
             .into_iter()
-            .filter_map(|v| self.handle(conn, v, env))
+            .filter_map(|m| self.handle(conn, m, env))
             .collect();
         if replies.is_empty() {
             None
@@ -194,12 +193,12 @@ impl Dispatcher {
         }
     }
 
-    /// Handles one decoded message. Returns the response for a request (or for an invalid
+    /// Handles one classified message. Returns the response for a request (or for an invalid
     /// message), `None` for notifications, client responses and cancelled calls.
-    pub fn handle(&self, conn: &Connection, value: Value, env: &Env) -> Option<Value> {
-        let msg = match Message::from_value(value) {
+    pub fn handle(&self, conn: &Connection, msg: Classified, env: &Env) -> Option<Value> {
+        let msg = match msg {
             Ok(m) => m,
-            Err((id, err)) => return Some(mcp::response_err(id.as_ref(), err)),
+            Err(invalid) => return Some(invalid.response()),
         };
         match msg {
             Message::Response { .. } => None, // we never send requests; nothing to correlate
@@ -212,9 +211,9 @@ impl Dispatcher {
                     self.request(conn, &id, &method, params.as_ref(), env)
                 }));
                 match outcome {
-                    Ok(Reply::Result(result)) => Some(mcp::response_ok(&id, result)),
-                    Ok(Reply::Error(err)) => Some(mcp::response_err(Some(&id), err)),
-                    Ok(Reply::Suppressed) => None,
+                    Ok(Outcome::Result(result)) => Some(mcp::response_ok(&id, result)),
+                    Ok(Outcome::Error(err)) => Some(mcp::response_err(Some(&id), err)),
+                    Ok(Outcome::Suppressed) => None,
                     Err(panic) => {
                         conn.end_call(&id);
                         let what = panic_text(&panic);
@@ -256,32 +255,32 @@ impl Dispatcher {
         method: &str,
         params: Option<&Value>,
         env: &Env,
-    ) -> Reply {
+    ) -> Outcome {
         let era = match era_of(params) {
             Ok(era) => era,
-            Err(err) => return Reply::Error(err),
+            Err(err) => return Outcome::Error(err),
         };
         if let Era::Modern(version) = era {
             return self.modern(conn, id, method, params, version, env);
         }
         match method {
             "initialize" => initialize(conn, params),
-            "ping" => Reply::Result(json!({})),
+            "ping" => Outcome::Result(json!({})),
             // A dual-era server answers discovery on any connection: it is stateless.
-            "server/discover" => Reply::Result(discover_result()),
+            "server/discover" => Outcome::Result(discover_result()),
             "tools/list" | "tools/call" => {
                 if conn.negotiated().is_none() {
-                    return Reply::Error(RpcError::invalid_request(
+                    return Outcome::Error(RpcError::invalid_request(
                         "server not initialized: send \"initialize\" first, or name the protocol version in params._meta",
                     ));
                 }
                 if method == "tools/list" {
-                    Reply::Result(self.tools_list_result(params, None))
+                    Outcome::Result(self.tools_list_result(params, None))
                 } else {
                     self.call_tool(conn, id, params, env, None)
                 }
             }
-            other => Reply::Error(RpcError::method_not_found(other)),
+            other => Outcome::Error(RpcError::method_not_found(other)),
         }
     }
 
@@ -293,24 +292,24 @@ impl Dispatcher {
         params: Option<&Value>,
         version: &'static str,
         env: &Env,
-    ) -> Reply {
+    ) -> Outcome {
         let reply = match method {
-            "server/discover" => Reply::Result(discover_result()),
-            "tools/list" => Reply::Result(self.tools_list_result(params, Some(version))),
+            "server/discover" => Outcome::Result(discover_result()),
+            "tools/list" => Outcome::Result(self.tools_list_result(params, Some(version))),
             "tools/call" => self.call_tool(conn, id, params, env, Some(version)),
-            "initialize" => Reply::Error(RpcError::invalid_request(
+            "initialize" => Outcome::Error(RpcError::invalid_request(
                 "\"initialize\" belongs to the handshake era; send it without a protocol version in params._meta",
             )),
-            other => Reply::Error(RpcError::method_not_found(other)),
+            other => Outcome::Error(RpcError::method_not_found(other)),
         };
         match reply {
-            Reply::Result(Value::Object(mut obj)) => {
+            Outcome::Result(Value::Object(mut obj)) => {
                 obj.insert("resultType".into(), json!("complete"));
                 let meta = obj.entry("_meta").or_insert_with(|| json!({}));
                 if let Value::Object(meta) = meta {
                     meta.insert(META_SERVER_INFO.into(), server_info());
                 }
-                Reply::Result(Value::Object(obj))
+                Outcome::Result(Value::Object(obj))
             }
             other => other,
         }
@@ -337,19 +336,19 @@ impl Dispatcher {
         params: Option<&Value>,
         env: &Env,
         modern: Option<&str>,
-    ) -> Reply {
+    ) -> Outcome {
         let Some(Value::Object(p)) = params else {
-            return Reply::Error(RpcError::invalid_params(
+            return Outcome::Error(RpcError::invalid_params(
                 "tools/call needs params with \"name\"",
             ));
         };
         let Some(name) = p.get("name").and_then(Value::as_str) else {
-            return Reply::Error(RpcError::invalid_params(
+            return Outcome::Error(RpcError::invalid_params(
                 "\"name\" must be a string naming the tool",
             ));
         };
         let Some(tool) = tools::find(self.tools, name) else {
-            return Reply::Error(RpcError::invalid_params(format!(
+            return Outcome::Error(RpcError::invalid_params(format!(
                 "Unknown tool: {}. Available tools: {}",
                 tools::quote_name(name),
                 tools::names(self.tools).join(", ")
@@ -360,7 +359,7 @@ impl Dispatcher {
             None | Some(Value::Null) => &empty,
             Some(Value::Object(a)) => a,
             Some(_) => {
-                return Reply::Error(RpcError::invalid_params("\"arguments\" must be an object"));
+                return Outcome::Error(RpcError::invalid_params("\"arguments\" must be an object"));
             }
         };
         let progress_token = mcp::params_meta(params)
@@ -406,14 +405,14 @@ impl Dispatcher {
             modern.map(|_| " era=modern").unwrap_or("")
         );
         if status == "cancelled" {
-            return Reply::Suppressed;
+            return Outcome::Suppressed;
         }
-        Reply::Result(outcome.to_json())
+        Outcome::Result(outcome.to_json())
     }
 }
 
 /// What a request produced.
-enum Reply {
+enum Outcome {
     Result(Value),
     Error(RpcError),
     /// The call was cancelled: per the spec no response is sent.
@@ -463,14 +462,14 @@ fn capabilities() -> Value {
     json!({"tools": {"listChanged": false}})
 }
 
-fn initialize(conn: &Connection, params: Option<&Value>) -> Reply {
+fn initialize(conn: &Connection, params: Option<&Value>) -> Outcome {
     let Some(Value::Object(p)) = params else {
-        return Reply::Error(RpcError::invalid_params(
+        return Outcome::Error(RpcError::invalid_params(
             "initialize needs params with \"protocolVersion\"",
         ));
     };
     let Some(requested) = p.get("protocolVersion").and_then(Value::as_str) else {
-        return Reply::Error(RpcError::invalid_params(
+        return Outcome::Error(RpcError::invalid_params(
             "\"protocolVersion\" must be a string",
         ));
     };
@@ -488,14 +487,14 @@ fn initialize(conn: &Connection, params: Option<&Value>) -> Reply {
     {
         let mut st = conn.lock();
         if st.negotiated.is_some() {
-            return Reply::Error(RpcError::invalid_request(
+            return Outcome::Error(RpcError::invalid_request(
                 "the server is already initialized on this connection",
             ));
         }
         st.negotiated = Some(version);
         st.client_name = client_name;
     }
-    Reply::Result(json!({
+    Outcome::Result(json!({
         "protocolVersion": version,
         "capabilities": capabilities(),
         "serverInfo": server_info(),
@@ -537,7 +536,7 @@ mod tests {
     fn negotiation_echoes_known_versions_and_otherwise_answers_the_newest() {
         for v in LEGACY_VERSIONS {
             let conn = Connection::new();
-            let Reply::Result(r) = initialize(&conn, Some(&json!({"protocolVersion": v}))) else {
+            let Outcome::Result(r) = initialize(&conn, Some(&json!({"protocolVersion": v}))) else {
                 panic!("initialize failed")
             };
             assert_eq!(r["protocolVersion"], json!(v));
@@ -545,7 +544,7 @@ mod tests {
         }
         for v in ["1999-01-01", "2026-07-28", "2025-11-26"] {
             let conn = Connection::new();
-            let Reply::Result(r) = initialize(&conn, Some(&json!({"protocolVersion": v}))) else {
+            let Outcome::Result(r) = initialize(&conn, Some(&json!({"protocolVersion": v}))) else {
                 panic!("initialize failed")
             };
             assert_eq!(r["protocolVersion"], json!(LATEST_LEGACY), "for {v}");
@@ -556,17 +555,17 @@ mod tests {
     fn initialize_needs_a_string_version_and_happens_once() {
         let conn = Connection::new();
         assert!(
-            matches!(initialize(&conn, None), Reply::Error(e) if e.code == code::INVALID_PARAMS)
+            matches!(initialize(&conn, None), Outcome::Error(e) if e.code == code::INVALID_PARAMS)
         );
         assert!(
-            matches!(initialize(&conn, Some(&json!({"protocolVersion": 5}))), Reply::Error(e) if e.code == code::INVALID_PARAMS)
+            matches!(initialize(&conn, Some(&json!({"protocolVersion": 5}))), Outcome::Error(e) if e.code == code::INVALID_PARAMS)
         );
         assert!(matches!(
             initialize(&conn, Some(&json!({"protocolVersion": "2025-06-18"}))),
-            Reply::Result(_)
+            Outcome::Result(_)
         ));
         assert!(
-            matches!(initialize(&conn, Some(&json!({"protocolVersion": "2025-06-18"}))), Reply::Error(e) if e.code == code::INVALID_REQUEST)
+            matches!(initialize(&conn, Some(&json!({"protocolVersion": "2025-06-18"}))), Outcome::Error(e) if e.code == code::INVALID_REQUEST)
         );
     }
 
@@ -661,7 +660,7 @@ mod tests {
         fn send(&self, d: &Dispatcher, conn: &Connection, v: Value) -> Option<Value> {
             d.handle(
                 conn,
-                v,
+                mcp::classify(v),
                 &Env {
                     backend: &self.backend,
                     notifier: &mcp::NoNotifier,
@@ -781,9 +780,9 @@ mod tests {
         init(&f, &d, &conn, "2025-11-25");
         let batch = json!([{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]);
         let r = d
-            .handle_bytes(
+            .handle_incoming(
                 &conn,
-                batch.to_string().as_bytes(),
+                mcp::parse_incoming(batch.to_string().as_bytes()).unwrap(),
                 &Env {
                     backend: &f.backend,
                     notifier: &mcp::NoNotifier,
@@ -796,9 +795,9 @@ mod tests {
         init(&f, &d, &conn, "2025-03-26");
         let batch = json!([{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":2,"method":"nope"}]);
         let r = d
-            .handle_bytes(
+            .handle_incoming(
                 &conn,
-                batch.to_string().as_bytes(),
+                mcp::parse_incoming(batch.to_string().as_bytes()).unwrap(),
                 &Env {
                     backend: &f.backend,
                     notifier: &mcp::NoNotifier,

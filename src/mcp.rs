@@ -248,15 +248,114 @@ impl Message {
     }
 }
 
-/// The result of reading one line or body: a single message or a batch (an array).
-#[derive(Debug)]
-pub enum Incoming {
-    Single(Value),
-    Batch(Vec<Value>),
+impl Message {
+    /// The method of a request or notification.
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Message::Request { method, .. } | Message::Notification { method, .. } => Some(method),
+            Message::Response { .. } => None,
+        }
+    }
+
+    /// The id of a request (or of a client response).
+    pub fn id(&self) -> Option<&RequestId> {
+        match self {
+            Message::Request { id, .. } => Some(id),
+            Message::Response { id } => id.as_ref(),
+            Message::Notification { .. } => None,
+        }
+    }
+
+    pub fn params(&self) -> Option<&Value> {
+        match self {
+            Message::Request { params, .. } | Message::Notification { params, .. } => {
+                params.as_ref()
+            }
+            Message::Response { .. } => None,
+        }
+    }
+
+    /// `params._meta`, when it is an object.
+    pub fn meta(&self) -> Option<&Map<String, Value>> {
+        params_meta(self.params())
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self, Message::Request { .. })
+    }
+
+    /// A `tools/call` request: the only kind of message that may take long.
+    pub fn is_tool_call(&self) -> bool {
+        matches!(self, Message::Request { method, .. } if method == "tools/call")
+    }
+
+    /// Whether the request carries a `progressToken` (its caller wants progress notifications).
+    pub fn has_progress_token(&self) -> bool {
+        self.meta().is_some_and(|m| m.contains_key("progressToken"))
+    }
+
+    /// The protocol version a 2026-07-28 request names in `_meta` (any JSON value; the
+    /// dispatcher checks it). `None` for a request of the handshake era.
+    pub fn meta_protocol_version(&self) -> Option<&Value> {
+        self.meta()?.get(META_PROTOCOL_VERSION)
+    }
+
+    /// The tool a `tools/call` names.
+    pub fn tool_name(&self) -> Option<&str> {
+        if !self.is_tool_call() {
+            return None;
+        }
+        self.params()?.get("name")?.as_str()
+    }
 }
 
-/// Parses raw bytes into one message or a batch. On failure returns the -32700/-32600 error
-/// response to send (with a null id).
+/// A message that could not be classified: the error to answer, with the message's id when it
+/// could be read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invalid {
+    pub id: Option<RequestId>,
+    pub error: RpcError,
+}
+
+impl Invalid {
+    /// The error response to send.
+    pub fn response(&self) -> Value {
+        response_err(self.id.as_ref(), self.error.clone())
+    }
+}
+
+/// One message as read: classified, or invalid with the error to answer.
+pub type Classified = Result<Message, Invalid>;
+
+/// Classifies one JSON value ([`Message::from_value`]).
+// As for `Message::from_value`: the error is built once per malformed message and answered at
+// once; boxing it buys nothing.
+#[allow(clippy::result_large_err)]
+pub fn classify(v: Value) -> Classified {
+    Message::from_value(v).map_err(|(id, error)| Invalid { id, error })
+}
+
+/// The result of reading one line or body: a single message or a batch, each message
+/// classified once, here; transports and the dispatcher use the classification.
+#[derive(Debug)]
+pub enum Incoming {
+    Single(Classified),
+    Batch(Vec<Classified>),
+}
+
+impl Incoming {
+    /// Whether it holds a tool call (the only kind of request that waits for a place).
+    pub fn holds_tool_call(&self) -> bool {
+        let call = |c: &Classified| c.as_ref().is_ok_and(Message::is_tool_call);
+        match self {
+            Incoming::Single(c) => call(c),
+            Incoming::Batch(items) => items.iter().any(call),
+        }
+    }
+}
+
+/// Parses raw bytes into one message or a batch, each classified. On failure returns the
+/// -32700/-32600 error response to send (with a null id).
 pub fn parse_incoming(bytes: &[u8]) -> Result<Incoming, Value> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| response_err(None, RpcError::parse("input is not valid UTF-8")))?;
@@ -267,8 +366,8 @@ pub fn parse_incoming(bytes: &[u8]) -> Result<Incoming, Value> {
             None,
             RpcError::invalid_request("an empty batch is not allowed"),
         )),
-        Value::Array(items) => Ok(Incoming::Batch(items)),
-        other => Ok(Incoming::Single(other)),
+        Value::Array(items) => Ok(Incoming::Batch(items.into_iter().map(classify).collect())),
+        other => Ok(Incoming::Single(classify(other))),
     }
 }
 

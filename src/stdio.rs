@@ -72,7 +72,7 @@ where
         label: label.to_string(),
     });
 
-    let (job_tx, job_rx) = mpsc::sync_channel::<Value>(QUEUE_DEPTH);
+    let (job_tx, job_rx) = mpsc::sync_channel::<mcp::Incoming>(QUEUE_DEPTH);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let mut workers = Vec::with_capacity(WORKERS);
     for n in 0..WORKERS {
@@ -113,7 +113,7 @@ where
 fn read_loop<R: BufRead>(
     mut input: R,
     shared: &Shared,
-    jobs: &SyncSender<Value>,
+    jobs: &SyncSender<mcp::Incoming>,
     out: &Sender<Value>,
 ) -> io::Result<()> {
     let mut line = Vec::with_capacity(4096);
@@ -138,25 +138,30 @@ fn read_loop<R: BufRead>(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let value = match mcp::parse_incoming(&line) {
+        let incoming = match mcp::parse_incoming(&line) {
             Err(resp) => {
                 let _ = out.send(resp);
                 continue;
             }
-            Ok(mcp::Incoming::Single(v)) => v,
-            Ok(mcp::Incoming::Batch(items)) => Value::Array(items),
+            Ok(incoming) => incoming,
         };
-        if Dispatcher::is_slow(&value) {
-            if jobs.send(value).is_err() {
+        // Tool calls (and batches holding one) go to the workers, so that a `ping` or a
+        // cancellation read after them is answered at once.
+        if incoming.holds_tool_call() {
+            if jobs.send(incoming).is_err() {
                 return Ok(()); // every worker is gone: nothing more can be served
             }
-        } else if let Some(reply) = shared.dispatcher.handle(&shared.conn, value, &shared.env()) {
+        } else if let Some(reply) =
+            shared
+                .dispatcher
+                .handle_incoming(&shared.conn, incoming, &shared.env())
+        {
             let _ = out.send(reply);
         }
     }
 }
 
-fn work_loop(shared: &Shared, jobs: &Mutex<Receiver<Value>>, out: &Sender<Value>) {
+fn work_loop(shared: &Shared, jobs: &Mutex<Receiver<mcp::Incoming>>, out: &Sender<Value>) {
     loop {
         // Hold the lock only to take one job.
         let job = {
@@ -164,16 +169,9 @@ fn work_loop(shared: &Shared, jobs: &Mutex<Receiver<Value>>, out: &Sender<Value>
             rx.recv()
         };
         let Ok(job) = job else { return };
-        let reply = match job {
-            Value::Array(items) => {
-                shared
-                    .dispatcher
-                    .handle_batch(&shared.conn, items, &shared.env())
-            }
-            single => shared
-                .dispatcher
-                .handle(&shared.conn, single, &shared.env()),
-        };
+        let reply = shared
+            .dispatcher
+            .handle_incoming(&shared.conn, job, &shared.env());
         if let Some(reply) = reply {
             let _ = out.send(reply);
         }

@@ -20,16 +20,24 @@ fn backend() -> &'static Backend {
     })
 }
 
+/// What a transport does with one line or body: parse and classify, then dispatch.
+fn handle(d: &Dispatcher, conn: &Connection, bytes: &[u8], env: &Env) -> Option<serde_json::Value> {
+    match kimai_mcp::mcp::parse_incoming(bytes) {
+        Err(resp) => Some(resp),
+        Ok(incoming) => d.handle_incoming(conn, incoming, env),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let d = Dispatcher::new();
     let conn = Connection::new();
     let env = Env { backend: backend(), notifier: &NoNotifier, label: "user=fuzz" };
     // Once as the first message, once after a handshake (so tools/list and batches are reached).
-    let _ = d.handle_bytes(&conn, data, &env);
+    let _ = handle(&d, &conn, data, &env);
     let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"f","version":"1"}}}"#;
     let conn = Connection::new();
-    let _ = d.handle_bytes(&conn, init, &env);
-    if let Some(reply) = d.handle_bytes(&conn, data, &env) {
+    let _ = handle(&d, &conn, init, &env);
+    if let Some(reply) = handle(&d, &conn, data, &env) {
         // Every reply serialises to one line.
         let line = serde_json::to_string(&reply).expect("a reply serialises");
         assert!(!line.contains('\n'));

@@ -71,3 +71,13 @@ pub fn busy(why: &Busy) -> Handled {
         ),
     }
 }
+
+/// The refusal of a batch with more than `--max-batch` messages: 400, -32600 naming the limit.
+pub fn batch_too_large(max: usize) -> Value {
+    crate::mcp::response_err(
+        None,
+        crate::mcp::RpcError::invalid_request(format!(
+            "a batch may hold at most {max} messages (the server's --max-batch); send the rest in another request"
+        )),
+    )
+}

@@ -15,6 +15,7 @@
 //! threads (bounded by the worker slots) so that a slow call does not hold up a `ping`.
 
 use super::auth::{admit, header_caller, session_allowed, verify_kimai_token};
+use super::reply::batch_too_large;
 use super::server::{Handled, Request, Response, Streamer};
 use super::{App, Ctx, busy, json_error, method_not_allowed};
 use crate::dispatch::Env;
@@ -171,24 +172,15 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Handled, Handled> {
             ));
         }
     };
-    let (items, single) = match incoming {
-        mcp::Incoming::Single(v) => (None, Some(v)),
-        mcp::Incoming::Batch(items) => (Some(items), None),
-    };
-    if let Some(items) = &items
+    if let mcp::Incoming::Batch(items) = &incoming
         && items.len() > app.cfg.bounds.max_batch
     {
         return Err(Handled::Respond(Response::new(400).body(
             "application/json",
-            super::streamable::batch_too_large(app.cfg.bounds.max_batch).to_string(),
+            batch_too_large(app.cfg.bounds.max_batch).to_string(),
         )));
     }
-    let is_call = match (&items, &single) {
-        (Some(items), _) => items.iter().any(super::streamable::is_tool_call),
-        (_, Some(msg)) => super::streamable::is_tool_call(msg),
-        _ => false,
-    };
-    if is_call {
+    if incoming.holds_tool_call() {
         // A tool call (or a batch holding one) runs on its own thread and answers on the
         // stream. It first takes a place among its user's calls, here on the request's
         // thread: a user who posts calls faster than Kimai answers them waits (and then gets
@@ -206,18 +198,14 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Handled, Handled> {
                     notifier: &notifier,
                     label: &session.label,
                 };
-                let id = single
-                    .as_ref()
-                    .and_then(|m| m.get("id"))
-                    .and_then(mcp::RequestId::from_value);
-                let reply =
-                    super::work::run_with_permit(permit, &app2.slots, || match (items, single) {
-                        (Some(items), _) => {
-                            app2.dispatcher.handle_batch(&session.conn, items, &env)
-                        }
-                        (_, Some(msg)) => app2.dispatcher.handle(&session.conn, msg, &env),
-                        _ => None,
-                    });
+                let id = match &incoming {
+                    mcp::Incoming::Single(Ok(m)) => m.id().cloned(),
+                    _ => None,
+                };
+                let reply = super::work::run_with_permit(permit, &app2.slots, || {
+                    app2.dispatcher
+                        .handle_incoming(&session.conn, incoming, &env)
+                });
                 match reply {
                     Ok(Some(r)) => {
                         let _ = tx.send(r);
@@ -245,12 +233,10 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Handled, Handled> {
             notifier: &notifier,
             label: &session.label,
         };
-        let reply = match (items, single) {
-            (Some(items), _) => app.dispatcher.handle_batch(&session.conn, items, &env),
-            (_, Some(msg)) => app.dispatcher.handle(&session.conn, msg, &env),
-            _ => None,
-        };
-        if let Some(r) = reply {
+        if let Some(r) = app
+            .dispatcher
+            .handle_incoming(&session.conn, incoming, &env)
+        {
             let _ = tx.send(r);
         }
     }

@@ -10,11 +10,12 @@
 //! the session.
 
 use super::auth::{Caller, admit, authenticate, session_allowed, verify_kimai_token};
+use super::reply::batch_too_large;
 use super::server::{Handled, Request, Response, Streamer};
 use super::{App, Ctx, busy, json_error, method_not_allowed};
 use crate::dispatch::{Connection, Env};
 use crate::guard;
-use crate::mcp::{self, ChannelNotifier, code};
+use crate::mcp::{self, ChannelNotifier, Classified, Message, code};
 use crate::session::{Refused, Session, Transport};
 use crate::tools::Backend;
 use serde_json::Value;
@@ -30,7 +31,7 @@ fn session_not_found() -> Handled {
     )
 }
 
-fn header_mode(req: &Request) -> Option<&str> {
+fn session_header(req: &Request) -> Option<&str> {
     req.header("Mcp-Session-Id")
 }
 
@@ -53,7 +54,7 @@ pub fn handle(
             Err(method_not_allowed("POST, DELETE"))
         }
         "DELETE" => {
-            let Some(id) = header_mode(&req) else {
+            let Some(id) = session_header(&req) else {
                 return Err(json_error(
                     400,
                     code::SERVER_ERROR,
@@ -74,21 +75,6 @@ pub fn handle(
         }
         _ => post(app, ctx, &req, caller),
     }
-}
-
-/// Whether a message is a tool call (the only kind of request that waits for a place).
-pub(super) fn is_tool_call(msg: &Value) -> bool {
-    msg.get("method").and_then(Value::as_str) == Some("tools/call")
-}
-
-/// The refusal of a batch with more than `--max-batch` messages.
-pub(super) fn batch_too_large(max: usize) -> Value {
-    mcp::response_err(
-        None,
-        mcp::RpcError::invalid_request(format!(
-            "a batch may hold at most {max} messages (the server's --max-batch); send the rest in another request"
-        )),
-    )
 }
 
 fn preflight(app: &Arc<App>, req: &Request) -> Handled {
@@ -172,12 +158,12 @@ fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Hand
             batch_too_large(app.cfg.bounds.max_batch).to_string(),
         )));
     }
-    let session_id = header_mode(req).map(str::to_string);
+    let session_id = session_header(req).map(str::to_string);
     match (session_id, incoming) {
         (None, mcp::Incoming::Single(msg)) => without_session(app, ctx, req, caller, msg),
         (None, mcp::Incoming::Batch(_)) => Err(json_error(
             400,
-            -32600,
+            code::INVALID_REQUEST,
             "Bad Request: a batch needs a session negotiated with protocol 2025-03-26; send initialize first",
         )),
         (Some(id), incoming) => {
@@ -197,29 +183,20 @@ fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Hand
     }
 }
 
-fn is_request(msg: &Value) -> bool {
-    msg.get("method").is_some() && msg.get("id").is_some()
-}
-
 fn without_session(
     app: &Arc<App>,
     ctx: &Ctx,
     req: &Request,
     caller: Caller,
-    msg: Value,
+    msg: Classified,
 ) -> Result<Handled, Handled> {
-    let method = msg
-        .get("method")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let modern = mcp::params_meta(msg.get("params"))
-        .and_then(|m| m.get(mcp::META_PROTOCOL_VERSION))
-        .is_some();
-    if modern {
-        return stateless(app, req, caller, msg, &method);
+    if let Ok(m) = &msg
+        && m.meta_protocol_version().is_some()
+    {
+        return stateless(app, req, caller, msg);
     }
-    if method != "initialize" || !is_request(&msg) {
+    let is_initialize = matches!(&msg, Ok(m) if m.is_request() && m.method() == Some("initialize"));
+    if !is_initialize {
         return Err(json_error(
             400,
             code::SERVER_ERROR,
@@ -286,12 +263,17 @@ fn stateless(
     app: &Arc<App>,
     req: &Request,
     caller: Caller,
-    msg: Value,
-    method: &str,
+    msg: Classified,
 ) -> Result<Handled, Handled> {
-    let meta_version = mcp::params_meta(msg.get("params"))
-        .and_then(|m| m.get(mcp::META_PROTOCOL_VERSION))
-        .and_then(Value::as_str);
+    let Ok(m) = &msg else {
+        return Err(json_error(
+            400,
+            code::SERVER_ERROR,
+            "Bad Request: Mcp-Session-Id header is required; start with initialize",
+        ));
+    };
+    let method = m.method().unwrap_or("");
+    let meta_version = m.meta_protocol_version().and_then(Value::as_str);
     let mismatch = |what: &str| {
         json_error(
             400,
@@ -309,13 +291,7 @@ fn stateless(
     {
         return Err(mismatch("Mcp-Method"));
     }
-    if method == "tools/call"
-        && let (Some(h), Some(name)) = (
-            req.header("Mcp-Name"),
-            msg.get("params")
-                .and_then(|p| p.get("name"))
-                .and_then(Value::as_str),
-        )
+    if let (Some(h), Some(name)) = (req.header("Mcp-Name"), m.tool_name())
         && h != name
     {
         return Err(mismatch("Mcp-Name"));
@@ -342,7 +318,7 @@ fn stateless(
         notifier: &mcp::NoNotifier,
         label: &label,
     };
-    let reply = if is_tool_call(&msg) {
+    let reply = if m.is_tool_call() {
         super::work::run_call(&app.calls, &app.slots, caller.owner, || {
             app.dispatcher.handle(&conn, msg, &env)
         })
@@ -370,10 +346,9 @@ fn stateless(
 }
 
 /// A tool call with a progress token is answered as a stream, so progress arrives first.
-fn wants_stream(msg: &Value) -> bool {
-    msg.get("method").and_then(Value::as_str) == Some("tools/call")
-        && msg.get("id").is_some()
-        && mcp::params_meta(msg.get("params")).is_some_and(|m| m.contains_key("progressToken"))
+fn wants_stream(msg: &Classified) -> bool {
+    msg.as_ref()
+        .is_ok_and(|m| m.is_tool_call() && m.has_progress_token())
 }
 
 fn in_session(
@@ -391,7 +366,9 @@ fn in_session(
     match incoming {
         mcp::Incoming::Batch(items) => {
             // A batch that holds a tool call waits for a place like one tool call.
-            let holds_call = items.iter().any(is_tool_call);
+            let holds_call = items
+                .iter()
+                .any(|m| m.as_ref().is_ok_and(Message::is_tool_call));
             let run = || app.dispatcher.handle_batch(&session.conn, items, &env);
             let reply = if holds_call {
                 super::work::run_call(&app.calls, &app.slots, caller.owner, run)
@@ -409,13 +386,16 @@ fn in_session(
                 }
             })
         }
+        mcp::Incoming::Single(Err(invalid)) => Err(Handled::Respond(
+            Response::new(400).body("application/json", invalid.response().to_string()),
+        )),
         mcp::Incoming::Single(msg) => {
-            if !is_request(&msg) {
+            if !msg.as_ref().is_ok_and(Message::is_request) {
                 // Notifications and client responses: accepted.
                 let _ = app.dispatcher.handle(&session.conn, msg, &env);
                 return Ok(Handled::Respond(Response::new(202)));
             }
-            if msg.get("method").and_then(Value::as_str) == Some("initialize") {
+            if msg.as_ref().is_ok_and(|m| m.method() == Some("initialize")) {
                 let reply = app
                     .dispatcher
                     .handle(&session.conn, msg, &env)
@@ -436,7 +416,7 @@ fn in_session(
             }
             // Only tool calls wait for a place; ping, tools/list and the like never queue
             // behind them.
-            let reply = if is_tool_call(&msg) {
+            let reply = if msg.as_ref().is_ok_and(Message::is_tool_call) {
                 super::work::run_call(&app.calls, &app.slots, caller.owner, || {
                     app.dispatcher.handle(&session.conn, msg, &env)
                 })
@@ -484,7 +464,7 @@ fn stream_call(
     backend: Backend,
     owner: guard::CredentialKey,
     label: String,
-    msg: Value,
+    msg: Classified,
 ) -> Handled {
     let head = Response::new(200)
         .header("Content-Type", "text/event-stream")
@@ -504,7 +484,7 @@ fn stream_call(
                         notifier: &notifier,
                         label,
                     };
-                    let id = msg.get("id").and_then(mcp::RequestId::from_value);
+                    let id = msg.as_ref().ok().and_then(Message::id).cloned();
                     let reply = super::work::run_call(&app.calls, &app.slots, owner, || {
                         app.dispatcher.handle(state.conn(), msg, &env)
                     })
