@@ -2,13 +2,11 @@
 //! invalid UTF-8, traversal attempts, smuggling attempts, clients that vanish mid-request.
 //! Every case gets the right status, nothing panics or hangs, and the server keeps serving.
 
-use crate::http::{SLUG_A, Serve, request};
+use crate::util::http::{JSON_SSE, SLUG_A, Serve, request};
 use crate::util::sim;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-const JSON_SSE: &str = "application/json, text/event-stream";
 
 fn raw(addr: &str, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
