@@ -447,7 +447,10 @@ fn a_cancelled_call_sends_no_result() {
     assert_eq!(r["result"], json!({}), "{r}");
     seen.extend(notes);
     let late = s.try_recv(Duration::from_millis(300));
-    assert!(late.is_none(), "a message after the ping's answer: {late:?}");
+    assert!(
+        late.is_none(),
+        "a message after the ping's answer: {late:?}"
+    );
     let stray: Vec<&Value> = seen.iter().filter(|m| m["id"] == json!(7)).collect();
     assert!(
         stray.is_empty(),
