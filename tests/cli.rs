@@ -198,7 +198,7 @@ fn generate_token_and_slug() {
 fn setup_checks_the_settings_and_writes_the_claude_desktop_configuration() {
     use std::io::Write as _;
     let sim = sim();
-    let home = crate::http::TempDir::new();
+    let home = crate::util::TempDir::new();
     let mut child = std::process::Command::new(crate::util::bin())
         .arg("setup")
         .env("HOME", &home.0)
@@ -237,7 +237,7 @@ fn setup_checks_the_settings_and_writes_the_claude_desktop_configuration() {
         json!(sim.demo_token())
     );
     // A wrong token is refused and nothing is written.
-    let home2 = crate::http::TempDir::new();
+    let home2 = crate::util::TempDir::new();
     let mut child = std::process::Command::new(crate::util::bin())
         .args(["setup", "--print"])
         .env("HOME", &home2.0)

@@ -6,96 +6,21 @@
 //! bounded; the timing bounds are generous (seconds), for a loaded machine: they catch a
 //! server that makes the second user wait for the attack, not a slow CI run.
 
-use crate::http::{JSON_SSE, SERVER_TOKEN, SLUG_A, SLUG_B, Serve, call, init_body};
-use crate::util::sim;
+use crate::util::http::{
+    JSON_SSE, SERVER_TOKEN, SLUG_A, SLUG_B, Serve, call, connect_from, init_body, post_from,
+    read_response, request_from,
+};
+use crate::util::{rss_kib, sim};
 
 use serde_json::{Value, json};
-use socket2::{Domain, Socket, Type};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The longest a second user's request may take while an attack runs.
 const SERVED_WITHIN: Duration = Duration::from_secs(2);
-
-/// A connection from `src` (an address in 127.0.0.0/8).
-fn connect_from(src: [u8; 4], addr: &str) -> TcpStream {
-    let to: SocketAddr = addr.parse().unwrap();
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    s.bind(&SocketAddr::from((src, 0)).into()).unwrap();
-    s.connect_timeout(&to.into(), Duration::from_secs(5))
-        .unwrap();
-    let s: TcpStream = s.into();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s
-}
-
-/// A parsed answer: status, head, body.
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    }
-}
-
-/// One request from `src` on a fresh connection.
-fn send_from(
-    src: [u8; 4],
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Answer {
-    let mut s = connect_from(src, addr);
-    let mut raw = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-    }
-    raw.push_str("\r\n");
-    raw.push_str(body);
-    let _ = s.write_all(raw.as_bytes());
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head: {text:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status: {head}"));
-    Answer {
-        status,
-        head: head.to_string(),
-        body: body.to_string(),
-    }
-}
-
-fn mcp_post(src: [u8; 4], addr: &str, path: &str, extra: &[(&str, &str)], body: &Value) -> Answer {
-    let mut h = vec![("Content-Type", "application/json"), ("Accept", JSON_SSE)];
-    h.extend_from_slice(extra);
-    send_from(src, addr, "POST", path, &h, &body.to_string())
-}
 
 /// The second user: B on its own address and slug. Opens a session once, then each `check`
 /// asks `/health` and `user_current` and returns the slower of the two times.
@@ -108,7 +33,7 @@ const B_ADDR: [u8; 4] = [127, 0, 9, 9];
 
 impl UserB {
     fn new(srv: &Serve) -> UserB {
-        let r = mcp_post(
+        let r = post_from(
             B_ADDR,
             &srv.addr,
             &format!("/mcp/{SLUG_B}"),
@@ -116,7 +41,7 @@ impl UserB {
             &init_body(),
         );
         assert_eq!(r.status, 200, "B's initialize: {}", r.body);
-        let sid = r.header("Mcp-Session-Id").unwrap();
+        let sid = r.header("Mcp-Session-Id").unwrap().to_string();
         UserB {
             addr: srv.addr.clone(),
             sid,
@@ -125,11 +50,11 @@ impl UserB {
 
     fn check(&self) -> Duration {
         let t = Instant::now();
-        let h = send_from(B_ADDR, &self.addr, "GET", "/health", &[], "");
+        let h = request_from(B_ADDR, &self.addr, "GET", "/health", &[], "");
         assert_eq!(h.status, 200, "B's /health: {}", h.body);
         let health = t.elapsed();
         let t = Instant::now();
-        let r = mcp_post(
+        let r = post_from(
             B_ADDR,
             &self.addr,
             &format!("/mcp/{SLUG_B}"),
@@ -231,7 +156,7 @@ fn x_kimai_url_outside_the_allow_list_is_refused_before_any_connection() {
     let attacker = [127, 0, 1, 1];
     // Initialize, a stateless 2026-07-28 tool call, and the legacy stream: all refused.
     for body in [init_body(), stateless_call(2, "user_current")] {
-        let r = mcp_post(
+        let r = post_from(
             attacker,
             &srv.addr,
             "/mcp",
@@ -241,7 +166,7 @@ fn x_kimai_url_outside_the_allow_list_is_refused_before_any_connection() {
         assert_eq!(r.status, 403, "{}", r.body);
         assert!(r.body.contains("--allowed-kimai-url"), "{}", r.body);
     }
-    let r = send_from(
+    let r = request_from(
         attacker,
         &srv.addr,
         "GET",
@@ -256,7 +181,7 @@ fn x_kimai_url_outside_the_allow_list_is_refused_before_any_connection() {
         format!("http://user@{}", inside.addr),
         format!("{}/..%2f", sim.url()),
     ] {
-        let r = mcp_post(
+        let r = post_from(
             attacker,
             &srv.addr,
             "/mcp",
@@ -277,7 +202,7 @@ fn x_kimai_url_outside_the_allow_list_is_refused_before_any_connection() {
         "{}/api/",
         sim.url().to_uppercase().replace("HTTP://", "http://")
     );
-    let r = mcp_post(
+    let r = post_from(
         attacker,
         &srv.addr,
         "/mcp",
@@ -304,7 +229,7 @@ fn an_operator_can_allow_more_kimai_urls_or_any() {
         ],
     );
     let token = sim.demo_token();
-    let r = mcp_post(
+    let r = post_from(
         [127, 0, 1, 2],
         &srv.addr,
         "/mcp",
@@ -348,7 +273,7 @@ fn a_kimai_that_answers_like_something_else_is_named_without_quoting_it() {
         &sim,
         &["--rate-limit-rpm", "0", "--allowed-kimai-url", &url],
     );
-    let r = mcp_post(
+    let r = post_from(
         [127, 0, 1, 3],
         &srv.addr,
         "/mcp",
@@ -380,7 +305,7 @@ fn one_credential_cannot_fill_the_session_table() {
     // A opens 60 sessions with its slug from 12 addresses: twice the whole table.
     let mut ids = Vec::new();
     for i in 0..60u8 {
-        let r = mcp_post(
+        let r = post_from(
             [127, 0, 2, 1 + i % 12],
             &srv.addr,
             &format!("/mcp/{SLUG_A}"),
@@ -388,16 +313,16 @@ fn one_credential_cannot_fill_the_session_table() {
             &init_body(),
         );
         assert_eq!(r.status, 200, "{}", r.body);
-        ids.push(r.header("Mcp-Session-Id").unwrap());
+        ids.push(r.header("Mcp-Session-Id").unwrap().to_string());
     }
     b.check();
-    let health = send_from(B_ADDR, &srv.addr, "GET", "/health", &[], "").json();
+    let health = request_from(B_ADDR, &srv.addr, "GET", "/health", &[], "").json();
     // A holds its 5, B its 1.
     assert_eq!(health["active_sessions"], json!(6), "{health}");
     // A's oldest sessions were ended, its newest work.
     let ping = json!({"jsonrpc":"2.0","id":3,"method":"ping"});
     let path = format!("/mcp/{SLUG_A}");
-    let old = mcp_post(
+    let old = post_from(
         [127, 0, 2, 1],
         &srv.addr,
         &path,
@@ -405,7 +330,7 @@ fn one_credential_cannot_fill_the_session_table() {
         &ping,
     );
     assert_eq!(old.status, 404);
-    let new = mcp_post(
+    let new = post_from(
         [127, 0, 2, 1],
         &srv.addr,
         &path,
@@ -415,7 +340,7 @@ fn one_credential_cannot_fill_the_session_table() {
     assert_eq!(new.status, 200, "{}", new.body);
     assert!(srv.logs().contains("--max-sessions-per-user"));
     // Another user can still open a session.
-    let r = mcp_post(
+    let r = post_from(
         [127, 0, 9, 10],
         &srv.addr,
         &format!("/mcp/{SLUG_B}"),
@@ -436,7 +361,7 @@ fn new_sessions_are_limited_per_address() {
     let attacker = [127, 0, 3, 1];
     let statuses: Vec<u16> = (0..8)
         .map(|_| {
-            mcp_post(
+            post_from(
                 attacker,
                 &srv.addr,
                 &format!("/mcp/{SLUG_A}"),
@@ -448,7 +373,7 @@ fn new_sessions_are_limited_per_address() {
         .collect();
     assert_eq!(&statuses[..5], &[200; 5], "{statuses:?}");
     assert_eq!(&statuses[5..], &[429; 3], "{statuses:?}");
-    let r = mcp_post(
+    let r = post_from(
         attacker,
         &srv.addr,
         &format!("/mcp/{SLUG_A}"),
@@ -458,7 +383,7 @@ fn new_sessions_are_limited_per_address() {
     assert!(r.header("Retry-After").is_some());
     assert!(r.body.contains("--session-rate-per-address"), "{}", r.body);
     // The legacy stream counts against the same limit.
-    let r = send_from(
+    let r = request_from(
         attacker,
         &srv.addr,
         "GET",
@@ -481,7 +406,7 @@ fn a_wrong_kimai_token_costs_kimai_one_request_and_opens_no_session() {
     sim.clear_requests();
     let wrong = "wrong-token-0123456789abcdef";
     for i in 0..20u8 {
-        let r = mcp_post(
+        let r = post_from(
             [127, 0, 4, 1 + i % 4],
             &srv.addr,
             "/mcp",
@@ -495,7 +420,7 @@ fn a_wrong_kimai_token_costs_kimai_one_request_and_opens_no_session() {
             r.body
         );
         // Stateless requests with it are refused the same way.
-        let r = mcp_post(
+        let r = post_from(
             [127, 0, 4, 1 + i % 4],
             &srv.addr,
             "/mcp",
@@ -516,7 +441,7 @@ fn a_wrong_kimai_token_costs_kimai_one_request_and_opens_no_session() {
     // Many different wrong tokens open no session either.
     for i in 0..30 {
         let t = format!("random-token-{i:04}-0123456789");
-        let r = mcp_post(
+        let r = post_from(
             [127, 0, 4, 9],
             &srv.addr,
             "/mcp",
@@ -525,14 +450,14 @@ fn a_wrong_kimai_token_costs_kimai_one_request_and_opens_no_session() {
         );
         assert_eq!(r.status, 502);
     }
-    let health = send_from(B_ADDR, &srv.addr, "GET", "/health", &[], "").json();
+    let health = request_from(B_ADDR, &srv.addr, "GET", "/health", &[], "").json();
     assert_eq!(health["active_sessions"], json!(1), "{health}");
     b.check();
     // A right token works, and is checked once.
     sim.clear_requests();
     let right = sim.token("maria_user").unwrap();
     for _ in 0..3 {
-        let r = mcp_post(
+        let r = post_from(
             [127, 0, 4, 10],
             &srv.addr,
             "/mcp",
@@ -575,15 +500,15 @@ fn a_hanging_kimai_ties_up_only_its_users_calls() {
     );
     let b = UserB::new(&srv);
     let path = format!("/mcp/{slug_hung}");
-    let a = mcp_post([127, 0, 5, 1], &srv.addr, &path, &[], &init_body());
+    let a = post_from([127, 0, 5, 1], &srv.addr, &path, &[], &init_body());
     assert_eq!(a.status, 200, "{}", a.body);
-    let sid = a.header("Mcp-Session-Id").unwrap();
+    let sid = a.header("Mcp-Session-Id").unwrap().to_string();
     // 32 concurrent tool calls (from 8 addresses) against the Kimai that never answers.
     let mut calls = Vec::new();
     for i in 0..32u8 {
         let (addr, path, sid) = (srv.addr.clone(), path.clone(), sid.clone());
         calls.push(std::thread::spawn(move || {
-            mcp_post(
+            post_from(
                 [127, 0, 5, 1 + i % 8],
                 &addr,
                 &path,
@@ -601,7 +526,7 @@ fn a_hanging_kimai_ties_up_only_its_users_calls() {
     }
     // A's own ping does not wait behind A's calls either.
     let t = Instant::now();
-    let p = mcp_post(
+    let p = post_from(
         [127, 0, 5, 1],
         &srv.addr,
         &path,
@@ -632,8 +557,8 @@ fn batches_are_bounded() {
     let b = UserB::new(&srv);
     let path = format!("/mcp/{SLUG_A}");
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
-    let r = mcp_post([127, 0, 6, 1], &srv.addr, &path, &[], &init);
-    let sid = r.header("Mcp-Session-Id").unwrap();
+    let r = post_from([127, 0, 6, 1], &srv.addr, &path, &[], &init);
+    let sid = r.header("Mcp-Session-Id").unwrap().to_string();
     let batch = |n: i64| {
         Value::Array(
             (0..n)
@@ -641,7 +566,7 @@ fn batches_are_bounded() {
                 .collect(),
         )
     };
-    let r = mcp_post(
+    let r = post_from(
         [127, 0, 6, 1],
         &srv.addr,
         &path,
@@ -650,7 +575,7 @@ fn batches_are_bounded() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json().as_array().map(Vec::len), Some(20));
-    let r = mcp_post(
+    let r = post_from(
         [127, 0, 6, 1],
         &srv.addr,
         &path,
@@ -672,7 +597,7 @@ fn batches_are_bounded() {
             .collect(),
     );
     let started = Instant::now();
-    let r = mcp_post(
+    let r = post_from(
         [127, 0, 6, 1],
         &srv.addr,
         &path,
@@ -682,40 +607,6 @@ fn batches_are_bounded() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(started.elapsed() < SERVED_WITHIN, "{:?}", started.elapsed());
     b.check();
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Sends `body` on `s` and reads one Content-Length framed answer; returns its head.
-fn exchange_on(s: &mut TcpStream, head: &str, body: &str) -> String {
-    s.write_all(format!("{head}Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes())
-        .unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "connection closed");
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got);
-        if let Some((h, rest)) = text.split_once("\r\n\r\n") {
-            let len: usize = h
-                .lines()
-                .find_map(|l| l.strip_prefix("Content-Length: "))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if rest.len() >= len {
-                return h.to_string();
-            }
-        }
-    }
 }
 
 #[test]
@@ -756,8 +647,12 @@ fn many_kimai_urls_do_not_grow_the_client_cache() {
                     let head = format!(
                         "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: {JSON_SSE}\r\nAuthorization: Bearer {SERVER_TOKEN}\r\nX-Kimai-Token: t-0123456789abcdef\r\nX-Kimai-URL: http://127.0.0.1:{closed}/k{t}/{i}\r\n"
                     );
-                    let h = exchange_on(&mut s, &head, &body);
-                    assert!(h.starts_with("HTTP/1.1 502"), "{h}");
+                    s.write_all(
+                        format!("{head}Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+                    )
+                    .unwrap();
+                    let r = read_response(&mut s);
+                    assert_eq!(r.status, 502, "{r:?}");
                 }
             })
         })
@@ -795,7 +690,7 @@ fn one_credential_is_rate_limited_across_addresses() {
     // Stateless requests with one Kimai token from ten addresses: ten pass, then 429.
     let statuses: Vec<u16> = (0..15u8)
         .map(|i| {
-            mcp_post(
+            post_from(
                 [127, 0, 7, 1 + i % 10],
                 &srv.addr,
                 "/mcp",
@@ -815,7 +710,7 @@ fn one_credential_is_rate_limited_across_addresses() {
         5,
         "{statuses:?}"
     );
-    let r = mcp_post(
+    let r = post_from(
         [127, 0, 7, 11],
         &srv.addr,
         "/mcp",
@@ -871,7 +766,7 @@ fn legacy_sse_calls_take_a_place_among_their_users_calls_before_a_thread() {
         init,
         json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
     ] {
-        let r = mcp_post([127, 0, 8, 1], &srv.addr, &endpoint, &auth, &body);
+        let r = post_from([127, 0, 8, 1], &srv.addr, &endpoint, &auth, &body);
         assert_eq!(r.status, 202, "{}", r.body);
     }
     // Twelve slow tool calls at once: four are taken (202 at once), the rest wait for a place.
@@ -886,7 +781,7 @@ fn legacy_sse_calls_take_a_place_among_their_users_calls_before_a_thread() {
             done.clone(),
         );
         posts.push(std::thread::spawn(move || {
-            let r = mcp_post(
+            let r = post_from(
                 [127, 0, 8, 2 + i],
                 &addr,
                 &endpoint,

@@ -5,12 +5,14 @@
 //! runs, that it is refused and that another user from another address gets `/health` and a
 //! `user_current` call answered, and how fast (generously: a loaded 2-core machine).
 
-use crate::http::{JSON_SSE, Resp, SLUG_A, SLUG_B, Serve, call, init_body};
-use crate::util::sim;
+use crate::util::http::{
+    JSON_SSE, SLUG_A, SLUG_B, Serve, call, connect_from, init_body, raw_from, read_response,
+    request_from,
+};
+use crate::util::{rss_kib, sim};
 use serde_json::json;
-use socket2::{Domain, Socket, Type};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,100 +20,19 @@ use std::time::{Duration, Instant};
 /// How long a request of the other user may take while an attack runs.
 const SERVED_WITHIN: Duration = Duration::from_secs(2);
 
-/// A connection from `src` (an address in 127.0.0.0/8) to `addr`.
-fn connect_from(src: [u8; 4], addr: &str) -> io::Result<TcpStream> {
-    let to: SocketAddr = addr.parse().expect("a socket address");
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    s.bind(&SocketAddr::from((src, 0)).into())?;
-    s.connect_timeout(&to.into(), Duration::from_secs(5))?;
-    Ok(s.into())
-}
-
-/// Like `connect_from`, with a clear word when the open-files limit is what failed.
-fn open_from(src: [u8; 4], addr: &str) -> TcpStream {
-    connect_from(src, addr).unwrap_or_else(|e| {
-        panic!(
-            "cannot connect from {src:?}: {e} (over 1,000 sockets need more open files than the usual 1,024: run the tests through `make unit`, or `ulimit -n 8192` first)"
-        )
-    })
-}
-
-/// Reads one response (head, then a `Content-Length` body) from `s`.
-fn read_response(s: &mut TcpStream) -> Resp {
-    let mut raw = Vec::new();
-    let mut byte = [0u8; 1];
-    while !raw.ends_with(b"\r\n\r\n") {
-        match s.read(&mut byte) {
-            Ok(1) => raw.push(byte[0]),
-            other => panic!(
-                "no complete response head ({other:?}): {:?}",
-                String::from_utf8_lossy(&raw)
-            ),
-        }
-    }
-    let head = String::from_utf8_lossy(&raw).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {head:?}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    s.read_exact(&mut body).expect("the response body");
-    Resp {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
-
-/// One request from `src` on a fresh connection.
-fn request_from(
-    src: [u8; 4],
-    srv: &Serve,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Resp {
-    let mut s = open_from(src, &srv.addr);
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut raw = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        srv.addr,
-        body.len()
-    );
-    for (k, v) in headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-    }
-    raw.push_str("\r\n");
-    raw.push_str(body);
-    s.write_all(raw.as_bytes()).unwrap();
-    read_response(&mut s)
-}
-
 /// The other user, from `src`: `/health`, then a session on `/mcp/<slug>` and a `user_current`
 /// call. Asserts each is answered within [`SERVED_WITHIN`]; returns the times of `/health` and
 /// of the tool call.
 fn other_user(srv: &Serve, src: [u8; 4], slug: &str) -> (Duration, Duration) {
     let t = Instant::now();
-    let r = request_from(src, srv, "GET", "/health", &[], "");
+    let r = request_from(src, &srv.addr, "GET", "/health", &[], "");
     let health = t.elapsed();
     assert_eq!(r.status, 200, "{r:?}");
     assert!(health < SERVED_WITHIN, "/health took {health:?}");
     let path = format!("/mcp/{slug}");
     let h = [("Content-Type", "application/json"), ("Accept", JSON_SSE)];
     let t = Instant::now();
-    let r = request_from(src, srv, "POST", &path, &h, &init_body().to_string());
+    let r = request_from(src, &srv.addr, "POST", &path, &h, &init_body().to_string());
     assert_eq!(r.status, 200, "{r:?}");
     assert!(
         t.elapsed() < SERVED_WITHIN,
@@ -125,13 +46,13 @@ fn other_user(srv: &Serve, src: [u8; 4], slug: &str) -> (Duration, Duration) {
     let h = [h[0], h[1], ("Mcp-Session-Id", sid.as_str())];
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     assert_eq!(
-        request_from(src, srv, "POST", &path, &h, &note.to_string()).status,
+        request_from(src, &srv.addr, "POST", &path, &h, &note.to_string()).status,
         202
     );
     let t = Instant::now();
     let r = request_from(
         src,
-        srv,
+        &srv.addr,
         "POST",
         &path,
         &h,
@@ -179,7 +100,7 @@ fn idle_sockets_from_one_address_cannot_take_the_server() {
     let started = Instant::now();
     let mut sockets: Vec<TcpStream> = (0..SOCKETS)
         .map(|_| {
-            let s = open_from(attacker, &srv.addr);
+            let s = connect_from(attacker, &srv.addr);
             s.set_nonblocking(true).unwrap();
             s
         })
@@ -232,7 +153,7 @@ fn idle_sockets_from_one_address_cannot_take_the_server() {
 fn a_slow_body_is_cut_off_at_the_body_timeout() {
     let sim = sim();
     let srv = Serve::start(&sim, &["--rate-limit-rpm", "0", "--body-timeout", "3"]);
-    let mut s = open_from([127, 0, 2, 1], &srv.addr);
+    let mut s = connect_from([127, 0, 2, 1], &srv.addr);
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let head = format!(
         "POST /mcp/{SLUG_A} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: {JSON_SSE}\r\nContent-Length: 100\r\n\r\n",
@@ -278,17 +199,6 @@ fn a_slow_body_is_cut_off_at_the_body_timeout() {
     );
 }
 
-/// The resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
-}
-
 #[test]
 fn announced_bodies_cost_nothing_until_they_arrive() {
     const CONNECTIONS: usize = 600;
@@ -311,7 +221,7 @@ fn announced_bodies_cost_nothing_until_they_arrive() {
     for wave in 0..WAVES {
         let mut conns: Vec<TcpStream> = (0..CONNECTIONS)
             .map(|i| {
-                let mut s = open_from([127, 0, 3, 1 + (i % ADDRESSES) as u8], &srv.addr);
+                let mut s = connect_from([127, 0, 3, 1 + (i % ADDRESSES) as u8], &srv.addr);
                 s.write_all(head.as_bytes()).unwrap();
                 s
             })
@@ -351,12 +261,7 @@ fn announced_bodies_cost_nothing_until_they_arrive() {
 
 /// The status a raw request from `src` is answered with.
 fn raw_status(src: [u8; 4], addr: &str, raw: &[u8]) -> u16 {
-    let mut s = open_from(src, addr);
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let _ = s.write_all(raw);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out);
+    let text = raw_from(src, addr, raw);
     text.split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
@@ -445,13 +350,13 @@ fn malformed_heads_and_non_canonical_paths_are_refused_without_logging_the_slug(
 fn a_silent_new_socket_is_closed_after_the_head_timeout() {
     let sim = sim();
     let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
-    let mut silent = open_from([127, 0, 5, 1], &srv.addr);
+    let mut silent = connect_from([127, 0, 5, 1], &srv.addr);
     silent
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let opened = Instant::now();
     // A keep-alive connection that completed a request keeps the idle allowance (60 s).
-    let mut kept = open_from([127, 0, 5, 2], &srv.addr);
+    let mut kept = connect_from([127, 0, 5, 2], &srv.addr);
     kept.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let get = format!("GET /health HTTP/1.1\r\nHost: {}\r\n\r\n", srv.addr);
@@ -497,8 +402,10 @@ fn a_trusted_proxy_has_its_own_larger_allowance() {
         ([127, 0, 6, 1], 12, "--max-connections-per-proxy"),
         ([127, 0, 6, 2], 4, "--max-connections-per-address"),
     ] {
-        let mut held: Vec<TcpStream> = (0..allowance).map(|_| open_from(src, &srv.addr)).collect();
-        let mut over = open_from(src, &srv.addr);
+        let mut held: Vec<TcpStream> = (0..allowance)
+            .map(|_| connect_from(src, &srv.addr))
+            .collect();
+        let mut over = connect_from(src, &srv.addr);
         over.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut out = Vec::new();
         let _ = over.read_to_end(&mut out);

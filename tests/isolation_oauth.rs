@@ -7,16 +7,14 @@
 //! be made small: at the defaults (10,000 clients, 10,000 sign-ins in progress) the same
 //! attacks need 10,000 requests; here they need a few hundred.
 
-use crate::http::{JSON_SSE, Resp, SERVER_TOKEN, SLUG_A, SLUG_B, TempDir};
-use crate::util::{DEADLINE, sim};
+use crate::util::http::{Resp, SERVER_TOKEN, SLUG_A, SLUG_B, post_from, request_from};
+use crate::util::{DEADLINE, TempDir, sim};
 use kimai_mcp::config::{Command, ServeConfig};
 use kimai_mcp::http::Running;
 use kimai_mcp::sim::Sim;
 use serde_json::{Value, json};
-use socket2::{Domain, Socket, Type};
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -90,55 +88,6 @@ fn start(sim: &Sim, args: &[&str], tweak: impl FnOnce(&mut ServeConfig)) -> Serv
     }
 }
 
-/// One request on a fresh connection from the source address `src`.
-fn send(
-    src: [u8; 4],
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Resp {
-    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    sock.bind(&SocketAddr::new(IpAddr::from(src), 0).into())
-        .unwrap();
-    let target: SocketAddr = addr.parse().unwrap();
-    sock.connect_timeout(&target.into(), DEADLINE).unwrap();
-    let mut s: TcpStream = sock.into();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut raw = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-    }
-    raw.push_str("\r\n");
-    raw.push_str(body);
-    let _ = s.write_all(raw.as_bytes());
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head: {text:?}"));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {head:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Resp {
-        status,
-        headers,
-        body: body.to_string(),
-    }
-}
-
 fn form(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
@@ -148,7 +97,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 fn register(src: [u8; 4], addr: &str) -> Resp {
-    send(
+    request_from(
         src,
         addr,
         "POST",
@@ -178,7 +127,7 @@ fn authorize(src: [u8; 4], addr: &str, client: &str) -> (Resp, String) {
             ("state", "st"),
         ])
     );
-    (send(src, addr, "GET", &path, &[], ""), verifier)
+    (request_from(src, addr, "GET", &path, &[], ""), verifier)
 }
 
 /// An open sign-in page: its request id, CSRF token and cookie, and the PKCE verifier.
@@ -193,7 +142,7 @@ fn open_page(src: [u8; 4], addr: &str, client: &str) -> Page {
     let (r, verifier) = authorize(src, addr, client);
     assert_eq!(r.status, 302, "{r:?}");
     let loc = r.header("Location").unwrap().to_string();
-    let page = send(src, addr, "GET", &loc, &[], "");
+    let page = request_from(src, addr, "GET", &loc, &[], "");
     assert_eq!(page.status, 200, "{page:?}");
     let field = |name: &str| {
         let marker = format!("name=\"{name}\" value=\"");
@@ -215,7 +164,7 @@ fn open_page(src: [u8; 4], addr: &str, client: &str) -> Page {
 }
 
 fn submit(src: [u8; 4], addr: &str, p: &Page, slug: &str, secret: &str) -> Resp {
-    send(
+    request_from(
         src,
         addr,
         "POST",
@@ -245,7 +194,7 @@ fn code_of(r: &Resp) -> String {
 }
 
 fn token(addr: &str, pairs: &[(&str, &str)]) -> Resp {
-    send(
+    request_from(
         HOME,
         addr,
         "POST",
@@ -269,9 +218,7 @@ fn exchange(addr: &str, client: &str, code: &str, verifier: &str) -> Resp {
 }
 
 fn mcp(addr: &str, path: &str, headers: &[(&str, &str)], body: &Value) -> Resp {
-    let mut h = vec![("Content-Type", "application/json"), ("Accept", JSON_SSE)];
-    h.extend_from_slice(headers);
-    send(HOME, addr, "POST", path, &h, &body.to_string())
+    post_from(HOME, addr, path, headers, body)
 }
 
 /// `user_current` through `path` with `auth` headers: the Kimai user name.
@@ -328,7 +275,7 @@ fn user_b_signs_in(addr: &str) -> Duration {
 /// `/health` and a tool call of user B on the personal URL; how long each took.
 fn health_and_tool_call(addr: &str) -> (Duration, Duration) {
     let started = Instant::now();
-    let r = send(HOME, addr, "GET", "/health", &[], "");
+    let r = request_from(HOME, addr, "GET", "/health", &[], "");
     assert_eq!(r.status, 200, "{r:?}");
     let health = started.elapsed();
     let started = Instant::now();
@@ -547,7 +494,7 @@ fn an_authorize_flood_cannot_block_sign_ins_or_end_a_persons_sign_in() {
     }
     let first = first.lock().unwrap().clone().unwrap();
     assert_eq!(
-        send(attacker(2, 1), &addr, "GET", &first, &[], "").status,
+        request_from(attacker(2, 1), &addr, "GET", &first, &[], "").status,
         400
     );
     // The person's sign-in, open all along, completes.

@@ -3,7 +3,7 @@
 //! the built binary and reads the datagrams (`src/notify.rs` sends them; `run_serve` calls it
 //! once the listener is up).
 
-use crate::http::TempDir;
+use crate::util::TempDir;
 use crate::util::{DEADLINE, bin};
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;

@@ -4,11 +4,11 @@
 //! refresh-token rotation and reuse detection, revocation, expiry, users removed on SIGHUP, the
 //! state file across a restart, and every error response the RFCs define for bad input.
 
-use crate::http::{
-    JSON_SSE, Resp, SERVER_TOKEN, SLUG_A, SLUG_B, Serve, TempDir, call, init_body, post, request,
-    session, tool_text,
+use crate::util::http::{
+    JSON_SSE, Resp, SERVER_TOKEN, SLUG_A, SLUG_B, Serve, call, init_body, post, request, session,
+    tool_text,
 };
-use crate::util::sim;
+use crate::util::{TempDir, sim};
 use kimai_mcp::sim::Sim;
 use serde_json::{Value, json};
 use std::collections::HashMap;

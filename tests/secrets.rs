@@ -5,7 +5,7 @@
 //! protocol layer dumps each request that way at `trace`, 16 bytes a line, so a token split
 //! over two lines escapes a plain search).
 
-use crate::http::{SERVER_TOKEN, SLUG_A, Serve, request};
+use crate::util::http::{SERVER_TOKEN, SLUG_A, Serve, request};
 use crate::util::{Server, sim};
 use serde_json::{Value, json};
 use std::time::Duration;

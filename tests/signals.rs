@@ -1,7 +1,7 @@
 //! `serve` and its signals: SIGHUP re-reads users.json without dropping the sessions of users
 //! that remain; SIGTERM lets a slow tool call finish and deliver its result.
 
-use crate::http::{SLUG_A, SLUG_B, Serve, request};
+use crate::util::http::{JSON_SSE, Resp, SLUG_A, SLUG_B, Serve, request};
 use crate::util::{DEADLINE, sim};
 use kimai_mcp::sim::{Fault, FaultKind};
 use serde_json::{Value, json};
@@ -9,7 +9,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SLUG_C: &str = "Nw5Tq8Lk3Xr7Vm2Hs9PzDa";
-const JSON_SSE: &str = "application/json, text/event-stream";
 
 fn kill(pid: u32, signal: &str) {
     let ok = Command::new("kill")
@@ -20,7 +19,7 @@ fn kill(pid: u32, signal: &str) {
     assert!(ok, "kill -{signal} failed");
 }
 
-fn post(srv: &Serve, path: &str, sid: Option<&str>, body: &Value) -> crate::http::Resp {
+fn post(srv: &Serve, path: &str, sid: Option<&str>, body: &Value) -> Resp {
     let mut h = vec![("Content-Type", "application/json"), ("Accept", JSON_SSE)];
     if let Some(s) = sid {
         h.push(("Mcp-Session-Id", s));

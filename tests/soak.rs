@@ -7,27 +7,14 @@
 //! (`SOAK_SECONDS`, default 300) in release mode and checks that RSS grows by at most 10%
 //! between the first and the last minute.
 
-use crate::http::{SERVER_TOKEN, SLUG_A, Serve, request};
-use crate::util::sim;
+use crate::util::http::{JSON_SSE, SERVER_TOKEN, SLUG_A, Serve, connect_from, request};
+use crate::util::{rss_kib, sim};
 use serde_json::{Value, json};
-use socket2::{Domain, Socket, Type};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-const JSON_SSE: &str = "application/json, text/event-stream";
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
 
 /// The users file of the soak: 32 people, each with their own slug (the per-user limits
 /// would hold one slug used by 32 clients at 4 calls at a time, as they should).
@@ -210,14 +197,9 @@ fn load(srv: &Serve, kimai_tokens: &[String], seconds: u64) -> (u64, u64, Vec<u6
 /// 500 idle or slow-header connections, then the time `/health` and a tool call take.
 fn under_idle_connections(srv: &Serve) -> (Duration, Duration) {
     let mut idle = Vec::new();
-    let to: std::net::SocketAddr = srv.addr.parse().unwrap();
     for i in 0..500 {
         // From 10 addresses, 50 each (within the per-address allowance of 64): many clients.
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        let from = std::net::SocketAddr::from(([127, 0, 7, 1 + (i % 10) as u8], 0));
-        socket.bind(&from.into()).unwrap();
-        socket.connect(&to.into()).unwrap();
-        let mut s: TcpStream = socket.into();
+        let mut s = connect_from([127, 0, 7, 1 + (i % 10) as u8], &srv.addr);
         if i % 2 == 0 {
             // Slow header: a request line and nothing more.
             let _ = s.write_all(b"GET /health HTTP/1.1\r\nX-Slow: ");

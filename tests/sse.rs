@@ -2,7 +2,7 @@
 //! event first and promptly, responses on the stream within a deadline (this catches any
 //! buffering), every error status, capacity, TTL, and a closed stream freeing its session.
 
-use crate::http::{SERVER_TOKEN, Serve, request};
+use crate::util::http::{Resp, SERVER_TOKEN, Serve, request};
 use crate::util::sim;
 use kimai_mcp::sim::Sim;
 use serde_json::{Value, json};
@@ -97,7 +97,7 @@ fn refs(h: &[(String, String)]) -> Vec<(&str, &str)> {
     h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
-fn post(srv: &Serve, path: &str, headers: &[(&str, &str)], body: &Value) -> crate::http::Resp {
+fn post(srv: &Serve, path: &str, headers: &[(&str, &str)], body: &Value) -> Resp {
     let mut h = vec![("Content-Type", "application/json")];
     h.extend_from_slice(headers);
     request(&srv.addr, "POST", path, &h, &body.to_string())

@@ -1,7 +1,8 @@
 //! Integration tests: the built `kimai-mcp` binary against the simulated Kimai.
 //!
 //! One test binary (conventions §11) with one module per area; `util` holds the helpers that
-//! start the simulator and drive the binary over stdio with deadlines.
+//! start the simulator and drive the binary over stdio with deadlines, and `util::http` those
+//! that run `serve` and talk raw HTTP to it (also from chosen 127.x.y.z source addresses).
 
 mod absence;
 mod admin;

@@ -1,5 +1,8 @@
 //! Helpers: start the simulated Kimai in-process and run the `kimai-mcp` binary as a stdio
-//! MCP server, with every wait bounded by a deadline.
+//! MCP server or to completion, with every wait bounded by a deadline; a temporary directory;
+//! the resident memory of a process. `http` holds the helpers for `kimai-mcp serve`.
+
+pub mod http;
 
 use kimai_mcp::sim::{Options, Sim};
 use serde_json::{Value, json};
@@ -19,6 +22,39 @@ pub fn bin() -> &'static str {
 
 pub fn sim() -> Sim {
     Sim::start(Options::default()).expect("start the simulated Kimai")
+}
+
+/// A fresh directory under the system's temporary directory, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).unwrap();
+        let p = std::env::temp_dir().join(format!(
+            "kimai-mcp-test-{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
 }
 
 /// The `kimai-mcp` binary serving stdio, with a reader thread collecting its stdout lines.
@@ -200,7 +236,17 @@ impl Drop for Server {
     }
 }
 
-/// Runs the binary to completion with a deadline; returns (exit code, stdout, stderr).
+/// Reads `pipe` to its end on a thread, so that the child never blocks on a full pipe.
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Runs the binary to completion with a deadline; returns (exit code, stdout, stderr). Both
+/// pipes are read while it runs, so a child that writes more than a pipe holds still finishes.
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(bin());
     cmd.args(args)
@@ -214,27 +260,18 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
+    let out = drain(child.stdout.take().expect("stdout piped"));
+    let err = drain(child.stderr.take().expect("stderr piped"));
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            let mut out = String::new();
-            let mut err = String::new();
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut out)
-                .unwrap();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            let out = out.join().expect("the stdout reader");
+            let err = err.join().expect("the stderr reader");
             return (status.code().unwrap_or(-1), out, err);
         }
         if start.elapsed() > Duration::from_secs(30) {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("kimai-mcp {args:?} did not finish within 30 s");
         }
         thread::sleep(Duration::from_millis(20));
