@@ -12,12 +12,17 @@
 
 mod help;
 mod serve;
+mod slug;
 pub mod users;
 
 pub use help::{HELP, HELP_CHECK, HELP_DEMO, HELP_SERVE, HELP_SIM, HELP_STDIO};
 use serve::{BOUND_FLAGS, ServeFlags};
 pub use serve::{
     Bounds, KimaiUrlPolicy, ServeConfig, check_public_url, read_token_file, serve_defaults,
+};
+pub use slug::{
+    SLUG_MAX_CHARS, SLUG_MIN_CHARS, SLUG_MIN_DISTINCT_CHARS, SLUG_STRONG_CHARS, SlugCheck,
+    check_slug,
 };
 
 use crate::kimai::{self, Tls, Token};
