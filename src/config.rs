@@ -503,7 +503,6 @@ fn seconds(
 }
 
 /// Checks that `url` is an http(s) URL with a host, and strips a trailing `/` or `/api`.
-
 pub(super) fn check_url(url: &str) -> Result<String, String> {
     let rest = url
         .strip_prefix("https://")
