@@ -16,7 +16,7 @@
 //! file readable by other users are warned about. `kimai_user_id` is informational (it is shown
 //! in audit lines instead of the slug). Errors never print a token or a slug.
 
-use crate::guard::{SlugCheck, check_slug};
+use super::slug::{SlugCheck, check_slug};
 use crate::kimai::{Tls, Token};
 use serde_json::Value;
 use std::collections::HashMap;

@@ -1,5 +1,6 @@
-//! `kimai::Error`: every way a Kimai call can fail, the classification of ureq's errors into
-//! those cases, and the short hints the tools append for the user or the model.
+//! `kimai::Error`: every way a Kimai call can fail and the short hints the tools append for the
+//! user or the model. How ureq's errors map onto these cases is the client's business
+//! (`client.rs`); this file knows nothing of the HTTP library.
 //!
 //! Missing routes are folded into [`Error::Api`]: [`Error::is_missing_route`] tells a 405 or a
 //! debug-mode "No route found" 404 apart, so callers can say "needs a newer Kimai".
@@ -7,7 +8,6 @@
 //! Pure values, no shared state; built on the thread that made the call.
 
 use std::fmt;
-use std::io;
 
 use super::Method;
 
@@ -193,58 +193,6 @@ impl Error {
             Error::Config(_) => return None,
         })
     }
-
-    /// Maps a ureq error of one attempt. `host` names the target for DNS and connect errors.
-    pub(crate) fn from_ureq(e: ureq::Error, host: &str) -> Error {
-        use ureq::Timeout as T;
-        match e {
-            ureq::Error::Timeout(t) => Error::Timeout {
-                connect: matches!(t, T::Resolve | T::Connect),
-            },
-            ureq::Error::HostNotFound => Error::Dns(format!("{host}: host not found")),
-            ureq::Error::ConnectionFailed => Error::Connect(format!("{host}: connection failed")),
-            ureq::Error::Io(io) => Error::from_io(io, host),
-            ureq::Error::BodyExceedsLimit(n) => Error::BodyTooLarge {
-                limit: usize::try_from(n).unwrap_or(usize::MAX),
-            },
-            ureq::Error::Tls(s) => Error::Tls(s.to_string()),
-            ureq::Error::Rustls(r) => Error::Tls(r.to_string()),
-            ureq::Error::Pem(p) => Error::Config(format!("PEM: {p:?}")),
-            ureq::Error::Protocol(p) => Error::Io(format!(
-                "the server did not answer with valid HTTP ({p}); is this the right port and scheme?"
-            )),
-            ureq::Error::BadUri(s) => Error::Config(format!("bad URL: {s}")),
-            ureq::Error::Http(h) => Error::Config(format!("cannot build the request: {h}")),
-            ureq::Error::InvalidProxyUrl => Error::Config("invalid proxy URL".into()),
-            ureq::Error::ConnectProxyFailed(s) => Error::Connect(format!("proxy: {s}")),
-            ureq::Error::LargeResponseHeader(..) => Error::Io(format!(
-                "the response headers are too large (over {} KiB); is a proxy or login page in front of Kimai?",
-                super::client::MAX_RESPONSE_HEAD_KIB
-            )),
-            other => Error::Io(other.to_string()),
-        }
-    }
-
-    fn from_io(io: io::Error, host: &str) -> Error {
-        use io::ErrorKind as K;
-        let text = io.to_string();
-        match io.kind() {
-            K::TimedOut | K::WouldBlock => Error::Timeout { connect: false },
-            K::ConnectionRefused => Error::Connect(format!("{host}: connection refused")),
-            K::HostUnreachable | K::NetworkUnreachable | K::NetworkDown | K::AddrNotAvailable => {
-                Error::Connect(format!("{host}: {text}"))
-            }
-            // rustls reports handshake and certificate failures as InvalidData wrapping a
-            // rustls::Error ("invalid peer certificate: UnknownIssuer", "received fatal alert").
-            K::InvalidData if io.get_ref().is_some() => Error::Tls(text),
-            // std's getaddrinfo failures have no ErrorKind of their own; the text is stable.
-            _ if text.contains("failed to lookup address") => Error::Dns(format!("{host}: {text}")),
-            K::UnexpectedEof => {
-                Error::Io("the connection was closed before the response was complete".into())
-            }
-            _ => Error::Io(text),
-        }
-    }
 }
 
 /// Removes `{}` children (and then-empty containers) from a validation `errors` object, so that
@@ -350,21 +298,5 @@ mod tests {
         assert!(!api(504, "Gateway Timeout", "/x").is_transient());
         assert!(!Error::Timeout { connect: false }.is_transient());
         assert!(!Error::Connect("x".into()).is_transient());
-    }
-
-    #[test]
-    fn io_classification() {
-        let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "refused");
-        assert!(matches!(Error::from_io(refused, "h"), Error::Connect(_)));
-        let dns =
-            io::Error::other("failed to lookup address information: Name or service not known");
-        assert!(matches!(Error::from_io(dns, "h"), Error::Dns(s) if s.starts_with("h:")));
-        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "Peer disconnected");
-        assert!(Error::from_io(eof, "h").is_transient());
-        let tls = io::Error::new(
-            io::ErrorKind::InvalidData,
-            "invalid peer certificate: UnknownIssuer",
-        );
-        assert!(matches!(Error::from_io(tls, "h"), Error::Tls(_)));
     }
 }

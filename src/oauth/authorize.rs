@@ -1,0 +1,216 @@
+//! The authorization endpoint: [`OAuth::authorize`] validates a browser's authorization request
+//! (client, redirect URI, PKCE S256, resource) and opens a pending sign-in, bounded per client
+//! address; the sign-in page then looks it up ([`OAuth::pending`]) and ends it with
+//! [`OAuth::approve`] (a code for the client's redirect URI) or [`OAuth::deny`]. Checking the
+//! person's slug and secret is the HTTP layer's job.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::encoding::{canonical_resource, digest_hex, is_pkce_value, random_secret, with_query};
+use super::tables::{Code, Request};
+use super::{AuthorizeError, MAX_PARAM, MAX_SIGN_IN_ATTEMPTS, OAuth, PendingView, ms, now_ms};
+
+impl OAuth {
+    /// Validates an authorization request from a browser at `ip` and opens a pending request
+    /// for the sign-in page; returns its id. `Err(Redirect(url))` sends the error to the
+    /// client's redirect URI.
+    pub fn authorize(
+        &self,
+        p: &HashMap<String, String>,
+        ip: IpAddr,
+    ) -> Result<String, AuthorizeError> {
+        let get = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        if p.values().any(|v| v.len() > MAX_PARAM) {
+            return Err(AuthorizeError::Page(
+                "The authorization request has a parameter that is too long.".into(),
+            ));
+        }
+        let Some(client_id) = get("client_id") else {
+            return Err(AuthorizeError::Page(
+                "The authorization request names no client (client_id is missing).".into(),
+            ));
+        };
+        let client = self.lock().clients.get(client_id).cloned();
+        let Some(client) = client else {
+            return Err(AuthorizeError::Page(
+                "This application is not registered with this server (unknown client_id). Remove the server from the application and add it again so that it registers anew.".into(),
+            ));
+        };
+        let (redirect_uri, redirect_given) = match get("redirect_uri") {
+            Some(r) if client.redirect_uris.iter().any(|u| u == r) => (r.to_string(), true),
+            Some(_) => {
+                return Err(AuthorizeError::Page(
+                    "The redirect URI does not match any URI this application registered.".into(),
+                ));
+            }
+            None if client.redirect_uris.len() == 1 => (client.redirect_uris[0].clone(), false),
+            None => {
+                return Err(AuthorizeError::Page(
+                    "The authorization request has no redirect_uri and the application registered several.".into(),
+                ));
+            }
+        };
+        let state = get("state").map(str::to_string);
+        let fail = |error: &str, description: &str| {
+            let mut params = vec![("error", error), ("error_description", description)];
+            if let Some(s) = &state {
+                params.push(("state", s));
+            }
+            params.push(("iss", &self.issuer));
+            AuthorizeError::Redirect(with_query(&redirect_uri, &params))
+        };
+        match get("response_type") {
+            Some("code") => {}
+            None => return Err(fail("invalid_request", "response_type is required")),
+            Some(_) => {
+                return Err(fail(
+                    "unsupported_response_type",
+                    "only response_type=code is supported",
+                ));
+            }
+        }
+        let Some(challenge) = get("code_challenge") else {
+            return Err(fail(
+                "invalid_request",
+                "PKCE is required: send code_challenge with code_challenge_method=S256",
+            ));
+        };
+        if get("code_challenge_method") != Some("S256") {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method must be S256 (plain is not accepted)",
+            ));
+        }
+        if challenge.len() != 43 || !is_pkce_value(challenge) {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
+            ));
+        }
+        let resource = match get("resource") {
+            None => self.resource.clone(),
+            Some(r) => {
+                let ours = canonical_resource(&self.resource);
+                let c = canonical_resource(r);
+                if c.is_none()
+                    || (c != ours
+                        && c.as_deref() != Some(self.origin.to_ascii_lowercase().as_str()))
+                {
+                    return Err(fail(
+                        "invalid_target",
+                        "the resource is not this server's MCP endpoint",
+                    ));
+                }
+                self.resource.clone()
+            }
+        };
+        let id = random_secret("");
+        let req = Request {
+            client_id: client_id.to_string(),
+            redirect_uri,
+            redirect_given,
+            challenge: challenge.to_string(),
+            state,
+            resource,
+            csrf: random_secret(""),
+            expires: now_ms() + ms(self.settings.request_ttl),
+            failures: 0,
+            ip: ip.to_canonical(),
+            created: now_ms(),
+        };
+        let now = now_ms();
+        let mut t = self.lock();
+        // One address at its cap ends its own oldest sign-in rather than being refused: the
+        // newest request is the one a person is looking at, the oldest is most likely an
+        // abandoned tab or an application that retried. Refusing instead would let a stuck or
+        // hostile client keep every person behind the same address (an office NAT) from
+        // starting a sign-in for the whole request lifetime; either way the address cannot
+        // hold more than its cap.
+        let cap = self.settings.pending_per_address.max(1);
+        while t
+            .requests_by_ip
+            .get(&req.ip)
+            .is_some_and(|q| q.len() >= cap)
+        {
+            t.end_oldest_request(req.ip);
+        }
+        if t.requests.len() >= self.settings.max_requests {
+            t.expire_requests(now);
+        }
+        if t.requests.len() >= self.settings.max_requests {
+            t.make_room_for_request(&self.settings, now)?;
+        }
+        if let Some(c) = t.clients.get_mut(client_id) {
+            // In memory only (the snapshot picks it up): it orders the clients for eviction.
+            c.last_used = now;
+        }
+        t.add_request(id.clone(), req);
+        Ok(id)
+    }
+
+    /// The pending request behind a sign-in page, if it is still open.
+    pub fn pending(&self, id: &str) -> Option<PendingView> {
+        let t = self.lock();
+        let r = t.requests.get(id).filter(|r| r.expires > now_ms())?;
+        Some(PendingView {
+            client_name: t.clients.get(&r.client_id).and_then(|c| c.name.clone()),
+            redirect_uri: r.redirect_uri.clone(),
+            csrf: r.csrf.clone(),
+        })
+    }
+
+    /// Counts a failed sign-in on a request; the request is dropped after a few. Returns
+    /// whether it is still open.
+    pub fn sign_in_failed(&self, id: &str) -> bool {
+        let mut t = self.lock();
+        let Some(r) = t.requests.get_mut(id) else {
+            return false;
+        };
+        r.failures += 1;
+        if r.failures >= MAX_SIGN_IN_ATTEMPTS {
+            t.take_request(id);
+            return false;
+        }
+        true
+    }
+
+    /// Ends a pending request with a code for `subject`; the URL to send the browser to.
+    pub fn approve(&self, id: &str, subject: &str) -> Option<String> {
+        let code = random_secret("");
+        let mut t = self.lock();
+        let r = t.take_request(id).filter(|r| r.expires > now_ms())?;
+        t.codes.insert(
+            digest_hex(&code),
+            Code {
+                client_id: r.client_id.clone(),
+                redirect_uri: r.redirect_uri.clone(),
+                redirect_given: r.redirect_given,
+                challenge: r.challenge.clone(),
+                resource: r.resource.clone(),
+                subject: subject.to_string(),
+                expires: now_ms() + ms(self.settings.code_ttl),
+            },
+        );
+        let mut params = vec![("code", code.as_str())];
+        if let Some(s) = &r.state {
+            params.push(("state", s));
+        }
+        params.push(("iss", &self.issuer));
+        Some(with_query(&r.redirect_uri, &params))
+    }
+
+    /// Ends a pending request as refused by the person; the URL to send the browser to.
+    pub fn deny(&self, id: &str) -> Option<String> {
+        let r = self.lock().take_request(id)?;
+        let mut params = vec![
+            ("error", "access_denied"),
+            ("error_description", "the sign-in was cancelled"),
+        ];
+        if let Some(s) = &r.state {
+            params.push(("state", s));
+        }
+        params.push(("iss", &self.issuer));
+        Some(with_query(&r.redirect_uri, &params))
+    }
+}
