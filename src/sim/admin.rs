@@ -18,25 +18,15 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::api::{Reply, Req, Res};
 use super::data::{self, Activity, Customer, Project, RateOn, State, Tag, Team, User, rank};
 use super::json as js;
 use super::time::{self, DAY, Tz};
+use super::wire::{Answer, Req, Res, bad, forbidden, not_found};
 use super::writes::{EXTRA_FIELDS, FormErrors, INVALID_CHOICE, truthy};
 
 const TEAMLEAD: u8 = 1;
 const ADMIN: u8 = 2;
 const SUPER_ADMIN: u8 = 3;
-
-fn bad() -> Reply {
-    Reply::error(400)
-}
-fn forbidden() -> Reply {
-    Reply::error(403)
-}
-fn not_found() -> Reply {
-    Reply::error(404)
-}
 
 /// Whether the caller's role holds permissions granted from `min` upwards (§11 table).
 fn at_least(caller: &User, min: u8) -> bool {
@@ -202,7 +192,7 @@ pub fn overlay(st: &State, kind: &'static str, id: u64, v: &mut Value) {
 // Body and field helpers
 
 /// The JSON body as an object (empty body = no fields); anything else → 400.
-fn body_object(req: &Req) -> Result<Map<String, Value>, Reply> {
+fn body_object(req: &Req) -> Result<Map<String, Value>, Answer> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -233,7 +223,7 @@ struct Form {
 
 impl Form {
     /// Refuses fields outside `allowed` with the global "extra fields" error (§2.4).
-    fn new(req: &Req, allowed: &[&'static str]) -> Result<Form, Reply> {
+    fn new(req: &Req, allowed: &[&'static str]) -> Result<Form, Answer> {
         let body = body_object(req)?;
         let mut errs = FormErrors::new(allowed);
         if body.keys().any(|k| !allowed.contains(&k.as_str())) {
@@ -262,7 +252,7 @@ impl Form {
     fn err(&mut self, k: &str, msg: &str) {
         self.errs.field(k, msg);
     }
-    fn finish(self) -> Result<(), Reply> {
+    fn finish(self) -> Result<(), Answer> {
         if self.errs.is_empty() {
             Ok(())
         } else {
@@ -879,7 +869,7 @@ fn save(st: &mut State, caller: &User, kind: &'static str, id: Option<u64>, mut 
             }
         }
     }
-    Ok(Reply::ok(entity_json(st, kind, new_id)))
+    Ok(Answer::ok(entity_json(st, kind, new_id)))
 }
 
 /// DELETE a customer (with its projects, activities and timesheets), a project (with its
@@ -941,7 +931,7 @@ pub fn delete(st: &mut State, caller: &User, kind: &'static str, id: u64) -> Res
         "customer" => !customers.contains(&c.on),
         _ => !projects.contains(&c.on),
     });
-    Ok(Reply::empty(204))
+    Ok(Answer::empty(204))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -959,7 +949,7 @@ pub fn meta(st: &mut State, req: &Req, kind: &'static str, id: u64) -> Res {
     };
     let Some(name) = name else { return Err(bad()) };
     set_meta(st, kind, id, &name, value)?;
-    Ok(Reply::ok(entity_json(st, kind, id)))
+    Ok(Answer::ok(entity_json(st, kind, id)))
 }
 
 fn set_meta(
@@ -968,7 +958,7 @@ fn set_meta(
     id: u64,
     name: &str,
     value: String,
-) -> Result<(), Reply> {
+) -> Result<(), Answer> {
     if !st
         .admin
         .meta_defs
@@ -1015,7 +1005,7 @@ pub fn rates(st: &mut State, req: &Req, kind: &'static str, id: u64) -> Res {
             .filter(|i| st.rates[*i].on == on)
             .map(|i| rate_json(st, i))
             .collect();
-        return Ok(Reply::ok(Value::Array(list)));
+        return Ok(Answer::ok(Value::Array(list)));
     }
     let mut f = Form::new(req, &["user", "rate", "internalRate", "isFixed"])?;
     let number = |f: &mut Form, k: &'static str| -> Option<Option<f64>> {
@@ -1070,7 +1060,7 @@ pub fn rates(st: &mut State, req: &Req, kind: &'static str, id: u64) -> Res {
     });
     st.admin.rate_ids.push(st.admin.next_rate_id);
     st.admin.next_rate_id += 1;
-    Ok(Reply::ok(rate_json(st, st.rates.len() - 1)))
+    Ok(Answer::ok(rate_json(st, st.rates.len() - 1)))
 }
 
 /// DELETE `…/rates/{rateId}`: 404 for an unknown entity or a rate of another entity.
@@ -1087,7 +1077,7 @@ pub fn delete_rate(st: &mut State, caller: &User, kind: &'static str, id: u64, r
         .ok_or_else(not_found)?;
     st.rates.remove(i);
     st.admin.rate_ids.remove(i);
-    Ok(Reply::empty(204))
+    Ok(Answer::empty(204))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1149,7 +1139,7 @@ pub fn comments(
                     .then(b.created_at.cmp(&a.created_at))
                     .then(b.id.cmp(&a.id))
             });
-            return Ok(Reply::ok(Value::Array(
+            return Ok(Answer::ok(Value::Array(
                 list.iter().map(|c| comment_json(st, c)).collect(),
             )));
         }
@@ -1172,7 +1162,7 @@ pub fn comments(
         st.admin.next_comment_id += 1;
         let out = comment_json(st, &c);
         st.admin.comments.push(c);
-        return Ok(Reply::ok(out));
+        return Ok(Answer::ok(out));
     };
     let i = st
         .admin
@@ -1187,10 +1177,10 @@ pub fn comments(
     }
     if pin {
         st.admin.comments[i].pinned = !st.admin.comments[i].pinned;
-        Ok(Reply::ok(comment_json(st, &st.admin.comments[i])))
+        Ok(Answer::ok(comment_json(st, &st.admin.comments[i])))
     } else {
         st.admin.comments.remove(i);
-        Ok(Reply::empty(204))
+        Ok(Answer::empty(204))
     }
 }
 
@@ -1376,7 +1366,7 @@ pub fn create_user(st: &mut State, req: &Req, caller: &User) -> Res {
     st.admin.flags.insert(id, flags);
     st.users.push(u);
     let u = st.users.last().cloned().ok_or_else(not_found)?;
-    Ok(Reply::ok(user_json(st, &u)))
+    Ok(Answer::ok(user_json(st, &u)))
 }
 
 fn token(id: u64) -> String {
@@ -1434,7 +1424,7 @@ pub fn update_user(st: &mut State, req: &Req, caller: &User, id: u64) -> Res {
     if let Some(slot) = st.users.iter_mut().find(|x| x.id == id) {
         *slot = u.clone();
     }
-    Ok(Reply::ok(user_json(st, &u)))
+    Ok(Answer::ok(user_json(st, &u)))
 }
 
 /// Work-contract preference names (§5.7): only for callers with `contract_other_profile`
@@ -1498,12 +1488,12 @@ pub fn preferences(st: &mut State, req: &Req, caller: &User, id: u64) -> Res {
         }
     }
     let u = st.user(id).cloned().ok_or_else(not_found)?;
-    Ok(Reply::ok(user_json(st, &u)))
+    Ok(Answer::ok(user_json(st, &u)))
 }
 
 /// The body of the preferences and invoice custom-field endpoints: an array of objects with
 /// `name` and `value` (a scalar); any other structure → 400.
-fn name_value_items(req: &Req) -> Result<Vec<(String, String)>, Reply> {
+fn name_value_items(req: &Req) -> Result<Vec<(String, String)>, Answer> {
     let body: Value = serde_json::from_slice(&req.body).map_err(|_| bad())?;
     let Value::Array(items) = body else {
         return Err(bad());
@@ -1528,9 +1518,9 @@ fn name_value_items(req: &Req) -> Result<Vec<(String, String)>, Reply> {
 // ---------------------------------------------------------------------------------------------
 // Teams (§5.8)
 
-fn team_json(st: &State, id: u64) -> Result<Reply, Reply> {
+fn team_json(st: &State, id: u64) -> Result<Answer, Answer> {
     let t = st.teams.iter().find(|t| t.id == id).ok_or_else(not_found)?;
-    Ok(Reply::ok(js::team_entity(st, t)))
+    Ok(Answer::ok(js::team_entity(st, t)))
 }
 
 /// `edit_team` / `delete_team` (ADMIN+) and "admin or teamlead of that team": with the default
@@ -1669,7 +1659,7 @@ pub fn delete_team(st: &mut State, caller: &User, id: u64) -> Res {
         return Err(forbidden());
     }
     st.teams.remove(i);
-    Ok(Reply::empty(204))
+    Ok(Answer::empty(204))
 }
 
 /// POST/DELETE `/teams/{id}/members/{user}` and `/teams/{id}/{customers,projects,activities}/{x}`.
@@ -1762,7 +1752,7 @@ pub fn create_tag(st: &mut State, req: &Req, _caller: &User) -> Res {
     };
     let out = js::tag(&tag);
     st.tags.push(tag);
-    Ok(Reply::ok(out))
+    Ok(Answer::ok(out))
 }
 
 pub fn delete_tag(st: &mut State, caller: &User, id: u64) -> Res {
@@ -1774,7 +1764,7 @@ pub fn delete_tag(st: &mut State, caller: &User, id: u64) -> Res {
     for t in &mut st.timesheets {
         t.tags.retain(|x| *x != id);
     }
-    Ok(Reply::empty(204))
+    Ok(Answer::empty(204))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1810,7 +1800,7 @@ pub fn invoice_list(st: &State, req: &Req, caller: &User) -> Res {
     if !at_least(caller, TEAMLEAD) {
         return Err(forbidden());
     }
-    let strict = |name: &str| -> Result<Option<i64>, Reply> {
+    let strict = |name: &str| -> Result<Option<i64>, Answer> {
         match req.param(name) {
             None => Ok(None),
             Some(v) => time::parse_local_strict(v)
@@ -1837,7 +1827,7 @@ pub fn invoice_list(st: &State, req: &Req, caller: &User) -> Res {
     {
         return Err(bad());
     }
-    let num = |name: &str| -> Result<Option<u64>, Reply> {
+    let num = |name: &str| -> Result<Option<u64>, Answer> {
         match req.param(name) {
             None => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|_| bad()),
@@ -1872,14 +1862,14 @@ pub fn invoice_list(st: &State, req: &Req, caller: &User) -> Res {
         .take(size as usize)
         .map(|i| invoice_json(st, i))
         .collect();
-    Ok(Reply::ok(Value::Array(items))
+    Ok(Answer::ok(Value::Array(items))
         .header("X-Page", page.to_string())
         .header("X-Total-Count", total.to_string())
         .header("X-Total-Pages", pages.to_string())
         .header("X-Per-Page", size.to_string()))
 }
 
-fn load_invoice(st: &State, caller: &User, id: u64, min: u8) -> Result<usize, Reply> {
+fn load_invoice(st: &State, caller: &User, id: u64, min: u8) -> Result<usize, Answer> {
     let i = st
         .admin
         .invoices
@@ -1894,7 +1884,7 @@ fn load_invoice(st: &State, caller: &User, id: u64, min: u8) -> Result<usize, Re
 
 pub fn invoice(st: &State, caller: &User, id: u64) -> Res {
     let i = load_invoice(st, caller, id, TEAMLEAD)?;
-    Ok(Reply::ok(invoice_json(st, &st.admin.invoices[i])))
+    Ok(Answer::ok(invoice_json(st, &st.admin.invoices[i])))
 }
 
 /// `PATCH /invoices/{id}/custom-fields` (2.56+): `create_invoice` (TEAMLEAD+) and customer
@@ -1914,7 +1904,7 @@ pub fn invoice_custom_fields(st: &mut State, req: &Req, caller: &User, id: u64) 
     for (n, v) in items {
         set_meta(st, "invoice", id, &n, v)?;
     }
-    Ok(Reply::ok(invoice_json(st, &st.admin.invoices[i])))
+    Ok(Answer::ok(invoice_json(st, &st.admin.invoices[i])))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //!
 //! Owns the order of checks Kimai applies: routing (404/405) before security (401), entity load
 //! before the voter (404 before 403), parameter validation (400). A handler is a plain function
-//! from a parsed request and the locked `State` to an owned `Reply`; `mod.rs` is the only place
+//! from a parsed request and the locked `State` to an owned `Answer`; `mod.rs` is the only place
 //! that knows HTTP. Called on worker threads with the state mutex held for the duration of
 //! one handler (no I/O happens under the lock).
 
@@ -14,112 +14,8 @@ use super::data::{self, State, User, can};
 use super::json::{self as js, TsShape};
 use super::plugin;
 use super::time::{self, Tz};
+use super::wire::{Answer, Req, Res, bad, forbidden, id, not_found};
 use super::writes;
-
-/// A request as the API layer sees it.
-pub struct Req {
-    pub method: String,
-    pub path: String,
-    /// Decoded, in order; repeated keys kept (`users[]=1&users[]=2`).
-    pub query: Vec<(String, String)>,
-    pub authorization: Option<String>,
-    /// Legacy `X-AUTH-USER` / `X-AUTH-TOKEN` headers (§1.2).
-    pub x_auth: Option<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Req {
-    pub fn param(&self, name: &str) -> Option<&str> {
-        // PHP keeps the last occurrence of a scalar parameter.
-        self.query
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn array(&self, name: &str) -> Vec<&str> {
-        let key = format!("{name}[]");
-        self.query
-            .iter()
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
-/// An owned HTTP reply; `http.rs` writes it.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub content_type: Option<&'static str>,
-}
-
-impl Reply {
-    pub fn json(status: u16, v: &Value) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: serde_json::to_vec(v).unwrap_or_default(),
-            content_type: Some("application/json"),
-        }
-    }
-    /// A 200 with an already serialised JSON body.
-    pub fn raw_json(body: Vec<u8>) -> Reply {
-        Reply {
-            status: 200,
-            headers: Vec::new(),
-            body,
-            content_type: Some("application/json"),
-        }
-    }
-    pub fn ok(v: Value) -> Reply {
-        Reply::json(200, &v)
-    }
-    /// Kimai's generic production error body (§2.1).
-    pub fn error(status: u16) -> Reply {
-        let message = match status {
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "Not Found",
-            405 => "Method Not Allowed",
-            413 => "Payload Too Large",
-            429 => "Too Many Requests",
-            500 => "Internal Server Error",
-            502 => "Bad Gateway",
-            503 => "Service Unavailable",
-            504 => "Gateway Timeout",
-            _ => "Error",
-        };
-        Reply::json(status, &json!({"code": status, "message": message}))
-    }
-    pub fn empty(status: u16) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-            content_type: None,
-        }
-    }
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
-        self.headers.push((name.to_string(), value.into()));
-        self
-    }
-}
-
-pub type Res = Result<Reply, Reply>;
-
-fn bad() -> Reply {
-    Reply::error(400)
-}
-fn forbidden() -> Reply {
-    Reply::error(403)
-}
-fn not_found() -> Reply {
-    Reply::error(404)
-}
 
 /// Every route of the simulator. Matching is on `(segments)` slices like cargo's fake registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,14 +61,6 @@ enum Route {
     TeamLink(u64, &'static str, u64),
     /// A WorkContract plugin route (`plugin`); unknown (404) when the plugin is off.
     Plugin(plugin::Route),
-}
-
-/// Kimai's `\d+` requirement; anything else does not match a route (→ 404).
-fn id(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
 }
 
 fn entity_kind(seg: &str) -> &'static str {
@@ -305,29 +193,29 @@ fn bearer(header: &str) -> Option<&str> {
     Some(token)
 }
 
-fn invalid_token(description: &str) -> Reply {
-    Reply::empty(401).header(
+fn invalid_token(description: &str) -> Answer {
+    Answer::empty(401).header(
         "WWW-Authenticate",
         format!("Bearer error=\"invalid_token\",error_description=\"{description}\""),
     )
 }
 
-fn authenticate(st: &State, req: &Req) -> Result<User, Reply> {
+fn authenticate(st: &State, req: &Req) -> Result<User, Answer> {
     let Some(token) = req.authorization.as_deref().and_then(bearer) else {
         // §1.2: the legacy scheme is only considered when both headers are present. Seeded
         // users have no API password (`apiToken: false`), so a non-empty pair always fails.
         // Not simulated: the 200–500 ms delay and the 5-per-minute limit (→ 400).
         return Err(match &req.x_auth {
-            Some((user, _)) if user.is_empty() => Reply::json(
+            Some((user, _)) if user.is_empty() => Answer::json(
                 403,
                 &json!({"message": "Authentication required, missing user header: X-AUTH-USER"}),
             ),
-            Some((_, token)) if token.is_empty() => Reply::json(
+            Some((_, token)) if token.is_empty() => Answer::json(
                 403,
                 &json!({"message": "Authentication required, missing token header: X-AUTH-TOKEN"}),
             ),
-            Some(_) => Reply::json(403, &json!({"message": "Invalid credentials"})),
-            None => Reply::error(401),
+            Some(_) => Answer::json(403, &json!({"message": "Invalid credentials"})),
+            None => Answer::error(401),
         });
     };
     if st.revoked.iter().any(|t| t == token) {
@@ -343,7 +231,7 @@ fn authenticate(st: &State, req: &Req) -> Result<User, Reply> {
 /// Outcome of one API request: the reply, and whether it was a write that reached a handler
 /// (for `Sim::write_count`).
 pub struct Outcome {
-    pub reply: Reply,
+    pub reply: Answer,
     pub write_reached_handler: bool,
 }
 
@@ -371,7 +259,7 @@ pub fn handle(st: &mut State, req: &Req) -> Outcome {
         req.method.as_str()
     };
     if !methods.contains(&method) {
-        return done(Reply::error(405));
+        return done(Answer::error(405));
     }
     let caller = match authenticate(st, req) {
         Ok(u) => u,
@@ -393,23 +281,23 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
         req.method.as_str()
     };
     match (method, route) {
-        ("GET", Ping) => Ok(Reply::ok(json!({"message": "pong"}))),
-        ("GET", Version) => Ok(Reply::ok(json!({
+        ("GET", Ping) => Ok(Answer::ok(json!({"message": "pong"}))),
+        ("GET", Version) => Ok(Answer::ok(json!({
             "version": "2.65.0", "versionId": 26500, "copyright": "Kimai 2.65.0 by Kevin Papst."
         }))),
-        ("GET", Plugins) => Ok(Reply::ok(if st.workcontract_plugin {
+        ("GET", Plugins) => Ok(Answer::ok(if st.workcontract_plugin {
             // Plugin version: the contract gives no number for WorkContract; this is a
             // plausible current release, not a verified one.
             json!([{"name": "WorkContractBundle", "version": "2.41.0"}])
         } else {
             json!([])
         })),
-        ("GET", ConfigTimesheet) => Ok(Reply::ok(json!({
+        ("GET", ConfigTimesheet) => Ok(Answer::ok(json!({
             "trackingMode": "default", "defaultBeginTime": "now",
             "activeEntriesHardLimit": data::TIMESHEET_CONFIG_HARD_LIMIT,
             "isAllowFutureTimes": true, "isAllowOverlapping": true,
         }))),
-        ("GET", ConfigColors) => Ok(Reply::ok(colors())),
+        ("GET", ConfigColors) => Ok(Answer::ok(colors())),
         ("GET", Timesheets) => timesheet_list(st, req, caller),
         ("POST", Timesheets) => writes::create(st, req, caller),
         ("GET", TimesheetsActive) => {
@@ -419,7 +307,7 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
                 .filter(|t| t.user == caller.id && t.end.is_none())
                 .collect();
             v.sort_by(|a, b| b.begin.cmp(&a.begin).then(b.id.cmp(&a.id)));
-            Ok(Reply::ok(Value::Array(
+            Ok(Answer::ok(Value::Array(
                 v.iter()
                     .map(|t| js::timesheet(st, t, TsShape::Expanded))
                     .collect(),
@@ -436,7 +324,7 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             if !can_view_timesheet(st, caller, t.user) {
                 return Err(forbidden());
             }
-            Ok(Reply::ok(js::timesheet(st, t, TsShape::Entity)))
+            Ok(Answer::ok(js::timesheet(st, t, TsShape::Entity)))
         }
         ("PATCH", Timesheet(id)) => writes::update(st, req, caller, id),
         ("DELETE", Timesheet(id)) => writes::delete(st, caller, id),
@@ -449,7 +337,7 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             if !ok {
                 return Err(forbidden());
             }
-            Ok(Reply::ok(js::customer_entity(st, c)))
+            Ok(Answer::ok(js::customer_entity(st, c)))
         }
         ("GET", Projects) => project_list(st, req, caller),
         ("GET", Project(id)) => {
@@ -461,7 +349,7 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             if !ok {
                 return Err(forbidden());
             }
-            Ok(Reply::ok(js::project_entity(st, p)))
+            Ok(Answer::ok(js::project_entity(st, p)))
         }
         ("GET", Activities) => activity_list(st, req, caller),
         ("GET", Activity(id)) => {
@@ -476,16 +364,16 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             if !ok {
                 return Err(forbidden());
             }
-            Ok(Reply::ok(js::activity_entity(st, a)))
+            Ok(Answer::ok(js::activity_entity(st, a)))
         }
         ("GET", Users) => user_list(st, req, caller),
-        ("GET", UsersMe) => Ok(Reply::ok(js::user_entity(st, caller))),
+        ("GET", UsersMe) => Ok(Answer::ok(js::user_entity(st, caller))),
         ("GET", User(id)) => {
             let u = st.user(id).ok_or_else(not_found)?;
             if u.id != caller.id && !can(caller, "view_other_profile") {
                 return Err(forbidden());
             }
-            Ok(Reply::ok(js::user_entity(st, u)))
+            Ok(Answer::ok(js::user_entity(st, u)))
         }
         ("GET", Teams) => {
             if !can(caller, "view_team") {
@@ -493,7 +381,7 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             }
             let mut teams: Vec<&data::Team> = st.teams.iter().collect();
             teams.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(Reply::ok(Value::Array(
+            Ok(Answer::ok(Value::Array(
                 teams.iter().map(|t| js::team_small(t)).collect(),
             )))
         }
@@ -502,7 +390,7 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             if !can(caller, "view_team") {
                 return Err(forbidden());
             }
-            Ok(Reply::ok(js::team_entity(st, t)))
+            Ok(Answer::ok(js::team_entity(st, t)))
         }
         ("GET", Tags) => {
             let needle = req.param("name").map(str::to_lowercase).unwrap_or_default();
@@ -513,12 +401,12 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
                 .map(|t| t.name.as_str())
                 .collect();
             names.sort();
-            Ok(Reply::ok(json!(names)))
+            Ok(Answer::ok(json!(names)))
         }
         ("GET", TagsFind) => {
             // §8.19: without `name` the result is empty.
             let Some(needle) = req.param("name").map(str::to_lowercase) else {
-                return Ok(Reply::ok(json!([])));
+                return Ok(Answer::ok(json!([])));
             };
             let mut tags: Vec<&data::Tag> = st
                 .tags
@@ -526,7 +414,7 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
                 .filter(|t| t.visible && t.name.to_lowercase().contains(&needle))
                 .collect();
             tags.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(Reply::ok(Value::Array(
+            Ok(Answer::ok(Value::Array(
                 tags.iter().map(|t| js::tag(t)).collect(),
             )))
         }
@@ -563,7 +451,7 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
                 req.method,
                 req.path
             );
-            Err(Reply::error(500))
+            Err(Answer::error(500))
         }
     }
 }
@@ -616,21 +504,21 @@ fn colors() -> Value {
 // ---------------------------------------------------------------------------------------------
 // Parameter helpers (§7.10: strict, case-sensitive patterns; unknown parameters ignored)
 
-fn digits_param(req: &Req, name: &str) -> Result<Option<u64>, Reply> {
+fn digits_param(req: &Req, name: &str) -> Result<Option<u64>, Answer> {
     match req.param(name) {
         None => Ok(None),
         Some(v) => id(v).map(Some).ok_or_else(bad),
     }
 }
 
-fn id_array(req: &Req, name: &str) -> Result<Vec<u64>, Reply> {
+fn id_array(req: &Req, name: &str) -> Result<Vec<u64>, Answer> {
     req.array(name)
         .into_iter()
         .map(|v| id(v).ok_or_else(bad))
         .collect()
 }
 
-fn one_of<'a>(req: &'a Req, name: &str, allowed: &[&str]) -> Result<Option<&'a str>, Reply> {
+fn one_of<'a>(req: &'a Req, name: &str, allowed: &[&str]) -> Result<Option<&'a str>, Answer> {
     match req.param(name) {
         None => Ok(None),
         Some(v) if allowed.contains(&v) => Ok(Some(v)),
@@ -639,7 +527,7 @@ fn one_of<'a>(req: &'a Req, name: &str, allowed: &[&str]) -> Result<Option<&'a s
 }
 
 /// Strict `YYYY-MM-DDTHH:MM:SS` in `tz` → unix seconds.
-fn date_param(req: &Req, name: &str, tz: Tz) -> Result<Option<i64>, Reply> {
+fn date_param(req: &Req, name: &str, tz: Tz) -> Result<Option<i64>, Answer> {
     match req.param(name) {
         None => Ok(None),
         Some(v) => time::parse_local_strict(v)
@@ -648,7 +536,7 @@ fn date_param(req: &Req, name: &str, tz: Tz) -> Result<Option<i64>, Reply> {
     }
 }
 
-fn ascending(req: &Req, default_asc: bool) -> Result<bool, Reply> {
+fn ascending(req: &Req, default_asc: bool) -> Result<bool, Answer> {
     Ok(match one_of(req, "order", &["ASC", "DESC"])? {
         Some(o) => o == "ASC",
         None => default_asc,
@@ -872,7 +760,7 @@ fn timesheet_list(st: &State, req: &Req, caller: &User) -> Res {
         .take(size as usize)
         .copied()
         .collect();
-    Ok(Reply::raw_json(js::timesheets_body(st, &items, shape))
+    Ok(Answer::raw_json(js::timesheets_body(st, &items, shape))
         .header("X-Page", page.to_string())
         .header("X-Total-Count", total.to_string())
         .header("X-Total-Pages", pages.to_string())
@@ -904,7 +792,7 @@ fn recent(st: &State, req: &Req, caller: &User) -> Res {
         seen.push((t.project, t.activity));
         out.push(js::timesheet(st, t, TsShape::Expanded));
     }
-    Ok(Reply::ok(Value::Array(out)))
+    Ok(Answer::ok(Value::Array(out)))
 }
 
 /// Contract §5.11: the caller's favorite records, expanded, newest first; needs
@@ -920,7 +808,7 @@ fn favorites(st: &State, caller: &User) -> Res {
         .filter_map(|(_, t)| st.timesheet_index(*t).map(|i| &st.timesheets[i]))
         .collect();
     out.sort_by(|a, b| b.begin.cmp(&a.begin).then(b.id.cmp(&a.id)));
-    Ok(Reply::ok(Value::Array(
+    Ok(Answer::ok(Value::Array(
         out.iter()
             .map(|t| js::timesheet(st, t, TsShape::Expanded))
             .collect(),
@@ -945,14 +833,14 @@ fn favorite(st: &mut State, add: bool, caller: &User, id: u64) -> Res {
     } else {
         st.favorites.retain(|f| *f != entry);
     }
-    Ok(Reply::empty(204))
+    Ok(Answer::empty(204))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Customers, projects, activities, users
 
 /// §7.1 tri-state `visible`: 1 visible (default), 2 hidden, 3 both.
-fn visible_param(req: &Req) -> Result<u8, Reply> {
+fn visible_param(req: &Req) -> Result<u8, Answer> {
     Ok(match one_of(req, "visible", &["1", "2", "3"])? {
         Some("2") => 2,
         Some("3") => 3,
@@ -1002,7 +890,7 @@ fn customer_list(st: &State, req: &Req, caller: &User) -> Res {
         };
         if asc { o } else { o.reverse() }
     });
-    Ok(Reply::ok(Value::Array(
+    Ok(Answer::ok(Value::Array(
         v.iter()
             .map(|c| js::customer_collection(st, c, details))
             .collect(),
@@ -1010,7 +898,7 @@ fn customer_list(st: &State, req: &Req, caller: &User) -> Res {
 }
 
 /// Project list `start`/`end`: `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS` (§4.2 exception).
-fn day_param(req: &Req, name: &str) -> Result<Option<i64>, Reply> {
+fn day_param(req: &Req, name: &str) -> Result<Option<i64>, Answer> {
     match req.param(name) {
         None => Ok(None),
         Some(v) => time::parse_date(v)
@@ -1082,7 +970,7 @@ fn project_list(st: &State, req: &Req, caller: &User) -> Res {
         .then(a.id.cmp(&b.id));
         if asc { o } else { o.reverse() }
     });
-    Ok(Reply::ok(Value::Array(
+    Ok(Answer::ok(Value::Array(
         v.iter().map(|p| js::project_collection(st, p)).collect(),
     )))
 }
@@ -1160,7 +1048,7 @@ fn activity_list(st: &State, req: &Req, caller: &User) -> Res {
         .then(a.id.cmp(&b.id));
         if asc { o } else { o.reverse() }
     });
-    Ok(Reply::ok(Value::Array(
+    Ok(Answer::ok(Value::Array(
         v.iter().map(|a| js::activity_collection(st, a)).collect(),
     )))
 }
@@ -1205,7 +1093,7 @@ fn user_list(st: &State, req: &Req, caller: &User) -> Res {
         .then(a.id.cmp(&b.id));
         if asc { o } else { o.reverse() }
     });
-    Ok(Reply::ok(Value::Array(
+    Ok(Answer::ok(Value::Array(
         v.iter()
             .map(|u| {
                 if full {
@@ -1246,7 +1134,7 @@ fn sub_resource(
     if sub == "team" {
         // §5.3: removed in 2.65. Unsure whether the entity is loaded first (404 for an unknown
         // id); we answer 410 regardless.
-        return Err(Reply::json(
+        return Err(Answer::json(
             410,
             &json!({"code": 410, "message": "This endpoint was removed, use \"POST /api/teams/\" instead."}),
         ));
@@ -1271,7 +1159,7 @@ fn sub_resource(
                 req.method,
                 req.path
             );
-            Err(Reply::error(500))
+            Err(Answer::error(500))
         }
     }
 }

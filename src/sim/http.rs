@@ -6,7 +6,7 @@
 //! `HEAD`. Every read is bounded: the head by [`MAX_HEAD_BYTES`], the body by
 //! `MAX_BODY_BYTES` (413), an idle connection by [`IDLE_TIMEOUT`].
 
-use super::api::Reply;
+use super::wire::Answer;
 use super::{MAX_BODY_BYTES, Shared, respond};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -29,7 +29,7 @@ pub struct Request {
 enum Read1 {
     Request(Request, bool),
     /// A reply to send before closing (malformed request).
-    Refuse(Reply),
+    Refuse(Answer),
     Closed,
 }
 
@@ -67,7 +67,7 @@ pub fn serve_connection(stream: TcpStream, shared: &Shared) {
                     // DropConnection: close without a byte.
                     Ok(None) => break,
                     Err(_) => {
-                        let _ = writer.write_all(&encode(&Reply::error(500), false, false));
+                        let _ = writer.write_all(&encode(&Answer::error(500), false, false));
                         break;
                     }
                 }
@@ -101,7 +101,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// The whole response as one buffer, so that it leaves in one write.
-fn encode(reply: &Reply, keep_alive: bool, head_only: bool) -> Vec<u8> {
+fn encode(reply: &Answer, keep_alive: bool, head_only: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(reply.body.len() + 256);
     out.extend_from_slice(
         format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status)).as_bytes(),
@@ -152,7 +152,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Read1 {
     let request_line = loop {
         match line(reader, &mut budget) {
             None => return Read1::Closed,
-            Some(Err(())) => return Read1::Refuse(Reply::error(400)),
+            Some(Err(())) => return Read1::Refuse(Answer::error(400)),
             Some(Ok(l)) if l.is_empty() => continue,
             Some(Ok(l)) => break l,
         }
@@ -161,20 +161,20 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Read1 {
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Read1::Refuse(Reply::error(400));
+        return Read1::Refuse(Answer::error(400));
     };
     if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
-        return Read1::Refuse(Reply::error(400));
+        return Read1::Refuse(Answer::error(400));
     }
     let mut headers = Vec::new();
     loop {
         match line(reader, &mut budget) {
             None => return Read1::Closed,
-            Some(Err(())) => return Read1::Refuse(Reply::error(431)),
+            Some(Err(())) => return Read1::Refuse(Answer::error(431)),
             Some(Ok(l)) if l.is_empty() => break,
             Some(Ok(l)) => match l.split_once(':') {
                 Some((k, v)) => headers.push((k.trim().to_string(), v.trim().to_string())),
-                None => return Read1::Refuse(Reply::error(400)),
+                None => return Read1::Refuse(Answer::error(400)),
             },
         }
     }
@@ -193,15 +193,15 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Read1 {
         !connection.contains("close")
     };
     if get("Transfer-Encoding").is_some() {
-        return Read1::Refuse(Reply::error(411));
+        return Read1::Refuse(Answer::error(411));
     }
     let length = match get("Content-Length").map(|v| v.parse::<usize>()) {
         None => 0,
         Some(Ok(n)) => n,
-        Some(Err(_)) => return Read1::Refuse(Reply::error(400)),
+        Some(Err(_)) => return Read1::Refuse(Answer::error(400)),
     };
     if length > MAX_BODY_BYTES {
-        return Read1::Refuse(Reply::error(413));
+        return Read1::Refuse(Answer::error(413));
     }
     let mut body = vec![0; length];
     if reader.read_exact(&mut body).is_err() {

@@ -19,10 +19,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::api::{Reply, Req, Res};
 use super::data::{State, User, rank};
 use super::json as js;
 use super::time::{self, DAY, Tz};
+use super::wire::{Answer, Req, Res, bad, forbidden, id, not_found};
 
 /// The absence types of `AbsenceForm.type`, with their English and German labels.
 pub const TYPES: &[(&str, &str, &str)] = &[
@@ -104,13 +104,6 @@ pub enum Route {
     Contract(&'static str, u64, i64),
 }
 
-fn id(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
 /// Matches a plugin route; `None` = not a plugin route.
 pub fn route(segs: &[&str]) -> Option<(Route, &'static [&'static str])> {
     use Route::*;
@@ -162,16 +155,6 @@ fn can(user: &User, perm: &str) -> bool {
     rank(user.role) >= need
 }
 
-fn bad() -> Reply {
-    Reply::error(400)
-}
-fn forbidden() -> Reply {
-    Reply::error(403)
-}
-fn not_found() -> Reply {
-    Reply::error(404)
-}
-
 pub fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
     use Route::*;
     let method = if req.method == "HEAD" {
@@ -199,7 +182,7 @@ pub fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
                 return Err(forbidden());
             }
             st.plugin.holidays.remove(i);
-            Ok(Reply::empty(204))
+            Ok(Answer::empty(204))
         }
         ("DELETE", HolidayGroup(id)) => {
             let i = st
@@ -213,10 +196,10 @@ pub fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             }
             st.plugin.groups.remove(i);
             st.plugin.holidays.retain(|h| h.group != id);
-            Ok(Reply::empty(204))
+            Ok(Answer::empty(204))
         }
         ("DELETE", Contract(op, user, day)) => contract_lock(st, caller, op, user, day),
-        _ => Err(Reply::error(405)),
+        _ => Err(Answer::error(405)),
     }
 }
 
@@ -225,7 +208,7 @@ pub fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
 
 /// The user a read is about: `user` (digits) or the caller. Unknown → 404; another user
 /// without `contract_other_profile` → 403.
-fn subject(st: &State, req: &Req, caller: &User) -> Result<User, Reply> {
+fn subject(st: &State, req: &Req, caller: &User) -> Result<User, Answer> {
     let Some(raw) = req.param("user").filter(|v| !v.is_empty()) else {
         return Ok(caller.clone());
     };
@@ -241,8 +224,8 @@ fn subject(st: &State, req: &Req, caller: &User) -> Result<User, Reply> {
 
 /// `begin`/`end` list filters: full `YYYY-MM-DDTHH:MM:SS` (date-only → 400), as local days
 /// of `tz`. Begin after end answers 404 (observed by the Python client, §2.2 hints).
-fn range(req: &Req) -> Result<(Option<i64>, Option<i64>), Reply> {
-    let day = |name: &str| -> Result<Option<i64>, Reply> {
+fn range(req: &Req) -> Result<(Option<i64>, Option<i64>), Answer> {
+    let day = |name: &str| -> Result<Option<i64>, Answer> {
         match req.param(name).filter(|v| !v.is_empty()) {
             None => Ok(None),
             Some(v) => time::parse_local_strict(v)
@@ -259,7 +242,7 @@ fn range(req: &Req) -> Result<(Option<i64>, Option<i64>), Reply> {
     Ok((b, e))
 }
 
-fn status_filter(req: &Req) -> Result<&'static [&'static str], Reply> {
+fn status_filter(req: &Req) -> Result<&'static [&'static str], Answer> {
     Ok(match req.param("status").filter(|v| !v.is_empty()) {
         None | Some("approved") => &["approved"],
         Some("open") => &["new", "open"],
@@ -283,7 +266,7 @@ fn absence_json(st: &State, a: &Absence) -> Value {
     })
 }
 
-fn selected<'a>(st: &'a State, req: &Req, user: &User) -> Result<Vec<&'a Absence>, Reply> {
+fn selected<'a>(st: &'a State, req: &Req, user: &User) -> Result<Vec<&'a Absence>, Answer> {
     let (begin, end) = range(req)?;
     let statuses = status_filter(req)?;
     let mut v: Vec<&Absence> = st
@@ -304,7 +287,7 @@ fn selected<'a>(st: &'a State, req: &Req, user: &User) -> Result<Vec<&'a Absence
 fn list(st: &State, req: &Req, caller: &User) -> Res {
     let user = subject(st, req, caller)?;
     let v = selected(st, req, &user)?;
-    Ok(Reply::ok(Value::Array(
+    Ok(Answer::ok(Value::Array(
         v.iter().map(|a| absence_json(st, a)).collect(),
     )))
 }
@@ -319,7 +302,7 @@ fn label(kind: &str, german: bool) -> &'static str {
 
 /// Assumption: `en`, `de` and their regional forms are known; anything else answers 404 like
 /// an unknown locale does in the plugin (§2.2 hints).
-fn language(req: &Req) -> Result<bool, Reply> {
+fn language(req: &Req) -> Result<bool, Answer> {
     match req.param("language").filter(|v| !v.is_empty()) {
         None => Ok(false),
         Some(l) => {
@@ -339,7 +322,7 @@ fn types(req: &Req) -> Res {
     for (key, en, de) in TYPES {
         m.insert(key.to_string(), json!(if german { de } else { en }));
     }
-    Ok(Reply::ok(Value::Object(m)))
+    Ok(Answer::ok(Value::Object(m)))
 }
 
 /// A calendar event: all-day from the day's midnight to the next midnight, in `tz`.
@@ -370,7 +353,7 @@ fn absence_calendar(st: &State, req: &Req, caller: &User) -> Res {
     let user = subject(st, req, caller)?;
     let v = selected(st, req, &user)?;
     let display = user.alias.clone().unwrap_or_else(|| user.username.clone());
-    Ok(Reply::ok(Value::Array(
+    Ok(Answer::ok(Value::Array(
         v.iter()
             .map(|a| {
                 event(
@@ -386,7 +369,7 @@ fn absence_calendar(st: &State, req: &Req, caller: &User) -> Res {
 }
 
 /// §2.2-shaped form error for the absence form (fields in `AbsenceForm` order).
-fn form_error(global: &[&str], fields: &[(&str, &str)]) -> Reply {
+fn form_error(global: &[&str], fields: &[(&str, &str)]) -> Answer {
     let mut children = Map::new();
     for name in [
         "halfDay", "duration", "comment", "user", "date", "end", "type",
@@ -410,7 +393,7 @@ fn form_error(global: &[&str], fields: &[(&str, &str)]) -> Reply {
         errors.insert("errors".into(), json!(global));
     }
     errors.insert("children".into(), Value::Object(children));
-    Reply::json(
+    Answer::json(
         400,
         &json!({"code": 400, "message": "Validation Failed", "errors": errors}),
     )
@@ -617,10 +600,10 @@ fn create(st: &mut State, req: &Req, caller: &User) -> Res {
         out.push(absence_json(st, &a));
         st.plugin.absences.push(a);
     }
-    Ok(Reply::json(200, &Value::Array(out)))
+    Ok(Answer::json(200, &Value::Array(out)))
 }
 
-fn load(st: &State, caller: &User, id: u64) -> Result<usize, Reply> {
+fn load(st: &State, caller: &User, id: u64) -> Result<usize, Answer> {
     let i = st
         .plugin
         .absences
@@ -641,7 +624,7 @@ fn delete(st: &mut State, caller: &User, id: u64) -> Res {
         return Err(forbidden());
     }
     st.plugin.absences.remove(i);
-    Ok(Reply::empty(204))
+    Ok(Answer::empty(204))
 }
 
 /// Assumption: a supervisor or a lead of one of the owner's teams may approve (with
@@ -658,8 +641,8 @@ fn may_approve(st: &State, caller: &User, owner: u64) -> bool {
         })
 }
 
-fn service_error(msg: &str) -> Reply {
-    Reply::json(
+fn service_error(msg: &str) -> Answer {
+    Answer::json(
         400,
         &json!({"code": "400", "message": "Validation Failed", "errors": {"children": {"status": {"errors": [msg]}}}}),
     )
@@ -700,7 +683,7 @@ fn transition(st: &mut State, caller: &User, id: u64, action: &str) -> Res {
         }
     };
     st.plugin.absences[i].status = next;
-    Ok(Reply::ok(absence_json(st, &st.plugin.absences[i])))
+    Ok(Answer::ok(absence_json(st, &st.plugin.absences[i])))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -734,7 +717,7 @@ fn holidays(st: &State, req: &Req, caller: &User, calendar: bool) -> Res {
         .collect();
     v.sort_by_key(|h| (h.date, h.id));
     let tz = caller.tz;
-    Ok(Reply::ok(Value::Array(
+    Ok(Answer::ok(Value::Array(
         v.iter()
             .map(|h| {
                 if calendar {
@@ -772,7 +755,7 @@ fn contract_lock(st: &mut State, caller: &User, op: &str, user: u64, day: i64) -
         let year_end = time::days_from_civil(y, 12, 31);
         locks.retain(|(u, d)| !(*u == user && *d >= first && *d <= year_end));
     }
-    Ok(Reply::empty(204))
+    Ok(Answer::empty(204))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -935,8 +918,9 @@ pub fn seed(users: &[User], today: i64) -> PluginState {
 
 #[cfg(test)]
 mod tests {
-    use super::super::api::{self, Req};
+    use super::super::api;
     use super::super::data::{self, State};
+    use super::super::wire::Req;
     use super::*;
 
     /// 2026-08-13T05:46:40Z (07:46 in Berlin), a Thursday.
