@@ -167,7 +167,7 @@ pub struct State {
     /// Fixed "now" for tests; `None` = the real clock.
     pub fixed_now: Option<i64>,
     /// State of the administration endpoints (comments, invoices, custom fields, …).
-    pub admin: super::admin::Extra,
+    pub admin: super::admin::store::Extra,
 }
 
 /// splitmix64: small, deterministic, good enough for realistic-looking data.
@@ -849,7 +849,7 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
         },
     ];
 
-    let admin = super::admin::Extra::seed(now, rates.len());
+    let admin = super::admin::store::Extra::seed(now, rates.len());
     let plugin = super::plugin::seed(&users, today);
     let mut state = State {
         plugin,
