@@ -38,9 +38,7 @@ use serde_json::{Value, json};
 
 use wire::{Answer, Req};
 
-/// Largest request body the simulator reads; larger bodies get 413 (Kimai's web server would
-/// refuse far larger ones, but nothing legitimate comes close).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use http::MAX_BODY_BYTES;
 
 /// How to start the simulator.
 #[derive(Clone, Debug)]
@@ -310,7 +308,7 @@ fn accept_loop(listener: TcpListener, shared: &Arc<Shared>, threads: &Mutex<Vec<
         let spawned = std::thread::Builder::new()
             .name("sim-conn".into())
             .spawn(move || {
-                http::serve_connection(stream, &shared2);
+                http::serve_connection(stream, &|req| respond(&shared2, req));
                 lock(&shared2.conns).remove(&id);
             });
         match spawned {
