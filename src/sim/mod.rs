@@ -1,9 +1,10 @@
 //! A simulated Kimai 2.65 for the demo, the tests and the benchmarks.
 //!
 //! Owns the server lifecycle (bind, worker threads, shutdown in `Drop`), fault injection, the
-//! request log, and the `/__sim/*` control endpoints. The API itself lives in `api` (reads) and
-//! `writes` (timesheet writes), the data and seed in `data`, JSON shapes in `json`, calendar
-//! rules in `time`. It deliberately shares no code with `crate::kimai`: a misreading of Kimai in
+//! request log, and the `/__sim/*` control endpoints. The API itself lives in `api` (routing,
+//! authentication, reads), `writes` (timesheet writes), `admin` (administration endpoints) and
+//! `plugin` (the WorkContract plugin), which share only the wire types of `wire`; the data and
+//! seed in `data`, JSON shapes in `json`, calendar rules in `time`. It deliberately shares no code with `crate::kimai`: a misreading of Kimai in
 //! one must not hide in the other. Its spec is `/work/shared/kimai-api/contract.md`; it aims to be
 //! faithful, not lenient.
 //!
