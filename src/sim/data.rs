@@ -161,13 +161,13 @@ pub struct State {
     pub favorites: Vec<(u64, u64)>,
     pub workcontract_plugin: bool,
     /// The WorkContract plugin's data (absences, public holidays, month locks).
-    pub plugin: super::plugin::PluginState,
+    pub plugin: super::plugin::store::PluginState,
     /// Tokens revoked through `Sim::revoke_token`.
     pub revoked: Vec<String>,
     /// Fixed "now" for tests; `None` = the real clock.
     pub fixed_now: Option<i64>,
     /// State of the administration endpoints (comments, invoices, custom fields, …).
-    pub admin: super::admin::Extra,
+    pub admin: super::admin::store::Extra,
 }
 
 /// splitmix64: small, deterministic, good enough for realistic-looking data.
@@ -849,8 +849,9 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
         },
     ];
 
-    let admin = super::admin::Extra::seed(now, rates.len());
-    let plugin = super::plugin::seed(&users, today);
+    let admin = super::admin::store::Extra::seed(now, rates.len());
+    let user_ids: Vec<u64> = users.iter().map(|u| u.id).collect();
+    let plugin = super::plugin::seed::seed(&user_ids, today);
     let mut state = State {
         plugin,
         users,

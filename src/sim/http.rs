@@ -1,16 +1,23 @@
 //! The simulator's own small HTTP/1.1: one thread per connection reads requests one after the
 //! other (keep-alive), hands each to `respond`, and writes the reply in a single write.
 //!
-//! Enough HTTP for Kimai clients: request line, headers, `Content-Length` bodies (a chunked
-//! request body gets 411, as some PHP front ends answer), `Connection: close`, HTTP/1.0,
-//! `HEAD`. Every read is bounded: the head by [`MAX_HEAD_BYTES`], the body by
-//! `MAX_BODY_BYTES` (413), an idle connection by [`IDLE_TIMEOUT`].
+//! Enough HTTP for Kimai clients: request line, headers (the head parsed by `httparse`),
+//! `Content-Length` bodies (a chunked request body gets 411, as some PHP front ends answer),
+//! `Connection: close`, HTTP/1.0, `HEAD`. Every read is bounded: the head by
+//! [`MAX_HEAD_BYTES`], the body by [`MAX_BODY_BYTES`] (413), an idle connection by
+//! [`IDLE_TIMEOUT`].
+//!
+//! Knows HTTP framing and the wire types only: the handler is handed in by `mod.rs`, so this
+//! file never imports the simulator that imports it.
 
-use super::api::Reply;
-use super::{MAX_BODY_BYTES, Shared, respond};
+use super::wire::Answer;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
+
+/// Largest request body the simulator reads; larger bodies get 413 (Kimai's web server would
+/// refuse far larger ones, but nothing legitimate comes close).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Longest request line plus headers.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -29,12 +36,13 @@ pub struct Request {
 enum Read1 {
     Request(Request, bool),
     /// A reply to send before closing (malformed request).
-    Refuse(Reply),
+    Refuse(Answer),
     Closed,
 }
 
-/// Serves requests on `stream` until the client closes it, asks to, or idles out.
-pub fn serve_connection(stream: TcpStream, shared: &Shared) {
+/// Serves requests on `stream` until the client closes it, asks to, or idles out. `respond`
+/// answers one request; `None` closes the connection without a byte.
+pub fn serve_connection(stream: TcpStream, respond: &dyn Fn(Request) -> Option<Answer>) {
     let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
     let _ = stream.set_nodelay(true);
     let Ok(write_half) = stream.try_clone() else {
@@ -52,8 +60,7 @@ pub fn serve_connection(stream: TcpStream, shared: &Shared) {
             Read1::Request(req, keep_alive) => {
                 let head_only = req.method == "HEAD";
                 // A panicking handler costs this connection, not the simulator.
-                let reply =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| respond(shared, req)));
+                let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| respond(req)));
                 match reply {
                     Ok(Some(reply)) => {
                         if writer
@@ -67,7 +74,7 @@ pub fn serve_connection(stream: TcpStream, shared: &Shared) {
                     // DropConnection: close without a byte.
                     Ok(None) => break,
                     Err(_) => {
-                        let _ = writer.write_all(&encode(&Reply::error(500), false, false));
+                        let _ = writer.write_all(&encode(&Answer::error(500), false, false));
                         break;
                     }
                 }
@@ -101,7 +108,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// The whole response as one buffer, so that it leaves in one write.
-fn encode(reply: &Reply, keep_alive: bool, head_only: bool) -> Vec<u8> {
+fn encode(reply: &Answer, keep_alive: bool, head_only: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(reply.body.len() + 256);
     out.extend_from_slice(
         format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status)).as_bytes(),
@@ -152,32 +159,42 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Read1 {
     let request_line = loop {
         match line(reader, &mut budget) {
             None => return Read1::Closed,
-            Some(Err(())) => return Read1::Refuse(Reply::error(400)),
+            Some(Err(())) => return Read1::Refuse(Answer::error(400)),
             Some(Ok(l)) if l.is_empty() => continue,
             Some(Ok(l)) => break l,
         }
     };
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Read1::Refuse(Reply::error(400));
-    };
-    if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
-        return Read1::Refuse(Reply::error(400));
+    // The head again as one CRLF-terminated block for `httparse`; lines end in LF or CRLF on
+    // the wire and have been checked against the budget and for UTF-8 one by one.
+    let mut head = request_line.into_bytes();
+    head.extend_from_slice(b"\r\n");
+    // A malformed request line is refused before its headers are read.
+    if httparse::Request::new(&mut []).parse(&head).is_err() {
+        return Read1::Refuse(Answer::error(400));
     }
-    let mut headers = Vec::new();
+    let mut lines = 0;
     loop {
         match line(reader, &mut budget) {
             None => return Read1::Closed,
-            Some(Err(())) => return Read1::Refuse(Reply::error(431)),
+            Some(Err(())) => return Read1::Refuse(Answer::error(431)),
             Some(Ok(l)) if l.is_empty() => break,
-            Some(Ok(l)) => match l.split_once(':') {
-                Some((k, v)) => headers.push((k.trim().to_string(), v.trim().to_string())),
-                None => return Read1::Refuse(Reply::error(400)),
-            },
+            Some(Ok(l)) => {
+                head.extend_from_slice(l.as_bytes());
+                head.extend_from_slice(b"\r\n");
+                lines += 1;
+            }
         }
     }
+    head.extend_from_slice(b"\r\n");
+    let Some(Head {
+        method,
+        target,
+        http10,
+        headers,
+    }) = parse_head(&head, lines)
+    else {
+        return Read1::Refuse(Answer::error(400));
+    };
     let get = |name: &str| {
         headers
             .iter()
@@ -187,21 +204,21 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Read1 {
     let connection = get("Connection")
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    let keep_alive = if version == "HTTP/1.0" {
+    let keep_alive = if http10 {
         connection.contains("keep-alive")
     } else {
         !connection.contains("close")
     };
     if get("Transfer-Encoding").is_some() {
-        return Read1::Refuse(Reply::error(411));
+        return Read1::Refuse(Answer::error(411));
     }
     let length = match get("Content-Length").map(|v| v.parse::<usize>()) {
         None => 0,
         Some(Ok(n)) => n,
-        Some(Err(_)) => return Read1::Refuse(Reply::error(400)),
+        Some(Err(_)) => return Read1::Refuse(Answer::error(400)),
     };
     if length > MAX_BODY_BYTES {
-        return Read1::Refuse(Reply::error(413));
+        return Read1::Refuse(Answer::error(413));
     }
     let mut body = vec![0; length];
     if reader.read_exact(&mut body).is_err() {
@@ -209,11 +226,89 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Read1 {
     }
     Read1::Request(
         Request {
-            method: method.to_string(),
-            target: target.to_string(),
+            method,
+            target,
             headers,
             body,
         },
         keep_alive,
     )
+}
+
+/// A request head as `httparse` read it.
+struct Head {
+    method: String,
+    target: String,
+    /// HTTP/1.0 (else 1.1).
+    http10: bool,
+    headers: Vec<(String, String)>,
+}
+
+/// Parses a complete head (request line, `header_lines` header lines, each ending in CRLF, and
+/// the empty line) with `httparse`. `None` = malformed: a request line that is not
+/// `METHOD /target HTTP/1.x` with single spaces, a header line without a token name and a
+/// colon, or a value that is not UTF-8.
+fn parse_head(head: &[u8], header_lines: usize) -> Option<Head> {
+    let mut slots = vec![httparse::EMPTY_HEADER; header_lines];
+    let mut req = httparse::Request::new(&mut slots);
+    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return None;
+    };
+    if method.is_empty() || !target.starts_with('/') {
+        return None;
+    }
+    let mut headers = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let value = std::str::from_utf8(h.value).ok()?;
+        headers.push((h.name.trim().to_string(), value.trim().to_string()));
+    }
+    Some(Head {
+        method: method.to_string(),
+        target: target.to_string(),
+        http10: version == 0,
+        headers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_line_alone_is_incomplete_not_malformed() {
+        let ok = httparse::Request::new(&mut []).parse(b"GET /api/ping HTTP/1.1\r\n");
+        assert!(matches!(ok, Ok(httparse::Status::Partial)));
+        for bad in [
+            &b"GET  /api/ping HTTP/1.1\r\n"[..],
+            b"GET /api/ping HTTP/2.0\r\n",
+            b"GET /api/ping\r\n",
+        ] {
+            assert!(httparse::Request::new(&mut []).parse(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn heads_parse_with_their_headers() {
+        let head = parse_head(
+            b"POST /api/timesheets?x=1 HTTP/1.0\r\nHost: sim\r\nX-Empty:\r\nContent-Length:  2 \r\n\r\n",
+            3,
+        )
+        .unwrap();
+        assert_eq!(head.method, "POST");
+        assert_eq!(head.target, "/api/timesheets?x=1");
+        assert!(head.http10);
+        assert_eq!(
+            head.headers,
+            [
+                ("Host".to_string(), "sim".to_string()),
+                ("X-Empty".to_string(), String::new()),
+                ("Content-Length".to_string(), "2".to_string()),
+            ]
+        );
+        assert!(parse_head(b"GET * HTTP/1.1\r\n\r\n", 0).is_none());
+        assert!(parse_head(b"GET / HTTP/1.1\r\nno colon\r\n\r\n", 1).is_none());
+    }
 }

@@ -98,7 +98,7 @@ pub fn user_entity(st: &State, u: &User) -> Value {
         ],
     });
     merge(&mut v, extra);
-    super::admin::overlay(st, "user", u.id, &mut v);
+    super::admin::overlay::overlay(st, "user", u.id, &mut v);
     v
 }
 
@@ -140,7 +140,7 @@ pub fn customer_collection(st: &State, c: &Customer, details: bool) -> Value {
         &mut v,
         json!({"teams": teams_where(st, |t| t.customers.contains(&c.id))}),
     );
-    super::admin::overlay(st, "customer", c.id, &mut v);
+    super::admin::overlay::overlay(st, "customer", c.id, &mut v);
     v
 }
 
@@ -158,7 +158,7 @@ pub fn customer_entity(st: &State, c: &Customer) -> Value {
         "teams": teams_where(st, |t| t.customers.contains(&c.id)),
         "budget": 0.0, "timeBudget": 0, "budgetType": null,
     });
-    super::admin::overlay(st, "customer", c.id, &mut v);
+    super::admin::overlay::overlay(st, "customer", c.id, &mut v);
     v
 }
 
@@ -184,7 +184,7 @@ pub fn project_collection(st: &State, p: &Project) -> Value {
             "teams": teams_where(st, |t| t.projects.contains(&p.id)),
         }),
     );
-    super::admin::overlay(st, "project", p.id, &mut v);
+    super::admin::overlay::overlay(st, "project", p.id, &mut v);
     v
 }
 
@@ -194,7 +194,7 @@ pub fn project_entity(st: &State, p: &Project) -> Value {
         &mut v,
         json!({"budget": 0.0, "timeBudget": 0, "budgetType": null}),
     );
-    super::admin::overlay(st, "project", p.id, &mut v);
+    super::admin::overlay::overlay(st, "project", p.id, &mut v);
     v
 }
 
@@ -217,7 +217,7 @@ pub fn activity_collection(st: &State, a: &Activity) -> Value {
             "teams": teams_where(st, |t| t.activities.contains(&a.id)),
         }),
     );
-    super::admin::overlay(st, "activity", a.id, &mut v);
+    super::admin::overlay::overlay(st, "activity", a.id, &mut v);
     v
 }
 
@@ -227,7 +227,7 @@ pub fn activity_entity(st: &State, a: &Activity) -> Value {
         &mut v,
         json!({"budget": 0.0, "timeBudget": 0, "budgetType": null}),
     );
-    super::admin::overlay(st, "activity", a.id, &mut v);
+    super::admin::overlay::overlay(st, "activity", a.id, &mut v);
     v
 }
 

@@ -1,9 +1,10 @@
 //! A simulated Kimai 2.65 for the demo, the tests and the benchmarks.
 //!
 //! Owns the server lifecycle (bind, worker threads, shutdown in `Drop`), fault injection, the
-//! request log, and the `/__sim/*` control endpoints. The API itself lives in `api` (reads) and
-//! `writes` (timesheet writes), the data and seed in `data`, JSON shapes in `json`, calendar
-//! rules in `time`. It deliberately shares no code with `crate::kimai`: a misreading of Kimai in
+//! request log, and the `/__sim/*` control endpoints. The API itself lives in `api` (routing,
+//! authentication, reads), `writes` (timesheet writes), `admin` (administration endpoints) and
+//! `plugin` (the WorkContract plugin), which share only the wire types of `wire`; the data and
+//! seed in `data`, JSON shapes in `json`, calendar rules in `time`. It deliberately shares no code with `crate::kimai`: a misreading of Kimai in
 //! one must not hide in the other. Its spec is `/work/shared/kimai-api/contract.md`; it aims to be
 //! faithful, not lenient.
 //!
@@ -23,6 +24,7 @@ mod http;
 mod json;
 mod plugin;
 mod time;
+mod wire;
 mod writes;
 
 use std::collections::HashMap;
@@ -35,11 +37,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use api::{Reply, Req};
+use wire::{Answer, Req};
 
-/// Largest request body the simulator reads; larger bodies get 413 (Kimai's web server would
-/// refuse far larger ones, but nothing legitimate comes close).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use http::MAX_BODY_BYTES;
 
 /// How to start the simulator.
 #[derive(Clone, Debug)]
@@ -309,7 +309,7 @@ fn accept_loop(listener: TcpListener, shared: &Arc<Shared>, threads: &Mutex<Vec<
         let spawned = std::thread::Builder::new()
             .name("sim-conn".into())
             .spawn(move || {
-                http::serve_connection(stream, &shared2);
+                http::serve_connection(stream, &|req| respond(&shared2, req));
                 lock(&shared2.conns).remove(&id);
             });
         match spawned {
@@ -394,7 +394,7 @@ fn record(shared: &Shared, method: &str, path: &str, query: &[(String, String)],
 
 /// Answers one request; `None` means: close the connection without a response (the fault
 /// `DropConnection`).
-fn respond(shared: &Shared, req: http::Request) -> Option<Reply> {
+fn respond(shared: &Shared, req: http::Request) -> Option<Answer> {
     let http::Request {
         method,
         target,
@@ -418,25 +418,25 @@ fn respond(shared: &Shared, req: http::Request) -> Option<Reply> {
                 None
             }
             FaultKind::Status { status, retry_after } => {
-                let mut r = Reply::error(status);
+                let mut r = Answer::error(status);
                 if let Some(ra) = retry_after {
                     r = r.header("Retry-After", ra);
                 }
                 Some(r)
             }
-            FaultKind::Garbage => Some(Reply {
+            FaultKind::Garbage => Some(Answer {
                 status: 200,
                 headers: Vec::new(),
                 body: b"\x00\x01garbage <<not json>> \xff".to_vec(),
                 content_type: Some("application/json"),
             }),
-            FaultKind::Truncated => Some(Reply {
+            FaultKind::Truncated => Some(Answer {
                 status: 200,
                 headers: Vec::new(),
                 body: br#"[{"id":1,"begin":"2026-08-12T09:00:00+0200","descr"#.to_vec(),
                 content_type: Some("application/json"),
             }),
-            FaultKind::Html => Some(Reply {
+            FaultKind::Html => Some(Answer {
                 status: 200,
                 headers: Vec::new(),
                 body: b"<!DOCTYPE html>\n<html><head><title>Welcome</title></head><body><h1>It works!</h1></body></html>\n".to_vec(),
@@ -484,18 +484,18 @@ fn respond(shared: &Shared, req: http::Request) -> Option<Reply> {
 // ---------------------------------------------------------------------------------------------
 // Control endpoint (`/__sim/*`, never part of Kimai, no auth)
 
-fn control(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Reply {
+fn control(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Answer {
     match (method, path) {
         ("POST", "/__sim/fault") => match fault_from_json(body) {
             Some(f) => {
                 lock(&shared.control).fault = Some(f);
-                Reply::ok(json!({"ok": true}))
+                Answer::ok(json!({"ok": true}))
             }
-            None => Reply::error(400),
+            None => Answer::error(400),
         },
         ("DELETE", "/__sim/fault") => {
             lock(&shared.control).fault = None;
-            Reply::empty(204)
+            Answer::empty(204)
         }
         ("GET", "/__sim/requests") => {
             let c = lock(&shared.control);
@@ -510,14 +510,14 @@ fn control(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Reply {
                     })
                 })
                 .collect();
-            Reply::ok(json!({"requests": list, "write_count": c.write_count}))
+            Answer::ok(json!({"requests": list, "write_count": c.write_count}))
         }
         ("DELETE", "/__sim/requests") => {
             lock(&shared.control).requests.clear();
-            Reply::empty(204)
+            Answer::empty(204)
         }
-        (_, "/__sim/fault" | "/__sim/requests") => Reply::error(405),
-        _ => Reply::error(404),
+        (_, "/__sim/fault" | "/__sim/requests") => Answer::error(405),
+        _ => Answer::error(404),
     }
 }
 

@@ -8,24 +8,14 @@
 
 use serde_json::{Map, Value, json};
 
-use super::api::{Reply, Req, Res};
 use super::data::{State, Timesheet, User, can, rank};
 use super::json::{self as js, TsShape};
 use super::time;
+use super::wire::{Answer, Req, Res, bad, forbidden, not_found};
 
 pub(super) const EXTRA_FIELDS: &str = "This form should not contain extra fields.";
 pub(super) const INVALID_CHOICE: &str = "The selected choice is invalid.";
 const END_BEFORE_BEGIN: &str = "The end date must not be earlier than the start date.";
-
-fn bad() -> Reply {
-    Reply::error(400)
-}
-fn forbidden() -> Reply {
-    Reply::error(403)
-}
-fn not_found() -> Reply {
-    Reply::error(404)
-}
 
 /// §2.2 form error: `children` lists every field of the caller's form, in form order.
 pub(super) struct FormErrors {
@@ -48,7 +38,7 @@ impl FormErrors {
     pub(super) fn is_empty(&self) -> bool {
         self.global.is_empty() && self.fields.iter().all(|(_, e)| e.is_empty())
     }
-    pub(super) fn reply(self) -> Reply {
+    pub(super) fn reply(self) -> Answer {
         let mut children = Map::new();
         for (name, errs) in self.fields {
             children.insert(
@@ -65,7 +55,7 @@ impl FormErrors {
             errors.insert("errors".into(), json!(self.global));
         }
         errors.insert("children".into(), Value::Object(children));
-        Reply::json(
+        Answer::json(
             400,
             &json!({"code": 400, "message": "Validation Failed", "errors": errors}),
         )
@@ -73,8 +63,8 @@ impl FormErrors {
 }
 
 /// §2.3 service-layer error: `code` is the string "400", children keyed by property path.
-pub(super) fn service_error(message: &str, path: &str, msg: &str) -> Reply {
-    Reply::json(
+pub(super) fn service_error(message: &str, path: &str, msg: &str) -> Answer {
+    Answer::json(
         400,
         &json!({"code": "400", "message": message, "errors": {"children": {path: {"errors": [msg]}}}}),
     )
@@ -116,7 +106,7 @@ fn form_value(v: &Value) -> FormValue {
 }
 
 /// Parse the JSON body into camel-cased form values; malformed JSON or a non-object → 400.
-fn body_fields(req: &Req) -> Result<Vec<(String, FormValue)>, Reply> {
+fn body_fields(req: &Req) -> Result<Vec<(String, FormValue)>, Answer> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Vec::new());
     }
@@ -175,7 +165,7 @@ fn apply_form(
     ts: &mut Timesheet,
     fields: &[(String, FormValue)],
     post: bool,
-) -> Result<(), Reply> {
+) -> Result<(), Answer> {
     let allowed = form_fields(caller, post);
     let mut errs = FormErrors::new(&allowed);
     if fields.iter().any(|(k, _)| !allowed.contains(&k.as_str())) {
@@ -388,7 +378,7 @@ fn apply_form(
 
 /// §7.2: after a new running record for `owner`, stop the oldest running ones beyond the hard
 /// limit. Returns the §2.3 error if one cannot be stopped (end would precede begin).
-fn auto_stop(st: &mut State, owner: u64, new_id: u64, now: i64) -> Result<(), Reply> {
+fn auto_stop(st: &mut State, owner: u64, new_id: u64, now: i64) -> Result<(), Answer> {
     let mut running: Vec<usize> = (0..st.timesheets.len())
         .filter(|&i| {
             let t = &st.timesheets[i];
@@ -434,7 +424,7 @@ fn entity(st: &State, id: u64, shape: TsShape) -> Res {
         .timesheet_index(id)
         .map(|i| &st.timesheets[i])
         .ok_or_else(not_found)?;
-    Ok(Reply::ok(js::timesheet(st, t, shape)))
+    Ok(Answer::ok(js::timesheet(st, t, shape)))
 }
 
 pub fn create(st: &mut State, req: &Req, caller: &User) -> Res {
@@ -486,7 +476,7 @@ pub fn create(st: &mut State, req: &Req, caller: &User) -> Res {
 }
 
 /// Load + edit voter (§7.5: exported records need `edit_exported_timesheet`).
-fn load_for(st: &State, caller: &User, id: u64, what: &str) -> Result<usize, Reply> {
+fn load_for(st: &State, caller: &User, id: u64, what: &str) -> Result<usize, Answer> {
     let i = st.timesheet_index(id).ok_or_else(not_found)?;
     let t = &st.timesheets[i];
     if !may(st, caller, t.user, what) {
@@ -518,7 +508,7 @@ pub fn update(st: &mut State, req: &Req, caller: &User, id: u64) -> Res {
 pub fn delete(st: &mut State, caller: &User, id: u64) -> Res {
     let i = load_for(st, caller, id, "delete")?;
     st.timesheets.remove(i);
-    Ok(Reply::empty(204))
+    Ok(Answer::empty(204))
 }
 
 pub fn action(st: &mut State, req: &Req, caller: &User, id: u64, action: &str) -> Res {
@@ -545,12 +535,12 @@ pub fn action(st: &mut State, req: &Req, caller: &User, id: u64, action: &str) -
             let body = if req.body.iter().all(u8::is_ascii_whitespace) {
                 Value::Object(Map::new())
             } else {
-                serde_json::from_slice::<Value>(&req.body).map_err(|_| Reply::error(400))?
+                serde_json::from_slice::<Value>(&req.body).map_err(|_| Answer::error(400))?
             };
             let copy = match body.get("copy") {
                 None | Some(Value::Null) => false,
                 Some(Value::String(s)) if s == "all" => true,
-                Some(_) => return Err(Reply::error(400)),
+                Some(_) => return Err(Answer::error(400)),
             };
             let begin = match body.get("begin") {
                 None | Some(Value::Null) => floor_minute(now),
@@ -685,8 +675,9 @@ pub fn action(st: &mut State, req: &Req, caller: &User, id: u64, action: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::api::{Req, handle};
+    use crate::sim::api::handle;
     use crate::sim::data::seed;
+    use crate::sim::wire::Req;
 
     const NOW: i64 = 1_786_600_000; // 2026-08-13T05:46:40Z
 
