@@ -18,7 +18,10 @@
 //! `data.date` (the Python tool silently ignored the latter).
 
 use super::args::{self, Args};
-use super::time::{self, Date, DayEdge};
+use super::common::day_range::{date_arg, range, with_range};
+use super::common::user_lookup::resolve_user;
+use super::common::work_contract::{PLUGIN_MISSING, explain_404, is_404};
+use super::time::{self, Date};
 use super::users::{self, Found};
 use super::{Context, Output, Tool, ToolError, fanout, text};
 use crate::kimai::Request;
@@ -151,29 +154,7 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shared with `calendar`: plugin detection, dates, users
-
-/// The message for a Kimai without the WorkContract plugin.
-pub const PLUGIN_MISSING: &str = "the WorkContract plugin is not installed on this Kimai (it \
-    answers 404 on /api/absences/types): absences, public holidays and month locks need that \
-    plugin. This does not mean there are no absences.";
-
-/// Whether `e` is Kimai's 404.
-fn is_404(e: &ToolError) -> bool {
-    matches!(e, ToolError::Kimai(k) if k.status() == Some(404))
-}
-
-/// Turns a 404 from a plugin route into "plugin missing" when `/absences/types` answers 404
-/// too; any other error (or a 404 while the plugin is there) is returned unchanged.
-pub fn explain_404(ctx: &Context, e: ToolError) -> ToolError {
-    if !is_404(&e) {
-        return e;
-    }
-    match ctx.call(&Request::get("/absences/types")) {
-        Err(probe) if is_404(&probe) => ToolError::Failed(PLUGIN_MISSING.into()),
-        _ => e,
-    }
-}
+// Today, and the names of users and absence types in answers
 
 /// Today's date (UTC; the server has no timezone database).
 pub fn today() -> Date {
@@ -182,84 +163,6 @@ pub fn today() -> Date {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     Date::from_days(secs.div_euclid(86_400))
-}
-
-/// A date argument: `YYYY-MM-DD` (a date-time is cut to its day).
-pub fn date_arg(field: &str, s: &str) -> Result<Date, ToolError> {
-    time::parse_local(field, s, DayEdge::Start)
-        .map(|l| l.date)
-        .map_err(ToolError::Invalid)
-}
-
-/// `filters.begin` / `filters.end` as days; begin after end is refused.
-pub fn range(filters: Option<&Args>) -> Result<(Option<Date>, Option<Date>), ToolError> {
-    let get = |k: &str| -> Result<Option<Date>, ToolError> {
-        filters
-            .and_then(|f| args::string(f, k))
-            .map(|s| date_arg(&format!("filters.{k}"), s))
-            .transpose()
-    };
-    let (b, e) = (get("begin")?, get("end")?);
-    if let (Some(b), Some(e)) = (b, e)
-        && b > e
-    {
-        return Err(ToolError::Invalid(format!(
-            "filters.begin ({b}) is after filters.end ({e}); send a begin on or before the end"
-        )));
-    }
-    Ok((b, e))
-}
-
-/// Adds `begin=dayT00:00:00` / `end=dayT23:59:59`, the plugin's list filter format.
-pub fn with_range(mut r: Request, begin: Option<Date>, end: Option<Date>) -> Request {
-    if let Some(b) = begin {
-        r = r.query("begin", b.start());
-    }
-    if let Some(e) = end {
-        r = r.query("end", e.end());
-    }
-    r
-}
-
-/// A user named by id or by username/display name, among the users the caller can see.
-pub fn resolve_user(ctx: &Context, who: &str) -> Result<Found, ToolError> {
-    let who = who.trim();
-    if let Ok(id) = who.parse::<i64>() {
-        if id < 1 {
-            return Err(ToolError::Invalid(format!(
-                "filters.user must be a positive user id or a username, got {id}"
-            )));
-        }
-        return Ok(Found {
-            id,
-            username: String::new(),
-            display: format!("user {id}"),
-            enabled: true,
-        });
-    }
-    let d = users::discover(ctx)?;
-    let lower = who.to_lowercase();
-    let hits: Vec<&Found> = d
-        .users
-        .iter()
-        .filter(|u| u.username.to_lowercase() == lower || u.display.to_lowercase() == lower)
-        .collect();
-    match hits.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(ToolError::Invalid(format!(
-            "no user {} among the {} users this token can see; send the numeric user id",
-            text::quote(who),
-            d.users.len()
-        ))),
-        many => Err(ToolError::Invalid(format!(
-            "{} matches several users ({}); send the numeric user id",
-            text::quote(who),
-            many.iter()
-                .map(|u| format!("{} (ID {})", text::safe(&u.display), u.id))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
 }
 
 /// `Name (ID n)`.

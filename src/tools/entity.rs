@@ -16,8 +16,10 @@
 //!
 //! Filters that do not apply to the chosen type are not sent and are named in a note.
 
+use super::common::missing_route::needs;
+use super::common::user_render::render_user;
 use super::render::{self, Kind};
-use super::{Context, Output, Tool, ToolError, args, fanout, text, time, user_current, users};
+use super::{Context, Output, Tool, ToolError, args, fanout, text, time, users};
 use crate::kimai::Request;
 use serde_json::{Map, Value, json};
 
@@ -386,7 +388,7 @@ impl Type {
             Type::Team => Kind::Team,
             Type::Tag => Kind::Tag,
             Type::Invoice => Kind::Invoice,
-            // Users are rendered by `user_current::render_user`.
+            // Users are rendered by `render_user`.
             Type::User | Type::Holiday => Kind::Holiday,
         }
     }
@@ -485,17 +487,6 @@ fn unsupported(ty: Type, action: &str) -> Option<String> {
         }
         .to_string(),
     )
-}
-
-/// Turns a missing-route failure into a sentence naming the Kimai version (or plugin) that
-/// has the endpoint; other failures pass through.
-pub fn needs(e: ToolError, what: &str, since: &str) -> ToolError {
-    match e {
-        ToolError::Kimai(k) if k.is_missing_route() => ToolError::Failed(format!(
-            "{what} needs {since}; this Kimai does not have the endpoint ({k})"
-        )),
-        other => other,
-    }
 }
 
 /// Kimai's "This form should not contain extra fields." does not name the field; say which of
@@ -770,7 +761,7 @@ fn list(
         if items.is_empty() {
             "No users found.".to_string()
         } else {
-            let blocks: Vec<String> = items.iter().map(user_current::render_user).collect();
+            let blocks: Vec<String> = items.iter().map(render_user).collect();
             format!("{} users:\n\n{}", blocks.len(), blocks.join("\n\n"))
         }
     } else {
@@ -814,7 +805,7 @@ fn list(
 
 fn show(ty: Type, v: &Value) -> String {
     match ty {
-        Type::User => user_current::render_user(v),
+        Type::User => render_user(v),
         _ => render::entity(ty.kind(), v, true),
     }
 }
@@ -1211,7 +1202,7 @@ fn set_preferences(ctx: &Context, a: &Map<String, Value>) -> Result<Output, Tool
     Ok(Output::text(format!(
         "Updated preferences of user {id}: {}\n{}",
         shown.join(", "),
-        user_current::render_user(&user)
+        render_user(&user)
     )))
 }
 
