@@ -1,8 +1,8 @@
 //! One absence as Kimai returned it, as a typed [`Entry`], and its line in an answer (every
 //! Kimai string made safe).
 
+use super::names::{label, who};
 use super::read::Read;
-use super::{label, who};
 use crate::tools::args;
 use crate::tools::text;
 use crate::tools::time::{self, Date};

@@ -18,24 +18,26 @@
 //! `data.date` (the Python tool silently ignored the latter).
 
 //!
-//! Files: this one holds the tool, the absence types and the names in answers; `read` reads
+//! Files: this one holds the tool and its action dispatch; `names` the absence types and how
+//! users and types are named in answers; `read` reads
 //! the absences of a scope, `entry` turns one into a line, `report` answers list, statistics,
 //! types and attendance, `write` creates, approves, rejects and deletes.
 
 mod entry;
+mod names;
 mod read;
 mod report;
 mod write;
 
 use super::args::{self, Args};
-use super::time::Date;
-use super::users::Found;
-use super::{Context, Output, Tool, ToolError, text};
+use super::{Context, Output, Tool, ToolError};
 use report::{attendance, list, statistics, types};
 use serde_json::{Value, json};
 use write::{batch, create, single};
 
-pub use write::split;
+pub use names::TYPES;
+pub use report::today;
+pub use write::{MAX_CHUNK_DAYS, split};
 
 pub const TOOL: Tool = Tool {
     name: "absence",
@@ -58,20 +60,6 @@ pub const TOOL: Tool = Tool {
     idempotent: false,
     handler,
 };
-
-/// Absence types and their English labels (the plugin's `AbsenceForm.type`).
-pub const TYPES: &[(&str, &str)] = &[
-    ("holiday", "Vacation"),
-    ("time_off", "Time off"),
-    ("sickness", "Sickness"),
-    ("sickness_child", "Sick child"),
-    ("other", "Other"),
-    ("parental", "Parental leave"),
-    ("unpaid_vacation", "Unpaid vacation"),
-];
-
-/// Longest range one create request may cover (observed plugin limit, §9.1).
-pub const MAX_CHUNK_DAYS: i64 = 30;
 
 fn schema() -> Value {
     let date = |d: &str| json!({"type": "string", "format": "date", "description": d});
@@ -159,31 +147,6 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
         }
         other => Err(ToolError::Invalid(format!("unknown action '{other}'"))),
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Today, and the names of users and absence types in answers
-
-/// Today's date (UTC; the server has no timezone database).
-pub fn today() -> Date {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    Date::from_days(secs.div_euclid(86_400))
-}
-
-/// `Name (ID n)`.
-fn who(u: &Found) -> String {
-    format!("{} (ID {})", text::safe(&u.display), u.id)
-}
-
-fn label(kind: &str) -> String {
-    TYPES
-        .iter()
-        .find(|t| t.0 == kind)
-        .map(|t| t.1.to_string())
-        .unwrap_or_else(|| text::safe(kind))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! 10 at a time with progress), with the users that could not be read and the notes for the
 //! reader.
 
-use super::who;
+use super::names::who;
 use crate::kimai::Request;
 use crate::tools::args::{self, Args};
 use crate::tools::common::day_range::with_range;

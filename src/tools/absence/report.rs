@@ -2,8 +2,8 @@
 //! `types`, and `attendance` (who is absent on one day).
 
 use super::entry::{Entry, entries};
+use super::names::{label, who};
 use super::read::{Query, Scope, period_text, read, scope, scope_text, status_arg};
-use super::{label, today, who};
 use crate::kimai::Request;
 use crate::tools::args::{self, Args};
 use crate::tools::common::day_range::{date_arg, range};
@@ -368,4 +368,13 @@ pub(super) fn attendance(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
         out.push_str(n);
     }
     Ok(Output::text(out))
+}
+
+/// Today's date (UTC; the server has no timezone database).
+pub fn today() -> Date {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Date::from_days(secs.div_euclid(86_400))
 }

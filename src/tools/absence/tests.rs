@@ -3,7 +3,7 @@
 use super::entry::Entry;
 use super::report::Tally;
 use super::*;
-use crate::tools::time;
+use crate::tools::time::{self, Date};
 
 fn d(s: &str) -> Date {
     time::parse_date(s).unwrap()

@@ -2,7 +2,7 @@
 //! approval workflow (`request`, `approve`, `reject`), `delete`, and their batch forms.
 
 use super::entry::Entry;
-use super::{MAX_CHUNK_DAYS, TYPES, label};
+use super::names::{TYPES, label};
 use crate::kimai::Request;
 use crate::tools::args::{self, Args};
 use crate::tools::common::day_range::date_arg;
@@ -11,6 +11,9 @@ use crate::tools::time::{self, Date};
 use crate::tools::{Context, Output, ToolError, fanout};
 use serde_json::{Map, Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Longest range one create request may cover (observed plugin limit, §9.1).
+pub const MAX_CHUNK_DAYS: i64 = 30;
 
 /// Splits `begin..=end` into ranges of at most [`MAX_CHUNK_DAYS`] days that never cross a
 /// year boundary.

@@ -1,8 +1,10 @@
 //! `entity` action `list`: which filters apply to which type (the others are named in a
 //! note, not sent), the Kimai query they become, and the list as text.
 
-use super::{Type, needs, plugin_404};
+use super::failures::plugin_404;
+use super::types::Type;
 use crate::kimai::Request;
+use crate::tools::common::missing_route::needs;
 use crate::tools::common::user_render::render_user;
 use crate::tools::render;
 use crate::tools::{Context, Output, ToolError, args, text, time};

@@ -16,21 +16,22 @@
 //!
 //! Filters that do not apply to the chosen type are not sent and are named in a note.
 //!
-//! Files: this one holds the tool, the entity types and the failures it explains; `schema`
-//! the input schema, `list` the list action, `write` get/create/update/delete, `user` the
-//! user-only actions.
+//! Files: this one holds the tool and its action dispatch; `types` the entity types,
+//! `failures` the Kimai failures it explains, `schema` the input schema, `list` the list
+//! action, `write` get/create/update/delete, `user` the user-only actions.
 
+mod failures;
 mod list;
 mod schema;
+mod types;
 mod user;
 mod write;
 
-use super::common::missing_route::needs;
-use super::render::Kind;
 use super::{Context, Output, Tool, ToolError, args, text};
 use list::list;
 use schema::schema;
 use serde_json::{Map, Value};
+use types::Type;
 use user::{lock, set_preferences};
 use write::{batch_delete, create, delete, get, update};
 
@@ -55,83 +56,6 @@ pub const TOOL: Tool = Tool {
     idempotent: false,
     handler,
 };
-
-/// The entity types of this tool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Type {
-    Project,
-    Activity,
-    Customer,
-    User,
-    Team,
-    Tag,
-    Invoice,
-    Holiday,
-}
-
-impl Type {
-    fn parse(s: &str) -> Option<Type> {
-        Some(match s {
-            "project" => Type::Project,
-            "activity" => Type::Activity,
-            "customer" => Type::Customer,
-            "user" => Type::User,
-            "team" => Type::Team,
-            "tag" => Type::Tag,
-            "invoice" => Type::Invoice,
-            "holiday" => Type::Holiday,
-            _ => return None,
-        })
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Type::Project => "project",
-            Type::Activity => "activity",
-            Type::Customer => "customer",
-            Type::User => "user",
-            Type::Team => "team",
-            Type::Tag => "tag",
-            Type::Invoice => "invoice",
-            Type::Holiday => "holiday",
-        }
-    }
-    fn plural(self) -> &'static str {
-        match self {
-            Type::Project => "projects",
-            Type::Activity => "activities",
-            Type::Customer => "customers",
-            Type::User => "users",
-            Type::Team => "teams",
-            Type::Tag => "tags",
-            Type::Invoice => "invoices",
-            Type::Holiday => "public holidays",
-        }
-    }
-    fn path(self) -> &'static str {
-        match self {
-            Type::Project => "/projects",
-            Type::Activity => "/activities",
-            Type::Customer => "/customers",
-            Type::User => "/users",
-            Type::Team => "/teams",
-            Type::Tag => "/tags",
-            Type::Invoice => "/invoices",
-            Type::Holiday => "/public-holidays",
-        }
-    }
-    fn kind(self) -> Kind {
-        match self {
-            Type::Project => Kind::Project,
-            Type::Activity => Kind::Activity,
-            Type::Customer => Kind::Customer,
-            Type::Team => Kind::Team,
-            Type::Tag => Kind::Tag,
-            Type::Invoice => Kind::Invoice,
-            // Users are rendered by `render_user`.
-            Type::User | Type::Holiday => Kind::Holiday,
-        }
-    }
-}
 
 fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {
     let ty = a
@@ -226,61 +150,6 @@ fn unsupported(ty: Type, action: &str) -> Option<String> {
         }
         .to_string(),
     )
-}
-
-/// Kimai's "This form should not contain extra fields." does not name the field; say which of
-/// the fields sent exist only with a permission, setting or newer Kimai (contract §2.4).
-fn extra_fields(e: ToolError, ty: Type, sent: &Map<String, Value>, create: bool) -> ToolError {
-    let ToolError::Kimai(k) = &e else { return e };
-    let text = super::kimai_error_text(k);
-    if k.status() != Some(400) || !text.contains("extra fields") {
-        return e;
-    }
-    let suspects: Vec<&str> = sent
-        .keys()
-        .map(String::as_str)
-        .filter(|f| match *f {
-            "budget" | "timeBudget" | "budgetType" => true,
-            "teams" => !create,
-            "address" | "lockedUntil" | "avatar" | "billable" => true,
-            "project" => ty == Type::Activity && !create,
-            "enabled" | "supervisor" | "roles" | "systemAccount" | "requiresPasswordReset" => {
-                ty == Type::User
-            }
-            _ => false,
-        })
-        .collect();
-    let why = if suspects.is_empty() {
-        "one of the fields sent is not on Kimai's form for this token".to_string()
-    } else {
-        format!(
-            "likely {}: these exist only with a permission or setting (budget fields need the budget/time permission; teams only on create; the legacy address only if the customer has one; lockedUntil needs Kimai 2.66; project cannot be set on a global activity; enabled only for other users; supervisor and roles need a super admin; avatar needs avatar URLs enabled)",
-            suspects.join(", ")
-        )
-    };
-    ToolError::Failed(format!(
-        "{text}
-Kimai rejected a field it does not offer this token: {why}. Send the request again without it."
-    ))
-}
-
-/// A plain 404 from a WorkContract plugin endpoint: production Kimai answers an unknown route
-/// exactly like an unknown entity, so say both.
-fn plugin_404(e: ToolError, or_else: &str) -> ToolError {
-    match e {
-        ToolError::Kimai(k) if k.status() == Some(404) => ToolError::Failed(format!(
-            "Kimai answered 404 ({k}): either the WorkContract (Working hours) plugin is not installed (check config type=plugins) or the request names {or_else}"
-        )),
-        other => other,
-    }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! `entity` actions for `type=user` only: `set_preferences` (with the aliases users know) and
 //! `lock_month` / `unlock_month` of the WorkContract plugin, for one, several or all users.
 
-use super::{capitalize, needs};
+use super::write::capitalize;
 use crate::kimai::Request;
+use crate::tools::common::missing_route::needs;
 use crate::tools::common::user_render::render_user;
 use crate::tools::{Context, Output, ToolError, args, fanout, text, time, users};
 use serde_json::{Map, Value, json};

@@ -2,8 +2,10 @@
 //! gets (only the caller's fields, durations and dates converted, the booleans Kimai would
 //! flip sent explicitly), the checks before a create, custom fields, and the cascade notes.
 
-use super::{Type, capitalize, extra_fields, needs};
+use super::failures::extra_fields;
+use super::types::Type;
 use crate::kimai::Request;
+use crate::tools::common::missing_route::needs;
 use crate::tools::common::user_render::render_user;
 use crate::tools::render;
 use crate::tools::{Context, Output, ToolError, args, fanout, text, time};
@@ -324,4 +326,13 @@ pub(super) fn batch_delete(ctx: &Context, ty: Type, ids: &[i64]) -> Result<Outpu
         out.push_str(cascade_note(ty));
     }
     Ok(Output::text(out))
+}
+
+/// `s` with its first letter in upper case.
+pub(super) fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
