@@ -10,8 +10,8 @@
 //! and activity lists for names (best effort: a refusal only costs the names).
 //! Hours come from Kimai's `duration`.
 
-use super::absence;
 use super::args::{self, Args};
+use super::common::user_lookup::resolve_user;
 use super::time::{self, DayEdge};
 use super::{Context, Output, Tool, ToolError, paging, text};
 use crate::kimai::Request;
@@ -132,7 +132,7 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
             scope_text = "your own time".into();
         }
         "specific" => {
-            let u = absence::resolve_user(ctx, user.unwrap_or_default())?;
+            let u = resolve_user(ctx, user.unwrap_or_default())?;
             req = req.query("user", u.id);
             only = Some(u.id);
             scope_text = format!("user {}", u.id);

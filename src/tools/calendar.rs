@@ -4,10 +4,11 @@
 //!
 //! Dates go out in the plugin's list-filter format: the first day at `T00:00:00`, the last day
 //! at `T23:59:59` (the Python tool sent midnight of the last day, which dropped that day's
-//! events). A 404 is checked against the plugin probe of [`absence::explain_404`].
+//! events). A 404 is checked against the plugin probe of [`explain_404`].
 
-use super::absence;
 use super::args::{self, Args};
+use super::common::day_range::{range, with_range};
+use super::common::work_contract::explain_404;
 use super::{Context, Output, Tool, ToolError, text, time};
 use crate::kimai::Request;
 use serde_json::{Value, json};
@@ -50,7 +51,7 @@ fn schema() -> Value {
 fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
     let kind = args::string(a, "type").unwrap_or("absences");
     let filters = args::object(a, "filters");
-    let (begin, end) = absence::range(filters)?;
+    let (begin, end) = range(filters)?;
     let user = filters.and_then(|f| args::int(f, "user"));
     let path = match kind {
         "holidays" => {
@@ -72,8 +73,8 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
         }
         r = r.query("user", u);
     }
-    let r = absence::with_range(r, begin, end);
-    let body = ctx.call(&r).map_err(|e| absence::explain_404(ctx, e))?.body;
+    let r = with_range(r, begin, end);
+    let body = ctx.call(&r).map_err(|e| explain_404(ctx, e))?.body;
     let events = body.as_array().cloned().unwrap_or_default();
     let what = if kind == "holidays" {
         "Public holidays"

@@ -4,7 +4,8 @@
 //! Messages are markdown and often span lines; they are shown JSON-quoted so that no message
 //! can forge another comment in the result.
 
-use super::entity::needs;
+use super::common::entity_path::entity_path;
+use super::common::missing_route::needs;
 use super::render;
 use super::{Context, Output, Tool, ToolError, args};
 use crate::kimai::Request;
@@ -49,7 +50,7 @@ fn schema() -> Value {
 }
 
 fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {
-    let base = super::rate::entity_path(a)?;
+    let base = entity_path(a)?;
     let entity = a.get("entity").and_then(Value::as_str).unwrap_or("");
     let id = args::need_id(a, "entity_id", "")?;
     let action = args::action(a);

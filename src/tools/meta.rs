@@ -7,7 +7,8 @@
 //! one `PATCH /invoices/{id}/custom-fields` (Kimai 2.56+). Kimai core defines no custom fields:
 //! they come from a plugin, and an unknown name is a 404.
 
-use super::entity::needs;
+use super::common::entity_path::entity_path;
+use super::common::missing_route::needs;
 use super::{Context, Output, Tool, ToolError, args, text};
 use crate::kimai::Request;
 use serde_json::{Map, Value, json};
@@ -62,7 +63,7 @@ fn as_text(v: &Value) -> Value {
 }
 
 fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {
-    let base = super::rate::entity_path(a)?;
+    let base = entity_path(a)?;
     let entity = a.get("entity").and_then(Value::as_str).unwrap_or("");
     let id = args::need_id(a, "entity_id", "")?;
     let fields: Vec<(String, Value)> = a

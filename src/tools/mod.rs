@@ -14,12 +14,24 @@
 //!
 //! Threads: a handler runs on the transport's worker thread and may fan out reads with
 //! `std::thread::scope`; [`Context`] is `Sync` for that.
+//!
+//! Files, by kind. The twelve tools, one file (or folder) each, in registry order: `entity`,
+//! `timesheet`, `timer`, `rate`, `team_access`, `absence`, `calendar`, `meta`,
+//! `user_current`, `analyze_project_team`, `config`, `comment`. The framework they stand on:
+//! this file (registry, [`Context`], [`ToolError`], `tools/list`, `tools/call`), `args`
+//! (argument access), `schema` (the JSON Schema subset we validate), `render` and `rows`
+//! (text for entities and time records), `text` (safe strings), `time` (dates and
+//! durations), `paging` and `fanout` (reading many pages or users), `stats` (timesheet
+//! statistics) and `users` (discovering the users a token can see). Helpers that several
+//! tools share live in `common/`. A tool imports the framework, `common` and lower layers,
+//! never another tool.
 
 pub mod absence;
 pub mod analyze_project_team;
 pub mod args;
 pub mod calendar;
 pub mod comment;
+pub mod common;
 pub mod config;
 pub mod entity;
 pub mod fanout;

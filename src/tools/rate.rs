@@ -5,6 +5,7 @@
 //! only the fields the caller gave are sent. Amounts a token may not see (Kimai 2.66 hides
 //! them without `view_rate_*`) show as "not visible", never as 0.
 
+use super::common::entity_path::entity_path;
 use super::render;
 use super::{Context, Output, Tool, ToolError, args};
 use crate::kimai::Request;
@@ -49,18 +50,6 @@ fn schema() -> Value {
         "required": ["entity", "entity_id", "action"],
         "additionalProperties": false
     })
-}
-
-/// `/customers` etc. for the `entity` argument (the schema checked the enum).
-pub fn entity_path(args: &Map<String, Value>) -> Result<&'static str, ToolError> {
-    match args.get("entity").and_then(Value::as_str) {
-        Some("customer") => Ok("/customers"),
-        Some("project") => Ok("/projects"),
-        Some("activity") => Ok("/activities"),
-        Some("timesheet") => Ok("/timesheets"),
-        Some("invoice") => Ok("/invoices"),
-        _ => Err(ToolError::Invalid("'entity' is required".into())),
-    }
 }
 
 fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {

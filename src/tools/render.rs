@@ -1,6 +1,6 @@
 //! Text blocks for the entities the administration tools show: customers, projects,
 //! activities, teams, tags, invoices, public holidays, rates and comments (users are
-//! `user_current::render_user`).
+//! `common::user_render::render_user`).
 //!
 //! One `Label: value` line per field Kimai returned, in Kimai's order, so that nothing the
 //! model may need is dropped and a field added by a newer Kimai still shows up. Embedded
