@@ -836,7 +836,7 @@ fn the_credential_rate_counts_legacy_sse_messages_too() {
     // The stream took one of the six; five pings pass, from several addresses; the next is 429.
     let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
     let statuses: Vec<u16> = (0..7u8)
-        .map(|i| mcp_post([127, 0, 11, 2 + i], &srv.addr, &endpoint, &auth, &ping).status)
+        .map(|i| post_from([127, 0, 11, 2 + i], &srv.addr, &endpoint, &auth, &ping).status)
         .collect();
     assert_eq!(
         statuses,
