@@ -18,11 +18,12 @@
 //! Threads: `handle` is called concurrently from transport worker threads. [`Connection`] keeps
 //! its state behind short-lived mutex locks; no lock is held while a tool runs.
 
+use crate::kimai::Account;
 use crate::mcp::{
     self, Classified, LATEST_LEGACY, LEGACY_VERSIONS, META_PROTOCOL_VERSION, META_SERVER_INFO,
     MODERN_VERSIONS, Message, Notifier, RequestId, RpcError,
 };
-use crate::tools::{self, Backend, Tool};
+use crate::tools::{self, Tool};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -44,7 +45,7 @@ of the configured Kimai account. Times are local to that account's timezone.";
 /// What a transport hands down with every message.
 pub struct Env<'a> {
     /// The Kimai account this connection acts as.
-    pub backend: &'a Backend,
+    pub backend: &'a Account,
     /// Where notifications (progress) for this connection go.
     pub notifier: &'a dyn Notifier,
     /// Who this is, for the audit log, as `key=value` words (e.g. `session=1a2b3c4d user=anna`
@@ -391,8 +392,8 @@ impl Dispatcher {
         } else {
             "ok"
         };
-        if let Some(m) = &env.backend.metrics {
-            m.tool_call(tool.name, status);
+        if let Some(usage) = &env.backend.usage {
+            usage.tool_call(tool.name, status);
         }
         log::info!(
             target: "kimai_mcp::audit",
@@ -638,7 +639,7 @@ mod tests {
     ];
 
     struct Fixture {
-        backend: Backend,
+        backend: Account,
     }
 
     impl Fixture {
@@ -650,8 +651,8 @@ mod tests {
             ))
             .unwrap();
             Fixture {
-                backend: Backend {
-                    metrics: None,
+                backend: Account {
+                    usage: None,
                     client: Arc::new(client),
                     token: crate::kimai::Token::new("t".into()),
                 },

@@ -21,6 +21,7 @@ pub mod session;
 pub mod setup;
 pub mod sim;
 pub mod stdio;
+pub mod text;
 pub mod tools;
 
 /// The version printed by `--version` and sent as `serverInfo.version`.

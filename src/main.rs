@@ -2,8 +2,8 @@
 //! exit codes (0 success, 1 runtime failure, 2 usage or configuration error).
 
 use kimai_mcp::config::{self, Command, KimaiConfig};
+use kimai_mcp::kimai::Account;
 use kimai_mcp::kimai::{self, Request};
-use kimai_mcp::tools::Backend;
 use kimai_mcp::{sim, stdio};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -153,7 +153,7 @@ fn client(cfg: &KimaiConfig) -> Result<Arc<kimai::Client>, ExitCode> {
         })
 }
 
-fn serve_stdio(backend: Backend, label: &str) -> ExitCode {
+fn serve_stdio(backend: Account, label: &str) -> ExitCode {
     let stdin = std::io::stdin();
     match stdio::serve(stdin.lock(), std::io::stdout(), backend, label) {
         Ok(()) => ExitCode::SUCCESS,
@@ -177,8 +177,8 @@ fn run_stdio(cfg: &KimaiConfig) -> ExitCode {
         client.base_url()
     );
     serve_stdio(
-        Backend {
-            metrics: None,
+        Account {
+            usage: None,
             client,
             token: cfg.token.clone(),
         },
@@ -239,8 +239,8 @@ fn run_check(cfg: &KimaiConfig) -> ExitCode {
             let tz = me.get("timezone").and_then(|v| v.as_str()).unwrap_or("?");
             println!(
                 "Token belongs to {} (user id {id}, roles {roles}, timezone {})",
-                kimai_mcp::tools::text::safe(name),
-                kimai_mcp::tools::text::safe(tz)
+                kimai_mcp::text::safe(name),
+                kimai_mcp::text::safe(tz)
             );
             ExitCode::SUCCESS
         }
@@ -291,8 +291,8 @@ fn run_demo(seed: u64) -> ExitCode {
         }
     };
     let code = serve_stdio(
-        Backend {
-            metrics: None,
+        Account {
+            usage: None,
             client,
             token: kimai::Token::new(sim.demo_token()),
         },
@@ -365,7 +365,7 @@ fn run_setup(print_only: bool) -> ExitCode {
                 .get("version")
                 .and_then(|x| x.as_str())
                 .unwrap_or("?"),
-            kimai_mcp::tools::text::safe(
+            kimai_mcp::text::safe(
                 me.body
                     .get("username")
                     .and_then(|x| x.as_str())

@@ -163,6 +163,17 @@ impl Metrics {
     }
 }
 
+/// The server counts the use of every account it serves.
+impl crate::kimai::Usage for Metrics {
+    fn kimai_request(&self, took: Duration) {
+        Metrics::kimai_request(self, took);
+    }
+
+    fn tool_call(&self, tool: &'static str, outcome: &'static str) {
+        Metrics::tool_call(self, tool, outcome);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

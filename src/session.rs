@@ -9,7 +9,7 @@
 //! idle longer than the TTL.
 
 use crate::dispatch::Connection;
-use crate::tools::Backend;
+use crate::kimai::Account;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -31,7 +31,7 @@ pub struct Session {
     pub id: String,
     pub transport: Transport,
     pub conn: Connection,
-    pub backend: Backend,
+    pub backend: Account,
     /// For audit lines: `session=<8 hex> user=<label>`; never a token or slug.
     pub label: String,
     /// A digest of the credentials that created the session (see `fingerprint`).
@@ -46,7 +46,7 @@ pub struct Session {
 impl Session {
     pub fn new(
         transport: Transport,
-        backend: Backend,
+        backend: Account,
         user_label: &str,
         owner: [u8; 32],
     ) -> Result<Session, String> {
@@ -347,7 +347,7 @@ mod tests {
     fn session() -> Session {
         Session::new(
             Transport::Streamable,
-            crate::tools::offline_backend_for_tests(),
+            crate::kimai::Account::offline_for_tests(),
             "u",
             [0; 32],
         )
@@ -381,7 +381,7 @@ mod tests {
     fn owned(owner: u8) -> Session {
         Session::new(
             Transport::Streamable,
-            crate::tools::offline_backend_for_tests(),
+            crate::kimai::Account::offline_for_tests(),
             "u",
             [owner; 32],
         )

@@ -16,8 +16,8 @@
 //! calls get up to [`DRAIN_TIME`] to finish and be written, and `serve` returns.
 
 use crate::dispatch::{Connection, Dispatcher, Env};
+use crate::kimai::Account;
 use crate::mcp::{self, ChannelNotifier, RpcError};
-use crate::tools::Backend;
 use serde_json::Value;
 use std::io::{self, BufRead, Write};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -38,7 +38,7 @@ pub const DRAIN_TIME: Duration = Duration::from_secs(5);
 struct Shared {
     dispatcher: Dispatcher,
     conn: Connection,
-    backend: Backend,
+    backend: Account,
     notifier: ChannelNotifier,
     label: String,
 }
@@ -54,7 +54,7 @@ impl Shared {
 }
 
 /// Serves one client over `input`/`output` until `input` ends.
-pub fn serve<R, W>(input: R, output: W, backend: Backend, label: &str) -> io::Result<()>
+pub fn serve<R, W>(input: R, output: W, backend: Account, label: &str) -> io::Result<()>
 where
     R: BufRead,
     W: Write + Send + 'static,

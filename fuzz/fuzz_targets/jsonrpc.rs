@@ -6,17 +6,17 @@
 use kimai_mcp::dispatch::{Connection, Dispatcher, Env};
 use kimai_mcp::kimai::{Client, Settings, Tls, Token};
 use kimai_mcp::mcp::NoNotifier;
-use kimai_mcp::tools::Backend;
+use kimai_mcp::kimai::Account;
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
 
-fn backend() -> &'static Backend {
-    static B: OnceLock<Backend> = OnceLock::new();
+fn backend() -> &'static Account {
+    static B: OnceLock<Account> = OnceLock::new();
     B.get_or_init(|| {
         let mut s = Settings::new("http://127.0.0.1:9", Tls::Verify);
         s.max_retries = 0;
         let client = Client::new(s).expect("a client for a fixed URL");
-        Backend { client: Arc::new(client), token: Token::new("t".into()), metrics: None }
+        Account::new(Arc::new(client), Token::new("t".into()))
     })
 }
 

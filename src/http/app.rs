@@ -14,9 +14,9 @@ use crate::guard::{
     self, EnumerationGuard, EnumerationSettings, KimaiUrls, OriginPolicy, RateLimiter,
     TokenVerdicts, TrustedProxies,
 };
+use crate::kimai::Account;
 use crate::kimai::{self, Tls};
 use crate::session::{SessionTable, fingerprint};
-use crate::tools::Backend;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -283,11 +283,11 @@ impl App {
         &self,
         slug: &str,
         user: &crate::config::users::User,
-    ) -> Result<(Backend, [u8; 32]), kimai::Error> {
+    ) -> Result<(Account, [u8; 32]), kimai::Error> {
         let client = self.client(&user.kimai_url, &user.tls)?;
         Ok((
-            Backend {
-                metrics: Some(self.metrics.clone()),
+            Account {
+                usage: Some(self.metrics.clone()),
                 client,
                 token: user.token.clone(),
             },

@@ -7,14 +7,14 @@
 use super::server::{Handled, Request};
 use super::{App, Ctx, json_error};
 use crate::guard;
+use crate::kimai::Account;
 use crate::mcp::code;
 use crate::session::fingerprint;
-use crate::tools::Backend;
 use std::sync::Arc;
 
 /// Who a request acts as, once authenticated.
 pub struct Caller {
-    pub backend: Backend,
+    pub backend: Account,
     pub owner: [u8; 32],
     pub label: String,
     pub via_slug: bool,
@@ -170,8 +170,8 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Han
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "header-user".into());
     Ok(Caller {
-        backend: Backend {
-            metrics: Some(app.metrics.clone()),
+        backend: Account {
+            usage: Some(app.metrics.clone()),
             client,
             token: crate::kimai::Token::new(kimai_token.to_string()),
         },

@@ -82,7 +82,7 @@ pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Handled, Handled
     log::info!(
         "Client session {} connected to Kimai {} at {}",
         session.short_id(),
-        crate::tools::text::safe(&version),
+        crate::text::safe(&version),
         session.backend.client.base_url()
     );
     let head = Response::new(200)

@@ -15,9 +15,9 @@ use super::server::{Handled, Request, Response, Streamer};
 use super::{App, Ctx, busy, json_error, method_not_allowed};
 use crate::dispatch::{Connection, Env};
 use crate::guard;
+use crate::kimai::Account;
 use crate::mcp::{self, ChannelNotifier, Classified, Message, code};
 use crate::session::{Refused, Session, Transport};
-use crate::tools::Backend;
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -137,7 +137,7 @@ fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Hand
             code::SERVER_ERROR,
             &format!(
                 "Bad Request: unsupported MCP-Protocol-Version {}; supported: {}",
-                crate::tools::quote_name(v),
+                crate::text::quote_name(v),
                 mcp::all_versions().join(", ")
             ),
         ));
@@ -245,7 +245,7 @@ fn without_session(
         session
             .conn
             .client_name()
-            .map(|n| crate::tools::text::safe(&n))
+            .map(|n| crate::text::safe(&n))
             .unwrap_or_else(|| "unnamed client".into()),
         session.conn.negotiated().unwrap_or("?")
     );
@@ -461,7 +461,7 @@ fn sse_event(v: &Value) -> Vec<u8> {
 fn stream_call(
     app: Arc<App>,
     state: SessionOrConn,
-    backend: Backend,
+    backend: Account,
     owner: guard::CredentialKey,
     label: String,
     msg: Classified,

@@ -18,6 +18,7 @@
 //! request loop and the response mapping; `error.rs` the error enum, its classification of ureq
 //! errors and the hints; `url.rs` URL normalisation and percent-encoding.
 
+mod account;
 mod client;
 mod error;
 mod url;
@@ -26,6 +27,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use account::{Account, Usage};
 pub use client::Client;
 pub use error::Error;
 

@@ -43,29 +43,20 @@ pub mod rows;
 pub mod schema;
 pub mod stats;
 pub mod team_access;
-pub mod text;
+/// The rendering of Kimai text, shared with the transports (it lives below `tools`).
+pub use crate::text;
 pub mod time;
 pub mod timer;
 pub mod timesheet;
 pub mod user_current;
 pub mod users;
 
-use crate::kimai;
+use crate::kimai::{self, Account};
 use crate::mcp::{self, Notifier};
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-
-/// The Kimai account a connection acts as: a shared client for the instance plus this user's
-/// token. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Backend {
-    pub client: Arc<kimai::Client>,
-    pub token: kimai::Token,
-    /// Where to count Kimai latency and tool outcomes (`serve`); `None` elsewhere.
-    pub metrics: Option<Arc<crate::metrics::Metrics>>,
-}
 
 /// One tool: everything `tools/list` advertises and the handler that serves `tools/call`.
 pub struct Tool {
@@ -81,22 +72,6 @@ pub struct Tool {
     /// Repeating a call with the same arguments has no further effect (`idempotentHint`).
     pub idempotent: bool,
     pub handler: fn(&Context, &Map<String, Value>) -> Result<Output, ToolError>,
-}
-
-/// A backend whose client is never contacted (nothing listens on port 9), for unit tests of
-/// code that needs one.
-#[cfg(test)]
-pub(crate) fn offline_backend_for_tests() -> Backend {
-    let client = kimai::Client::new(kimai::Settings::new(
-        "http://127.0.0.1:9",
-        kimai::Tls::Verify,
-    ))
-    .unwrap_or_else(|e| panic!("a client for a fixed valid URL: {e}"));
-    Backend {
-        metrics: None,
-        client: Arc::new(client),
-        token: kimai::Token::new("t".into()),
-    }
 }
 
 /// Every tool, in the order the Python kimai-mcp advertised them.
@@ -264,7 +239,7 @@ impl CallOutcome {
 
 /// What a handler may use: the Kimai account, progress notifications and cancellation.
 pub struct Context<'a> {
-    backend: &'a Backend,
+    backend: &'a Account,
     notifier: &'a dyn Notifier,
     progress_token: Option<Value>,
     cancelled: &'a AtomicBool,
@@ -272,7 +247,7 @@ pub struct Context<'a> {
 
 impl<'a> Context<'a> {
     pub fn new(
-        backend: &'a Backend,
+        backend: &'a Account,
         notifier: &'a dyn Notifier,
         progress_token: Option<Value>,
         cancelled: &'a AtomicBool,
@@ -294,10 +269,10 @@ impl<'a> Context<'a> {
             .backend
             .client
             .call_cancellable(&self.backend.token, req, &cancelled);
-        if let Some(m) = &self.backend.metrics
+        if let Some(usage) = &self.backend.usage
             && !matches!(result, Err(kimai::Error::Cancelled))
         {
-            m.kimai_request(started.elapsed());
+            usage.kimai_request(started.elapsed());
         }
         Ok(result?)
     }
@@ -345,10 +320,7 @@ pub fn names(registry: &[Tool]) -> Vec<&'static str> {
 }
 
 /// A client-supplied name, made safe to echo in an error message.
-pub fn quote_name(name: &str) -> String {
-    let short: String = name.chars().take(64).collect();
-    text::quote(&short)
-}
+pub use crate::text::quote_name;
 
 fn schemas() -> &'static [Value] {
     static SCHEMAS: OnceLock<Vec<Value>> = OnceLock::new();
@@ -539,18 +511,9 @@ mod tests {
         }
     }
 
-    /// A backend whose client is never contacted (nothing listens on port 9).
-    pub(crate) fn offline_backend() -> Backend {
-        let client = kimai::Client::new(kimai::Settings::new(
-            "http://127.0.0.1:9",
-            kimai::Tls::Verify,
-        ))
-        .unwrap();
-        Backend {
-            metrics: None,
-            client: Arc::new(client),
-            token: kimai::Token::new("t".into()),
-        }
+    /// An account whose client is never contacted (nothing listens on port 9).
+    pub(crate) fn offline_backend() -> Account {
+        Account::offline_for_tests()
     }
 
     #[test]
@@ -593,11 +556,7 @@ mod tests {
             kimai::Tls::Verify,
         ))
         .unwrap();
-        let backend = Backend {
-            metrics: None,
-            client: Arc::new(client),
-            token: kimai::Token::new("t".into()),
-        };
+        let backend = Account::new(std::sync::Arc::new(client), kimai::Token::new("t".into()));
         let sink = Collect(Default::default());
         let flag = AtomicBool::new(false);
         Context::new(&backend, &sink, None, &flag).progress(1, Some(2), None);

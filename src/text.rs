@@ -1,4 +1,6 @@
-//! Renders text that came from Kimai so that it cannot forge lines or records in a tool result.
+//! Renders text that came from Kimai (or a client) so that it cannot forge lines or records in a
+//! tool result or a log line. Used by the tools for their output and by the transports for
+//! what they log about a client; imports nothing of ours.
 //!
 //! Everything a Kimai user can type (names, descriptions, comments, preference values) ends up
 //! in front of a model. A value with a line break could start what looks like a new record;
@@ -78,6 +80,12 @@ pub fn safe_opt(s: Option<&str>) -> String {
         Some("") => "(empty)".to_string(),
         Some(s) => safe(s),
     }
+}
+
+/// A name from the input, quoted and cut to 64 characters, for an error message.
+pub fn quote_name(name: &str) -> String {
+    let short: String = name.chars().take(64).collect();
+    quote(&short)
 }
 
 #[cfg(test)]
