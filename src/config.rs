@@ -517,12 +517,7 @@ pub(super) fn check_url(url: &str) -> Result<String, String> {
             "{url:?} must not contain a query string or fragment"
         ));
     }
-    let mut base = url.trim_end_matches('/').to_string();
-    if let Some(stripped) = base.strip_suffix("/api") {
-        // Users often paste the API URL; the client adds /api itself.
-        base = stripped.to_string();
-    }
-    Ok(base)
+    Ok(crate::kimai::without_api(url).to_string())
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod oauth;
+pub mod secret;
 pub mod session;
 pub mod setup;
 pub mod sim;

@@ -397,8 +397,7 @@ fn generate(what: config::Secret) -> Result<String, String> {
         config::Secret::Slug => {
             const ALPHABET: &[u8; 64] =
                 b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-            let mut b = [0u8; 24];
-            getrandom::fill(&mut b).map_err(|e| format!("the OS random source failed: {e}"))?;
+            let b = kimai_mcp::secret::random_bytes::<24>()?;
             // 64 symbols: each byte's low 6 bits pick one uniformly (144 bits in all).
             Ok(b.iter()
                 .map(|x| ALPHABET[usize::from(x & 63)] as char)
@@ -409,9 +408,7 @@ fn generate(what: config::Secret) -> Result<String, String> {
 
 /// A random server token: 32 bytes from the OS as hex.
 fn random_token() -> Result<String, String> {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|e| format!("the OS random source failed: {e}"))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    kimai_mcp::secret::random_hex::<32>()
 }
 
 fn run_serve(cfg: config::ServeConfig) -> ExitCode {

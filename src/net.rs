@@ -1,4 +1,6 @@
-//! Listening sockets for the HTTP servers (`serve` and the simulated Kimai).
+//! HTTP plumbing shared by both servers (`serve` and the simulated Kimai): listening sockets,
+//! and the percent-decoding of paths, query strings and forms. No Kimai and no MCP knowledge:
+//! the simulator may share HTTP framing, never Kimai logic.
 //!
 //! Both write each response in one go, but a streamed response (SSE) is many small writes:
 //! with Nagle's algorithm on, a small write waits for the peer's ACK of the previous one,
@@ -23,6 +25,30 @@ pub fn listener(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// `%XX` escapes decoded (an escape that is not two hex digits stays as it is), and `+` read as
+/// a space when `plus_is_space` (query strings and forms; not paths); invalid UTF-8 replaced.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |j: usize| b.get(j).and_then(|c| (*c as char).to_digit(16));
+        match b[i] {
+            b'+' if plus_is_space => out.push(b' '),
+            b'%' => match (hex(i + 1), hex(i + 2)) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,5 +61,14 @@ mod tests {
         let _client = TcpStream::connect(addr).unwrap();
         let (accepted, _) = l.accept().unwrap();
         assert!(accepted.nodelay().unwrap(), "TCP_NODELAY was not inherited");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c", true), "a b c");
+        assert_eq!(percent_decode("a%20b+c", false), "a b+c");
+        assert_eq!(percent_decode("%41", false), "A");
+        assert_eq!(percent_decode("%4", false), "%4");
+        assert_eq!(percent_decode("%zz%", true), "%zz%");
     }
 }

@@ -95,9 +95,7 @@ impl Session {
 
 /// 128 random bits as 32 lowercase hex characters.
 pub fn new_id() -> Result<String, String> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| format!("the OS random source failed: {e}"))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    crate::secret::random_hex::<16>()
 }
 
 /// A one-way digest of credentials, to bind a session (and the per-credential limits) to them

@@ -177,11 +177,9 @@ mod tests {
     use super::*;
 
     fn temp() -> PathBuf {
-        let mut b = [0u8; 8];
-        getrandom::fill(&mut b).unwrap();
         let d = std::env::temp_dir().join(format!(
             "kimai-setup-{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            crate::secret::random_hex::<8>().unwrap()
         ));
         std::fs::create_dir_all(&d).unwrap();
         d

@@ -176,10 +176,7 @@ pub fn parse(text: &str, where_: &str) -> Result<Users, Error> {
                 )));
             }
         };
-        let mut base = url.trim_end_matches('/').to_string();
-        if let Some(b) = base.strip_suffix("/api") {
-            base = b.to_string();
-        }
+        let base = crate::kimai::without_api(url).to_string();
         users.by_slug.insert(
             slug,
             User {

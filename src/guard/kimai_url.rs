@@ -106,10 +106,7 @@ pub fn normalize(url: &str) -> Option<String> {
             (n != default_port).then_some(n)
         }
     };
-    let mut path = path.trim_end_matches('/');
-    if let Some(p) = path.strip_suffix("/api") {
-        path = p.trim_end_matches('/');
-    }
+    let path = crate::kimai::without_api(path);
     if path.split('/').any(|seg| seg == "." || seg == "..") || path.contains("//") {
         return None;
     }

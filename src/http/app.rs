@@ -112,8 +112,7 @@ impl App {
                 );
             }
         }
-        let mut fp_key = [0u8; 32];
-        getrandom::fill(&mut fp_key).map_err(|e| format!("the OS random source failed: {e}"))?;
+        let fp_key = crate::secret::random_bytes::<32>()?;
         let kimai_urls = kimai_url_policy(&cfg, &users);
         if kimai_urls.is_empty() && !kimai_urls.allows_any() {
             log::warn!(

@@ -56,14 +56,21 @@ pub(super) fn authenticate(
     header_caller(app, req)
 }
 
+/// The token in `Authorization`: after the `Bearer` scheme (in any case, RFC 9110 §11.1), or
+/// bare, as several clients send it.
+pub(super) fn presented_token(req: &Request) -> Option<&str> {
+    req.header("Authorization").map(|h| {
+        let h = h.trim();
+        match h.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => h,
+        }
+    })
+}
+
 /// `/mcp`, `/sse` and `/messages`: the server token, then the caller's own Kimai credentials.
 pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Handled> {
-    let presented = req.header("Authorization").map(|h| {
-        h.strip_prefix("Bearer ")
-            .or_else(|| h.strip_prefix("bearer "))
-            .unwrap_or(h)
-            .trim()
-    });
+    let presented = presented_token(req);
     let tokens = app
         .server_tokens
         .read()
@@ -124,11 +131,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Han
                     "Bad Request: X-Kimai-URL must be an http:// or https:// URL",
                 ));
             }
-            let mut base = u.trim_end_matches('/').to_string();
-            if let Some(b) = base.strip_suffix("/api") {
-                base = b.to_string();
-            }
-            base
+            crate::kimai::without_api(u).to_string()
         }
         None => match &app.cfg.default_kimai_url {
             Some(d) => d.clone(),

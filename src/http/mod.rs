@@ -187,10 +187,7 @@ impl App {
         if req.method != "GET" {
             return Err(method_not_allowed("GET"));
         }
-        let presented = req
-            .header("Authorization")
-            .map(|h| h.strip_prefix("Bearer ").unwrap_or(h).trim())
-            .filter(|p| !p.is_empty());
+        let presented = auth::presented_token(req).filter(|p| !p.is_empty());
         let tokens = self
             .server_tokens
             .read()

@@ -504,30 +504,26 @@ fn login_submit(
     }
 }
 
-/// The audit label of the user whose slug and auth secret these are. Every user is compared
-/// (constant time per entry, the secret compared even when the slug does not match, and
-/// against a dummy for users without a secret), so the timing tells nothing about which slugs
-/// exist.
+/// The audit label of the user whose slug and auth secret these are. The slug is looked up
+/// in constant time per entry against every user ([`App::user_for_slug`]), and one secret is
+/// always compared — the user's, or a dummy when the slug is unknown or its user has no secret —
+/// so the timing tells nothing about which slugs exist.
 fn check_credentials(app: &Arc<App>, slug: &str, secret: &str) -> Option<String> {
     if slug.is_empty() || secret.is_empty() || slug.len() > 128 || secret.len() > 512 {
         return None;
     }
     static DUMMY: OnceLock<String> = OnceLock::new();
     let dummy = DUMMY.get_or_init(|| oauth::random_secret(""));
-    let users = app.users();
-    let mut found = None;
-    for (s, u) in &users.by_slug {
-        let slug_ok = guard::ct_eq(s.as_bytes(), slug.as_bytes());
-        let (expected, has) = match &u.auth_secret {
-            Some(t) => (t.expose(), true),
-            None => (dummy.as_str(), false),
-        };
-        let secret_ok = guard::ct_eq(expected.as_bytes(), secret.as_bytes());
-        if slug_ok & secret_ok & has {
-            found = Some(u.label());
-        }
+    let user = app.user_for_slug(slug);
+    let expected = user.as_ref().and_then(|u| u.auth_secret.as_ref());
+    let secret_ok = guard::ct_eq(
+        expected.map_or(dummy.as_str(), |t| t.expose()).as_bytes(),
+        secret.as_bytes(),
+    );
+    match user {
+        Some(u) if secret_ok && expected.is_some() => Some(u.label()),
+        _ => None,
     }
-    found
 }
 
 // ---------------------------------------------------------------------------------------------

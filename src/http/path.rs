@@ -32,7 +32,7 @@ const LOGGED_PATH_CHARS: usize = 64;
 /// a slug from the masking), slugs masked, control characters replaced, at most
 /// [`LOGGED_PATH_CHARS`] characters.
 pub fn logged_path(path: &str) -> String {
-    let decoded = percent_decode(path);
+    let decoded = crate::net::percent_decode(path, false);
     let mut out = String::with_capacity(decoded.len().min(LOGGED_PATH_CHARS + 8));
     let mut after_mcp = false;
     for (i, seg) in decoded.split('/').enumerate() {
@@ -74,29 +74,6 @@ pub fn endpoint_name(path: &str) -> &'static str {
         [".well-known", ..] => "oauth_metadata",
         _ => "other",
     }
-}
-
-/// `%XX` escapes decoded (`+` is no space in a path); invalid UTF-8 replaced.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).copied().and_then(hex),
-                b.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

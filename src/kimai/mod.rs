@@ -30,6 +30,7 @@ use std::time::Duration;
 pub use account::{Account, Usage};
 pub use client::Client;
 pub use error::Error;
+pub use url::without_api;
 
 // ---------------------------------------------------------------------------------------------
 // Defaults: every bound of the client in one place. `Settings::new` copies these; the `config`

@@ -54,15 +54,22 @@ pub(crate) fn normalize_base(raw: &str) -> Result<String, String> {
             return Err(format!("the Kimai URL has an invalid port {p:?}"));
         }
     }
-    let mut path = path.trim_end_matches('/');
-    if let Some(p) = path.strip_suffix("/api") {
-        path = p.trim_end_matches('/');
-    }
+    let path = without_api(path);
     let base = format!("{scheme}://{authority}{}", encode(path, PATH_KEEP));
     // The http crate must accept what we built (port digits, host characters …).
     base.parse::<ureq::http::Uri>()
         .map_err(|e| format!("invalid Kimai URL {s}: {e}"))?;
     Ok(base)
+}
+
+/// A Kimai base URL (or its path) as people write it, without a trailing `/` or `/api`: users
+/// often paste the API URL, and the client adds `/api` itself.
+pub fn without_api(url: &str) -> &str {
+    let url = url.trim_end_matches('/');
+    match url.strip_suffix("/api") {
+        Some(u) => u.trim_end_matches('/'),
+        None => url,
+    }
 }
 
 /// Characters kept as they are in a path besides the RFC 3986 unreserved set: the segment

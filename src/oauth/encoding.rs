@@ -6,18 +6,15 @@ use std::collections::HashMap;
 
 /// A random value: `prefix` and 256 bits in base64url.
 pub fn random_secret(prefix: &str) -> String {
-    let mut b = [0u8; 32];
-    if getrandom::fill(&mut b).is_err() {
-        // No randomness means no safe token: stop here rather than issue a guessable one.
-        panic!("the OS random source failed");
-    }
+    // No randomness means no safe token: stop here rather than issue a guessable one.
+    let b = crate::secret::random_bytes::<32>().unwrap_or_else(|e| panic!("{e}"));
     format!("{prefix}{}", b64url(&b))
 }
 
 /// SHA-256 as lowercase hex.
 pub fn digest_hex(s: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::secret::hex(d.as_ref())
 }
 
 /// base64url without padding (RFC 4648 §5).
@@ -208,38 +205,16 @@ pub fn parse_form(s: &str) -> Result<HashMap<String, String>, String> {
     let mut map = HashMap::new();
     for pair in s.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(k);
+        let k = crate::net::percent_decode(k, true);
         if k.len() > 64 {
             return Err("a parameter name is too long".into());
         }
-        let v = percent_decode(v);
+        let v = crate::net::percent_decode(v, true);
         if map.insert(k.clone(), v).is_some() {
             return Err(format!("the parameter {k} is repeated"));
         }
     }
     Ok(map)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |j: usize| b.get(j).and_then(|c| (*c as char).to_digit(16));
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (hex(i + 1), hex(i + 2)) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The canonical form of a resource URI for comparison: lowercase scheme and host, no

@@ -103,11 +103,8 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(s: &Settings) -> Throttle {
-        let mut k = [0u8; 32];
-        if getrandom::fill(&mut k).is_err() {
-            // Same stance as `random_secret`: without randomness nothing keyed is safe.
-            panic!("the OS random source failed");
-        }
+        // Same stance as `random_secret`: without randomness nothing keyed is safe.
+        let k = crate::secret::random_bytes::<32>().unwrap_or_else(|e| panic!("{e}"));
         Throttle {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &k),
             free_failures: s.sign_in_free_failures,
