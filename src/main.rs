@@ -2,8 +2,8 @@
 //! exit codes (0 success, 1 runtime failure, 2 usage or configuration error).
 
 use kimai_mcp::config::{self, Command, KimaiConfig};
+use kimai_mcp::kimai;
 use kimai_mcp::kimai::Account;
-use kimai_mcp::kimai::{self, Request};
 use kimai_mcp::{sim, stdio};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -191,8 +191,8 @@ fn run_check(cfg: &KimaiConfig) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let version = match client.call(&cfg.token, &Request::get("/version")) {
-        Ok(r) => r.body,
+    let version = match client.version(&cfg.token) {
+        Ok(v) => v,
         Err(e) => {
             let url = client.base_url();
             match e {
@@ -210,37 +210,19 @@ fn run_check(cfg: &KimaiConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shown = version
-        .get("version")
-        .and_then(|v| v.as_str())
-        .unwrap_or("(unknown version)");
-    println!("Kimai {shown} at {}", client.base_url());
-    match client.call(&cfg.token, &Request::get("/users/me")) {
-        Ok(r) => {
-            let me = r.body;
-            let name = me.get("username").and_then(|v| v.as_str()).unwrap_or("?");
-            let id = me
-                .get("id")
-                .and_then(|v| v.as_i64())
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| "?".into());
-            let roles: Vec<&str> = me
-                .get("roles")
-                .and_then(|r| r.as_array())
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r.as_str())
-                .collect();
-            let roles = if roles.is_empty() {
+    println!("Kimai {version} at {}", client.base_url());
+    match client.me(&cfg.token) {
+        Ok(me) => {
+            let id = me.id.map_or_else(|| "?".into(), |i| i.to_string());
+            let roles = if me.roles.is_empty() {
                 "ROLE_USER".to_string()
             } else {
-                roles.join(", ")
+                me.roles.join(", ")
             };
-            let tz = me.get("timezone").and_then(|v| v.as_str()).unwrap_or("?");
             println!(
                 "Token belongs to {} (user id {id}, roles {roles}, timezone {})",
-                kimai_mcp::text::safe(name),
-                kimai_mcp::text::safe(tz)
+                kimai_mcp::text::safe(&me.username),
+                kimai_mcp::text::safe(me.timezone.as_deref().unwrap_or("?"))
             );
             ExitCode::SUCCESS
         }
@@ -343,34 +325,16 @@ fn run_setup(print_only: bool) -> ExitCode {
         let client = kimai::Client::new(kimai::Settings::new(url.to_string(), tls))
             .map_err(|e| e.to_string())?;
         let token = kimai::Token::new(token.to_string());
-        let v = client
-            .call(&token, &Request::get("/version"))
-            .map_err(|e| {
-                format!(
-                    "{e}{}",
-                    e.hint().map(|h| format!(" ({h})")).unwrap_or_default()
-                )
-            })?;
-        let me = client
-            .call(&token, &Request::get("/users/me"))
-            .map_err(|e| {
-                format!(
-                    "{e}{}",
-                    e.hint().map(|h| format!(" ({h})")).unwrap_or_default()
-                )
-            })?;
+        let probe = client.probe(&token).map_err(|e| {
+            format!(
+                "{e}{}",
+                e.hint().map(|h| format!(" ({h})")).unwrap_or_default()
+            )
+        })?;
         Ok(format!(
             "Kimai {}, user {}",
-            v.body
-                .get("version")
-                .and_then(|x| x.as_str())
-                .unwrap_or("?"),
-            kimai_mcp::text::safe(
-                me.body
-                    .get("username")
-                    .and_then(|x| x.as_str())
-                    .unwrap_or("?")
-            )
+            probe.version,
+            kimai_mcp::text::safe(&probe.me.username)
         ))
     };
     let stdin = std::io::stdin();
@@ -411,20 +375,26 @@ fn random_token() -> Result<String, String> {
     kimai_mcp::secret::random_hex::<32>()
 }
 
-fn run_serve(cfg: config::ServeConfig) -> ExitCode {
+/// The users file of `serve` (none: no users), its warnings logged.
+fn load_users(cfg: &config::ServeConfig) -> Result<config::users::Users, config::users::Error> {
     let users = match &cfg.users_config {
-        Some(path) => match config::users::load(path) {
-            Ok(u) => u,
-            Err(e) => {
-                eprintln!("kimai-mcp serve: {e}");
-                return ExitCode::from(2);
-            }
-        },
+        Some(path) => config::users::load(path)?,
         None => config::users::Users::default(),
     };
     for w in &users.warnings {
         log::warn!("{w}");
     }
+    Ok(users)
+}
+
+fn run_serve(cfg: config::ServeConfig) -> ExitCode {
+    let users = match load_users(&cfg) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("kimai-mcp serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let tokens = if cfg.server_tokens.is_empty() {
         match random_token() {
             Ok(t) => {
@@ -541,19 +511,13 @@ fn serve_until_signal(
 
 /// SIGHUP: re-read the users file (and the token file); keep the old ones on any error.
 fn reload(running: &kimai_mcp::http::Running, cfg: &config::ServeConfig) {
-    let users = match &cfg.users_config {
-        Some(path) => match config::users::load(path) {
-            Ok(u) => u,
-            Err(e) => {
-                log::error!("Reload failed, keeping the current users: {e}");
-                return;
-            }
-        },
-        None => config::users::Users::default(),
+    let users = match load_users(cfg) {
+        Ok(u) => u,
+        Err(e) => {
+            log::error!("Reload failed, keeping the current users: {e}");
+            return;
+        }
     };
-    for w in &users.warnings {
-        log::warn!("{w}");
-    }
     let tokens = match &cfg.server_token_file {
         Some(path) => match config::read_token_file(path) {
             Ok(t) => Some(t),

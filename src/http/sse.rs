@@ -20,7 +20,6 @@ use super::server::{Handled, Request, Response, Streamer};
 use super::{App, Ctx, busy, json_error, method_not_allowed};
 use crate::dispatch::Env;
 use crate::guard;
-use crate::kimai::Request as KimaiRequest;
 use crate::mcp::{self, ChannelNotifier, code};
 use crate::session::{Refused, Session, Transport};
 use serde_json::Value;
@@ -48,7 +47,7 @@ pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Handled, Handled
     let version = caller
         .backend
         .client
-        .call(&caller.backend.token, &KimaiRequest::get("/version"))
+        .version(&caller.backend.token)
         .map_err(|e| {
             json_error(
                 502,
@@ -56,12 +55,6 @@ pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Handled, Handled
                 &format!("Failed to connect to Kimai: {e}"),
             )
         })?;
-    let version = version
-        .body
-        .get("version")
-        .and_then(Value::as_str)
-        .unwrap_or("(unknown version)")
-        .to_string();
     let (tx, rx) = mpsc::channel::<Value>();
     let session = Session::new(Transport::Sse, caller.backend, &caller.label, caller.owner)
         .map_err(|e| json_error(500, code::INTERNAL_ERROR, &format!("Internal error: {e}")))?

@@ -21,6 +21,7 @@
 mod account;
 mod client;
 mod error;
+mod probe;
 mod url;
 
 use std::fmt;
@@ -30,6 +31,7 @@ use std::time::Duration;
 pub use account::{Account, Usage};
 pub use client::Client;
 pub use error::Error;
+pub use probe::{Me, Probe};
 pub use url::without_api;
 
 // ---------------------------------------------------------------------------------------------
