@@ -6,6 +6,7 @@
 //! Threads: connection threads read it concurrently; each table has its own lock, held only to
 //! look up or change an entry, never across a Kimai call or a socket write.
 
+use super::error::Error;
 use super::work;
 use crate::config::ServeConfig;
 use crate::config::users::Users;
@@ -72,9 +73,12 @@ impl App {
         users: Users,
         server_tokens: Vec<String>,
         enumeration: EnumerationSettings,
-    ) -> Result<App, String> {
-        let trusted = TrustedProxies::parse(&cfg.trusted_proxies)
-            .map_err(|e| format!("invalid --trusted-proxy / KIMAI_MCP_TRUSTED_PROXIES: {e}"))?;
+    ) -> Result<App, Error> {
+        let trusted = TrustedProxies::parse(&cfg.trusted_proxies).map_err(|e| {
+            Error::Setting(format!(
+                "invalid --trusted-proxy / KIMAI_MCP_TRUSTED_PROXIES: {e}"
+            ))
+        })?;
         let loopback =
             cfg.host == "localhost" || cfg.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
         let mut public_hosts = cfg.public_hosts.clone();
@@ -87,15 +91,18 @@ impl App {
         }
         let origin = OriginPolicy::new(loopback, port, cfg.allowed_origins.clone(), public_hosts);
         let oauth = match &cfg.public_url {
-            Some(url) => Some(crate::oauth::OAuth::new(
-                url,
-                crate::oauth::Settings {
-                    registrations_per_address: cfg.bounds.registrations_per_address,
-                    pending_per_address: cfg.bounds.pending_sign_ins_per_address,
-                    ..cfg.oauth.clone()
-                },
-                cfg.oauth_state_file.clone(),
-            )?),
+            Some(url) => Some(
+                crate::oauth::OAuth::new(
+                    url,
+                    crate::oauth::Settings {
+                        registrations_per_address: cfg.bounds.registrations_per_address,
+                        pending_per_address: cfg.bounds.pending_sign_ins_per_address,
+                        ..cfg.oauth.clone()
+                    },
+                    cfg.oauth_state_file.clone(),
+                )
+                .map_err(Error::Setting)?,
+            ),
             None => None,
         };
         if let Some(o) = &oauth {
@@ -112,7 +119,7 @@ impl App {
                 );
             }
         }
-        let fp_key = crate::secret::random_bytes::<32>()?;
+        let fp_key = crate::secret::random_bytes::<32>().map_err(Error::Random)?;
         let kimai_urls = kimai_url_policy(&cfg, &users);
         if kimai_urls.is_empty() && !kimai_urls.allows_any() {
             log::warn!(

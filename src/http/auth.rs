@@ -4,8 +4,9 @@
 //! a caller's own Kimai token, new sessions per address). Every secret is compared in constant
 //! time; nothing here logs a token or a slug.
 
+use super::app::{App, Ctx};
+use super::reply::{json_error, too_many, with_header};
 use super::server::{Handled, Request};
-use super::{App, Ctx, json_error};
 use crate::guard;
 use crate::kimai::Account;
 use crate::mcp::code;
@@ -86,7 +87,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Han
         } else {
             "Bearer realm=\"mcp\""
         };
-        return Err(super::with_header(
+        return Err(with_header(
             json_error(
                 401,
                 code::SERVER_ERROR,
@@ -212,7 +213,7 @@ fn oauth_caller(
                 "Authentication required: sign in with OAuth (see the resource metadata in WWW-Authenticate) or send the server token",
             ),
         };
-        return Err(super::with_header(
+        return Err(with_header(
             json_error(401, code::SERVER_ERROR, message),
             "WWW-Authenticate",
             &challenge,
@@ -241,7 +242,7 @@ pub(super) fn admit(app: &App, caller: &Caller) -> Result<(), Handled> {
         Ok(()) => Ok(()),
         Err(wait) => {
             app.metrics.rate_limited();
-            Err(super::too_many(
+            Err(too_many(
                 wait,
                 "Too many requests for this user (the server's --user-rate-limit-rpm); slow down",
             ))
@@ -313,7 +314,7 @@ pub(super) fn session_allowed(app: &App, ctx: &Ctx) -> Result<(), Handled> {
         Ok(()) => Ok(()),
         Err(wait) => {
             app.metrics.rate_limited();
-            Err(super::too_many(
+            Err(too_many(
                 wait,
                 "Too many new sessions from this address (the server's --session-rate-per-address); reuse a session or try again later",
             ))

@@ -22,6 +22,7 @@
 //! or change an entry — never across a Kimai call or a socket write.
 mod app;
 mod auth;
+mod error;
 mod oauth;
 mod path;
 mod reply;
@@ -31,6 +32,7 @@ mod streamable;
 mod work;
 
 pub use app::{App, Ctx, MAX_CACHED_CLIENTS};
+pub use error::Error;
 pub use reply::{at_capacity, busy, json_error, method_not_allowed, too_many, with_header};
 
 use crate::config::ServeConfig;
@@ -316,28 +318,30 @@ pub fn start(
     users: Users,
     server_tokens: Vec<String>,
     enumeration: EnumerationSettings,
-) -> Result<Running, String> {
+) -> Result<Running, Error> {
     let addr: SocketAddr = if cfg.host == "localhost" {
         SocketAddr::from(([127, 0, 0, 1], cfg.port))
     } else {
         let ip: IpAddr = cfg
             .host
             .parse()
-            .map_err(|_| format!("--host {} is not an IP address", cfg.host))?;
+            .map_err(|_| Error::Setting(format!("--host {} is not an IP address", cfg.host)))?;
         SocketAddr::new(ip, cfg.port)
     };
-    let listener =
-        crate::net::listener(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = crate::net::listener(addr).map_err(|source| Error::Listen { addr, source })?;
     let port = listener
         .local_addr()
-        .map_err(|e| format!("cannot read the bound address: {e}"))?
+        .map_err(|source| Error::Listen { addr, source })?
         .port();
     let app = Arc::new(App::new(cfg, port, users, server_tokens, enumeration)?);
     let handler_app = app.clone();
     let handler: server::Handler = Arc::new(move |req| handler_app.handle(req));
     let limits = connection_limits(&app.cfg, &app.trusted);
-    let server = server::Server::start(listener, limits, handler)
-        .map_err(|e| format!("cannot start the server: {e}"))?;
+    let server =
+        server::Server::start(listener, limits, handler).map_err(|source| Error::Thread {
+            what: "connection server",
+            source,
+        })?;
     let guard_app = app.clone();
     let sweeper = app
         .sessions
@@ -351,7 +355,10 @@ pub fn start(
                 o.sweep();
             }
         }))
-        .map_err(|e| format!("cannot start the session sweeper: {e}"))?;
+        .map_err(|source| Error::Thread {
+            what: "session sweeper",
+            source,
+        })?;
     Ok(Running {
         app,
         server,

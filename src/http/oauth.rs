@@ -18,8 +18,9 @@
 //! The JSON endpoints (metadata, register, token, revoke) answer any origin (`*`, no
 //! credentials): applications in a browser call them, and they carry no cookie.
 
+use super::app::{App, Ctx};
+use super::reply::{json_error, method_not_allowed, with_header};
 use super::server::{Handled, Request, Response};
-use super::{App, Ctx, method_not_allowed};
 use crate::guard;
 use crate::mcp::code;
 use crate::oauth::{self, AuthorizeError, OAuthError};
@@ -46,7 +47,7 @@ pub fn is_oauth_path(segs: &[&str]) -> bool {
 /// clients stop looking for an authorization server at once (`mcp/protocol.md` §7.3).
 pub fn route(app: &Arc<App>, ctx: &Ctx, req: &Request, segs: &[&str]) -> Result<Handled, Handled> {
     let Some(oauth) = app.oauth.as_ref() else {
-        return Err(super::json_error(404, code::SERVER_ERROR, "Not Found"));
+        return Err(json_error(404, code::SERVER_ERROR, "Not Found"));
     };
     match segs {
         [".well-known", "oauth-protected-resource"]
@@ -63,7 +64,7 @@ pub fn route(app: &Arc<App>, ctx: &Ctx, req: &Request, segs: &[&str]) -> Result<
         },
         ["token"] => token(app, oauth, req),
         ["revoke"] => revoke(oauth, req),
-        _ => Err(super::json_error(404, code::SERVER_ERROR, "Not Found")),
+        _ => Err(json_error(404, code::SERVER_ERROR, "Not Found")),
     }
 }
 
@@ -316,7 +317,7 @@ fn authorize(oauth: &oauth::OAuth, ctx: &Ctx, req: &Request) -> Result<Handled, 
         Ok(id) => Ok(redirect(&format!("/oauth/login?txn={id}"))),
         Err(AuthorizeError::Page(msg)) => Err(html_error(400, &msg)),
         Err(AuthorizeError::Redirect(url)) => Err(redirect(&url)),
-        Err(AuthorizeError::Busy(msg, secs)) => Err(super::with_header(
+        Err(AuthorizeError::Busy(msg, secs)) => Err(with_header(
             html_error(503, &msg),
             "Retry-After",
             &secs.to_string(),
@@ -423,7 +424,7 @@ fn login_submit(
     let now = std::time::Instant::now();
     if let Err(wait) = app.enumeration.check(ctx.key, now) {
         app.metrics.enumeration_blocked();
-        return Err(super::with_header(
+        return Err(with_header(
             sign_in_page(
                 429,
                 txn,
@@ -444,7 +445,7 @@ fn login_submit(
         Ok(attempt) => attempt,
         Err(wait) => {
             app.metrics.oauth("sign_in_failed");
-            return Err(super::with_header(
+            return Err(with_header(
                 sign_in_page(
                     429,
                     txn,

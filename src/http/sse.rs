@@ -14,10 +14,10 @@
 //! session leaves the table (TTL sweeper). Tool calls posted to the session run on their own
 //! threads (bounded by the worker slots) so that a slow call does not hold up a `ping`.
 
+use super::app::{App, Ctx};
 use super::auth::{admit, header_caller, session_allowed, verify_kimai_token};
-use super::reply::batch_too_large;
+use super::reply::{at_capacity, batch_too_large, busy, json_error, method_not_allowed};
 use super::server::{Handled, Request, Response, Streamer};
-use super::{App, Ctx, busy, json_error, method_not_allowed};
 use crate::dispatch::Env;
 use crate::guard;
 use crate::mcp::{self, ChannelNotifier, code};
@@ -62,7 +62,7 @@ pub fn open(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Handled, Handled
     let session = match app.sessions.insert(session) {
         Ok(s) => s,
         Err(Refused::Full) => {
-            return Err(super::at_capacity());
+            return Err(at_capacity());
         }
         Err(Refused::Random(e)) => {
             return Err(json_error(

@@ -9,10 +9,10 @@
 //! notifications arrive before the result. GET offers no standalone stream (405); DELETE ends
 //! the session.
 
+use super::app::{App, Ctx};
 use super::auth::{Caller, admit, authenticate, session_allowed, verify_kimai_token};
-use super::reply::batch_too_large;
+use super::reply::{at_capacity, batch_too_large, busy, json_error, method_not_allowed};
 use super::server::{Handled, Request, Response, Streamer};
-use super::{App, Ctx, busy, json_error, method_not_allowed};
 use crate::dispatch::{Connection, Env};
 use crate::guard;
 use crate::kimai::Account;
@@ -216,7 +216,7 @@ fn without_session(
     let session = match app.sessions.insert(session) {
         Ok(s) => s,
         Err(Refused::Full) => {
-            return Err(super::at_capacity());
+            return Err(at_capacity());
         }
         Err(Refused::Random(e)) => {
             return Err(json_error(
