@@ -1,11 +1,13 @@
 //! One message in, at most one message out: the MCP lifecycle, version negotiation, the method
 //! table, parameter extraction and panic containment.
 //!
-//! The dispatcher is transport-agnostic. A transport (stdio now, HTTP later) owns one
-//! [`Connection`] per client (a stdio process or an HTTP session) and hands every decoded message
-//! to [`Dispatcher::handle`] together with an [`Env`]: the Kimai account to act as, a
-//! [`Notifier`] for server -> client notifications, and a label for the audit log. Nothing here
-//! does I/O of its own; tool calls do theirs through `tools`.
+//! The dispatcher is transport-agnostic. A transport (stdio, Streamable HTTP, legacy SSE) owns
+//! one [`Connection`] per client (a stdio process or an HTTP session; a fresh one for each
+//! stateless request) and hands what it read — parsed and classified once by
+//! `mcp::parse_incoming` — to [`Dispatcher::handle_incoming`] (or [`Dispatcher::handle`] for
+//! one message) together with an [`Env`]: the Kimai account to act as, a [`Notifier`] for
+//! server -> client notifications, and a label for the audit log. Nothing here does I/O of its
+//! own; tool calls do theirs through `tools`.
 //!
 //! Two eras are served side by side (`mcp/protocol.md`, "dual-era rules"):
 //! - **legacy** (2024-11-05 … 2025-11-25): `initialize` negotiates a version for the connection;
@@ -15,7 +17,8 @@
 //!   statelessly, whatever the connection did before; results carry `resultType`, the server's
 //!   identity in `_meta`, and list results carry cache hints.
 //!
-//! Threads: `handle` is called concurrently from transport worker threads. [`Connection`] keeps
+//! Threads: `handle` is called concurrently from the transports' threads (stdio workers, HTTP
+//! connection threads, SSE call threads). [`Connection`] keeps
 //! its state behind short-lived mutex locks; no lock is held while a tool runs.
 
 use crate::kimai::Account;

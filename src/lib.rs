@@ -1,10 +1,16 @@
 //! kimai-mcp: an MCP server for the Kimai time-tracking system.
 //!
-//! Data flows one way (see the design card): a transport (`stdio`, later `http`) hands each
-//! message to `dispatch`, which runs the MCP lifecycle and calls `tools`; tools talk to Kimai
-//! through `kimai`. `sim` is a simulated Kimai for the demo, the tests and the benchmarks; it
-//! shares no code with `kimai` or `tools`. `config` turns the command line and environment into
-//! one immutable value before anything runs.
+//! Data flows one way (design §1): a transport (`stdio`, or `http` for `serve`: Streamable
+//! HTTP and legacy SSE) reads a message, `mcp` parses and classifies it, `dispatch` runs the
+//! MCP lifecycle and calls `tools`; tools talk to Kimai through `kimai`, as the connection's
+//! `kimai::Account`. Beside `http`: `session` (the session table and its sweeper), `guard`
+//! (limits per address and per credential, Host/Origin, trusted proxies, the Kimai URL
+//! policy), `oauth` (the authorization server's rules and store), `metrics`. Below everything:
+//! `text` (rendering Kimai text safely), `secret` (random values), `net` (sockets and URL
+//! decoding shared by both HTTP servers). `config` turns the command line and environment into
+//! one immutable value before anything runs; `setup` writes Claude Desktop's configuration;
+//! `systemd` talks to the service manager. `sim` is a simulated Kimai for the demo, the tests
+//! and the benchmarks; it shares no code with `kimai` or `tools` (only `net`).
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -15,13 +21,13 @@ pub mod kimai;
 pub mod mcp;
 pub mod metrics;
 pub mod net;
-pub mod notify;
 pub mod oauth;
 pub mod secret;
 pub mod session;
 pub mod setup;
 pub mod sim;
 pub mod stdio;
+pub mod systemd;
 pub mod text;
 pub mod tools;
 

@@ -457,8 +457,8 @@ fn run_serve(cfg: config::ServeConfig) -> ExitCode {
         cfg.default_kimai_url.as_deref().unwrap_or("none")
     );
     // systemd (Type=notify): ready now; the watchdog pings while we serve.
-    kimai_mcp::notify::notify("READY=1\nSTATUS=serving");
-    let _watchdog = kimai_mcp::notify::start_watchdog();
+    kimai_mcp::systemd::notify("READY=1\nSTATUS=serving");
+    let _watchdog = kimai_mcp::systemd::start_watchdog();
     serve_until_signal(running, &cfg)
 }
 
@@ -480,12 +480,12 @@ fn serve_until_signal(
     };
     for signal in signals.forever() {
         if signal == SIGHUP {
-            kimai_mcp::notify::notify(&kimai_mcp::notify::reloading_message());
+            kimai_mcp::systemd::notify(&kimai_mcp::systemd::reloading_message());
             reload(&running, cfg);
-            kimai_mcp::notify::notify("READY=1\nSTATUS=serving");
+            kimai_mcp::systemd::notify("READY=1\nSTATUS=serving");
             continue;
         }
-        kimai_mcp::notify::notify("STOPPING=1");
+        kimai_mcp::systemd::notify("STOPPING=1");
         log::info!(
             "Shutting down: no new connections; requests in progress get up to {} s",
             SHUTDOWN_GRACE.as_secs()

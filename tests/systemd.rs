@@ -1,6 +1,6 @@
 //! systemd readiness and watchdog of `kimai-mcp serve`, as systemd would see them: the test
 //! binds a Unix datagram socket, passes it as `$NOTIFY_SOCKET` with `$WATCHDOG_USEC`, starts
-//! the built binary and reads the datagrams (`src/notify.rs` sends them; `run_serve` calls it
+//! the built binary and reads the datagrams (`src/systemd.rs` sends them; `run_serve` calls it
 //! once the listener is up).
 
 use crate::util::TempDir;
