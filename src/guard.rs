@@ -14,8 +14,7 @@
 //! - `kimai_url.rs`: the Kimai URL policy ([`KimaiUrls`]);
 //! - `verdicts.rs`: the short memory of Kimai's verdicts on callers' tokens ([`TokenVerdicts`]).
 //!
-//! The `users.json` slug rules live with the users file (`config/slug.rs`) and are re-exported
-//! here as [`check_slug`] and [`SlugCheck`].
+//! The `users.json` slug rules live with the users file (`config::check_slug`).
 //!
 //! Left to others: this module does no I/O, never sleeps and knows nothing of the HTTP server.
 //! The HTTP layer reads the headers, runs the guards in the order of design §3, turns a refusal
@@ -45,7 +44,6 @@ mod rate_limit;
 mod secrets;
 mod table;
 
-pub use crate::config::{SlugCheck, check_slug};
 pub use client_addr::{MAX_FORWARDED_HOPS, TrustedProxies, client_ip, is_https};
 pub use enumeration::{
     DEFAULT_BLOCK_DURATION, DEFAULT_MAX_MISS_DELAY, DEFAULT_MAX_MISSES, DEFAULT_MIN_MISS_DELAY,

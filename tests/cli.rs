@@ -185,8 +185,8 @@ fn generate_token_and_slug() {
     let slug = slug.trim();
     assert_eq!(slug.len(), 24);
     assert_eq!(
-        kimai_mcp::guard::check_slug(slug),
-        kimai_mcp::guard::SlugCheck::Ok,
+        kimai_mcp::config::check_slug(slug),
+        kimai_mcp::config::SlugCheck::Ok,
         "{slug}"
     );
     let (code, _, err) = run(&["generate", "password"], &[]);

@@ -9,5 +9,5 @@ fuzz_target!(|data: &[u8]| {
     if let Err(e) = kimai_mcp::config::users::parse(text, "users.json") {
         assert!(!e.0.is_empty());
     }
-    let _ = kimai_mcp::guard::check_slug(text);
+    let _ = kimai_mcp::config::check_slug(text);
 });
