@@ -301,9 +301,8 @@ impl Dispatcher {
             "server/discover" => Outcome::Result(discover_result()),
             "tools/list" => Outcome::Result(self.tools_list_result(params, Some(version))),
             "tools/call" => self.call_tool(conn, id, params, env, Some(version)),
-            "initialize" => Outcome::Error(RpcError::invalid_request(
-                "\"initialize\" belongs to the handshake era; send it without a protocol version in params._meta",
-            )),
+            // `initialize` belongs to the handshake era: in a 2026-07-28 request it is a method
+            // this era does not have (HTTP answers it 404, like any unknown method).
             other => Outcome::Error(RpcError::method_not_found(other)),
         };
         match reply {

@@ -384,15 +384,122 @@ fn stateless_2026_requests_and_header_checks() {
     let r = post(
         &srv,
         &path,
-        &[("MCP-Protocol-Version", "2026-07-28")],
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "nope/nope"),
+        ],
         &body,
     );
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["code"], json!(-32601));
+    assert_eq!(r.json()["id"], json!(3));
+    // `initialize` is no method of this era: 404 and -32601 too.
+    let body = json!({"jsonrpc":"2.0","id":5,"method":"initialize","params":{"_meta": meta}});
+    let r = post(
+        &srv,
+        &path,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "initialize"),
+        ],
+        &body,
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (404, json!(-32601)),
+        "{}",
+        r.body
+    );
     let body = json!({"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta": {"io.modelcontextprotocol/protocolVersion": "2099-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}});
     let r = post(&srv, &path, &[], &body);
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], json!(-32022));
+    assert_eq!(
+        r.json()["error"]["data"],
+        json!({"supported": ["2026-07-28"], "requested": "2099-01-01"})
+    );
+    assert_eq!(r.json()["id"], json!(4));
+    // An unknown version in the header: the same error, echoing the header's version.
+    let r = post(
+        &srv,
+        &path,
+        &[
+            ("MCP-Protocol-Version", "v999.0.0"),
+            ("Mcp-Method", "tools/list"),
+        ],
+        &body,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["data"]["requested"], json!("v999.0.0"));
+    assert_eq!(r.json()["id"], json!(4));
+    // The envelope: a 2026-07-28 request (by its header) without `_meta`, or whose `_meta`
+    // does not name the version, gets 400 and -32602 with its id.
+    for (id, params) in [
+        (101, json!({})),
+        (
+            102,
+            json!({"_meta": {"io.modelcontextprotocol/clientCapabilities": {}}}),
+        ),
+    ] {
+        let body = json!({"jsonrpc":"2.0","id":id,"method":"server/discover","params":params});
+        let r = post(
+            &srv,
+            &path,
+            &[
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "server/discover"),
+            ],
+            &body,
+        );
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.json()["error"]["code"], json!(-32602));
+        assert_eq!(r.json()["id"], json!(id));
+    }
+    // Required headers: Mcp-Method always, Mcp-Name for a tool call: 400 and -32020.
+    let body = json!({"jsonrpc":"2.0","id":6,"method":"tools/list","params":{"_meta": meta}});
+    let r = post(
+        &srv,
+        &path,
+        &[("MCP-Protocol-Version", "2026-07-28")],
+        &body,
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (400, json!(-32020)),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.json()["id"], json!(6));
+    let body = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"_meta": meta, "name": "config", "arguments": {"type": "version"}}});
+    let r = post(
+        &srv,
+        &path,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+        ],
+        &body,
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (400, json!(-32020)),
+        "{}",
+        r.body
+    );
+    // The header route follows the same rules.
+    let header_route = [
+        ("Authorization", "Bearer test-server-token-0123456789abcdef"),
+        ("X-Kimai-Token", "unused-0123456789abcdef"),
+        ("MCP-Protocol-Version", "2026-07-28"),
+    ];
+    let r = post(&srv, "/mcp", &header_route, &body);
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (400, json!(-32020)),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.json()["id"], json!(7));
 }
 
 #[test]

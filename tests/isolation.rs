@@ -137,6 +137,21 @@ fn header_auth<'a>(token: &'a str, url: Option<&'a str>) -> Vec<(&'a str, &'a st
     h
 }
 
+/// The headers of a 2026-07-28 tool call of `tool` with the caller's own Kimai token.
+fn stateless_auth<'a>(
+    token: &'a str,
+    url: Option<&'a str>,
+    tool: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    let mut h = header_auth(token, url);
+    h.extend([
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", tool),
+    ]);
+    h
+}
+
 fn stateless_call(id: i64, tool: &str) -> Value {
     json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{
         "name": tool, "arguments": {},
@@ -424,7 +439,7 @@ fn a_wrong_kimai_token_costs_kimai_one_request_and_opens_no_session() {
             [127, 0, 4, 1 + i % 4],
             &srv.addr,
             "/mcp",
-            &header_auth(wrong, None),
+            &stateless_auth(wrong, None, "user_current"),
             &stateless_call(2, "user_current"),
         );
         assert_eq!(r.status, 502, "{}", r.body);
@@ -461,7 +476,7 @@ fn a_wrong_kimai_token_costs_kimai_one_request_and_opens_no_session() {
             [127, 0, 4, 10],
             &srv.addr,
             "/mcp",
-            &header_auth(&right, None),
+            &stateless_auth(&right, None, "user_current"),
             &stateless_call(3, "user_current"),
         );
         assert_eq!(r.status, 200, "{}", r.body);
@@ -694,7 +709,7 @@ fn one_credential_is_rate_limited_across_addresses() {
                 [127, 0, 7, 1 + i % 10],
                 &srv.addr,
                 "/mcp",
-                &header_auth(&token, None),
+                &stateless_auth(&token, None, "user_current"),
                 &stateless_call(1, "user_current"),
             )
             .status
@@ -714,7 +729,7 @@ fn one_credential_is_rate_limited_across_addresses() {
         [127, 0, 7, 11],
         &srv.addr,
         "/mcp",
-        &header_auth(&token, None),
+        &stateless_auth(&token, None, "user_current"),
         &stateless_call(1, "user_current"),
     );
     assert!(r.body.contains("--user-rate-limit-rpm"), "{}", r.body);

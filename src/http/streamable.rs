@@ -128,10 +128,41 @@ fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Hand
             "Unsupported Media Type: the body must be application/json",
         ));
     }
+    let incoming = match mcp::parse_incoming(&req.body) {
+        Ok(i) => i,
+        Err(resp) => {
+            return Err(Handled::Respond(
+                Response::new(400).body("application/json", resp.to_string()),
+            ));
+        }
+    };
     let version_header = req.header("MCP-Protocol-Version");
     if let Some(v) = version_header
         && !mcp::all_versions().contains(&v)
     {
+        // Without a session (and not opening one) this is a 2026-07-28 request: its error is
+        // UnsupportedProtocolVersion with the versions served statelessly (those that
+        // `server/discover` lists) and the requested one. A session's request keeps the
+        // handshake era's plain 400.
+        let single = match &incoming {
+            mcp::Incoming::Single(Ok(m)) => Some(m),
+            _ => None,
+        };
+        let opening = single.is_some_and(|m| m.method() == Some("initialize"));
+        if session_header(req).is_none() && !opening {
+            return Err(rpc_error(
+                400,
+                mcp::RpcError::new(
+                    code::UNSUPPORTED_PROTOCOL_VERSION,
+                    "Unsupported protocol version",
+                )
+                .with_data(serde_json::json!({
+                    "supported": mcp::MODERN_VERSIONS,
+                    "requested": v,
+                })),
+                single.and_then(Message::id),
+            ));
+        }
         return Err(json_error(
             400,
             code::SERVER_ERROR,
@@ -142,14 +173,6 @@ fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Hand
             ),
         ));
     }
-    let incoming = match mcp::parse_incoming(&req.body) {
-        Ok(i) => i,
-        Err(resp) => {
-            return Err(Handled::Respond(
-                Response::new(400).body("application/json", resp.to_string()),
-            ));
-        }
-    };
     if let mcp::Incoming::Batch(items) = &incoming
         && items.len() > app.cfg.bounds.max_batch
     {
@@ -190,12 +213,17 @@ fn without_session(
     caller: Caller,
     msg: Classified,
 ) -> Result<Handled, Handled> {
+    // A 2026-07-28 request names its version in `_meta`, or at least in the header (then its
+    // missing `_meta` is the error to report, not a missing session).
+    let header_modern = req
+        .header("MCP-Protocol-Version")
+        .is_some_and(|v| mcp::MODERN_VERSIONS.contains(&v));
+    let is_initialize = matches!(&msg, Ok(m) if m.is_request() && m.method() == Some("initialize"));
     if let Ok(m) = &msg
-        && m.meta_protocol_version().is_some()
+        && (m.meta_protocol_version().is_some() || (header_modern && !is_initialize))
     {
         return stateless(app, req, caller, msg);
     }
-    let is_initialize = matches!(&msg, Ok(m) if m.is_request() && m.method() == Some("initialize"));
     if !is_initialize {
         return Err(json_error(
             400,
@@ -272,29 +300,66 @@ fn stateless(
             "Bad Request: Mcp-Session-Id header is required; start with initialize",
         ));
     };
+    let id = m.id();
     let method = m.method().unwrap_or("");
-    let meta_version = m.meta_protocol_version().and_then(Value::as_str);
+    // The envelope first: `_meta` must name the version (the dispatcher checks the rest of it).
+    let Some(meta_version) = m.meta_protocol_version() else {
+        let what = if m.meta().is_none() {
+            "params._meta is required in a 2026-07-28 request"
+        } else {
+            "params._meta is missing io.modelcontextprotocol/protocolVersion"
+        };
+        return Err(rpc_error(400, mcp::RpcError::invalid_params(what), id));
+    };
+    let meta_version = meta_version.as_str();
+    let header_error =
+        |message: String| rpc_error(400, mcp::RpcError::new(code::HEADER_MISMATCH, message), id);
     let mismatch = |what: &str| {
-        json_error(
-            400,
-            code::HEADER_MISMATCH,
-            &format!("Header mismatch: {what} does not match the request body"),
-        )
+        header_error(format!(
+            "Header mismatch: {what} does not match the request body"
+        ))
+    };
+    let missing = |what: &str| {
+        header_error(format!(
+            "Header mismatch: the {what} header is required with a 2026-07-28 request"
+        ))
     };
     if let (Some(h), Some(b)) = (req.header("MCP-Protocol-Version"), meta_version)
         && h != b
     {
         return Err(mismatch("MCP-Protocol-Version"));
     }
-    if let Some(h) = req.header("Mcp-Method")
-        && h != method
+    if let Some(v) = meta_version
+        && !mcp::MODERN_VERSIONS.contains(&v)
     {
-        return Err(mismatch("Mcp-Method"));
+        return Err(rpc_error(
+            400,
+            mcp::RpcError::new(
+                code::UNSUPPORTED_PROTOCOL_VERSION,
+                "Unsupported protocol version",
+            )
+            .with_data(serde_json::json!({"supported": mcp::MODERN_VERSIONS, "requested": v})),
+            id,
+        ));
     }
-    if let (Some(h), Some(name)) = (req.header("Mcp-Name"), m.tool_name())
-        && h != name
-    {
-        return Err(mismatch("Mcp-Name"));
+    match req.header("Mcp-Method") {
+        None => return Err(missing("Mcp-Method")),
+        Some(h) if h != method => return Err(mismatch("Mcp-Method")),
+        Some(_) => {}
+    }
+    // Named requests name their target in `Mcp-Name` too.
+    if matches!(method, "tools/call" | "resources/read" | "prompts/get") {
+        let key = if method == "resources/read" {
+            "uri"
+        } else {
+            "name"
+        };
+        let name = m.params().and_then(|p| p.get(key)).and_then(Value::as_str);
+        match (req.header("Mcp-Name"), name) {
+            (None, _) => return Err(missing("Mcp-Name")),
+            (Some(h), Some(n)) if h != n => return Err(mismatch("Mcp-Name")),
+            _ => {}
+        }
     }
     // Every stateless request is a new visitor: a caller's own token is checked with Kimai
     // (its verdict is remembered for a minute), and tool calls count against the caller's
@@ -343,6 +408,14 @@ fn stateless(
     Ok(Handled::Respond(
         Response::new(status).body("application/json", reply.to_string()),
     ))
+}
+
+/// A JSON-RPC error answer of the transport that carries the request's id when it is known
+/// (2026-07-28: every error response carries the id of the request it answers).
+fn rpc_error(status: u16, error: mcp::RpcError, id: Option<&mcp::RequestId>) -> Handled {
+    Handled::Respond(
+        Response::new(status).body("application/json", mcp::response_err(id, error).to_string()),
+    )
 }
 
 /// A tool call with a progress token is answered as a stream, so progress arrives first.
