@@ -7,6 +7,8 @@
 #   2. the official conformance suite 0.1.16 on /mcp/{slug}, with conformance-expected-failures.yml
 #   3. the conformance alpha 0.2.0-alpha.12 with --requirements 2025-11-25 (same baseline), and its
 #      server-session-lifecycle scenario (reported there but not scored), which must pass
+#   3b. the alpha with --requirements 2026-07-28, with conformance-expected-failures-2026.yml, and
+#      every check of server-stateless that needs no fixture tool
 #   4. the MCP Inspector 2.12.0 CLI: tools/list and tools/call on /mcp/{slug}, tools/call on /mcp
 # and ends with one line `interop-http: N passed, M failed` (exit 1 on any failure).
 #
@@ -223,6 +225,38 @@ summary "$work/conformance-alpha.log"
 total=$(total_line "$work/conformance-alpha.log" || true)
 scenarios_passed "$work/conformance-alpha" server-session-lifecycle 2>&1 | mask || rc=1
 step "conformance 0.2.0-alpha.12 --requirements 2025-11-25 with server-session-lifecycle: ${total:-no Total line} (exit $rc)" "$rc"
+
+# ---------------------------------------------------------------- 3b. conformance alpha, 2026-07-28
+# The stateless revision: its own baseline (fixture tools, prompts, resources, tasks and
+# input-required results), and every check of server-stateless that needs no fixture must pass.
+echo "interop-http: conformance 0.2.0-alpha.12 --requirements 2026-07-28 on /mcp/{slug}"
+rc=0
+node22 timeout 300 "$conformance_alpha" server --url "$slug_url" --requirements 2026-07-28 \
+    --expected-failures "$here/conformance-expected-failures-2026.yml" \
+    -o "$work/conformance-2026" >"$work/conformance-2026.log" 2>&1 || rc=$?
+summary "$work/conformance-2026.log"
+total=$(total_line "$work/conformance-2026.log" || true)
+python3 - "$work/conformance-2026" <<'PY' 2>&1 | mask || rc=1
+import glob, json, os, sys
+# The checks of server-stateless that need a fixture tool of the suite's test server.
+fixture = {
+    "sep-2575-server-rejects-undeclared-capability",
+    "sep-2575-missing-capability-http-400",
+    "sep-2575-http-server-no-independent-requests-on-stream",
+    "sep-2575-server-no-log-without-loglevel",
+}
+runs = glob.glob(os.path.join(sys.argv[1], "server-server-stateless-*", "checks.json"))
+if not runs:
+    print("    server-stateless: no results")
+    sys.exit(1)
+checks = json.load(open(runs[0]))
+bad = [c for c in checks if c.get("status") not in ("SUCCESS", "INFO", "SKIPPED") and c.get("id") not in fixture]
+for c in bad:
+    print(f"    server-stateless: {c.get('status')} {c.get('id')}: {(c.get('errorMessage') or '')[:200]}")
+print(f"    server-stateless: {sum(c.get('status') == 'SUCCESS' for c in checks)} checks passed, {len(bad)} failed outside the fixture checks")
+sys.exit(1 if bad else 0)
+PY
+step "conformance 0.2.0-alpha.12 --requirements 2026-07-28: ${total:-no Total line} (exit $rc)" "$rc"
 
 # ---------------------------------------------------------------- 4. MCP Inspector CLI
 # --format json prints one object: {"result": …} on stdout, or {"error": …} on stderr.
