@@ -918,3 +918,108 @@ fn a_public_host_name_is_accepted_behind_a_proxy() {
         403
     );
 }
+
+/// The 2026-07-28 rules of Streamable HTTP on one route: (status, JSON-RPC code, id) of each
+/// probe. `auth` are the route's own headers.
+fn stateless_rules(srv: &Serve, path: &str, auth: &[(&str, &str)]) -> Vec<(u16, Value, Value)> {
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let probes: Vec<(Vec<(&str, &str)>, Value)> = vec![
+        // 1. no _meta, the header names the era
+        (
+            vec![
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "server/discover"),
+            ],
+            json!({"jsonrpc":"2.0","id":101,"method":"server/discover","params":{}}),
+        ),
+        // 2. _meta without the version
+        (
+            vec![
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "server/discover"),
+            ],
+            json!({"jsonrpc":"2.0","id":102,"method":"server/discover","params":{"_meta": {"io.modelcontextprotocol/clientCapabilities": {}}}}),
+        ),
+        // 3. an unknown version in header and body
+        (
+            vec![
+                ("MCP-Protocol-Version", "v999.0.0"),
+                ("Mcp-Method", "server/discover"),
+            ],
+            json!({"jsonrpc":"2.0","id":301,"method":"server/discover","params":{"_meta": {"io.modelcontextprotocol/protocolVersion": "v999.0.0", "io.modelcontextprotocol/clientCapabilities": {}}}}),
+        ),
+        // 4. header and body disagree
+        (
+            vec![
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "server/discover"),
+            ],
+            json!({"jsonrpc":"2.0","id":302,"method":"server/discover","params":{"_meta": {"io.modelcontextprotocol/protocolVersion": "v999.0.0", "io.modelcontextprotocol/clientCapabilities": {}}}}),
+        ),
+        // 5. no Mcp-Method
+        (
+            vec![("MCP-Protocol-Version", "2026-07-28")],
+            json!({"jsonrpc":"2.0","id":401,"method":"tools/list","params":{"_meta": meta}}),
+        ),
+        // 6. a tool call without Mcp-Name
+        (
+            vec![
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "tools/call"),
+            ],
+            json!({"jsonrpc":"2.0","id":402,"method":"tools/call","params":{"_meta": meta, "name": "config", "arguments": {"type": "version"}}}),
+        ),
+        // 7. initialize is no method of this era
+        (
+            vec![
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "initialize"),
+            ],
+            json!({"jsonrpc":"2.0","id":500,"method":"initialize","params":{"_meta": meta}}),
+        ),
+        // 8. a good tool call
+        (
+            vec![
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "tools/call"),
+                ("Mcp-Name", "config"),
+            ],
+            json!({"jsonrpc":"2.0","id":600,"method":"tools/call","params":{"_meta": meta, "name": "config", "arguments": {"type": "version"}}}),
+        ),
+    ];
+    probes
+        .into_iter()
+        .map(|(mut headers, body)| {
+            headers.extend_from_slice(auth);
+            let r = post(srv, path, &headers, &body);
+            let v = r.json();
+            (r.status, v["error"]["code"].clone(), v["id"].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn the_2026_rules_hold_on_the_slug_and_the_header_route() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let token = sim.demo_token();
+    let header_route = [
+        ("Authorization", "Bearer test-server-token-0123456789abcdef"),
+        ("X-Kimai-Token", token.as_str()),
+    ];
+    let expected = vec![
+        (400, json!(-32602), json!(101)),
+        (400, json!(-32602), json!(102)),
+        (400, json!(-32022), json!(301)),
+        (400, json!(-32020), json!(302)),
+        (400, json!(-32020), json!(401)),
+        (400, json!(-32020), json!(402)),
+        (404, json!(-32601), json!(500)),
+        (200, Value::Null, json!(600)),
+    ];
+    assert_eq!(
+        stateless_rules(&srv, &format!("/mcp/{SLUG_A}"), &[]),
+        expected
+    );
+    assert_eq!(stateless_rules(&srv, "/mcp", &header_route), expected);
+}
