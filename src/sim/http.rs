@@ -186,29 +186,17 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Read1 {
         }
     }
     head.extend_from_slice(b"\r\n");
-    let Some(Head {
-        method,
-        target,
-        http10,
-        headers,
-    }) = parse_head(&head, lines)
-    else {
+    let Ok(parsed) = crate::net::parse_head(&head, lines) else {
         return Read1::Refuse(Answer::error(400));
     };
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    let connection = get("Connection")
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let keep_alive = if http10 {
-        connection.contains("keep-alive")
-    } else {
-        !connection.contains("close")
-    };
+    let keep_alive = parsed.keep_alive();
+    let crate::net::Head {
+        method,
+        target,
+        headers,
+        ..
+    } = parsed;
+    let get = |name: &str| crate::net::header(&headers, name);
     if get("Transfer-Encoding").is_some() {
         return Read1::Refuse(Answer::error(411));
     }
@@ -235,47 +223,9 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Read1 {
     )
 }
 
-/// A request head as `httparse` read it.
-struct Head {
-    method: String,
-    target: String,
-    /// HTTP/1.0 (else 1.1).
-    http10: bool,
-    headers: Vec<(String, String)>,
-}
-
-/// Parses a complete head (request line, `header_lines` header lines, each ending in CRLF, and
-/// the empty line) with `httparse`. `None` = malformed: a request line that is not
-/// `METHOD /target HTTP/1.x` with single spaces, a header line without a token name and a
-/// colon, or a value that is not UTF-8.
-fn parse_head(head: &[u8], header_lines: usize) -> Option<Head> {
-    let mut slots = vec![httparse::EMPTY_HEADER; header_lines];
-    let mut req = httparse::Request::new(&mut slots);
-    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
-        return None;
-    }
-    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
-        return None;
-    };
-    if method.is_empty() || !target.starts_with('/') {
-        return None;
-    }
-    let mut headers = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        let value = std::str::from_utf8(h.value).ok()?;
-        headers.push((h.name.trim().to_string(), value.trim().to_string()));
-    }
-    Some(Head {
-        method: method.to_string(),
-        target: target.to_string(),
-        http10: version == 0,
-        headers,
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::net::parse_head;
 
     #[test]
     fn a_request_line_alone_is_incomplete_not_malformed() {
@@ -308,7 +258,7 @@ mod tests {
                 ("Content-Length".to_string(), "2".to_string()),
             ]
         );
-        assert!(parse_head(b"GET * HTTP/1.1\r\n\r\n", 0).is_none());
-        assert!(parse_head(b"GET / HTTP/1.1\r\nno colon\r\n\r\n", 1).is_none());
+        assert!(parse_head(b"GET * HTTP/1.1\r\n\r\n", 0).is_err());
+        assert!(parse_head(b"GET / HTTP/1.1\r\nno colon\r\n\r\n", 1).is_err());
     }
 }

@@ -23,10 +23,7 @@ pub struct Request {
 impl Request {
     /// The first value of a header (names compare case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::net::header(&self.headers, name)
     }
 
     /// A query parameter, percent-decoded.

@@ -170,70 +170,6 @@ fn content_length(value: &str) -> Option<u64> {
     Some(value.parse().unwrap_or(u64::MAX))
 }
 
-/// The head parsed: method, target, version, headers.
-struct Head {
-    method: String,
-    target: String,
-    http10: bool,
-    headers: Vec<(String, String)>,
-}
-
-/// Parses a complete head (from [`read_head`], so every line ends in CRLF) with `httparse`,
-/// strictly: one space between the parts of the request line, token header names, no white
-/// space before a colon, no obsolete line folding, UTF-8 values.
-fn parse_head(head: &[u8]) -> Result<Head, (u16, String)> {
-    // httparse reports a folded line as a bad header name; say what it is.
-    if head
-        .windows(3)
-        .any(|w| w[0] == b'\r' && w[1] == b'\n' && matches!(w[2], b' ' | b'\t'))
-    {
-        return Err((400, "Bad Request: a header line starts with white space (obsolete line folding is not accepted)".into()));
-    }
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => {
-            return Err((400, "Bad Request: incomplete request head".into()));
-        }
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err((
-                431,
-                format!("Request Header Fields Too Large: at most {MAX_HEADERS} headers"),
-            ));
-        }
-        Err(httparse::Error::Version) => {
-            return Err((
-                400,
-                "Bad Request: only HTTP/1.0 and HTTP/1.1 are served".into(),
-            ));
-        }
-        Err(e) => return Err((400, format!("Bad Request: malformed head ({e})"))),
-    }
-    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
-        return Err((400, "Bad Request: malformed request line".into()));
-    };
-    if !method.bytes().all(|b| b.is_ascii_uppercase()) || !target.starts_with('/') {
-        return Err((400, "Bad Request: malformed request line".into()));
-    }
-    let mut headers = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        let Ok(value) = std::str::from_utf8(h.value) else {
-            return Err((400, "Bad Request: a header value is not UTF-8".into()));
-        };
-        headers.push((
-            h.name.to_string(),
-            value.trim_matches([' ', '\t']).to_string(),
-        ));
-    }
-    Ok(Head {
-        method: method.to_string(),
-        target: target.to_string(),
-        http10: version == 0,
-        headers,
-    })
-}
-
 pub(super) fn read_request<S: Source>(
     reader: &mut BufReader<S>,
     peer: SocketAddr,
@@ -266,30 +202,19 @@ pub(super) fn read_request<S: Source>(
         }
         Err(HeadError::Truncated) => return refuse(400, "Bad Request: incomplete request head"),
     };
-    let Head {
-        method,
-        target,
-        http10,
-        headers,
-    } = match parse_head(&head) {
+    let parsed = match crate::net::parse_head(&head, MAX_HEADERS) {
         Ok(h) => h,
         Err((status, message)) => return refuse(status, &message),
     };
+    let keep_alive = parsed.keep_alive();
+    let crate::net::Head {
+        method,
+        target,
+        headers,
+        ..
+    } = parsed;
     drop(head);
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    let connection = get("Connection")
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let keep_alive = if http10 {
-        connection.contains("keep-alive")
-    } else {
-        !connection.contains("close")
-    };
+    let get = |name: &str| crate::net::header(&headers, name);
     if get("Transfer-Encoding").is_some() {
         return refuse(411, "Length Required: send the body with Content-Length");
     }
