@@ -210,6 +210,12 @@ pub fn parse_as(
                 serve.oauth_state_file = Some(string(&mut p, "--oauth-state-file")?)
             }
             Long("disable-legacy-slugs") => serve.disable_legacy_slugs = true,
+            Long("disable-client-metadata-documents") => {
+                serve.disable_client_metadata_documents = true
+            }
+            Long("allow-localhost-client-metadata-for-tests") => {
+                serve.localhost_client_metadata = true
+            }
             Long("access-token-ttl") => {
                 serve.access_token_ttl = Some(string(&mut p, "--access-token-ttl")?)
             }

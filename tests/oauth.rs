@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::process::Command;
 
-const SECRET_A: &str = "auth-secret-for-tony-0123456789";
-const SECRET_B: &str = "auth-secret-for-john-9876543210";
+pub(crate) const SECRET_A: &str = "auth-secret-for-tony-0123456789";
+pub(crate) const SECRET_B: &str = "auth-secret-for-john-9876543210";
 const REDIRECT: &str = "http://127.0.0.1:45999/callback";
 
 fn free_port() -> u16 {
@@ -34,7 +34,7 @@ fn users(sim: &Sim) -> Value {
 }
 
 /// `serve` with OAuth on at `http://127.0.0.1:PORT`.
-fn start(sim: &Sim, extra: &[&str]) -> (Serve, String) {
+pub(crate) fn start(sim: &Sim, extra: &[&str]) -> (Serve, String) {
     start_users(sim, &users(sim), extra)
 }
 
@@ -53,7 +53,7 @@ fn start_users(sim: &Sim, body: &Value, extra: &[&str]) -> (Serve, String) {
     (Serve::start_with(sim, body, &args, "debug"), base)
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
         .map(|(k, v)| format!("{k}={}", kimai_mcp::oauth::form_encode(v)))
@@ -61,7 +61,12 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-fn post_form(srv: &Serve, path: &str, headers: &[(&str, &str)], pairs: &[(&str, &str)]) -> Resp {
+pub(crate) fn post_form(
+    srv: &Serve,
+    path: &str,
+    headers: &[(&str, &str)],
+    pairs: &[(&str, &str)],
+) -> Resp {
     let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
     h.extend_from_slice(headers);
     request(&srv.addr, "POST", path, &h, &form(pairs))
@@ -89,12 +94,12 @@ fn public_client(srv: &Serve) -> String {
     j["client_id"].as_str().unwrap().to_string()
 }
 
-fn query_of(location: &str) -> HashMap<String, String> {
+pub(crate) fn query_of(location: &str) -> HashMap<String, String> {
     kimai_mcp::oauth::parse_form(location.split_once('?').map_or("", |(_, q)| q)).unwrap()
 }
 
 /// A PKCE verifier and its S256 challenge.
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let v = kimai_mcp::oauth::random_secret("v");
     let c = kimai_mcp::oauth::s256(&v);
     (v, c)
@@ -119,14 +124,14 @@ fn authorize_path(client_id: &str, challenge: &str, extra: &[(&str, &str)]) -> S
 }
 
 /// The sign-in page of an authorization request: (txn, csrf, cookie "name=value", response).
-struct Page {
-    txn: String,
-    csrf: String,
-    cookie: String,
-    resp: Resp,
+pub(crate) struct Page {
+    pub(crate) txn: String,
+    pub(crate) csrf: String,
+    pub(crate) cookie: String,
+    pub(crate) resp: Resp,
 }
 
-fn open_sign_in(srv: &Serve, path: &str) -> Page {
+pub(crate) fn open_sign_in(srv: &Serve, path: &str) -> Page {
     let r = request(&srv.addr, "GET", path, &[], "");
     assert_eq!(r.status, 302, "{r:?}");
     let loc = r.header("Location").unwrap().to_string();
@@ -153,7 +158,7 @@ fn open_sign_in(srv: &Serve, path: &str) -> Page {
     }
 }
 
-fn submit(srv: &Serve, p: &Page, slug: &str, secret: &str) -> Resp {
+pub(crate) fn submit(srv: &Serve, p: &Page, slug: &str, secret: &str) -> Resp {
     post_form(
         srv,
         "/oauth/login",
@@ -222,7 +227,7 @@ fn tokens(srv: &Serve, client_id: &str, slug: &str, secret: &str) -> (String, St
 
 /// The Kimai user name `user_current` reports through `/mcp` with this access token, or the
 /// failing response.
-fn whoami(srv: &Serve, access: &str) -> Result<String, Resp> {
+pub(crate) fn whoami(srv: &Serve, access: &str) -> Result<String, Resp> {
     let auth = format!("Bearer {access}");
     let r = post(srv, "/mcp", &[("Authorization", &auth)], &init_body());
     if r.status != 200 {
@@ -246,7 +251,7 @@ fn whoami(srv: &Serve, access: &str) -> Result<String, Resp> {
         .to_string())
 }
 
-fn oauth_error(r: &Resp) -> String {
+pub(crate) fn oauth_error(r: &Resp) -> String {
     r.json()["error"].as_str().unwrap_or("").to_string()
 }
 

@@ -14,6 +14,7 @@ mod isolation;
 mod isolation_http;
 mod isolation_oauth;
 mod oauth;
+mod oauth_cimd;
 mod secrets;
 mod signals;
 mod soak;

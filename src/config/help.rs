@@ -137,6 +137,12 @@ OPTIONS:                                    [env]                         (defau
                                                      [KIMAI_MCP_REFRESH_TOKEN_TTL]
     --disable-legacy-slugs    turn off /mcp/SLUG (then slugs are only user names for the
                               sign-in form)          [KIMAI_MCP_DISABLE_LEGACY_SLUGS]
+    --disable-client-metadata-documents   refuse client_ids that are URLs (client ID
+                              metadata documents); on by default: such a document is fetched
+                              over https from public addresses only, at most 5 KiB, within 5 s
+                                                     [KIMAI_MCP_DISABLE_CLIENT_METADATA_DOCUMENTS]
+    --allow-localhost-client-metadata-for-tests   also fetch http://localhost documents (for
+                              test suites only; never in production)
     --allowed-kimai-url URL   a Kimai that /mcp and /sse callers may name in X-Kimai-URL;
                               repeatable or comma-separated; '*' allows any (not advised).
                               --default-kimai-url and the users file's URLs are always allowed;

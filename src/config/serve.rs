@@ -162,6 +162,8 @@ pub(super) struct ServeFlags {
     pub(super) public_url: Option<String>,
     pub(super) oauth_state_file: Option<String>,
     pub(super) disable_legacy_slugs: bool,
+    pub(super) disable_client_metadata_documents: bool,
+    pub(super) localhost_client_metadata: bool,
     pub(super) access_token_ttl: Option<String>,
     pub(super) refresh_token_ttl: Option<String>,
     pub(super) allowed_kimai_urls: Vec<String>,
@@ -214,6 +216,8 @@ impl ServeFlags {
             && self.public_url.is_none()
             && self.oauth_state_file.is_none()
             && !self.disable_legacy_slugs
+            && !self.disable_client_metadata_documents
+            && !self.localhost_client_metadata
             && self.access_token_ttl.is_none()
             && self.refresh_token_ttl.is_none()
             && self.allowed_kimai_urls.is_empty()
@@ -445,7 +449,22 @@ impl ServeFlags {
                     problem: format!("expected true or false, got {v:?}"),
                 })?,
             };
-        let mut oauth = crate::oauth::Settings::default();
+        let documents_off = self.disable_client_metadata_documents
+            || match env("KIMAI_MCP_DISABLE_CLIENT_METADATA_DOCUMENTS") {
+                None => false,
+                Some(v) => truthy(&v).ok_or_else(|| Error::Invalid {
+                    flag: "--disable-client-metadata-documents",
+                    var: "KIMAI_MCP_DISABLE_CLIENT_METADATA_DOCUMENTS",
+                    problem: format!("expected true or false, got {v:?}"),
+                })?,
+            };
+        let mut oauth = crate::oauth::Settings {
+            client_metadata_documents: !documents_off,
+            // Tests only, so a flag and never an environment variable: a stray variable must
+            // not let strangers point this server at loopback.
+            client_metadata_localhost: self.localhost_client_metadata,
+            ..crate::oauth::Settings::default()
+        };
         let access: u64 = number(
             self.access_token_ttl
                 .or_else(|| env("KIMAI_MCP_ACCESS_TOKEN_TTL")),

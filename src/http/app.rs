@@ -105,6 +105,11 @@ impl App {
             ),
             None => None,
         };
+        if oauth.is_some() && cfg.oauth.client_metadata_localhost {
+            log::warn!(
+                "--allow-localhost-client-metadata-for-tests is on: OAuth clients may name http://localhost documents, which this server then fetches from loopback; use it for test suites only"
+            );
+        }
         if let Some(o) = &oauth {
             // Grants of users that are gone or can no longer sign in end now.
             let gone = o.retain_subjects(&|slug| {

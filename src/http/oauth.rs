@@ -322,6 +322,11 @@ fn authorize(oauth: &oauth::OAuth, ctx: &Ctx, req: &Request) -> Result<Handled, 
             "Retry-After",
             &secs.to_string(),
         )),
+        Err(AuthorizeError::TooMany(msg, secs)) => Err(with_header(
+            html_error(429, &msg),
+            "Retry-After",
+            &secs.to_string(),
+        )),
     }
 }
 
@@ -606,6 +611,15 @@ fn sign_in_page(status: u16, txn: &str, view: &oauth::PendingView, error: Option
         .as_deref()
         .map(|n| format!("<strong>{}</strong>", escape(n)))
         .unwrap_or_else(|| "An application".into());
+    // A client that names itself by a metadata document chose its own name: the document's
+    // host is what vouches for it, so the person sees that too.
+    let app_name = match &view.document_host {
+        Some(host) => format!(
+            "{app_name} (described by <strong>{}</strong>)",
+            escape(host)
+        ),
+        None => app_name,
+    };
     let back_to = oauth::uri_origin(&view.redirect_uri).unwrap_or_default();
     let (alert, described) = match error {
         Some(e) => (

@@ -7,9 +7,12 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use super::cimd;
 use super::encoding::{canonical_resource, digest_hex, is_pkce_value, random_secret, with_query};
-use super::tables::{Code, Request};
-use super::{AuthorizeError, MAX_PARAM, MAX_SIGN_IN_ATTEMPTS, OAuth, PendingView, ms, now_ms};
+use super::tables::{Client, Code, Request};
+use super::{
+    AuthMethod, AuthorizeError, MAX_PARAM, MAX_SIGN_IN_ATTEMPTS, OAuth, PendingView, ms, now_ms,
+};
 
 impl OAuth {
     /// Validates an authorization request from a browser at `ip` and opens a pending request
@@ -31,7 +34,11 @@ impl OAuth {
                 "The authorization request names no client (client_id is missing).".into(),
             ));
         };
-        let client = self.lock().clients.get(client_id).cloned();
+        let client = if cimd::is_document_url(client_id) {
+            Some(self.document_client(client_id, ip)?)
+        } else {
+            self.lock().clients.get(client_id).cloned()
+        };
         let Some(client) = client else {
             return Err(AuthorizeError::Page(
                 "This application is not registered with this server (unknown client_id). Remove the server from the application and add it again so that it registers anew.".into(),
@@ -155,6 +162,9 @@ impl OAuth {
         let r = t.requests.get(id).filter(|r| r.expires > now_ms())?;
         Some(PendingView {
             client_name: t.clients.get(&r.client_id).and_then(|c| c.name.clone()),
+            document_host: cimd::is_document_url(&r.client_id)
+                .then(|| cimd::host_of(&r.client_id))
+                .flatten(),
             redirect_uri: r.redirect_uri.clone(),
             csrf: r.csrf.clone(),
         })
@@ -212,5 +222,92 @@ impl OAuth {
         }
         params.push(("iss", &self.issuer));
         Some(with_query(&r.redirect_uri, &params))
+    }
+
+    /// The client behind a `client_id` that is a metadata document URL: from the cache while
+    /// fresh, else fetched ([`cimd`]). A fetch counts against the caller's address like a
+    /// registration (`--max-registrations-per-address`), so one address cannot make this
+    /// server fetch without end. The client is kept in the client table under its URL (public,
+    /// PKCE only), where the token endpoint finds it.
+    fn document_client(&self, url: &str, ip: IpAddr) -> Result<Client, AuthorizeError> {
+        let page = |why: String| {
+            AuthorizeError::Page(format!(
+                "The application names itself by a client ID metadata document, which cannot be used: {why}."
+            ))
+        };
+        let Some(docs) = &self.documents else {
+            return Err(AuthorizeError::Page(
+                "This application names itself by a URL (a client ID metadata document), which this server does not accept (--disable-client-metadata-documents). Ask your administrator, or use an application that registers itself.".into(),
+            ));
+        };
+        docs.check(url).map_err(page)?;
+        let ip = ip.to_canonical();
+        let doc = match docs.cached(url, std::time::Instant::now()) {
+            Some(answer) => answer.map_err(page)?,
+            None => {
+                if let Err(e) = self
+                    .lock()
+                    .check_registration_rate(&self.settings, ip, now_ms())
+                {
+                    let wait = e.retry_after.unwrap_or(60);
+                    return Err(AuthorizeError::TooMany(
+                        format!(
+                            "Too many new applications from your network address: registrations and client ID metadata documents count together, at most {} per hour (--max-registrations-per-address on the server). Try again in {wait} s.",
+                            self.settings.registrations_per_address
+                        ),
+                        wait,
+                    ));
+                }
+                let Some(slot) = docs.slot() else {
+                    return Err(AuthorizeError::Busy(
+                        "The server is fetching many client ID metadata documents right now. Try again in a few seconds.".into(),
+                        5,
+                    ));
+                };
+                self.lock().count_registration(&self.settings, ip, now_ms());
+                let answer = docs.fetch(url, &slot);
+                if let Err(why) = &answer {
+                    log::info!(
+                        target: "kimai_mcp::audit",
+                        "oauth: client metadata document of {} refused: {why}",
+                        cimd::host_of(url).unwrap_or_default()
+                    );
+                }
+                answer.map_err(page)?
+            }
+        };
+        let now = now_ms();
+        let mut t = self.lock();
+        let known = t.clients.get(url).cloned();
+        let same = known.as_ref().is_some_and(|c| {
+            c.redirect_uris == doc.redirect_uris
+                && c.name == doc.name
+                && c.grant_types == doc.grant_types
+        });
+        if let Some(c) = known.filter(|_| same) {
+            return Ok(c);
+        }
+        if t.clients.len() >= self.settings.max_clients && !t.clients.contains_key(url) {
+            t.make_room_for_client(&self.settings, now)
+                .map_err(|e| AuthorizeError::Busy(e.description, e.retry_after.unwrap_or(60)))?;
+        }
+        let client = Client {
+            secret_hash: None,
+            auth_method: AuthMethod::None,
+            redirect_uris: doc.redirect_uris,
+            name: doc.name,
+            grant_types: doc.grant_types,
+            created: now,
+            last_used: now,
+        };
+        t.put_client(url, client.clone());
+        drop(t);
+        self.save();
+        log::info!(
+            target: "kimai_mcp::audit",
+            "oauth: client metadata document of {} accepted",
+            cimd::host_of(url).unwrap_or_default()
+        );
+        Ok(client)
     }
 }

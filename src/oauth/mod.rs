@@ -39,6 +39,7 @@
 //! secrets.
 
 mod authorize;
+pub mod cimd;
 mod encoding;
 mod register;
 mod state;
@@ -85,6 +86,12 @@ pub struct Settings {
     pub sign_in_max_delay: Duration,
     /// A user's failures are forgotten after this long without one.
     pub sign_in_window: Duration,
+    /// Accept https URLs as `client_id` and fetch their client ID metadata documents
+    /// (`--disable-client-metadata-documents` turns this off).
+    pub client_metadata_documents: bool,
+    /// Also accept `http://localhost` documents and connect to loopback for them: only for
+    /// tests (`--allow-localhost-client-metadata-for-tests`).
+    pub client_metadata_localhost: bool,
 }
 
 impl Default for Settings {
@@ -105,6 +112,8 @@ impl Default for Settings {
             sign_in_base_delay: Duration::from_millis(250),
             sign_in_max_delay: Duration::from_secs(4),
             sign_in_window: Duration::from_secs(900),
+            client_metadata_documents: true,
+            client_metadata_localhost: false,
         }
     }
 }
@@ -187,12 +196,16 @@ pub enum AuthorizeError {
     /// No room for another sign-in right now: show this page with 503 and `Retry-After`
     /// (seconds).
     Busy(String, u64),
+    /// This client address asked for too much: show this page with 429 and `Retry-After`.
+    TooMany(String, u64),
 }
 
 /// What the sign-in page shows and binds to.
 #[derive(Clone, Debug)]
 pub struct PendingView {
     pub client_name: Option<String>,
+    /// The host serving the client's metadata document, when it named itself by one.
+    pub document_host: Option<String>,
     pub redirect_uri: String,
     pub csrf: String,
 }
@@ -219,6 +232,8 @@ pub struct OAuth {
     /// The state journal (with a state file); also serialises its writers and compaction.
     journal: Mutex<Option<state::Journal>>,
     sign_ins: throttle::Throttle,
+    /// Client ID metadata documents, when accepted.
+    documents: Option<cimd::Documents>,
 }
 
 fn now_ms() -> u64 {
@@ -245,6 +260,9 @@ impl OAuth {
             resource: format!("{origin}/mcp"),
             origin,
             sign_ins: throttle::Throttle::new(&settings),
+            documents: settings
+                .client_metadata_documents
+                .then(|| cimd::Documents::new(settings.client_metadata_localhost)),
             settings,
             state_file,
             tables: Mutex::new(Tables::default()),
@@ -352,7 +370,7 @@ impl OAuth {
     /// RFC 8414 metadata.
     pub fn server_metadata(&self) -> Value {
         let o = &self.origin;
-        json!({
+        let mut doc = json!({
             "issuer": self.issuer,
             "authorization_endpoint": format!("{o}/authorize"),
             "token_endpoint": format!("{o}/token"),
@@ -365,7 +383,11 @@ impl OAuth {
             "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
-        })
+        });
+        if self.documents.is_some() {
+            doc["client_id_metadata_document_supported"] = Value::Bool(true);
+        }
+        doc
     }
 
     /// RFC 9728 protected resource metadata.
@@ -425,6 +447,9 @@ impl OAuth {
     pub fn sweep(&self) {
         let now = now_ms();
         self.sign_ins.sweep(Instant::now());
+        if let Some(d) = &self.documents {
+            d.sweep(Instant::now());
+        }
         let mut t = self.lock();
         t.expire_requests(now);
         let window = ms(self.settings.registration_window);
