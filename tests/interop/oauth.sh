@@ -10,9 +10,15 @@
 #      (page accessibility and security headers, wrong secret, cancel, CSRF, code exchange, /mcp)
 #   2. oauth_client.py: the Python SDK's own OAuth client (mcp 2.3.0) signs in as user A and as
 #      user B, lists and calls tools, refreshes its token, and revokes it
+#      and once more as user A with a client ID metadata document instead of a registration
 #   3. the official conformance suite (0.2.0-alpha.12, `conformance authorization`): its
-#      authorization-server scenarios (metadata endpoint, authorization code grant) with a public
-#      client registered here; the sign-in it asks a person to do is scripted (Python stdlib)
+#      authorization-server scenarios (metadata endpoint, authorization code grant), once with a
+#      public client registered here and once with a client ID metadata document as client_id;
+#      the sign-in it asks a person to do is scripted (Python stdlib)
+# Client ID metadata documents are served by `python3 -m http.server` on http://localhost:PORT;
+# the server accepts such http://localhost documents only with its tests-only switch
+# --allow-localhost-client-metadata-for-tests (tests/oauth_cimd.rs shows that without it every
+# loopback, private and link-local target is refused before a connection).
 #   4. a grep of the server's output for every secret (slugs, auth secrets, Kimai tokens, the
 #      server token, and the codes, tokens and client secrets the clients were issued)
 # and ends with one line `interop-oauth: N passed, M failed` (exit 1 on any failure).
@@ -89,8 +95,27 @@ base="http://127.0.0.1:$port"
 # (tested in tests/isolation_oauth.rs) are lifted so that only the sign-in is under test.
 RUST_LOG="${RUST_LOG:-info}" "$bin" serve --host 127.0.0.1 --port "$port" --users-config "$work/users.json" \
     --server-token "$server_token" --public-url "$base" --rate-limit-rpm 0 \
-    --max-registrations-per-address 0 --session-rate-per-address 0 >"$work/serve.out" 2>"$work/serve.err" &
+    --max-registrations-per-address 0 --session-rate-per-address 0 \
+    --allow-localhost-client-metadata-for-tests >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)
+
+# Client ID metadata documents, one folder per client, served as application/json.
+docs_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/docs"
+python3 -m http.server --bind 127.0.0.1 --directory "$work/docs" "$docs_port" >"$work/docs.log" 2>&1 &
+pids+=($!)
+docs_base="http://localhost:$docs_port"
+# write_document NAME REDIRECT_URI: writes $work/docs/NAME/client.json; prints its URL.
+write_document() {
+    mkdir -p "$work/docs/$1"
+    python3 -c '
+import json, sys
+url, redirect, path = sys.argv[1:4]
+json.dump({"client_id": url, "client_name": "kimai-mcp interop (" + url.split("/")[-2] + ")", "redirect_uris": [redirect],
+           "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+           "token_endpoint_auth_method": "none"}, open(path, "w"))' "$docs_base/$1/client.json" "$2" "$work/docs/$1/client.json"
+    echo "$docs_base/$1/client.json"
+}
 
 # Every secret the clients are issued (codes, tokens, client secrets, CSRF values) is appended
 # here by the clients, one per line, so that the mask and the log check below know them too.
@@ -208,6 +233,7 @@ expected = {
     "code_challenge_methods_supported": ["S256"],
     "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
     "authorization_response_iss_parameter_supported": True,
+    "client_id_metadata_document_supported": True,
 }
 wrong = {k: asm.get(k) for k, v in expected.items() if asm.get(k) != v} if isinstance(asm, dict) else asm
 check("GET /.well-known/oauth-authorization-server has the issuer and endpoints of the interface (RFC 8414)",
@@ -234,8 +260,8 @@ PATH="$node_bin:$PATH" HOME="$work/home" INTEROP_BASE="$base" INTEROP_BROWSER_DI
     client "browser" 90 node "$here/oauth_browser.mjs"
 
 # ---------------------------------------------------------------- 2. the Python SDK
-echo "interop-oauth: Python SDK (mcp 2.3.0) OAuthClientProvider signs in as $user_a and as $user_b"
-INTEROP_BASE="$base" INTEROP_SLUG_A="$slug_a" INTEROP_SECRET_A="$secret_a" INTEROP_USER_A="$user_a" \
+echo "interop-oauth: Python SDK (mcp 2.3.0) OAuthClientProvider signs in as $user_a and as $user_b, then as $user_a with a client ID metadata document"
+INTEROP_CIMD_URL=$(write_document python http://127.0.0.1:33418/callback) INTEROP_BASE="$base" INTEROP_SLUG_A="$slug_a" INTEROP_SECRET_A="$secret_a" INTEROP_USER_A="$user_a" \
     INTEROP_SLUG_B="$slug_b" INTEROP_SECRET_B="$secret_b" INTEROP_USER_B="$user_b" INTEROP_ISSUED="$issued" \
     client "Python SDK" 90 "$python" "$here/oauth_client.py"
 
@@ -245,26 +271,32 @@ INTEROP_BASE="$base" INTEROP_SLUG_A="$slug_a" INTEROP_SECRET_A="$secret_a" INTER
 # waits for the code at http://127.0.0.1:PORT/callback. It picks the `none` token endpoint method
 # whenever the metadata lists it, so the client registered for it is a public one (confidential
 # clients are the Python SDK's part above).
-echo "interop-oauth: the official conformance suite 0.2.0-alpha.12, authorization-server scenarios, signing in as $user_a"
+echo "interop-oauth: the official conformance suite 0.2.0-alpha.12, authorization-server scenarios, signing in as $user_a (a registered client, then a client ID metadata document)"
+# conformance_auth KIND: KIND `registered` registers a public client first; `document` names the
+# client by a client ID metadata document.
 conformance_auth() {
-    local cport reg client_id cpid signin_rc=0 rc=0 deadline
+    local kind=$1 cport reg client_id cpid signin_rc=0 rc=0 deadline out="$work/conformance-auth-$1"
     cport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    reg=$(curl -sS -m 10 -X POST -H 'Content-Type: application/json' \
-        -d "{\"client_name\":\"MCP conformance suite\",\"redirect_uris\":[\"http://127.0.0.1:$cport/callback\"],\"token_endpoint_auth_method\":\"none\"}" \
-        "$base/register") || true
-    client_id=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get("client_id", ""))' "$reg" 2>/dev/null || true)
-    if [ -z "$client_id" ]; then step "conformance: POST /register for the suite's client (got: ${reg:0:200})" 1; return; fi
+    if [ "$kind" = document ]; then
+        client_id=$(write_document conformance "http://127.0.0.1:$cport/callback")
+    else
+        reg=$(curl -sS -m 10 -X POST -H 'Content-Type: application/json' \
+            -d "{\"client_name\":\"MCP conformance suite\",\"redirect_uris\":[\"http://127.0.0.1:$cport/callback\"],\"token_endpoint_auth_method\":\"none\"}" \
+            "$base/register") || true
+        client_id=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get("client_id", ""))' "$reg" 2>/dev/null || true)
+        if [ -z "$client_id" ]; then step "conformance ($kind): POST /register for the suite's client (got: ${reg:0:200})" 1; return; fi
+    fi
     PATH="$node_bin:$PATH" HOME="$work/home" timeout 120 "$conformance_alpha" authorization --url "$base/" \
-        --client-id "$client_id" --resource "$base/mcp" --port "$cport" -o "$work/conformance-auth" \
-        >"$work/conformance-auth.log" 2>&1 &
+        --client-id "$client_id" --resource "$base/mcp" --port "$cport" -o "$out" \
+        >"$out.log" 2>&1 &
     cpid=$!
     deadline=$((SECONDS + 30))
-    until grep -qs "^$base/authorize?" "$work/conformance-auth.log" || [ "$SECONDS" -ge "$deadline" ] \
+    until grep -qs "^$base/authorize?" "$out.log" || [ "$SECONDS" -ge "$deadline" ] \
         || ! kill -0 "$cpid" 2>/dev/null; do sleep 0.1; done
-    if grep -qs "^$base/authorize?" "$work/conformance-auth.log"; then
+    if grep -qs "^$base/authorize?" "$out.log"; then
         # The person's part: open the URL, fill in the form, follow the redirect to the callback.
-        python3 - "$(grep -m1 "^$base/authorize?" "$work/conformance-auth.log")" "$slug_a" "$secret_a" "$issued" \
-            >"$work/conformance-signin.log" 2>&1 <<'PYEOF' || signin_rc=$?
+        python3 - "$(grep -m1 "^$base/authorize?" "$out.log")" "$slug_a" "$secret_a" "$issued" \
+            >"$out.signin.log" 2>&1 <<'PYEOF' || signin_rc=$?
 import http.cookiejar, re, sys, urllib.parse, urllib.request
 url, slug, secret, issued = sys.argv[1:5]
 opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
@@ -292,10 +324,10 @@ PYEOF
     # Without a callback the suite would wait for minutes.
     [ "$signin_rc" = 0 ] || kill "$cpid" 2>/dev/null || true
     wait "$cpid" || rc=$?
-    mask "    " <"$work/conformance-signin.log"
-    grep -E '^(✓|✗)|^Total:' "$work/conformance-auth.log" | mask "    " || true
-    step "conformance: the scripted sign-in reached the suite's callback with a code" "$signin_rc"
-    python3 - "$work/conformance-auth" <<'PYEOF' >"$work/conformance-auth.checks" || rc=1
+    mask "    " <"$out.signin.log"
+    grep -E '^(✓|✗)|^Total:' "$out.log" | mask "    " || true
+    step "conformance ($kind): the scripted sign-in reached the suite's callback with a code" "$signin_rc"
+    python3 - "$out" <<'PYEOF' >"$out.checks" || rc=1
 import glob, json, sys
 checks = [c for f in sorted(glob.glob(sys.argv[1] + "/*/checks.json")) for c in json.load(open(f))]
 for c in checks:
@@ -306,14 +338,15 @@ sys.exit(0 if {"authorization-server-metadata", "authorization-code-grant"} <= i
 PYEOF
     while read -r status id rest; do
         case "$status" in
-            SUCCESS) step "conformance: $id" 0 ;;
-            FAILURE) step "conformance: $id: $rest" 1 ;;
+            SUCCESS) step "conformance ($kind): $id" 0 ;;
+            FAILURE) step "conformance ($kind): $id: $rest" 1 ;;
             *) echo "    $status $id: $rest" | mask "" ;;
         esac
-    done <"$work/conformance-auth.checks"
-    step "conformance authorization: both scenarios ran and passed (exit $rc)" "$rc"
+    done <"$out.checks"
+    step "conformance authorization ($kind): both scenarios ran and passed (exit $rc)" "$rc"
 }
-conformance_auth
+conformance_auth registered
+conformance_auth document
 
 # ---------------------------------------------------------------- 4. the server's own log
 if ! kill -0 "${pids[1]}" 2>/dev/null; then step "kimai-mcp serve still running after the clients" 1; fi

@@ -18,10 +18,18 @@ Finally, per user: the refresh token is refused for the other user's client (eac
 to its own client and acts only as its own user), and after POST /revoke the access token no
 longer opens /mcp.
 
+Then, with a client ID metadata document (the SDK's `client_metadata_url`): user A signs in
+again with a client that does not register but names itself by the URL of its document (served
+by the caller on http://localhost, which the server accepts only with its tests-only switch; the
+SDK's own check of that URL insists on https, so this script lets exactly that URL through). The
+SDK must see `client_id_metadata_document_supported` in the metadata, never call /register, sign
+in with the URL as client_id and no secret, and refresh the same way.
+
 Environment (secrets only from here, and masked in output):
   INTEROP_BASE                     http://127.0.0.1:PORT (the --public-url)
   INTEROP_SLUG_A, INTEROP_SECRET_A, INTEROP_USER_A   user A: slug, auth secret, sim username
   INTEROP_SLUG_B, INTEROP_SECRET_B, INTEROP_USER_B   user B
+  INTEROP_CIMD_URL                 the URL of the client ID metadata document (optional)
   INTEROP_ISSUED                   a file to which every code, token and client secret issued is
                                    appended (for the caller's mask and log check)
 
@@ -281,6 +289,48 @@ async def user_flow(label, slug, secret, expected_user, auth_method):
     return {"label": label, "user": expected_user, "client_info": storage.client_info, "tokens": tok}
 
 
+async def cimd_flow(label, slug, secret, expected_user, url):
+    import mcp.client.auth.oauth2 as sdk_oauth2
+
+    sdk_check = sdk_oauth2.is_valid_client_metadata_url
+    sdk_oauth2.is_valid_client_metadata_url = lambda u: u == url or sdk_check(u)
+    storage = MemoryStorage()
+    user = ScriptedUser(label, slug, secret)
+    provider = OAuthClientProvider(
+        server_url=MCP_URL,
+        client_metadata=OAuthClientMetadata(
+            client_name="kimai-mcp interop (Python SDK, client ID metadata document)",
+            redirect_uris=[REDIRECT_URI],
+            token_endpoint_auth_method="none",
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+        ),
+        storage=storage,
+        redirect_handler=user.redirect_handler,
+        callback_handler=user.callback_handler,
+        client_metadata_url=url,
+    )
+    log = []
+    await session(provider, log, f"{label} [sign-in]", expected_user)
+    ci, tok = storage.client_info, storage.tokens
+    check(f"{label} the SDK used the document URL as its client_id, with no secret and no /register",
+          ci is not None and ci.client_id == url and not ci.client_secret
+          and not any(path == "/register" for _, path, _ in log),
+          str(ci and {"client_id": ci.client_id, "secret": bool(ci.client_secret)}) + f" paths {[p for _, p, _ in log]}")
+    check(f"{label} one sign-in, one authorization_code token request, a refresh_token",
+          user.sign_ins == 1 and token_requests(log) == ["authorization_code"] and tok is not None and bool(tok.refresh_token),
+          f"sign-ins {user.sign_ins}, token requests {token_requests(log)}")
+    if tok is None:
+        return
+    first_access = tok.access_token
+    provider.context.token_expiry_time = time.time() - 1
+    log.clear()
+    await session(provider, log, f"{label} [after refresh]", expected_user)
+    check(f"{label} the document client refreshes: one refresh_token request, no sign-in, a new access token",
+          token_requests(log) == ["refresh_token"] and user.sign_ins == 1 and storage.tokens.access_token != first_access,
+          f"requests {log[:3]}, sign-ins {user.sign_ins}")
+
+
 async def cross_and_revoke(me, other):
     label = me["label"]
     async with httpx2.AsyncClient(timeout=20) as http:
@@ -325,6 +375,13 @@ async def main():
                 await asyncio.wait_for(cross_and_revoke(me, other), timeout=30)
             except Exception as e:  # noqa: BLE001
                 check(f"{me['label']} cross-client refresh and revocation ran to the end", False, repr(e))
+    cimd_url = ENV.get("INTEROP_CIMD_URL")
+    if cimd_url:
+        try:
+            await asyncio.wait_for(cimd_flow("[A, document]", ENV["INTEROP_SLUG_A"], ENV["INTEROP_SECRET_A"],
+                                             ENV["INTEROP_USER_A"], cimd_url), timeout=60)
+        except Exception as e:  # noqa: BLE001
+            check("[A, document] the SDK's flow with a client ID metadata document ran to the end", False, repr(e))
     failed = results.count(False)
     print(f"{len(results) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
