@@ -110,6 +110,10 @@ fn answer(req: tiny_http::Request, port: u16, path: &str) {
             (200, document(&url), vec![json])
         }
         p if p.starts_with("/many/") => (200, document(&url), vec![json]),
+        p if p.starts_with("/slow.json?") => {
+            std::thread::sleep(Duration::from_secs(8));
+            (200, document(&url), vec![json])
+        }
         _ => (404, String::new(), vec![]),
     };
     let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
@@ -419,4 +423,77 @@ fn documents_can_be_turned_off() {
         r.body
     );
     assert_eq!(docs.hits("/client.json"), 0);
+}
+
+#[test]
+fn slow_documents_from_many_addresses_hold_only_the_fetch_slots() {
+    let sim = sim();
+    let docs = Docs::start();
+    let (srv, _) = start(&sim, &[LOCAL_DOCS]);
+    // Twelve addresses name documents that never come: eight hold the fetch slots for 5 s, the
+    // others are told to come back.
+    let slow: Vec<_> = (0..12u8)
+        .map(|i| {
+            let addr = srv.addr.clone();
+            let url = docs.url(&format!("/slow.json?{i}"));
+            std::thread::spawn(move || {
+                let (_, challenge) = pkce();
+                request_from(
+                    [127, 0, 1, 10 + i],
+                    &addr,
+                    "GET",
+                    &authorize(&url, &challenge),
+                    &[],
+                    "",
+                )
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // Meanwhile a registered application signs a person in, and that person's calls work.
+    let t = Instant::now();
+    let r = request(
+        &srv.addr,
+        "POST",
+        "/register",
+        &[("Content-Type", "application/json")],
+        &json!({"redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none"}).to_string(),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let client_id = r.json()["client_id"].as_str().unwrap().to_string();
+    let (verifier, challenge) = pkce();
+    let page = open_sign_in(&srv, &authorize(&client_id, &challenge));
+    let r = submit(&srv, &page, crate::util::http::SLUG_A, SECRET_A);
+    let code = query_of(r.header("Location").unwrap())["code"].clone();
+    let r = token(
+        &srv,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("client_id", &client_id),
+            ("code_verifier", &verifier),
+        ],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        whoami(&srv, r.json()["access_token"].as_str().unwrap()).unwrap(),
+        "tony_teamlead"
+    );
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the other sign-in took {took:?}"
+    );
+    let statuses: Vec<u16> = slow.into_iter().map(|h| h.join().unwrap().status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 400).count(),
+        8,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 503).count(),
+        4,
+        "{statuses:?}"
+    );
 }
