@@ -358,15 +358,7 @@ fn run_setup(print_only: bool) -> ExitCode {
 fn generate(what: config::Secret) -> Result<String, String> {
     match what {
         config::Secret::Token => random_token(),
-        config::Secret::Slug => {
-            const ALPHABET: &[u8; 64] =
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-            let b = kimai_mcp::secret::random_bytes::<24>()?;
-            // 64 symbols: each byte's low 6 bits pick one uniformly (144 bits in all).
-            Ok(b.iter()
-                .map(|x| ALPHABET[usize::from(x & 63)] as char)
-                .collect())
-        }
+        config::Secret::Slug => kimai_mcp::secret::random_slug(),
     }
 }
 
@@ -398,9 +390,11 @@ fn run_serve(cfg: config::ServeConfig) -> ExitCode {
     let tokens = if cfg.server_tokens.is_empty() {
         match random_token() {
             Ok(t) => {
-                // Printed once, on stdout, not in the log.
+                // Printed once, on stdout, not in the log. The opening words are the Python
+                // server's, so its guide's `docker-compose logs | grep "Generated new
+                // authentication token"` finds the line, token included.
                 println!(
-                    "Generated server token for /mcp (set MCP_SERVER_TOKEN to keep one across restarts): {t}"
+                    "Generated new authentication token for MCP server: {t} (clients send it as Authorization: Bearer; set MCP_SERVER_TOKEN to keep one across restarts)"
                 );
                 vec![t]
             }
@@ -456,6 +450,12 @@ fn run_serve(cfg: config::ServeConfig) -> ExitCode {
         user_count,
         cfg.default_kimai_url.as_deref().unwrap_or("none")
     );
+    if running.addr().ip().is_loopback() {
+        log::info!(
+            "listening on loopback ({}) only: this machine can connect, others cannot (a LAN URL or a container's published port gets \"connection refused\"). That is right behind a reverse proxy on the same machine; to accept connections from the network, start with --host 0.0.0.0 (KIMAI_MCP_HOST)",
+            running.addr().ip()
+        );
+    }
     // systemd (Type=notify): ready now; the watchdog pings while we serve.
     kimai_mcp::systemd::notify("READY=1\nSTATUS=serving");
     let _watchdog = kimai_mcp::systemd::start_watchdog();

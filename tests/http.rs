@@ -543,7 +543,10 @@ fn health_counts_only() {
     let r = request(&srv.addr, "GET", "/health", &[], "");
     assert_eq!(r.status, 200);
     let h = r.json();
-    assert_eq!(h["status"], "ok");
+    // The Python server's wording, which its deployment guide's checks expect.
+    assert_eq!(h["status"], "healthy");
+    assert_eq!(h["transport"], "streamable-http");
+    assert_eq!(h["transports"], json!(["streamable-http", "sse"]));
     assert_eq!(h["user_count"], 2);
     assert_eq!(h["active_sessions"], 1);
     assert_eq!(h["mode"], "multi-user");

@@ -78,8 +78,20 @@ pub fn parse(text: &str, where_: &str) -> Result<Users, Error> {
     };
     let mut users = Users::default();
     let mut index = 0;
-    for (slug, entry) in map {
+    for (position, (slug, entry)) in map.into_iter().enumerate() {
         if slug.starts_with('_') {
+            // A comment, as in the Python server — but one holding a user is almost always a
+            // slug that happens to start with `_` (Python's `secrets.token_urlsafe` makes one
+            // about 1 time in 64). Named by position: the key itself may be a secret.
+            let user_like = entry
+                .as_object()
+                .is_some_and(|e| e.contains_key("kimai_url") || e.contains_key("kimai_token"));
+            if user_like {
+                users.warnings.push(format!(
+                    "{where_}: the key at position {} looks like a user (it has kimai_url or kimai_token) but starts with `_`, so it is treated as a comment and that person has no access; give the user a slug that starts with a letter or digit (kimai-mcp generate slug)",
+                    position + 1
+                ));
+            }
             continue;
         }
         index += 1;
@@ -108,7 +120,7 @@ pub fn parse(text: &str, where_: &str) -> Result<Users, Error> {
                 .contains(&k.as_str())
             {
                 return Err(Error(format!(
-                    "{at}: unknown field \"{}\" (known: kimai_url, kimai_token, ssl_verify, kimai_user_id)",
+                    "{at}: unknown field \"{}\" (known: kimai_url, kimai_token, ssl_verify, kimai_user_id, auth_secret; fields starting with _ are comments)",
                     k.chars().take(40).collect::<String>()
                 )));
             }
@@ -265,9 +277,27 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("kimai_token"), "{e}");
         let e = parse(r#"{"k7Hq2vX9mPz4Lw8Rt3Ns": {"kimai_url": "https://k", "kimai_token": "t", "tokn": 1}}"#, "u.json").unwrap_err();
-        assert!(e.0.contains("unknown field"), "{e}");
+        assert!(e.0.contains("unknown field") && e.0.contains("auth_secret"), "{e}");
         assert!(parse("[]", "u.json").is_err());
         assert!(parse("{", "u.json").is_err());
+    }
+
+    #[test]
+    fn a_user_behind_an_underscore_is_pointed_out_by_position_only() {
+        // The Python guide's slugs (`secrets.token_urlsafe(12)`) start with `_` 1 time in 64.
+        let u = parse(
+            r#"{"_comment": "ignored", "k7Hq2vX9mPz4Lw8Rt3Ns": {"kimai_url": "https://k", "kimai_token": "t1"},
+                "_x9Fq2vX9mPz4Lw8Rt3N": {"kimai_url": "https://k", "kimai_token": "t2"}}"#,
+            "users.json",
+        )
+        .unwrap();
+        assert_eq!(u.by_slug.len(), 1);
+        assert_eq!(u.warnings.len(), 1, "{:?}", u.warnings);
+        let w = &u.warnings[0];
+        assert!(
+            w.contains("position 3") && w.contains("treated as a comment") && !w.contains("_x9F"),
+            "{w}"
+        );
     }
 
     #[test]

@@ -113,10 +113,16 @@ impl OriginPolicy {
         if LOOPBACK_HOSTS.contains(&name) || public {
             Ok(())
         } else {
-            Err(
-                "Host not allowed: this server listens on loopback only (DNS rebinding protection)"
-                    .to_string(),
-            )
+            // The name is shown only when it is a plain host name (it comes from the client).
+            let shown = (name.len() <= 100
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+            .then_some(name)
+            .unwrap_or("NAME");
+            Err(format!(
+                "Host not allowed: this server listens on loopback only and accepts only loopback Host names (DNS rebinding protection). Behind a reverse proxy that forwards the public name (nginx: proxy_set_header Host $host), start the server with --public-host {shown} (KIMAI_MCP_PUBLIC_HOSTS)"
+            ))
         }
     }
 

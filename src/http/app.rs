@@ -63,6 +63,25 @@ pub struct App {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The OAuth authorization server (with `--public-url`).
     pub oauth: Option<crate::oauth::OAuth>,
+    /// Deployment mistakes already warned about (each once per process).
+    pub warned: Warned,
+}
+
+/// Set once a deployment mistake has been logged, so that the log names it once, not per
+/// request.
+#[derive(Default)]
+pub struct Warned {
+    /// `X-Forwarded-For` from a peer that is not a `--trusted-proxy`.
+    pub untrusted_proxy: std::sync::atomic::AtomicBool,
+    /// A `Host` that is not a loopback or `--public-host` name on a loopback listener.
+    pub host: std::sync::atomic::AtomicBool,
+}
+
+impl Warned {
+    /// True the first time only.
+    pub fn first(flag: &std::sync::atomic::AtomicBool) -> bool {
+        !flag.swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl App {
@@ -160,6 +179,7 @@ impl App {
             dispatcher: Dispatcher::new(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             oauth,
+            warned: Warned::default(),
             cfg,
         })
     }

@@ -60,6 +60,17 @@ impl App {
             .collect();
         let xff = (!xff.is_empty()).then(|| xff.join(","));
         let ip = guard::client_ip(peer, xff.as_deref(), req.header("X-Real-IP"), &self.trusted);
+        if (xff.is_some() || req.header("X-Real-IP").is_some())
+            && !self.trusted.contains(peer)
+            && app::Warned::first(&self.warned.untrusted_proxy)
+        {
+            // A reverse proxy that is not trusted makes every client one address: one rate
+            // bucket and one enumeration count for the whole company, and --require-https
+            // cannot see https. The peer is a proxy's address, not a secret.
+            log::warn!(
+                "a request from {peer} carries X-Forwarded-For or X-Real-IP, but {peer} is not a --trusted-proxy: the forwarded client address is ignored, so everyone behind it shares one address's limits (rate limit, unknown-slug guard, connections) and --require-https cannot see https. If {peer} is your reverse proxy, start the server with --trusted-proxy {peer} (KIMAI_MCP_TRUSTED_PROXIES). This is logged once."
+            );
+        }
         let ctx = Ctx {
             ip,
             key: guard::limit_key(ip),
@@ -135,6 +146,9 @@ impl App {
             ));
         }
         if let Err(why) = self.origin.check_host(req.header("Host")) {
+            if app::Warned::first(&self.warned.host) {
+                log::warn!("a request was refused with 403: {why} (logged once)");
+            }
             return Err(json_error(
                 403,
                 code::SERVER_ERROR,
@@ -221,8 +235,10 @@ impl App {
     fn health(&self) -> Handled {
         let users = self.users();
         let body = json!({
-            "status": "ok",
+            // The Python server's words, which deployment checks look for.
+            "status": "healthy",
             "version": crate::VERSION,
+            "transport": "streamable-http",
             "transports": ["streamable-http", "sse"],
             "mode": if users.by_slug.is_empty() { "per-client-auth" } else { "multi-user" },
             "default_kimai_url": self.cfg.default_kimai_url,

@@ -333,9 +333,9 @@ start_serve one "$P1"
 "$nginx_bin" "${nginx_args[@]}" >"$tmp/nginx.out" 2>&1 &
 nginx_pid=$!
 pids+=("$nginx_pid")
-wait_for_health() { # URL: /health through nginx answers status ok within 10 s
+wait_for_health() { # URL: /health through nginx answers status healthy within 10 s
     local end=$((SECONDS + 10))
-    until "${curl_tls[@]}" -m 1 "$1" 2>/dev/null | grep -q '"status":"ok"'; do
+    until "${curl_tls[@]}" -m 1 "$1" 2>/dev/null | grep -q '"status":"healthy"'; do
         [ "$SECONDS" -lt "$end" ] || return 1
         kill -0 "$nginx_pid" 2>/dev/null || return 1
         sleep 0.1
@@ -523,9 +523,9 @@ if [ "$n404" = 0 ] && [ "$c404" = 0 ]; then
 else
     fail "(d) no request got 404" "$n404 at the instances, $c404 in nginx's access log"
 fi
-if "${curl_tls[@]}" "https://$host:$N4/health" 2>/dev/null | grep -q '"status":"ok"' \
+if "${curl_tls[@]}" "https://$host:$N4/health" 2>/dev/null | grep -q '"status":"healthy"' \
     && "${curl_tls[@]}" -o /dev/null -w '%{http_code}' "https://$host:$N4/mcp/$slug" 2>/dev/null | grep -q '^404$'; then
-    pass "(d) /health through nginx answers status ok"
+    pass "(d) /health through nginx answers status healthy"
 else
     fail "(d) /health through nginx"
 fi

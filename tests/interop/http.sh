@@ -122,12 +122,12 @@ for line in sys.stdin:
 ok="" deadline=$((SECONDS + 10))
 while [ "$SECONDS" -lt "$deadline" ]; do
     if [ "${#pids[@]}" -gt 0 ] && ! kill -0 "${pids[1]}" 2>/dev/null; then break; fi
-    if curl -fsS -m 1 "$base/health" 2>/dev/null | grep -q '"status" *: *"ok"'; then ok=1; break; fi
+    if curl -fsS -m 1 "$base/health" 2>/dev/null | grep -q '"status" *: *"healthy"'; then ok=1; break; fi
     [ "$profile" = everything ] && { ok=1; break; }   # server-everything has no /health
     sleep 0.1
 done
 if [ -z "$ok" ]; then
-    echo "interop-http: FAIL the server did not answer /health with status ok within 10 s"
+    echo "interop-http: FAIL the server did not answer /health with status healthy within 10 s"
     if [ -f "$work/serve.err" ]; then echo "interop-http: its stderr:"; mask <"$work/serve.err" | tail -20; fi
     echo "interop-http: 0 passed, 1 failed"
     exit 1

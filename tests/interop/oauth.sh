@@ -145,11 +145,11 @@ for line in sys.stdin:
 ok="" deadline=$((SECONDS + 10))
 while [ "$SECONDS" -lt "$deadline" ]; do
     kill -0 "${pids[1]}" 2>/dev/null || break
-    if curl -fsS -m 1 "$base/health" 2>/dev/null | grep -q '"status" *: *"ok"'; then ok=1; break; fi
+    if curl -fsS -m 1 "$base/health" 2>/dev/null | grep -q '"status" *: *"healthy"'; then ok=1; break; fi
     sleep 0.1
 done
 if [ -z "$ok" ]; then
-    echo "interop-oauth: FAIL the server did not answer /health with status ok within 10 s"
+    echo "interop-oauth: FAIL the server did not answer /health with status healthy within 10 s"
     echo "interop-oauth: its stderr:"; mask <"$work/serve.err" | tail -20
     echo "interop-oauth: 0 passed, 1 failed"
     exit 1
