@@ -105,6 +105,12 @@ impl OAuth {
                 self.resource.clone()
             }
         };
+        // The scope (`scope.rs`): none asks for everything, as every sign-in did before scopes
+        // existed.
+        let scopes = match super::Scopes::parse(get("scope").unwrap_or("")) {
+            Ok(s) => s.unwrap_or(super::Scopes::FULL),
+            Err(unknown) => return Err(fail("invalid_scope", &unknown.to_string())),
+        };
         let id = random_secret("");
         let req = Request {
             client_id: client_id.to_string(),
@@ -113,6 +119,7 @@ impl OAuth {
             challenge: challenge.to_string(),
             state,
             resource,
+            scopes,
             csrf: random_secret(""),
             expires: now_ms() + ms(self.settings.request_ttl),
             failures: 0,
@@ -188,6 +195,7 @@ impl OAuth {
                 redirect_given: r.redirect_given,
                 challenge: r.challenge.clone(),
                 resource: r.resource.clone(),
+                scopes: r.scopes,
                 subject: subject.to_string(),
                 expires: now_ms() + ms(self.settings.code_ttl),
             },

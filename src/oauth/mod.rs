@@ -36,11 +36,12 @@
 //! `authorize.rs` the authorization endpoint and the sign-in it opens, `tokens.rs` the token
 //! and revocation endpoints; `encoding.rs` the encodings, digests and URI rules, `tables.rs` the
 //! in-memory tables, `state.rs` the state file, `throttle.rs` the per-user throttle of wrong
-//! secrets.
+//! secrets, `scope.rs` the scopes (`kimai:read`, `kimai:write`) a grant and a token carry.
 
 mod authorize;
 mod encoding;
 mod register;
+pub mod scope;
 mod state;
 mod tables;
 pub mod throttle;
@@ -50,6 +51,7 @@ pub use encoding::{
     b64_decode, b64_std, b64url, digest_hex, form_encode, parse_form, random_secret, s256,
     uri_origin, with_query,
 };
+pub use scope::Scopes;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -203,6 +205,16 @@ pub struct Issued {
     pub access_token: String,
     pub refresh_token: String,
     pub expires_in: u64,
+    /// What the access token may do (the token response's `scope`).
+    pub scopes: Scopes,
+}
+
+/// A valid access token: who it signs in and what it may do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verified {
+    /// The `users.json` slug.
+    pub subject: String,
+    pub scopes: Scopes,
 }
 
 /// The authorization server's state.
@@ -365,6 +377,7 @@ impl OAuth {
             "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
+            "scopes_supported": scope::SUPPORTED,
         })
     }
 
@@ -375,6 +388,7 @@ impl OAuth {
             "authorization_servers": [self.issuer],
             "bearer_methods_supported": ["header"],
             "resource_name": "Kimai MCP",
+            "scopes_supported": scope::SUPPORTED,
         })
     }
 
@@ -383,8 +397,8 @@ impl OAuth {
         format!("{}/.well-known/oauth-protected-resource/mcp", self.origin)
     }
 
-    /// The subject (slug) of a valid access token for this server's resource.
-    pub fn verify(&self, access_token: &str) -> Option<String> {
+    /// The subject (slug) and scopes of a valid access token for this server's resource.
+    pub fn verify(&self, access_token: &str) -> Option<Verified> {
         if !access_token.starts_with("kmat_") || access_token.len() > 128 {
             return None;
         }
@@ -395,7 +409,10 @@ impl OAuth {
             return None;
         }
         let g = t.grants.get(&a.grant)?;
-        (g.resource == self.resource).then(|| g.subject.clone())
+        (g.resource == self.resource).then(|| Verified {
+            subject: g.subject.clone(),
+            scopes: a.scopes,
+        })
     }
 
     /// Revokes every grant whose subject fails `keep` (users removed or changed on reload).
@@ -667,7 +684,10 @@ mod tests {
         let (id, code, verifier) = code_for(&o, "slug-a");
         let p = code_grant(&id, &code, &verifier);
         let t = o.token(&p, None, &ok).unwrap();
-        assert_eq!(o.verify(&t.access_token).as_deref(), Some("slug-a"));
+        assert_eq!(
+            o.verify(&t.access_token).map(|v| v.subject).as_deref(),
+            Some("slug-a")
+        );
         assert_eq!(o.verify("kmat_nope"), None);
         assert_eq!(o.counts(), (2, 1));
         // Revoking subjects that are gone.
