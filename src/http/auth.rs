@@ -408,3 +408,47 @@ pub(super) fn session_allowed(app: &App, ctx: &Ctx) -> Result<(), Handled> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn needed(body: Value) -> Scopes {
+        scopes_needed(&mcp::parse_incoming(body.to_string().as_bytes()).unwrap())
+    }
+
+    fn call(id: i64, tool: &str, args: Value) -> Value {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}})
+    }
+
+    #[test]
+    fn a_message_needs_write_only_for_a_call_that_writes() {
+        assert_eq!(
+            needed(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})),
+            Scopes::READ
+        );
+        assert_eq!(needed(call(1, "user_current", json!({}))), Scopes::READ);
+        let read = call(2, "timesheet", json!({"action": "list"}));
+        let write = call(3, "timesheet", json!({"action": "create"}));
+        assert_eq!(needed(read.clone()), Scopes::READ);
+        assert_eq!(needed(write.clone()), Scopes::FULL);
+        // No arguments on a tool that writes: fail closed.
+        assert_eq!(
+            needed(
+                json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "timer"}})
+            ),
+            Scopes::FULL
+        );
+        // A batch needs what its most demanding message needs.
+        assert_eq!(needed(json!([read.clone(), read.clone()])), Scopes::READ);
+        assert_eq!(needed(json!([read, write])), Scopes::FULL);
+        // A notification is no call.
+        assert_eq!(
+            needed(
+                json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "timesheet", "arguments": {"action": "create"}}})
+            ),
+            Scopes::READ
+        );
+    }
+}
