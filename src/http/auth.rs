@@ -12,7 +12,6 @@ use crate::kimai::Account;
 use crate::mcp::{self, code};
 use crate::oauth::Scopes;
 use crate::session::fingerprint;
-use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// Who a request acts as, once authenticated.
@@ -246,27 +245,10 @@ fn oauth_caller(
 }
 
 /// The scopes `incoming` needs: `kimai:read` for any message, `kimai:write` as well when it
-/// holds a tool call that may change Kimai data ([`crate::tools::call_writes`]); a batch needs
+/// holds a tool call that may change Kimai data ([`crate::dispatch::writes`]); a batch needs
 /// what its most demanding message needs.
 fn scopes_needed(incoming: &mcp::Incoming) -> Scopes {
-    let writes = |c: &mcp::Classified| {
-        let Ok(m) = c else { return false };
-        let Some(name) = m.tool_name() else {
-            return false;
-        };
-        let empty = Map::new();
-        let args = m
-            .params()
-            .and_then(|p| p.get("arguments"))
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        crate::tools::call_writes(name, args)
-    };
-    let any_write = match incoming {
-        mcp::Incoming::Single(c) => writes(c),
-        mcp::Incoming::Batch(items) => items.iter().any(writes),
-    };
-    if any_write {
+    if crate::dispatch::writes(incoming) {
         Scopes::FULL
     } else {
         Scopes::READ
@@ -412,7 +394,7 @@ pub(super) fn session_allowed(app: &App, ctx: &Ctx) -> Result<(), Handled> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn needed(body: Value) -> Scopes {
         scopes_needed(&mcp::parse_incoming(body.to_string().as_bytes()).unwrap())
