@@ -131,6 +131,31 @@ enum Era {
     Modern(&'static str),
 }
 
+/// Whether `incoming` holds a `tools/call` request that may change Kimai data
+/// ([`tools::call_writes`]; a batch if any of its messages does). The HTTP layer asks this
+/// before it serves an OAuth token that may only read; notifications and responses run no tool.
+pub fn writes(incoming: &mcp::Incoming) -> bool {
+    let writes = |c: &Classified| {
+        let Ok(m) = c else { return false };
+        let Some(name) = m.tool_name() else {
+            return false;
+        };
+        let empty = Map::new();
+        // Arguments that are not an object are refused by `tools/call` itself; as none, they
+        // leave the decision to the action (missing: a write).
+        let args = m
+            .params()
+            .and_then(|p| p.get("arguments"))
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        tools::call_writes(name, args)
+    };
+    match incoming {
+        mcp::Incoming::Single(c) => writes(c),
+        mcp::Incoming::Batch(items) => items.iter().any(writes),
+    }
+}
+
 /// The method table over a tool registry. Cheap to share (`&'static` data only).
 #[derive(Clone, Copy)]
 pub struct Dispatcher {

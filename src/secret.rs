@@ -64,13 +64,18 @@ mod tests {
             let s = random_slug().unwrap();
             assert_eq!(s.len(), 24);
             assert!(
-                s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
                 "{s}"
             );
             let first = s.chars().next().unwrap();
             assert!(first.is_ascii_alphanumeric(), "{s}");
             firsts.insert(first);
         }
-        assert!(firsts.len() > 50, "first characters are spread: {}", firsts.len());
+        assert!(
+            firsts.len() > 50,
+            "first characters are spread: {}",
+            firsts.len()
+        );
     }
 }

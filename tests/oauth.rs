@@ -2,7 +2,9 @@
 //! client over raw HTTP: metadata, registration, authorization with PKCE, the sign-in form
 //! (CSRF, wrong secrets, rate limit), the code exchange, `/mcp` calls with the access token,
 //! refresh-token rotation and reuse detection, revocation, expiry, users removed on SIGHUP, the
-//! state file across a restart, and every error response the RFCs define for bad input.
+//! state file across a restart, every error response the RFCs define for bad input, and the
+//! scopes (`kimai:read`, `kimai:write`): chosen at sign-in, narrowed at refresh, enforced with
+//! 403 `insufficient_scope` before Kimai sees a write.
 
 use crate::util::http::{
     JSON_SSE, Resp, SERVER_TOKEN, SLUG_A, SLUG_B, Serve, call, init_body, post, request, session,
@@ -175,8 +177,19 @@ pub(crate) fn submit(srv: &Serve, p: &Page, slug: &str, secret: &str) -> Resp {
 
 /// Signs `slug` in for `client_id`: the code and the verifier.
 fn sign_in(srv: &Serve, client_id: &str, slug: &str, secret: &str) -> (String, String) {
+    sign_in_with(srv, client_id, slug, secret, &[])
+}
+
+/// As `sign_in`, with `extra` parameters on the authorization request.
+fn sign_in_with(
+    srv: &Serve,
+    client_id: &str,
+    slug: &str,
+    secret: &str,
+    extra: &[(&str, &str)],
+) -> (String, String) {
     let (verifier, challenge) = pkce();
-    let page = open_sign_in(srv, &authorize_path(client_id, &challenge, &[]));
+    let page = open_sign_in(srv, &authorize_path(client_id, &challenge, extra));
     let r = submit(srv, &page, slug, secret);
     assert_eq!(r.status, 302, "{r:?}");
     let q = query_of(r.header("Location").unwrap());
@@ -287,13 +300,19 @@ fn metadata_and_the_401_challenge_point_clients_at_the_sign_in() {
     assert_eq!(asm["revocation_endpoint"], format!("{base}/revoke"));
     assert_eq!(asm["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(asm["authorization_response_iss_parameter_supported"], true);
+    let scopes = json!(["kimai:read", "kimai:write"]);
+    assert_eq!(asm["scopes_supported"], scopes);
+    assert_eq!(prm["scopes_supported"], scopes);
 
-    // No token: 401 with the resource metadata; a wrong token: also invalid_token.
+    // No token: 401 with the resource metadata and the scopes to ask for (MCP 2025-11-25); a
+    // wrong token: also invalid_token.
     let r = post(&srv, "/mcp", &[], &init_body());
     assert_eq!(r.status, 401);
     assert_eq!(
         r.header("WWW-Authenticate").unwrap(),
-        format!("Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\"")
+        format!(
+            "Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\", scope=\"kimai:read kimai:write\""
+        )
     );
     let r = post(
         &srv,
@@ -305,7 +324,8 @@ fn metadata_and_the_401_challenge_point_clients_at_the_sign_in() {
     let challenge = r.header("WWW-Authenticate").unwrap();
     assert!(
         challenge.starts_with("Bearer error=\"invalid_token\"")
-            && challenge.contains("resource_metadata="),
+            && challenge.contains("resource_metadata=")
+            && challenge.contains("scope=\"kimai:read kimai:write\""),
         "{challenge}"
     );
     // The server token and the client's own Kimai token keep working next to OAuth.
@@ -1211,4 +1231,292 @@ fn post_json(srv: &Serve, path: &str, auth: &str, body: &Value) -> Resp {
         ],
         &body.to_string(),
     )
+}
+
+/// The token response of a sign-in of `slug` with `extra` authorization parameters.
+fn token_response(
+    srv: &Serve,
+    client: &str,
+    slug: &str,
+    secret: &str,
+    extra: &[(&str, &str)],
+) -> Value {
+    let (code, verifier) = sign_in_with(srv, client, slug, secret, extra);
+    let r = exchange(srv, client, &code, &verifier);
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()
+}
+
+fn refresh_scoped(srv: &Serve, client_id: &str, token: &str, scope: &str) -> Resp {
+    post_form(
+        srv,
+        "/token",
+        &[],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", client_id),
+            ("scope", scope),
+        ],
+    )
+}
+
+/// An initialized `/mcp` session for an access token: the headers of its requests.
+fn mcp_headers(srv: &Serve, access: &str) -> Vec<(&'static str, String)> {
+    let auth = format!("Bearer {access}");
+    let sid = session(srv, "/mcp", &[("Authorization", &auth)]);
+    vec![
+        ("Authorization", auth),
+        ("Mcp-Session-Id", sid),
+        ("MCP-Protocol-Version", "2025-11-25".into()),
+    ]
+}
+
+fn post_with(srv: &Serve, headers: &[(&'static str, String)], body: &Value) -> Resp {
+    let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    post(srv, "/mcp", &h, body)
+}
+
+/// A tool call's text, which must not be an error result.
+fn call_ok(srv: &Serve, headers: &[(&'static str, String)], body: &Value) -> String {
+    let r = post_with(srv, headers, body);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["result"]["isError"], false, "{}", r.body);
+    tool_text(&r)
+}
+
+/// The first `#id` of a record list.
+fn first_record(text: &str) -> i64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix('#'))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no record in {text}"))
+}
+
+/// The parts of the step-up challenge a write with a read-only token gets.
+fn assert_insufficient_scope(r: &Resp, base: &str, id: Value) {
+    assert_eq!(r.status, 403, "{r:?}");
+    let challenge = r.header("WWW-Authenticate").unwrap();
+    let expected = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"kimai:read kimai:write\", resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\", error_description=\""
+    );
+    assert!(challenge.starts_with(&expected), "{challenge}");
+    assert!(
+        challenge.contains("needs the scope kimai:write") && challenge.ends_with('"'),
+        "{challenge}"
+    );
+    let body = r.json();
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert_eq!(body["id"], id, "{body}");
+    assert_eq!(body["error"]["code"], -32000);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Insufficient scope: ") && message.contains("kimai:write"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_read_only_sign_in_reads_and_its_writes_never_reach_kimai() {
+    let sim = sim();
+    let (srv, base) = start(&sim, &[]);
+    let client = public_client(&srv);
+
+    // A sign-in without scope gets both, and may write.
+    let full = token_response(&srv, &client, SLUG_A, SECRET_A, &[]);
+    assert_eq!(full["scope"], "kimai:read kimai:write");
+    let full_headers = mcp_headers(&srv, full["access_token"].as_str().unwrap());
+    let recent = call_ok(
+        &srv,
+        &full_headers,
+        &call(2, "timer", json!({"action": "recent", "size": 1})),
+    );
+    let record = first_record(&recent);
+    let writes = sim.write_count();
+    let text = call_ok(
+        &srv,
+        &full_headers,
+        &call(
+            3,
+            "timesheet",
+            json!({"action": "create", "data": {"project": 1, "activity": 1, "begin": "2026-01-13T08:00", "end": "2026-01-13T09:00", "description": "scope probe full"}}),
+        ),
+    );
+    assert!(text.starts_with("Created timesheet ID"), "{text}");
+    assert_eq!(sim.write_count(), writes + 1);
+
+    // A read-only sign-in: reads work ...
+    let read = token_response(&srv, &client, SLUG_A, SECRET_A, &[("scope", "kimai:read")]);
+    assert_eq!(read["scope"], "kimai:read");
+    let access = read["access_token"].as_str().unwrap().to_string();
+    assert_eq!(whoami(&srv, &access).unwrap(), "tony_teamlead");
+    let h = mcp_headers(&srv, &access);
+    let projects = call_ok(
+        &srv,
+        &h,
+        &call(2, "entity", json!({"type": "project", "action": "list"})),
+    );
+    assert!(!projects.is_empty());
+    call_ok(
+        &srv,
+        &h,
+        &call(3, "timesheet", json!({"action": "get", "id": record})),
+    );
+
+    // ... a write is refused with 403 and the step-up challenge, before Kimai hears of it:
+    // in the session, in a batch with a read, in a session the full token opened, as a
+    // 2026-07-28 request without a session, and on the legacy SSE transport.
+    sim.clear_requests();
+    let writes = sim.write_count();
+    let create = json!({"action": "create", "data": {"project": 1, "activity": 1, "begin": "2026-01-13T09:00", "end": "2026-01-13T10:00", "description": "scope probe read"}});
+    let r = post_with(&srv, &h, &call(4, "timesheet", create.clone()));
+    assert_insufficient_scope(&r, &base, json!(4));
+    let batch = json!([
+        call(5, "user_current", json!({})),
+        call(6, "timer", json!({"action": "stop", "id": record}))
+    ]);
+    let r = post_with(&srv, &h, &batch);
+    assert_insufficient_scope(&r, &base, Value::Null);
+    let mut in_full_session = full_headers.clone();
+    in_full_session[0].1 = format!("Bearer {access}");
+    let r = post_with(
+        &srv,
+        &in_full_session,
+        &call(7, "timesheet", json!({"action": "delete", "id": record})),
+    );
+    assert_insufficient_scope(&r, &base, json!(7));
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let auth = format!("Bearer {access}");
+    let r = post(
+        &srv,
+        "/mcp",
+        &[
+            ("Authorization", &auth),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "timesheet"),
+        ],
+        &json!({"jsonrpc": "2.0", "id": "w-8", "method": "tools/call", "params": {"_meta": meta, "name": "timesheet", "arguments": create}}),
+    );
+    assert_insufficient_scope(&r, &base, json!("w-8"));
+    let mut stream = crate::sse::Stream::open(&srv.addr, &[("Authorization", &auth)]);
+    assert_eq!(stream.status, 200, "{}", stream.head);
+    let (_, endpoint) = stream
+        .event(std::time::Duration::from_secs(5))
+        .expect("endpoint event");
+    let r = post_json(&srv, &endpoint, &auth, &init_body());
+    assert_eq!(r.status, 202, "{r:?}");
+    stream
+        .event(std::time::Duration::from_secs(5))
+        .expect("initialize result");
+    sim.clear_requests();
+    let r = post_json(
+        &srv,
+        &endpoint,
+        &auth,
+        &call(9, "timer", json!({"action": "favorite", "id": record})),
+    );
+    assert_insufficient_scope(&r, &base, json!(9));
+    // A read on the same stream still works.
+    let r = post_json(&srv, &endpoint, &auth, &call(10, "user_current", json!({})));
+    assert_eq!(r.status, 202, "{r:?}");
+    let (_, data) = stream
+        .event(std::time::Duration::from_secs(5))
+        .expect("tool result");
+    assert!(
+        data.contains("\"id\":10") && data.contains("Username: tony_teamlead"),
+        "{data}"
+    );
+    assert_eq!(sim.write_count(), writes, "Kimai saw a write");
+    assert!(
+        sim.requests().iter().all(|r| r.method == "GET"),
+        "{:?}",
+        sim.requests()
+    );
+    // Of the two records created that day, only the full token's exists; the one to be
+    // deleted is still there.
+    let listed = call_ok(
+        &srv,
+        &full_headers,
+        &call(
+            11,
+            "timesheet",
+            json!({"action": "list", "filters": {"term": "scope probe", "begin": "2026-01-13", "end": "2026-01-13"}}),
+        ),
+    );
+    assert!(
+        listed.contains("scope probe full") && !listed.contains("scope probe read"),
+        "{listed}"
+    );
+    call_ok(
+        &srv,
+        &full_headers,
+        &call(12, "timesheet", json!({"action": "get", "id": record})),
+    );
+}
+
+#[test]
+fn scopes_are_chosen_at_sign_in_and_only_narrowed_at_refresh() {
+    let sim = sim();
+    let (srv, base) = start(&sim, &[]);
+    let client = public_client(&srv);
+    // kimai:write alone is both; scopes of other servers are ignored, and the token response
+    // says what was granted.
+    let t = token_response(&srv, &client, SLUG_B, SECRET_B, &[("scope", "kimai:write")]);
+    assert_eq!(t["scope"], "kimai:read kimai:write");
+    let r = token_response(
+        &srv,
+        &client,
+        SLUG_B,
+        SECRET_B,
+        &[("scope", "openid kimai:read offline_access")],
+    );
+    assert_eq!(r["scope"], "kimai:read");
+    let r = token_response(
+        &srv,
+        &client,
+        SLUG_B,
+        SECRET_B,
+        &[("scope", "openid profile")],
+    );
+    assert_eq!(r["scope"], "kimai:read kimai:write");
+
+    // A full sign-in refreshed to read only: that access token cannot write ...
+    let refresh_token = t["refresh_token"].as_str().unwrap();
+    let r = refresh_scoped(&srv, &client, refresh_token, "kimai:read");
+    assert_eq!(r.status, 200, "{r:?}");
+    let narrowed = r.json();
+    assert_eq!(narrowed["scope"], "kimai:read");
+    let h = mcp_headers(&srv, narrowed["access_token"].as_str().unwrap());
+    let r = post_with(
+        &srv,
+        &h,
+        &call(
+            2,
+            "timer",
+            json!({"action": "start", "data": {"project": 1, "activity": 1}}),
+        ),
+    );
+    assert_insufficient_scope(&r, &base, json!(2));
+    // ... the grant still has both: the next refresh without scope gets them back.
+    let r = refresh(&srv, &client, narrowed["refresh_token"].as_str().unwrap());
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["scope"], "kimai:read kimai:write");
+
+    // A read-only sign-in cannot refresh its way to writing.
+    let read = token_response(&srv, &client, SLUG_B, SECRET_B, &[("scope", "kimai:read")]);
+    let refresh_token = read["refresh_token"].as_str().unwrap();
+    for scope in ["kimai:write", "kimai:read kimai:write", "kimai:admin"] {
+        let r = refresh_scoped(&srv, &client, refresh_token, scope);
+        assert_eq!(
+            (r.status, oauth_error(&r).as_str()),
+            (400, "invalid_scope"),
+            "{scope}: {r:?}"
+        );
+    }
+    // The refused refreshes used nothing up.
+    let r = refresh(&srv, &client, refresh_token);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["scope"], "kimai:read");
 }

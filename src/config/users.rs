@@ -277,7 +277,10 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("kimai_token"), "{e}");
         let e = parse(r#"{"k7Hq2vX9mPz4Lw8Rt3Ns": {"kimai_url": "https://k", "kimai_token": "t", "tokn": 1}}"#, "u.json").unwrap_err();
-        assert!(e.0.contains("unknown field") && e.0.contains("auth_secret"), "{e}");
+        assert!(
+            e.0.contains("unknown field") && e.0.contains("auth_secret"),
+            "{e}"
+        );
         assert!(parse("[]", "u.json").is_err());
         assert!(parse("{", "u.json").is_err());
     }

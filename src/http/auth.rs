@@ -1,15 +1,16 @@
 //! Who a request acts as: a `users.json` user by slug (`/mcp/{slug}`) or by OAuth access token,
 //! or a caller with the server token and their own Kimai token (`/mcp`, `/sse`, `/messages`);
-//! and the per-credential admission that follows (the credential's request rate, the check of
-//! a caller's own Kimai token, new sessions per address). Every secret is compared in constant
-//! time; nothing here logs a token or a slug.
+//! and the per-credential admission that follows (the credential's request rate, the scope an
+//! OAuth caller's messages need, the check of a caller's own Kimai token, new sessions per
+//! address). Every secret is compared in constant time; nothing here logs a token or a slug.
 
 use super::app::{App, Ctx};
 use super::reply::{json_error, too_many, with_header};
 use super::server::{Handled, Request};
 use crate::guard;
 use crate::kimai::Account;
-use crate::mcp::code;
+use crate::mcp::{self, code};
+use crate::oauth::Scopes;
 use crate::session::fingerprint;
 use std::sync::Arc;
 
@@ -22,6 +23,10 @@ pub struct Caller {
     /// The caller brought its own Kimai token (`X-Kimai-Token`): Kimai must accept it before a
     /// session is opened or a stateless request served ([`verify_kimai_token`]).
     pub own_token: bool,
+    /// What an OAuth access token allows ([`check_scope`]); `None` for every other caller (a
+    /// slug, or the server token with the caller's own Kimai token), whom Kimai's own
+    /// permissions alone restrict.
+    pub scopes: Option<Scopes>,
 }
 
 pub(super) fn authenticate(
@@ -52,6 +57,7 @@ pub(super) fn authenticate(
             label: user.label(),
             via_slug: true,
             own_token: false,
+            scopes: None,
         });
     }
     header_caller(app, req)
@@ -183,12 +189,13 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Han
         label,
         via_slug: false,
         own_token: true,
+        scopes: None,
     })
 }
 
 /// A request with an OAuth access token (or none) on a server with OAuth on: the signed-in
-/// `users.json` user, or 401 pointing at the resource metadata (RFC 9728 §5.1) so that the
-/// client starts or repeats its sign-in.
+/// `users.json` user, or 401 pointing at the resource metadata (RFC 9728 §5.1) and naming the
+/// scopes to ask for (MCP 2025-11-25) so that the client starts or repeats its sign-in.
 fn oauth_caller(
     app: &Arc<App>,
     oauth: &crate::oauth::OAuth,
@@ -196,20 +203,21 @@ fn oauth_caller(
 ) -> Result<Caller, Handled> {
     let metadata = oauth.resource_metadata_url();
     let user = presented.and_then(|token| {
-        let slug = oauth.verify(token)?;
-        let user = app.user_for_slug(&slug)?;
-        user.auth_secret.is_some().then_some((slug, user))
+        let verified = oauth.verify(token)?;
+        let user = app.user_for_slug(&verified.subject)?;
+        user.auth_secret.is_some().then_some((verified, user))
     });
-    let Some((slug, user)) = user else {
+    let Some((verified, user)) = user else {
+        let scope = Scopes::FULL;
         let (challenge, message) = match presented {
             Some(_) => (
                 format!(
-                    "Bearer error=\"invalid_token\", error_description=\"The access token is invalid or expired\", resource_metadata=\"{metadata}\""
+                    "Bearer error=\"invalid_token\", error_description=\"The access token is invalid or expired\", resource_metadata=\"{metadata}\", scope=\"{scope}\""
                 ),
                 "The access token is invalid or expired: refresh it or sign in again",
             ),
             None => (
-                format!("Bearer resource_metadata=\"{metadata}\""),
+                format!("Bearer resource_metadata=\"{metadata}\", scope=\"{scope}\""),
                 "Authentication required: sign in with OAuth (see the resource metadata in WWW-Authenticate) or send the server token",
             ),
         };
@@ -219,7 +227,7 @@ fn oauth_caller(
             &challenge,
         ));
     };
-    let (backend, owner) = app.slug_backend(&slug, &user).map_err(|e| {
+    let (backend, owner) = app.slug_backend(&verified.subject, &user).map_err(|e| {
         json_error(
             500,
             code::INTERNAL_ERROR,
@@ -232,7 +240,68 @@ fn oauth_caller(
         label: user.label(),
         via_slug: true,
         own_token: false,
+        scopes: Some(verified.scopes),
     })
+}
+
+/// The scopes `incoming` needs: `kimai:read` for any message, `kimai:write` as well when it
+/// holds a tool call that may change Kimai data ([`crate::dispatch::writes`]); a batch needs
+/// what its most demanding message needs.
+fn scopes_needed(incoming: &mcp::Incoming) -> Scopes {
+    if crate::dispatch::writes(incoming) {
+        Scopes::FULL
+    } else {
+        Scopes::READ
+    }
+}
+
+/// Refuses messages an OAuth caller's access token does not cover with 403 and an
+/// `insufficient_scope` challenge naming the scopes to ask for (RFC 6750 §3.1; MCP 2025-11-25,
+/// Authorization: step-up), so that the client can sign in again with more. Checked before a
+/// message reaches the dispatcher: before any Kimai request and before a work slot is taken.
+/// Callers without OAuth pass.
+pub(super) fn check_scope(
+    app: &App,
+    caller: &Caller,
+    incoming: &mcp::Incoming,
+) -> Result<(), Handled> {
+    let (Some(granted), Some(oauth)) = (caller.scopes, app.oauth.as_ref()) else {
+        return Ok(());
+    };
+    let needed = scopes_needed(incoming);
+    if granted.covers(needed) {
+        return Ok(());
+    }
+    let description = format!(
+        "This call changes Kimai data, which needs the scope kimai:write; this access token has only '{granted}'. Sign in again asking for '{needed}' (or for no scope)"
+    );
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{}\", error_description=\"{description}\"",
+        oauth.resource_metadata_url()
+    );
+    let id = match incoming {
+        mcp::Incoming::Single(Ok(m)) => m.id().filter(|_| m.is_request()),
+        _ => None,
+    };
+    log::info!(
+        target: "kimai_mcp::audit",
+        "oauth: refused a request of user={} whose access token has scope '{granted}' and the request needs '{needed}'",
+        caller.label
+    );
+    let body = mcp::response_err(
+        id,
+        mcp::RpcError::new(
+            code::SERVER_ERROR,
+            format!("Insufficient scope: {description}"),
+        ),
+    );
+    Err(with_header(
+        Handled::Respond(
+            super::server::Response::new(403).body("application/json", body.to_string()),
+        ),
+        "WWW-Authenticate",
+        &challenge,
+    ))
 }
 
 /// The per-credential request rate (`--user-rate-limit-rpm`), counted for every request a
@@ -319,5 +388,49 @@ pub(super) fn session_allowed(app: &App, ctx: &Ctx) -> Result<(), Handled> {
                 "Too many new sessions from this address (the server's --session-rate-per-address); reuse a session or try again later",
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn needed(body: Value) -> Scopes {
+        scopes_needed(&mcp::parse_incoming(body.to_string().as_bytes()).unwrap())
+    }
+
+    fn call(id: i64, tool: &str, args: Value) -> Value {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}})
+    }
+
+    #[test]
+    fn a_message_needs_write_only_for_a_call_that_writes() {
+        assert_eq!(
+            needed(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})),
+            Scopes::READ
+        );
+        assert_eq!(needed(call(1, "user_current", json!({}))), Scopes::READ);
+        let read = call(2, "timesheet", json!({"action": "list"}));
+        let write = call(3, "timesheet", json!({"action": "create"}));
+        assert_eq!(needed(read.clone()), Scopes::READ);
+        assert_eq!(needed(write.clone()), Scopes::FULL);
+        // No arguments on a tool that writes: fail closed.
+        assert_eq!(
+            needed(
+                json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "timer"}})
+            ),
+            Scopes::FULL
+        );
+        // A batch needs what its most demanding message needs.
+        assert_eq!(needed(json!([read.clone(), read.clone()])), Scopes::READ);
+        assert_eq!(needed(json!([read, write])), Scopes::FULL);
+        // A notification is no call.
+        assert_eq!(
+            needed(
+                json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "timesheet", "arguments": {"action": "create"}}})
+            ),
+            Scopes::READ
+        );
     }
 }

@@ -267,6 +267,7 @@ fn token(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Handled,
                     "token_type": "Bearer",
                     "expires_in": t.expires_in,
                     "refresh_token": t.refresh_token,
+                    "scope": t.scopes.to_string(),
                 }),
                 TOKEN_METHODS,
             ))

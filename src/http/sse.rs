@@ -15,7 +15,7 @@
 //! threads (bounded by the worker slots) so that a slow call does not hold up a `ping`.
 
 use super::app::{App, Ctx};
-use super::auth::{admit, header_caller, session_allowed, verify_kimai_token};
+use super::auth::{admit, check_scope, header_caller, session_allowed, verify_kimai_token};
 use super::reply::{at_capacity, batch_too_large, busy, json_error, method_not_allowed};
 use super::server::{Handled, Request, Response, Streamer};
 use crate::dispatch::Env;
@@ -173,6 +173,9 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Handled, Handled> {
             batch_too_large(app.cfg.bounds.max_batch).to_string(),
         )));
     }
+    // Refused here, with 403, not on the stream: the client learns at once that it must sign
+    // in again with more scope.
+    check_scope(app, &caller, &incoming)?;
     if incoming.holds_tool_call() {
         // A tool call (or a batch holding one) runs on its own thread and answers on the
         // stream. It first takes a place among its user's calls, here on the request's

@@ -10,7 +10,7 @@
 //! the session.
 
 use super::app::{App, Ctx};
-use super::auth::{Caller, admit, authenticate, session_allowed, verify_kimai_token};
+use super::auth::{Caller, admit, authenticate, check_scope, session_allowed, verify_kimai_token};
 use super::reply::{at_capacity, batch_too_large, busy, json_error, method_not_allowed};
 use super::server::{Handled, Request, Response, Streamer};
 use crate::dispatch::{Connection, Env};
@@ -181,6 +181,8 @@ fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Hand
             batch_too_large(app.cfg.bounds.max_batch).to_string(),
         )));
     }
+    // An OAuth token's scope covers every message, or none is served (session or not).
+    check_scope(app, &caller, &incoming)?;
     let session_id = session_header(req).map(str::to_string);
     match (session_id, incoming) {
         (None, mcp::Incoming::Single(msg)) => without_session(app, ctx, req, caller, msg),

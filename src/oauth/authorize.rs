@@ -112,6 +112,11 @@ impl OAuth {
                 self.resource.clone()
             }
         };
+        // The scope (`scope.rs`): none of ours asks for everything, as every sign-in did before
+        // scopes existed; scopes of other servers are ignored (the token response names what
+        // was granted).
+        let scopes =
+            super::Scopes::parse_known(get("scope").unwrap_or("")).unwrap_or(super::Scopes::FULL);
         let id = random_secret("");
         let req = Request {
             client_id: client_id.to_string(),
@@ -120,6 +125,7 @@ impl OAuth {
             challenge: challenge.to_string(),
             state,
             resource,
+            scopes,
             csrf: random_secret(""),
             expires: now_ms() + ms(self.settings.request_ttl),
             failures: 0,
@@ -198,6 +204,7 @@ impl OAuth {
                 redirect_given: r.redirect_given,
                 challenge: r.challenge.clone(),
                 resource: r.resource.clone(),
+                scopes: r.scopes,
                 subject: subject.to_string(),
                 expires: now_ms() + ms(self.settings.code_ttl),
             },

@@ -36,12 +36,13 @@
 //! `authorize.rs` the authorization endpoint and the sign-in it opens, `tokens.rs` the token
 //! and revocation endpoints; `encoding.rs` the encodings, digests and URI rules, `tables.rs` the
 //! in-memory tables, `state.rs` the state file, `throttle.rs` the per-user throttle of wrong
-//! secrets.
+//! secrets, `scope.rs` the scopes (`kimai:read`, `kimai:write`) a grant and a token carry.
 
 mod authorize;
 pub mod cimd;
 mod encoding;
 mod register;
+pub mod scope;
 mod state;
 mod tables;
 pub mod throttle;
@@ -51,6 +52,7 @@ pub use encoding::{
     b64_decode, b64_std, b64url, digest_hex, form_encode, parse_form, random_secret, s256,
     uri_origin, with_query,
 };
+pub use scope::Scopes;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -216,6 +218,16 @@ pub struct Issued {
     pub access_token: String,
     pub refresh_token: String,
     pub expires_in: u64,
+    /// What the access token may do (the token response's `scope`).
+    pub scopes: Scopes,
+}
+
+/// A valid access token: who it signs in and what it may do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verified {
+    /// The `users.json` slug.
+    pub subject: String,
+    pub scopes: Scopes,
 }
 
 /// The authorization server's state.
@@ -383,6 +395,7 @@ impl OAuth {
             "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
+            "scopes_supported": scope::SUPPORTED,
         });
         if self.documents.is_some() {
             doc["client_id_metadata_document_supported"] = Value::Bool(true);
@@ -397,6 +410,7 @@ impl OAuth {
             "authorization_servers": [self.issuer],
             "bearer_methods_supported": ["header"],
             "resource_name": "Kimai MCP",
+            "scopes_supported": scope::SUPPORTED,
         })
     }
 
@@ -405,8 +419,8 @@ impl OAuth {
         format!("{}/.well-known/oauth-protected-resource/mcp", self.origin)
     }
 
-    /// The subject (slug) of a valid access token for this server's resource.
-    pub fn verify(&self, access_token: &str) -> Option<String> {
+    /// The subject (slug) and scopes of a valid access token for this server's resource.
+    pub fn verify(&self, access_token: &str) -> Option<Verified> {
         if !access_token.starts_with("kmat_") || access_token.len() > 128 {
             return None;
         }
@@ -417,7 +431,10 @@ impl OAuth {
             return None;
         }
         let g = t.grants.get(&a.grant)?;
-        (g.resource == self.resource).then(|| g.subject.clone())
+        (g.resource == self.resource).then(|| Verified {
+            subject: g.subject.clone(),
+            scopes: a.scopes,
+        })
     }
 
     /// Revokes every grant whose subject fails `keep` (users removed or changed on reload).
@@ -567,6 +584,11 @@ mod tests {
 
     /// A public client and a code for `subject`; (client id, code, verifier).
     fn code_for(o: &OAuth, subject: &str) -> (String, String, String) {
+        code_with_scope(o, subject, None)
+    }
+
+    /// As `code_for`, with a `scope` parameter at the authorization request.
+    fn code_with_scope(o: &OAuth, subject: &str, scope: Option<&str>) -> (String, String, String) {
         let reg = o
             .register(
                 &json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": "none"}),
@@ -575,17 +597,17 @@ mod tests {
             .unwrap();
         let id = reg["client_id"].as_str().unwrap().to_string();
         let verifier = random_secret("v");
-        let txn = o
-            .authorize(
-                &params(&[
-                    ("response_type", "code"),
-                    ("client_id", &id),
-                    ("code_challenge", &s256(&verifier)),
-                    ("code_challenge_method", "S256"),
-                ]),
-                ip(HOME),
-            )
-            .unwrap();
+        let challenge = s256(&verifier);
+        let mut p = params(&[
+            ("response_type", "code"),
+            ("client_id", &id),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]);
+        if let Some(scope) = scope {
+            p.insert("scope".into(), scope.into());
+        }
+        let txn = o.authorize(&p, ip(HOME)).unwrap();
         let url = o.approve(&txn, subject).unwrap();
         let q = parse_form(url.split_once('?').unwrap().1).unwrap();
         assert_eq!(q["iss"], "http://127.0.0.1:8000/");
@@ -692,12 +714,125 @@ mod tests {
         let (id, code, verifier) = code_for(&o, "slug-a");
         let p = code_grant(&id, &code, &verifier);
         let t = o.token(&p, None, &ok).unwrap();
-        assert_eq!(o.verify(&t.access_token).as_deref(), Some("slug-a"));
+        assert_eq!(
+            o.verify(&t.access_token).map(|v| v.subject).as_deref(),
+            Some("slug-a")
+        );
         assert_eq!(o.verify("kmat_nope"), None);
         assert_eq!(o.counts(), (2, 1));
         // Revoking subjects that are gone.
         assert_eq!(o.retain_subjects(&|s| s != "slug-a"), 1);
         assert_eq!(o.verify(&t.access_token), None);
+    }
+
+    fn refresh_scoped(
+        o: &OAuth,
+        client: &str,
+        token: &str,
+        scope: &str,
+    ) -> Result<Issued, OAuthError> {
+        o.token(
+            &params(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token),
+                ("client_id", client),
+                ("scope", scope),
+            ]),
+            None,
+            &|_| true,
+        )
+    }
+
+    fn scopes_of(o: &OAuth, access_token: &str) -> Option<Scopes> {
+        o.verify(access_token).map(|v| v.scopes)
+    }
+
+    #[test]
+    fn the_authorization_request_chooses_the_scope() {
+        let o = oauth(Settings::default());
+        let ok = |_: &str| true;
+        // None, an empty one, or kimai:write alone: both scopes.
+        for scope in [
+            None,
+            Some(""),
+            Some("kimai:write"),
+            Some("kimai:read kimai:write"),
+        ] {
+            let (id, code, verifier) = code_with_scope(&o, "slug-a", scope);
+            let t = o
+                .token(&code_grant(&id, &code, &verifier), None, &ok)
+                .unwrap();
+            assert_eq!(t.scopes, Scopes::FULL, "{scope:?}");
+            assert_eq!(scopes_of(&o, &t.access_token), Some(Scopes::FULL));
+        }
+        // Read only; a scope sent with the code does not widen it.
+        let (id, code, verifier) = code_with_scope(&o, "slug-a", Some("kimai:read"));
+        let mut p = code_grant(&id, &code, &verifier);
+        p.insert("scope".into(), "kimai:write".into());
+        let t = o.token(&p, None, &ok).unwrap();
+        assert_eq!(t.scopes, Scopes::READ);
+        assert_eq!(
+            o.verify(&t.access_token),
+            Some(Verified {
+                subject: "slug-a".into(),
+                scopes: Scopes::READ
+            })
+        );
+
+        // Scopes of other servers are ignored: the grant is what ours name, or everything.
+        for (scope, granted) in [
+            ("openid kimai:read offline_access", Scopes::READ),
+            ("openid profile", Scopes::FULL),
+        ] {
+            let (id, code, verifier) = code_with_scope(&o, "slug-a", Some(scope));
+            let t = o
+                .token(&code_grant(&id, &code, &verifier), None, &ok)
+                .unwrap();
+            assert_eq!(t.scopes, granted, "{scope}");
+        }
+        assert_eq!(o.pending_counts(ip(HOME)), (0, 0));
+    }
+
+    #[test]
+    fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
+        let o = oauth(Settings::default());
+        let (id, code, verifier) = code_for(&o, "slug-a");
+        let t = o
+            .token(&code_grant(&id, &code, &verifier), None, &|_| true)
+            .unwrap();
+        // Narrowed: this access token reads only ...
+        let t = refresh_scoped(&o, &id, &t.refresh_token, "kimai:read").unwrap();
+        assert_eq!(t.scopes, Scopes::READ);
+        assert_eq!(scopes_of(&o, &t.access_token), Some(Scopes::READ));
+        // ... the grant keeps both: a refresh without scope, or asking for both, has them.
+        let t = refresh_with(&o, &id, &t.refresh_token).unwrap();
+        assert_eq!(scopes_of(&o, &t.access_token), Some(Scopes::FULL));
+        let t = refresh_scoped(&o, &id, &t.refresh_token, "kimai:write").unwrap();
+        assert_eq!(t.scopes, Scopes::FULL);
+
+        // A read-only sign-in cannot refresh its way to writing.
+        let (id, code, verifier) = code_with_scope(&o, "slug-a", Some("kimai:read"));
+        let t = o
+            .token(&code_grant(&id, &code, &verifier), None, &|_| true)
+            .unwrap();
+        for scope in ["kimai:write", "kimai:read kimai:write"] {
+            let e = refresh_scoped(&o, &id, &t.refresh_token, scope).unwrap_err();
+            assert_eq!((e.status, e.error), (400, "invalid_scope"), "{e:?}");
+            assert!(
+                e.description.contains(
+                    "'kimai:read kimai:write' is more than this sign-in granted ('kimai:read')"
+                ),
+                "{e:?}"
+            );
+        }
+        let e = refresh_scoped(&o, &id, &t.refresh_token, "kimai:admin").unwrap_err();
+        assert_eq!(e.error, "invalid_scope");
+        assert!(e.description.contains("'kimai:admin'"), "{e:?}");
+        // A refused refresh used nothing up: the token still works, for reading.
+        assert_eq!(scopes_of(&o, &t.access_token), Some(Scopes::READ));
+        let t = refresh_scoped(&o, &id, &t.refresh_token, "kimai:read").unwrap();
+        let t = refresh_with(&o, &id, &t.refresh_token).unwrap();
+        assert_eq!(t.scopes, Scopes::READ);
     }
 
     #[test]
@@ -845,6 +980,96 @@ mod tests {
         );
         drop(again);
         assert_eq!(reopen(&path).counts(), (2, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_state_file_keeps_each_grants_scope() {
+        let (dir, path) = temp_state();
+        let o = reopen(&path);
+        let ok = |_: &str| true;
+        let (read_id, code, verifier) = code_with_scope(&o, "slug-a", Some("kimai:read"));
+        let read = o
+            .token(&code_grant(&read_id, &code, &verifier), None, &ok)
+            .unwrap();
+        let (full_id, code, verifier) = code_for(&o, "slug-b");
+        let full = o
+            .token(&code_grant(&full_id, &code, &verifier), None, &ok)
+            .unwrap();
+        // A narrowed refresh does not narrow the grant on disk.
+        let full = refresh_scoped(&o, &full_id, &full.refresh_token, "kimai:read").unwrap();
+        let journal = std::fs::read_to_string(state::journal_path(&path)).unwrap();
+        assert!(journal.contains("\"scope\":\"kimai:read\""), "{journal}");
+        drop(o);
+        // Replayed from the journal, then (the first reopening folded it in) from the snapshot.
+        let (mut read, mut full) = (read.refresh_token, full.refresh_token);
+        for _ in 0..2 {
+            let again = reopen(&path);
+            let e = refresh_scoped(&again, &read_id, &read, "kimai:write").unwrap_err();
+            assert_eq!(e.error, "invalid_scope");
+            let r = refresh_with(&again, &read_id, &read).unwrap();
+            assert_eq!(r.scopes, Scopes::READ);
+            let f = refresh_with(&again, &full_id, &full).unwrap();
+            assert_eq!(f.scopes, Scopes::FULL);
+            (read, full) = (r.refresh_token, f.refresh_token);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_without_scopes_loads_as_full_access() {
+        // A snapshot and a journal line as the version before scopes wrote them.
+        let (dir, path) = temp_state();
+        let refresh = random_secret("kmrt_");
+        let journal_refresh = random_secret("kmrt_");
+        let far = now_ms() + 86_400_000;
+        let client = json!({"auth_method": "none", "redirect_uris": ["http://127.0.0.1:9/cb"],
+            "client_name": null, "grant_types": ["authorization_code", "refresh_token"],
+            "secret_sha256": null, "created": 1, "last_used": 1});
+        let grant = |refresh: &str| {
+            json!({"client_id": "kmc_old", "subject": "slug-a",
+                "resource": "http://127.0.0.1:8000/mcp", "refresh_sha256": digest_hex(refresh),
+                "refresh_expires": far, "rotated": [], "created": 1})
+        };
+        let snapshot = json!({"version": 1, "seq": 2, "clients": {"kmc_old": client},
+            "grants": {"g1": grant(&refresh)}});
+        std::fs::write(&path, snapshot.to_string()).unwrap();
+        let mut line = grant(&journal_refresh);
+        line["seq"] = json!(3);
+        line["op"] = json!("grant");
+        line["id"] = json!("g2");
+        std::fs::write(state::journal_path(&path), format!("{line}\n")).unwrap();
+        let o = reopen(&path);
+        assert_eq!(o.counts(), (1, 2));
+        for token in [&refresh, &journal_refresh] {
+            let t = refresh_with(&o, "kmc_old", token).unwrap();
+            assert_eq!(t.scopes, Scopes::FULL);
+            assert_eq!(scopes_of(&o, &t.access_token), Some(Scopes::FULL));
+        }
+        // Written back with the scope spelled out.
+        drop(o);
+        reopen(&path);
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for g in v["grants"].as_object().unwrap().values() {
+            assert_eq!(g["scope"], "kimai:read kimai:write");
+        }
+        // A scope this version does not know stops the server with what to do.
+        let mut bad = v.clone();
+        for g in bad["grants"].as_object_mut().unwrap().values_mut() {
+            g["scope"] = json!("kimai:read kimai:admin");
+        }
+        std::fs::write(&path, bad.to_string()).unwrap();
+        let e = OAuth::new(
+            "http://127.0.0.1:8000",
+            Settings::default(),
+            Some(path.clone()),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("unknown scope 'kimai:admin'") && e.contains("move it"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

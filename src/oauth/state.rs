@@ -19,9 +19,12 @@
 //!              "grant_types": ["authorization_code", "refresh_token"], "secret_sha256": null,
 //!              "created": 1764400000000, "last_used": 1764400000000}},
 //!  "grants": {"…": {"client_id": "kmc_…", "subject": "SLUG", "resource": "https://…/mcp",
+//!             "scope": "kimai:read kimai:write",
 //!             "refresh_sha256": "…", "refresh_expires": 1767000000000, "rotated": ["…"],
 //!             "created": 1764400000000}}}
 //! ```
+//!
+//! A grant without `scope` (written before scopes existed) has them all, as it had then.
 //!
 //! Journal, one JSON object per line, each with the sequence number of the change:
 //!
@@ -43,7 +46,7 @@
 //! written and synced, renamed over the old one, then the folder synced.
 
 use super::tables::{Client, Grant};
-use super::{AuthMethod, MAX_ROTATED};
+use super::{AuthMethod, MAX_ROTATED, Scopes};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::Write;
@@ -162,10 +165,20 @@ fn grant_from(g: &Value, bad: &dyn Fn(String) -> String) -> Result<Grant, String
             .map(str::to_string)
             .ok_or_else(|| bad(format!("a grant has no {k}")))
     };
+    // Absent in the files of the version before scopes: its grants had full access.
+    let scopes = match g.get("scope") {
+        None => Scopes::FULL,
+        Some(v) => match v.as_str().map(Scopes::parse) {
+            Some(Ok(Some(s))) => s,
+            Some(Err(unknown)) => return Err(bad(format!("a grant's scope: {unknown}"))),
+            _ => return Err(bad("a grant's scope is not a list of scopes".into())),
+        },
+    };
     Ok(Grant {
         client_id: field("client_id")?,
         subject: field("subject")?,
         resource: field("resource")?,
+        scopes,
         refresh_hash: field("refresh_sha256")?,
         refresh_expires: g
             .get("refresh_expires")
@@ -194,6 +207,7 @@ fn grant_json(g: &Grant) -> Value {
         "client_id": g.client_id,
         "subject": g.subject,
         "resource": g.resource,
+        "scope": g.scopes.to_string(),
         "refresh_sha256": g.refresh_hash,
         "refresh_expires": g.refresh_expires,
         "rotated": g.rotated,

@@ -6,7 +6,7 @@
 //!
 //! Everything here runs under the one table lock of `OAuth`; nothing does I/O.
 
-use super::{AuthMethod, AuthorizeError, OAuthError, Settings, ms, state};
+use super::{AuthMethod, AuthorizeError, OAuthError, Scopes, Settings, ms, state};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -36,6 +36,8 @@ pub(super) struct Request {
     pub(super) challenge: String,
     pub(super) state: Option<String>,
     pub(super) resource: String,
+    /// What the client asked for (normalized; the default when it asked for nothing).
+    pub(super) scopes: Scopes,
     pub(super) csrf: String,
     pub(super) expires: u64,
     pub(super) failures: u32,
@@ -51,6 +53,7 @@ pub(super) struct Code {
     pub(super) redirect_given: bool,
     pub(super) challenge: String,
     pub(super) resource: String,
+    pub(super) scopes: Scopes,
     pub(super) subject: String,
     pub(super) expires: u64,
 }
@@ -60,6 +63,8 @@ pub(super) struct Grant {
     pub(super) client_id: String,
     pub(super) subject: String,
     pub(super) resource: String,
+    /// What the person granted; a refresh may narrow one access token, never this.
+    pub(super) scopes: Scopes,
     pub(super) refresh_hash: String,
     pub(super) refresh_expires: u64,
     pub(super) access_hash: Option<String>,
@@ -70,6 +75,8 @@ pub(super) struct Grant {
 #[derive(Clone, Debug)]
 pub(super) struct Access {
     pub(super) grant: String,
+    /// The grant's scopes, or fewer (a refresh that asked for less).
+    pub(super) scopes: Scopes,
     pub(super) expires: u64,
 }
 

@@ -1,16 +1,43 @@
 //! The token and revocation endpoints: client authentication, the authorization-code grant with
 //! PKCE and resource checks, issuing access and refresh tokens, refresh-token rotation with
-//! reuse detection (a rotated refresh token presented again revokes its grant), and revocation
-//! (RFC 7009). Tokens are stored only as digests.
+//! reuse detection (a rotated refresh token presented again revokes its grant), narrowing the
+//! scope of one access token at a refresh (RFC 6749 §6), and revocation (RFC 7009). Tokens are
+//! stored only as digests.
 
 use std::collections::HashMap;
 
 use super::encoding::{canonical_resource, digest_hex, is_pkce_value, random_secret, s256};
 use super::tables::{Access, Grant, Tables};
 use super::{
-    AuthMethod, Issued, MAX_GRANTS_PER_SUBJECT, MAX_PARAM, MAX_ROTATED, OAuth, OAuthError, ms,
-    now_ms, short, state,
+    AuthMethod, Issued, MAX_GRANTS_PER_SUBJECT, MAX_PARAM, MAX_ROTATED, OAuth, OAuthError, Scopes,
+    ms, now_ms, short, state,
 };
+
+/// What a grant is for; fixed when it is made, kept by every rotation.
+struct Owner<'a> {
+    client_id: &'a str,
+    subject: &'a str,
+    resource: &'a str,
+    scopes: Scopes,
+}
+
+/// The scopes of the access token a refresh issues: the grant's, or the fewer that `scope`
+/// asks for (RFC 6749 §6: a refresh may narrow, never widen; the grant keeps its own).
+fn narrowed(p: &HashMap<String, String>, granted: Scopes) -> Result<Scopes, OAuthError> {
+    let asked = Scopes::parse(p.get("scope").map_or("", String::as_str))
+        .map_err(|unknown| OAuthError::new(400, "invalid_scope", unknown.to_string()))?;
+    match asked {
+        None => Ok(granted),
+        Some(s) if granted.covers(s) => Ok(s),
+        Some(s) => Err(OAuthError::new(
+            400,
+            "invalid_scope",
+            format!(
+                "the scope '{s}' is more than this sign-in granted ('{granted}'); a refresh can only narrow it: sign in again asking for '{s}'"
+            ),
+        )),
+    }
+}
 
 impl OAuth {
     /// Authenticates the client of a token or revocation request. `basic` is the decoded
@@ -213,13 +240,19 @@ impl OAuth {
             }
         }
         let grant_id = random_secret("");
+        // A `scope` sent with the code is ignored (RFC 6749 §4.1.3 defines none): the grant has
+        // what the person approved at the authorization request.
         let issued = self.issue(
             &mut t,
             &grant_id,
             None,
-            client_id,
-            &c.subject,
-            &c.resource,
+            Owner {
+                client_id,
+                subject: &c.subject,
+                resource: &c.resource,
+                scopes: c.scopes,
+            },
+            c.scopes,
             now,
         );
         t.used_codes.insert(hash, (grant_id, c.expires));
@@ -229,16 +262,15 @@ impl OAuth {
         Ok(issued)
     }
 
-    /// Creates or rotates a grant's token pair.
-    #[allow(clippy::too_many_arguments)]
+    /// Creates or rotates a grant's token pair; the access token may do `access` (the grant's
+    /// scopes or fewer).
     fn issue(
         &self,
         t: &mut Tables,
         grant_id: &str,
         previous: Option<Grant>,
-        client_id: &str,
-        subject: &str,
-        resource: &str,
+        owner: Owner<'_>,
+        access: Scopes,
         now: u64,
     ) -> Issued {
         let access_token = random_secret("kmat_");
@@ -273,14 +305,16 @@ impl OAuth {
             access_hash.clone(),
             Access {
                 grant: grant_id.to_string(),
+                scopes: access,
                 expires: now + ms(self.settings.access_ttl),
             },
         );
         t.refresh.insert(refresh_hash.clone(), grant_id.to_string());
         let grant = Grant {
-            client_id: client_id.to_string(),
-            subject: subject.to_string(),
-            resource: resource.to_string(),
+            client_id: owner.client_id.to_string(),
+            subject: owner.subject.to_string(),
+            resource: owner.resource.to_string(),
+            scopes: owner.scopes,
             refresh_hash,
             refresh_expires,
             access_hash: Some(access_hash),
@@ -295,6 +329,7 @@ impl OAuth {
             access_token,
             refresh_token,
             expires_in: self.settings.access_ttl.as_secs().max(1),
+            scopes: access,
         }
     }
 
@@ -359,20 +394,25 @@ impl OAuth {
             ));
         }
         self.check_resource(p, &g.resource)?;
+        let access = narrowed(p, g.scopes)?;
         if !user_ok(&g.subject) {
             t.revoke_grant(&grant_id);
             return Err(OAuthError::grant(
                 "the user can no longer sign in here; sign in again",
             ));
         }
-        let (subject, resource) = (g.subject.clone(), g.resource.clone());
+        let (subject, resource, scopes) = (g.subject.clone(), g.resource.clone(), g.scopes);
         let issued = self.issue(
             &mut t,
             &grant_id,
             Some(g),
-            client_id,
-            &subject,
-            &resource,
+            Owner {
+                client_id,
+                subject: &subject,
+                resource: &resource,
+                scopes,
+            },
+            access,
             now,
         );
         if let Some(cl) = t.clients.get_mut(client_id) {

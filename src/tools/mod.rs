@@ -314,6 +314,36 @@ pub fn find(registry: &'static [Tool], name: &str) -> Option<&'static Tool> {
     registry.iter().find(|t| t.name == name)
 }
 
+/// The `action`s that only read, whatever the tool: a call of any other action of a tool
+/// that is not read-only changes Kimai data.
+pub const READ_ACTIONS: [&str; 9] = [
+    "list",
+    "get",
+    "user_guide",
+    "active",
+    "recent",
+    "favorites",
+    "statistics",
+    "types",
+    "attendance",
+];
+
+/// Whether a `tools/call` of `name` with `args` may change Kimai data (and so needs the OAuth
+/// scope `kimai:write`). A read-only tool never writes, and an unknown one is no call at all
+/// (the dispatcher refuses it). Otherwise only an `action` in [`READ_ACTIONS`] reads; any
+/// other action, a missing one or one that is not a string counts as a write, so that a new
+/// action is refused to read-only tokens until it is classified here.
+pub fn call_writes(name: &str, args: &Map<String, Value>) -> bool {
+    let Some(tool) = find(REGISTRY, name) else {
+        return false;
+    };
+    if tool.read_only {
+        return false;
+    }
+    let action = args.get("action").and_then(Value::as_str);
+    !action.is_some_and(|a| READ_ACTIONS.contains(&a))
+}
+
 /// Every tool name, in registry order.
 pub fn names(registry: &[Tool]) -> Vec<&'static str> {
     registry.iter().map(|t| t.name).collect()
@@ -497,6 +527,122 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every action of every tool, classified: a new action (or tool) fails here until it is
+    /// put in one of these lists (and, if it reads, in [`READ_ACTIONS`]).
+    #[test]
+    fn every_action_is_classified_as_read_or_write() {
+        let reads: &[(&str, &[&str])] = &[
+            ("entity", &["list", "get"]),
+            ("timesheet", &["list", "get", "user_guide"]),
+            ("timer", &["active", "recent", "favorites"]),
+            ("rate", &["list"]),
+            ("team_access", &[]),
+            ("absence", &["list", "statistics", "types", "attendance"]),
+            ("meta", &[]),
+            ("comment", &["list"]),
+        ];
+        let writes: &[(&str, &[&str])] = &[
+            (
+                "entity",
+                &[
+                    "create",
+                    "update",
+                    "delete",
+                    "lock_month",
+                    "unlock_month",
+                    "batch_delete",
+                    "set_preferences",
+                ],
+            ),
+            (
+                "timesheet",
+                &[
+                    "create",
+                    "update",
+                    "delete",
+                    "duplicate",
+                    "export_toggle",
+                    "meta_update",
+                    "batch_delete",
+                    "batch_export",
+                ],
+            ),
+            (
+                "timer",
+                &["start", "stop", "restart", "favorite", "unfavorite"],
+            ),
+            ("rate", &["add", "delete"]),
+            (
+                "team_access",
+                &["add_member", "remove_member", "grant", "revoke"],
+            ),
+            (
+                "absence",
+                &[
+                    "create",
+                    "delete",
+                    "approve",
+                    "reject",
+                    "request",
+                    "batch_delete",
+                    "batch_approve",
+                    "batch_reject",
+                ],
+            ),
+            ("meta", &["update"]),
+            ("comment", &["create", "delete", "pin"]),
+        ];
+        let listed = |table: &[(&str, &[&str])], tool: &str, action: &str| {
+            table
+                .iter()
+                .any(|(t, actions)| *t == tool && actions.contains(&action))
+        };
+        let args = |action: &str| {
+            let mut m = Map::new();
+            m.insert("action".into(), json!(action));
+            m
+        };
+        for t in REGISTRY {
+            let schema = (t.schema)();
+            let Some(actions) = schema["properties"]["action"]["enum"].as_array() else {
+                // No action: the whole tool reads or writes.
+                assert!(t.read_only, "{} has no action and is not read-only", t.name);
+                assert!(!call_writes(t.name, &Map::new()), "{}", t.name);
+                continue;
+            };
+            for a in actions {
+                let a = a.as_str().unwrap();
+                let (read, write) = (listed(reads, t.name, a), listed(writes, t.name, a));
+                assert!(
+                    read != write,
+                    "{}: action {a} must be listed once, as a read or as a write",
+                    t.name
+                );
+                assert_eq!(call_writes(t.name, &args(a)), write, "{} {a}", t.name);
+                // A read-only tool's actions never need write access.
+                assert!(!(t.read_only && write), "{} {a}", t.name);
+            }
+        }
+        // Every listed action exists.
+        for (tool, actions) in reads.iter().chain(writes) {
+            let t = find(REGISTRY, tool).unwrap_or_else(|| panic!("no tool {tool}"));
+            let schema = (t.schema)();
+            let enum_ = schema["properties"]["action"]["enum"].as_array().unwrap();
+            for a in actions.iter() {
+                assert!(enum_.contains(&json!(a)), "{tool} has no action {a}");
+            }
+        }
+        // Failing closed: no action, an action that is not a string or one that no schema
+        // knows, on a tool that writes; an unknown tool is no write (the dispatcher refuses it).
+        assert!(call_writes("timesheet", &Map::new()));
+        let mut odd = Map::new();
+        odd.insert("action".into(), json!(["list"]));
+        assert!(call_writes("timesheet", &odd));
+        assert!(call_writes("timesheet", &args("export_everything")));
+        assert!(!call_writes("user_current", &args("delete")));
+        assert!(!call_writes("no_such_tool", &args("delete")));
     }
 
     #[test]
