@@ -114,12 +114,11 @@ impl OriginPolicy {
             Ok(())
         } else {
             // The name is shown only when it is a plain host name (it comes from the client).
-            let shown = (name.len() <= 100
+            let plain = name.len() <= 100
                 && name
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
-            .then_some(name)
-            .unwrap_or("NAME");
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+            let shown = if plain { name } else { "NAME" };
             Err(format!(
                 "Host not allowed: this server listens on loopback only and accepts only loopback Host names (DNS rebinding protection). Behind a reverse proxy that forwards the public name (nginx: proxy_set_header Host $host), start the server with --public-host {shown} (KIMAI_MCP_PUBLIC_HOSTS)"
             ))
