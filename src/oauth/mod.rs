@@ -907,6 +907,49 @@ mod tests {
         .unwrap()
     }
 
+    #[test]
+    fn a_state_file_of_the_python_server_is_taken_over_and_set_aside() {
+        let (dir, path) = temp_state();
+        let python = json!({"clients": {
+            "py-post": {"client_id": "py-post", "client_secret": "python-secret-in-clear-0123",
+                        "redirect_uris": ["https://claude.ai/api/mcp/auth_callback"],
+                        "token_endpoint_auth_method": "client_secret_post",
+                        "grant_types": ["authorization_code", "refresh_token"],
+                        "response_types": ["code"], "client_name": "Claude",
+                        "client_id_issued_at": 1764000000, "client_secret_expires_at": 0},
+            "py-public": {"client_id": "py-public", "redirect_uris": ["http://127.0.0.1:3000/cb"],
+                          "token_endpoint_auth_method": "none"},
+            "py-bad": {"client_id": "py-bad", "redirect_uris": ["javascript:alert(1)"],
+                       "token_endpoint_auth_method": "none"},
+            "py-expired": {"client_id": "py-expired", "client_secret": "s",
+                           "redirect_uris": ["https://a.example/cb"],
+                           "client_secret_expires_at": 1000}
+        }});
+        std::fs::write(&path, python.to_string()).unwrap();
+        let o = reopen(&path);
+        assert_eq!(o.counts(), (2, 0));
+        // The original (secrets in clear) is set aside; ours holds digests only.
+        let aside = state::python_copy_path(&path);
+        assert!(std::fs::read_to_string(&aside).unwrap().contains("python-secret-in-clear"));
+        let ours = std::fs::read_to_string(&path).unwrap();
+        assert!(ours.contains("\"version\":1") && !ours.contains("python-secret-in-clear"), "{ours}");
+        // The taken-over client authenticates with its old secret.
+        let t = o.lock();
+        let c = &t.clients["py-post"];
+        assert_eq!(c.auth_method, AuthMethod::ClientSecretPost);
+        assert_eq!(
+            c.secret_hash.as_deref(),
+            Some(digest_hex("python-secret-in-clear-0123").as_str())
+        );
+        assert_eq!(c.name.as_deref(), Some("Claude"));
+        assert!(t.clients["py-public"].secret_hash.is_none());
+        drop(t);
+        drop(o);
+        // A restart reads our own file now.
+        assert_eq!(reopen(&path).counts(), (2, 0));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     fn refresh_with(o: &OAuth, client: &str, token: &str) -> Result<Issued, OAuthError> {
         o.token(
             &params(&[

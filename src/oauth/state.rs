@@ -233,6 +233,9 @@ pub(super) fn load(path: &Path) -> Result<Loaded, String> {
     let text = read_bounded(path, "state file")?.unwrap_or_default();
     if !text.trim().is_empty() {
         let v: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if v.get("version").is_none() && v.get("clients").is_some_and(Value::is_object) {
+            return take_over_python_file(path, &v);
+        }
         if v.get("version").and_then(Value::as_u64) != Some(1) {
             return Err(bad("unknown version; expected \"version\": 1".into()));
         }
@@ -291,6 +294,119 @@ pub(super) fn load(path: &Path) -> Result<Loaded, String> {
     let clients = &out.clients;
     out.grants.retain(|_, g| clients.contains_key(&g.client_id));
     Ok(out)
+}
+
+/// Where a state file in the Python server's format is kept when it is taken over.
+pub(super) fn python_copy_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".python-kimai-mcp");
+    PathBuf::from(name)
+}
+
+/// A state file of the Python `kimai-mcp` (`{"clients": {CLIENT_ID: RFC 7591 client
+/// information}}`, its only content; it kept no sign-ins): its registered applications are
+/// taken over — client secrets as digests — so that they need not register again, and the
+/// file itself is moved aside to `PATH.python-kimai-mcp` (it holds client secrets in clear)
+/// before this server writes its own. An entry this server cannot use (no valid redirect URI,
+/// an unknown authentication method, an expired secret) is left out and counted in the log
+/// line. The format is read from what that server writes; any field it may lack falls back to
+/// RFC 7591's defaults.
+fn take_over_python_file(path: &Path, v: &Value) -> Result<Loaded, String> {
+    let mut out = Loaded {
+        clients: HashMap::new(),
+        grants: HashMap::new(),
+        seq: 0,
+        journal_lines: 0,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let entries = v.get("clients").and_then(Value::as_object);
+    let total = entries.map_or(0, serde_json::Map::len);
+    for (id, c) in entries.into_iter().flatten() {
+        if let Some(client) = python_client(c, now) {
+            let id = c
+                .get("client_id")
+                .and_then(Value::as_str)
+                .unwrap_or(id)
+                .to_string();
+            if !id.is_empty() && id.len() <= 256 {
+                out.clients.insert(id, client);
+            }
+        }
+    }
+    let aside = python_copy_path(path);
+    std::fs::rename(path, &aside).map_err(|e| {
+        format!(
+            "the OAuth state file {} is in the Python kimai-mcp's format and could not be moved to {}: {e}; move it away yourself",
+            path.display(),
+            aside.display()
+        )
+    })?;
+    log::warn!(
+        "the OAuth state file {} was written by the Python kimai-mcp: {} of its {total} registered applications were taken over (client secrets kept only as digests), the others register again by themselves; people sign in once more (that server kept no sign-ins). The original, which holds client secrets in clear, is now {}: delete it once this server runs as it should",
+        path.display(),
+        out.clients.len(),
+        aside.display()
+    );
+    Ok(out)
+}
+
+/// One client entry of the Python server's state file, if this server can serve it.
+fn python_client(c: &Value, now_secs: u64) -> Option<Client> {
+    let redirect_uris = strings(c.get("redirect_uris"));
+    if redirect_uris.is_empty()
+        || redirect_uris.len() > 10
+        || redirect_uris
+            .iter()
+            .any(|u| super::encoding::check_redirect_uri(u).is_err())
+    {
+        return None;
+    }
+    let auth_method = match c.get("token_endpoint_auth_method").and_then(Value::as_str) {
+        None => AuthMethod::ClientSecretBasic,
+        Some(m) => AuthMethod::parse(m)?,
+    };
+    let secret = c
+        .get("client_secret")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let expires = c
+        .get("client_secret_expires_at")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if expires != 0 && expires <= now_secs {
+        return None;
+    }
+    let secret_hash = match (auth_method, secret) {
+        (AuthMethod::None, _) => None,
+        (_, Some(s)) => Some(super::encoding::digest_hex(s)),
+        (_, None) => return None,
+    };
+    let mut grant_types = strings(c.get("grant_types"));
+    if grant_types.is_empty() {
+        grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    }
+    if !grant_types.iter().any(|g| g == "authorization_code") {
+        return None;
+    }
+    let issued = c
+        .get("client_id_issued_at")
+        .and_then(Value::as_u64)
+        .map_or(0, |s| s.saturating_mul(1000));
+    let now_ms = now_secs.saturating_mul(1000);
+    Some(Client {
+        secret_hash,
+        auth_method,
+        redirect_uris,
+        name: c
+            .get("client_name")
+            .and_then(Value::as_str)
+            .map(|s| s.chars().filter(|c| !c.is_control()).take(100).collect()),
+        grant_types,
+        created: if issued > 0 { issued } else { now_ms },
+        last_used: now_ms,
+    })
 }
 
 /// Replays one journal line.
