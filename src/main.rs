@@ -367,12 +367,19 @@ fn random_token() -> Result<String, String> {
     kimai_mcp::secret::random_hex::<32>()
 }
 
-/// The users file of `serve` (none: no users), its warnings logged.
+/// The users of `serve` (the users file, else `USERS_CONFIG`, else `KIMAI_USER_<NAME>_*`),
+/// their warnings logged. The environment cannot change under a running process, so a reload
+/// re-reads only the file.
 fn load_users(cfg: &config::ServeConfig) -> Result<config::users::Users, config::users::Error> {
-    let users = match &cfg.users_config {
-        Some(path) => config::users::load(path)?,
-        None => config::users::Users::default(),
-    };
+    let vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("KIMAI_USER_"))
+        .collect();
+    let users = config::users::load_sources(
+        cfg.users_config.as_deref(),
+        &|k| std::env::var(k).ok(),
+        &vars,
+    )?;
     for w in &users.warnings {
         log::warn!("{w}");
     }

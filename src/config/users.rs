@@ -38,14 +38,30 @@ pub struct User {
     pub index: usize,
     /// The secret for the OAuth sign-in form (with the slug); none = this user cannot sign in.
     pub auth_secret: Option<Token>,
+    /// Whether `/mcp/{slug}` serves this user. Users of a file or of `USERS_CONFIG` have a
+    /// random slug; a `KIMAI_USER_<NAME>_*` user's slug is its lowercased name, a personal URL
+    /// only when that name passes the slug rules (else OAuth sign-in only).
+    pub personal_url: bool,
+    /// Where the user was configured, for labels and messages (never the slug).
+    pub source: Source,
+}
+
+/// Where a user comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A users file or `USERS_CONFIG` (labelled `users.json#N`).
+    File,
+    /// `KIMAI_USER_<NAME>_*` variables (labelled `env#N`).
+    Env,
 }
 
 impl User {
     /// The label for logs: never the slug.
     pub fn label(&self) -> String {
-        match self.kimai_user_id {
-            Some(id) => format!("kimai-user-{id}"),
-            None => format!("users.json#{}", self.index),
+        match (self.kimai_user_id, self.source) {
+            (Some(id), _) => format!("kimai-user-{id}"),
+            (None, Source::File) => format!("users.json#{}", self.index),
+            (None, Source::Env) => format!("env#{}", self.index),
         }
     }
 }
@@ -198,6 +214,162 @@ pub fn parse(text: &str, where_: &str) -> Result<Users, Error> {
                 kimai_user_id,
                 index,
                 auth_secret,
+                personal_url: true,
+                source: Source::File,
+            },
+        );
+    }
+    Ok(users)
+}
+
+/// The fields of a `KIMAI_USER_<NAME>_<FIELD>` variable, longest first (a name may hold `_`).
+const ENV_FIELDS: [&str; 5] = ["SSL_VERIFY", "AUTH_SECRET", "OIDC_IDENTITY", "URL", "TOKEN"];
+
+/// The users of `serve`, from the first source that is there, as the Python server reads
+/// them: a users file (`--users-config`, `USERS_CONFIG_FILE`), else `USERS_CONFIG` (the
+/// file's JSON inline), else the `KIMAI_USER_<NAME>_URL/_TOKEN/_SSL_VERIFY/_AUTH_SECRET`
+/// variables (one user per NAME, its slug the lowercased NAME). Then, for every user,
+/// `KIMAI_USER_<SLUG>_AUTH_SECRET` (slug uppercased, `-` as `_`) sets its auth secret.
+/// `env` reads one variable; `vars` are all of them (for the `KIMAI_USER_` ones).
+pub fn load_sources(
+    file: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    vars: &[(String, String)],
+) -> Result<Users, Error> {
+    let inline = env("USERS_CONFIG").filter(|s| !s.trim().is_empty());
+    let env_names = env_user_names(vars);
+    let mut users = if let Some(path) = file {
+        let mut u = load(path)?;
+        if inline.is_some() {
+            u.warnings
+                .push("USERS_CONFIG is ignored: a users file is given (--users-config or USERS_CONFIG_FILE), which comes first".into());
+        }
+        u
+    } else if let Some(text) = &inline {
+        parse(text, "USERS_CONFIG").map_err(|e| {
+            // serde's message quotes no input, but say where the JSON came from.
+            Error(format!("{e} (the USERS_CONFIG environment variable)"))
+        })?
+    } else {
+        from_env(vars, &env_names)?
+    };
+    if (file.is_some() || inline.is_some())
+        && env_names.iter().any(|n| {
+            vars.iter().any(|(k, _)| {
+                k == &format!("KIMAI_USER_{n}_URL") || k == &format!("KIMAI_USER_{n}_TOKEN")
+            })
+        })
+    {
+        users.warnings.push(
+            "KIMAI_USER_<NAME>_URL/_TOKEN variables are ignored: a users file or USERS_CONFIG is given, which comes first".into(),
+        );
+    }
+    // Per-slug auth secrets from the environment (as 2.20.1 does).
+    let slugs: Vec<String> = users.by_slug.keys().cloned().collect();
+    for slug in slugs {
+        let var = format!(
+            "KIMAI_USER_{}_AUTH_SECRET",
+            slug.to_ascii_uppercase().replace('-', "_")
+        );
+        if let Some(secret) = env(&var)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+        {
+            if let Some(u) = users.by_slug.get_mut(&slug) {
+                u.auth_secret = Some(Token::new(secret));
+            }
+        }
+    }
+    Ok(users)
+}
+
+/// The NAMEs of the `KIMAI_USER_<NAME>_<FIELD>` variables, sorted.
+fn env_user_names(vars: &[(String, String)]) -> Vec<String> {
+    let mut names: Vec<String> = vars
+        .iter()
+        .filter_map(|(k, _)| split_env_var(k).map(|(n, _)| n.to_string()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `KIMAI_USER_<NAME>_<FIELD>` → (NAME, FIELD).
+fn split_env_var(key: &str) -> Option<(&str, &'static str)> {
+    let rest = key.strip_prefix("KIMAI_USER_")?;
+    ENV_FIELDS.iter().find_map(|f| {
+        rest.strip_suffix(f)
+            .and_then(|n| n.strip_suffix('_'))
+            .filter(|n| !n.is_empty())
+            .map(|n| (n, *f))
+    })
+}
+
+/// Users from `KIMAI_USER_<NAME>_*` variables.
+fn from_env(vars: &[(String, String)], names: &[String]) -> Result<Users, Error> {
+    let mut users = Users::default();
+    let get = |name: &str, field: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == format!("KIMAI_USER_{name}_{field}"))
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    for (i, name) in names.iter().enumerate() {
+        let at = format!("KIMAI_USER_{name}_*");
+        let url = get(name, "URL");
+        let token = get(name, "TOKEN");
+        let (url, token) = match (url, token) {
+            (Some(u), Some(t)) => (u, t),
+            // An AUTH_SECRET alone overrides a file user's secret (`load_sources`).
+            (None, None) => continue,
+            (None, Some(_)) => {
+                return Err(Error(format!("{at}: KIMAI_USER_{name}_URL is missing")));
+            }
+            (Some(_), None) => {
+                return Err(Error(format!("{at}: KIMAI_USER_{name}_TOKEN is missing")));
+            }
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(Error(format!(
+                "{at}: KIMAI_USER_{name}_URL must start with https:// or http://"
+            )));
+        }
+        let tls = match get(name, "SSL_VERIFY") {
+            None => Tls::Verify,
+            Some(v) => Tls::parse(&v)
+                .map_err(|why| Error(format!("{at}: KIMAI_USER_{name}_SSL_VERIFY: {why}")))?,
+        };
+        let auth_secret = get(name, "AUTH_SECRET").map(Token::new);
+        if get(name, "OIDC_IDENTITY").is_some() {
+            users.warnings.push(format!(
+                "{at}: KIMAI_USER_{name}_OIDC_IDENTITY is not used: this server has no identity-provider sign-in yet"
+            ));
+        }
+        let slug = name.to_ascii_lowercase();
+        // The name is a sign-in name here; it is a credential only if it makes a personal URL,
+        // and it is named in messages only when it does not.
+        let personal_url = check_slug(&slug) == SlugCheck::Ok;
+        if !personal_url {
+            let reach = if auth_secret.is_some() {
+                "it signs in with OAuth (name and KIMAI_USER_<NAME>_AUTH_SECRET) only"
+            } else {
+                "and with no KIMAI_USER_<NAME>_AUTH_SECRET it cannot connect at all; set one and sign in with OAuth (--public-url)"
+            };
+            users.warnings.push(format!(
+                "{at}: the name is too short or guessable to be a secret personal URL, so /mcp/{slug} is off for this user; {reach}. For a personal URL, use a users file with a random slug (kimai-mcp generate slug)"
+            ));
+        }
+        users.by_slug.insert(
+            slug,
+            User {
+                kimai_url: crate::kimai::without_api(&url).to_string(),
+                token: Token::new(token),
+                tls,
+                kimai_user_id: None,
+                index: i + 1,
+                auth_secret,
+                personal_url,
+                source: Source::Env,
             },
         );
     }
@@ -301,6 +473,109 @@ mod tests {
             w.contains("position 3") && w.contains("treated as a comment") && !w.contains("_x9F"),
             "{w}"
         );
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn users_come_from_the_file_else_users_config_else_the_environment() {
+        let inline = r#"{"k7Hq2vX9mPz4Lw8Rt3Ns": {"kimai_url": "https://inline.example", "kimai_token": "t-inline"}}"#;
+        let env_vars = vars(&[
+            ("KIMAI_USER_ALICE_URL", "https://env.example/api"),
+            ("KIMAI_USER_ALICE_TOKEN", "t-alice"),
+            ("KIMAI_USER_ALICE_AUTH_SECRET", "alice-secret-0123456789"),
+            ("KIMAI_USER_BOB_SMITH_URL", "https://env.example"),
+            ("KIMAI_USER_BOB_SMITH_TOKEN", "t-bob"),
+            ("KIMAI_USER_BOB_SMITH_SSL_VERIFY", "false"),
+            ("KIMAI_USER_Q8WM3ZT5XC7VB2NR9LK4_URL", "https://env.example"),
+            ("KIMAI_USER_Q8WM3ZT5XC7VB2NR9LK4_TOKEN", "t-random"),
+            (
+                "KIMAI_USER_K7HQ2VX9MPZ4LW8RT3NS_AUTH_SECRET",
+                "inline-secret-0123456789",
+            ),
+        ]);
+        let with_inline = |k: &str| {
+            (k == "USERS_CONFIG")
+                .then(|| inline.to_string())
+                .or_else(|| {
+                    env_vars
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.clone())
+                })
+        };
+        // USERS_CONFIG before the variables; a per-slug AUTH_SECRET still applies.
+        let u = load_sources(None, &with_inline, &env_vars).unwrap();
+        assert_eq!(u.by_slug.len(), 1);
+        let only = &u.by_slug["k7Hq2vX9mPz4Lw8Rt3Ns"];
+        assert_eq!(only.kimai_url, "https://inline.example");
+        assert_eq!(
+            only.auth_secret.as_ref().map(Token::expose),
+            Some("inline-secret-0123456789")
+        );
+        assert!(
+            u.warnings
+                .iter()
+                .any(|w| w.contains("variables are ignored")),
+            "{:?}",
+            u.warnings
+        );
+
+        // Without USERS_CONFIG: one user per NAME, slug lowercased.
+        let env_only = |k: &str| {
+            env_vars
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        let u = load_sources(None, &env_only, &env_vars).unwrap();
+        assert_eq!(u.by_slug.len(), 3, "{:?}", u.by_slug.keys());
+        let alice = &u.by_slug["alice"];
+        assert_eq!(alice.kimai_url, "https://env.example");
+        assert!(!alice.personal_url && alice.auth_secret.is_some());
+        assert_eq!(alice.source, Source::Env);
+        let bob = &u.by_slug["bob_smith"];
+        assert_eq!(bob.tls, Tls::NoVerify);
+        assert!(!bob.personal_url && bob.auth_secret.is_none());
+        // A name that passes the slug rules is a personal URL, and never named in a warning.
+        assert!(u.by_slug["q8wm3zt5xc7vb2nr9lk4"].personal_url);
+        assert!(
+            u.warnings
+                .iter()
+                .all(|w| !w.to_ascii_uppercase().contains("Q8WM3ZT5"))
+        );
+        assert!(
+            u.warnings
+                .iter()
+                .any(|w| w.contains("KIMAI_USER_ALICE_*") && w.contains("OAuth")),
+            "{:?}",
+            u.warnings
+        );
+        assert!(
+            u.warnings
+                .iter()
+                .any(|w| w.contains("KIMAI_USER_BOB_SMITH_*") && w.contains("cannot connect")),
+            "{:?}",
+            u.warnings
+        );
+
+        // Half a user is refused, naming the missing variable and no value.
+        let half = vars(&[("KIMAI_USER_CAROL_URL", "https://k.example")]);
+        let e = load_sources(None, &|_| None, &half).unwrap_err();
+        assert!(e.0.contains("KIMAI_USER_CAROL_TOKEN is missing"), "{e}");
+        // Broken inline JSON says where it came from, and quotes none of it.
+        let e = load_sources(
+            None,
+            &|k| (k == "USERS_CONFIG").then(|| "{\"x\": tok".into()),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.0.contains("USERS_CONFIG") && !e.0.contains("tok"), "{e}");
     }
 
     #[test]

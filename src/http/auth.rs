@@ -36,7 +36,8 @@ pub(super) fn authenticate(
     slug: Option<&str>,
 ) -> Result<Caller, Handled> {
     if let Some(slug) = slug {
-        let Some(user) = app.user_for_slug(slug) else {
+        // Users whose name is not a secret (`KIMAI_USER_<NAME>_*`) have no personal URL.
+        let Some(user) = app.user_for_slug(slug).filter(|u| u.personal_url) else {
             // An unknown slug: count it against this address and answer late, so that
             // guessing is slow and soon blocked.
             app.metrics.enumeration_miss();

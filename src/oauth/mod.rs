@@ -930,9 +930,16 @@ mod tests {
         assert_eq!(o.counts(), (2, 0));
         // The original (secrets in clear) is set aside; ours holds digests only.
         let aside = state::python_copy_path(&path);
-        assert!(std::fs::read_to_string(&aside).unwrap().contains("python-secret-in-clear"));
+        assert!(
+            std::fs::read_to_string(&aside)
+                .unwrap()
+                .contains("python-secret-in-clear")
+        );
         let ours = std::fs::read_to_string(&path).unwrap();
-        assert!(ours.contains("\"version\":1") && !ours.contains("python-secret-in-clear"), "{ours}");
+        assert!(
+            ours.contains("\"version\":1") && !ours.contains("python-secret-in-clear"),
+            "{ours}"
+        );
         // The taken-over client authenticates with its old secret.
         let t = o.lock();
         let c = &t.clients["py-post"];
