@@ -183,6 +183,11 @@ pub fn parse_as(
                 })?);
             }
             Long("no-workcontract") => no_workcontract = true,
+            // Read before the rest (`logging::LogFormat::from_args`), so that every line,
+            // errors of this parse included, is in the chosen format.
+            Long("log-format") => {
+                let _ = string(&mut p, "--log-format")?;
+            }
             Long("http") => serve.http = true,
             Long("print") => print_only = true,
             Long("host") => serve.host = Some(string(&mut p, "--host")?),

@@ -424,6 +424,12 @@ impl Dispatcher {
         }
         log::info!(
             target: "kimai_mcp::audit",
+            user = env.label,
+            tool = tool.name,
+            action = action.as_str(),
+            outcome = status,
+            duration_ms = elapsed.as_millis() as u64,
+            era = if modern.is_some() { "modern" } else { "handshake" };
             "{} tool={} action={} outcome={} duration_ms={}{}",
             env.label,
             tool.name,

@@ -9,7 +9,7 @@
 //! `text` (rendering Kimai text safely), `secret` (random values), `net` (sockets and URL
 //! decoding shared by both HTTP servers). `config` turns the command line and environment into
 //! one immutable value before anything runs; `setup` writes Claude Desktop's configuration;
-//! `systemd` talks to the service manager. `sim` is a simulated Kimai for the demo, the tests
+//! `systemd` talks to the service manager; `logging` writes `--log-format json` lines. `sim` is a simulated Kimai for the demo, the tests
 //! and the benchmarks; it shares no code with `kimai` or `tools` (only `net`).
 #![forbid(unsafe_code)]
 
@@ -18,6 +18,7 @@ pub mod dispatch;
 pub mod guard;
 pub mod http;
 pub mod kimai;
+pub mod logging;
 pub mod mcp;
 pub mod metrics;
 pub mod net;

@@ -21,14 +21,22 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     let as_server = matches!(name.as_str(), "kimai-mcp-streamable" | "kimai-mcp-server");
     let args: Vec<_> = argv.collect();
-    let command = config::parse_as(as_server, args, &|k| std::env::var(k).ok());
+    let env = |k: &str| std::env::var(k).ok();
+    let log_format = match kimai_mcp::logging::LogFormat::from_args(&args, &env) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("kimai-mcp: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = config::parse_as(as_server, args, &env);
     // `check` prints its own diagnosis; the client's warnings would only repeat it.
     let default_level = if matches!(command, Ok(Command::Check(_))) {
         "error"
     } else {
         "info"
     };
-    init_logging(default_level);
+    init_logging(default_level, log_format);
     let command = match command {
         Ok(c) => c,
         Err(e) => {
@@ -102,11 +110,14 @@ impl log::Log for CappedLogger {
 
 /// Logs to stderr at `RUST_LOG` (else `default_level`), dependencies capped; panics go
 /// through the logger too.
-fn init_logging(default_level: &str) {
-    let inner =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
-            .target(env_logger::Target::Stderr)
-            .build();
+fn init_logging(default_level: &str, format: kimai_mcp::logging::LogFormat) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level));
+    builder.target(env_logger::Target::Stderr);
+    if format == kimai_mcp::logging::LogFormat::Json {
+        builder.format(kimai_mcp::logging::write_json);
+    }
+    let inner = builder.build();
     let max = inner.filter();
     if log::set_boxed_logger(Box::new(CappedLogger { inner })).is_ok() {
         log::set_max_level(max);

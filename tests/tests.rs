@@ -13,6 +13,7 @@ mod http;
 mod isolation;
 mod isolation_http;
 mod isolation_oauth;
+mod migration;
 mod oauth;
 mod oauth_cimd;
 mod secrets;

@@ -26,7 +26,9 @@ OPTIONS (stdio and check):
     -V, --version           print the version
 
 A flag beats its environment variable. Logs go to stderr; set RUST_LOG=debug for more
-(e.g. RUST_LOG=kimai_mcp=debug). Tokens are never logged.
+(e.g. RUST_LOG=kimai_mcp=debug). Tokens are never logged. --log-format json (any command;
+KIMAI_MCP_LOG_FORMAT) writes one JSON object per line: time, level, target, message and the
+fields of access and audit lines.
 
 EXAMPLES:
     kimai-mcp demo                                   try it without a Kimai
@@ -185,7 +187,8 @@ auth_secret changed); SIGTERM or SIGINT stop accepting, let requests in
 progress finish (up to 10 s) and exit.
 
 A flag beats its environment variable. Unknown slugs are answered slowly; more than 10 misses in
-60 s block the address for 5 minutes. Logs (stderr, RUST_LOG) name no token, slug or body.
+60 s block the address for 5 minutes. Logs (stderr, RUST_LOG; --log-format json or
+KIMAI_MCP_LOG_FORMAT=json for one JSON object per line) name no token, slug or body.
 ";
 
 pub const HELP_DEMO: &str = "\

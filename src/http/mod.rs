@@ -115,10 +115,15 @@ impl App {
             Handled::Stream(r, body) => (r.status, Handled::Stream(finish(r), body)),
         };
         self.metrics.request(endpoint, status);
+        let ms = started.elapsed().as_millis() as u64;
         log::info!(
             target: "kimai_mcp::access",
-            "{ip} {method} {logged_path} {status} {}ms",
-            started.elapsed().as_millis()
+            client = ip.to_string().as_str(),
+            method = method.as_str(),
+            path = logged_path.as_str(),
+            status = status,
+            duration_ms = ms;
+            "{ip} {method} {logged_path} {status} {ms}ms"
         );
         out
     }

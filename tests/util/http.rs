@@ -25,6 +25,7 @@ pub struct Serve {
     child: Child,
     pub addr: String,
     logs: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
     _dir: TempDir,
 }
 
@@ -66,11 +67,40 @@ impl Serve {
             .args(extra)
             .env_remove("MCP_SERVER_TOKEN")
             .env_remove("RATE_LIMIT_RPM")
-            .env("RUST_LOG", level)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .env("RUST_LOG", level);
+        Serve::spawn(cmd, dir)
+    }
+
+    /// `kimai-mcp serve ARGS` with only these environment variables besides `PATH` (no users
+    /// file or server token unless `args` or `env` give them).
+    pub fn start_plain(args: &[&str], env: &[(&str, &str)]) -> Serve {
+        let mut cmd = Command::new(bin());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .arg("serve")
+            .args(args)
+            .envs(env.iter().copied());
+        Serve::spawn(cmd, TempDir::new())
+    }
+
+    /// Runs `cmd`, collecting its stdout and stderr, until it logs its address.
+    fn spawn(mut cmd: Command, dir: TempDir) -> Serve {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn kimai-mcp serve");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
         let stderr = child.stderr.take().unwrap();
         let logs = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -95,8 +125,14 @@ impl Serve {
             child,
             addr,
             logs,
+            stdout,
             _dir: dir,
         }
+    }
+
+    /// What the server printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
     }
 
     pub fn pid(&self) -> u32 {
