@@ -309,8 +309,8 @@ pub(super) fn python_copy_path(path: &Path) -> PathBuf {
 /// file itself is moved aside to `PATH.python-kimai-mcp` (it holds client secrets in clear)
 /// before this server writes its own. An entry this server cannot use (no valid redirect URI,
 /// an unknown authentication method, an expired secret) is left out and counted in the log
-/// line. The format is read from what that server writes; any field it may lack falls back to
-/// RFC 7591's defaults.
+/// line. The format is that of 2.12–2.20.1 (`kimai_mcp/oauth.py`: each client's
+/// `model_dump(mode="json", exclude_none=True)`); a field it lacks takes the MCP SDK's default.
 fn take_over_python_file(path: &Path, v: &Value) -> Result<Loaded, String> {
     let mut out = Loaded {
         clients: HashMap::new(),
@@ -363,8 +363,10 @@ fn python_client(c: &Value, now_secs: u64) -> Option<Client> {
     {
         return None;
     }
+    // The Python server writes `model_dump(mode="json", exclude_none=True)` of the MCP SDK's
+    // client information, whose method defaults to client_secret_post.
     let auth_method = match c.get("token_endpoint_auth_method").and_then(Value::as_str) {
-        None => AuthMethod::ClientSecretBasic,
+        None => AuthMethod::ClientSecretPost,
         Some(m) => AuthMethod::parse(m)?,
     };
     let secret = c
