@@ -8,6 +8,9 @@
 #       (--instance-id and a map on the session id prefix): many sessions, none gets 404
 #   (e) OAuth sign-in with --public-url set to the TLS name: metadata, the sign-in form's Secure
 #       cookie, code exchange and a tool call with the access token, --disable-legacy-slugs
+#   (f) the Python kimai-mcp deployment guide's own nginx block (`proxy_set_header Host $host`,
+#       its X-Forwarded-* and header lines, verbatim): refused with 403 naming --public-host
+#       until that one option is given, then Streamable HTTP and SSE work through it
 # The nginx configuration written here is the one the README (Deployment) documents.
 #
 # Usage: bash tests/deploy/nginx.sh        (after cargo build; KIMAI_MCP_BIN overrides the binary)
@@ -111,10 +114,10 @@ server_token=$(random_secret token)
 (umask 077 && python3 -c 'import json, sys; json.dump({sys.argv[1]: {"kimai_url": sys.argv[2], "kimai_token": sys.argv[3], "kimai_user_id": 5}}, open(sys.argv[4], "w"), indent=2)' \
     "$slug" "$kimai_url" "$slug_kimai_token" "$tmp/users.json")
 
-# Free loopback ports: two serve instances, four nginx servers.
-read -r P1 P2 N1 N2 N3 N4 < <(python3 -c '
+# Free loopback ports: three serve instances, five nginx servers.
+read -r P1 P2 N1 N2 N3 N4 P3 N5 < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))')
 
@@ -251,6 +254,34 @@ http {
         }
         location / { return 404; }
     }
+
+    # (f): the location block of the Python kimai-mcp's deployment guide (2.7-2.11), verbatim.
+    server {
+        listen 127.0.0.1:$N5 ssl;
+        server_name mcp.example.test;
+        location / {
+            proxy_pass http://127.0.0.1:$P3;
+            proxy_http_version 1.1;
+
+            # SSE-spezifische Headers
+            proxy_set_header Connection '';
+            proxy_buffering off;
+            proxy_cache off;
+            proxy_read_timeout 86400s;  # 24 hours for long-lived SSE connections
+
+            # Standard Proxy Headers
+            proxy_set_header Host \$host;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+
+            # Forward client headers (important for per-client auth!)
+            proxy_set_header Authorization \$http_authorization;
+            proxy_set_header X-Kimai-Token \$http_x_kimai_token;
+            proxy_set_header X-Kimai-URL \$http_x_kimai_url;
+            proxy_set_header X-Kimai-User \$http_x_kimai_user;
+        }
+    }
 }
 EOF
 
@@ -262,7 +293,7 @@ fi
 # --- clients ------------------------------------------------------------------------------------
 host=mcp.example.test
 curl_tls=(curl -sS --max-time 10 --cacert "$tmp/cert.pem")
-for port in "$N1" "$N2" "$N3" "$N4"; do curl_tls+=(--resolve "$host:$port:127.0.0.1"); done
+for port in "$N1" "$N2" "$N3" "$N4" "$N5"; do curl_tls+=(--resolve "$host:$port:127.0.0.1"); done
 INIT='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"deploy-nginx","version":"1"}}}'
 INIT_SSE='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"deploy-nginx","version":"1"}}}'
 INITIALIZED='{"jsonrpc":"2.0","method":"notifications/initialized"}'
@@ -608,6 +639,35 @@ if grep -qF -- "$auth_secret" "$tmp/oauth.err" "$tmp/nginx-access.log" || { [ -n
     fail "(e) no auth secret, code or token in the server or nginx logs"
 else
     pass "(e) no auth secret, code or token in the server or nginx logs"
+fi
+
+# --- (f) the Python deployment guide's nginx block --------------------------------------------
+start_serve guide "$P3"
+guide_url="https://$host:$N5/mcp/$slug"
+code=$(mcp_post "$tmp/f1" "$guide_url" "" "$INIT")
+if [ "$code" = 403 ] && grep -q -- "--public-host $host" "$tmp/f1.b"; then
+    pass "(f) the guide's block (Host \$host) without --public-host: 403 naming --public-host $host"
+else
+    fail "(f) the guide's block without --public-host" "status $code, $(mask <"$tmp/f1.b" 2>/dev/null)"
+fi
+stop_pid "$serve_pid_guide"
+start_serve guide2 "$P3" --public-host "$host" --trusted-proxy 127.0.0.1
+if sid=$(streamable_session "$guide_url" f2 2>"$tmp/f2.why"); then
+    pass "(f) with --public-host: a Streamable HTTP session (initialize and three tool calls) through the guide's block"
+else
+    fail "(f) with --public-host: Streamable HTTP through the guide's block" "$(mask <"$tmp/f2.why")"
+fi
+open_sse f3 "https://$host:$N5/sse"
+if wait_for "$tmp/f3.sse" '^data: /messages\?session_id=' 3 && why=$(sse_session f3 "https://$host:$N5" 2>&1); then
+    pass "(f) with --public-host: an SSE session with the guide's headers through its block"
+else
+    fail "(f) with --public-host: SSE through the guide's block" "${why:-no endpoint event} $(mask <"$tmp/f3.sse.err")"
+fi
+stop_pid "$sse_pid_f3"
+if grep -q "is not a --trusted-proxy" "$tmp/guide.err" && ! grep -q "is not a --trusted-proxy" "$tmp/guide2.err"; then
+    pass "(f) forwarded headers from an untrusted nginx are warned about; with --trusted-proxy they are not"
+else
+    fail "(f) the untrusted-proxy warning" "without: $(grep -c 'is not a --trusted-proxy' "$tmp/guide.err"), with: $(grep -c 'is not a --trusted-proxy' "$tmp/guide2.err")"
 fi
 
 if [ -s "$tmp/nginx-error.log" ] && grep -Eq '\[(alert|crit|emerg)\]' "$tmp/nginx-error.log"; then
