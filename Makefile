@@ -5,11 +5,12 @@
 #   make demo    run the stdio server against the built-in simulated Kimai
 #   make bench   release build, then the speed and memory figures
 #   make static  statically linked x86-64 Linux binary in target/static/kimai-mcp
+#   make image   the container image (Dockerfile) from that binary; make image-test checks it
 #   make install / uninstall   the static binary, its two links, the systemd unit and the
 #                example configs (PREFIX, DESTDIR honoured; see below)
 CARGO ?= cargo
 
-.PHONY: soak fuzz bench-compare build release test unit interop deploy lint demo bench clean static install uninstall
+.PHONY: soak fuzz bench-compare build release test unit interop deploy lint demo bench clean static install uninstall image image-test
 
 build:
 	$(CARGO) build
@@ -17,7 +18,7 @@ build:
 release:
 	$(CARGO) build --release
 
-test: unit interop deploy
+test: unit interop deploy image-test
 
 # The isolation tests open over 1,000 sockets at once (an attacker's idle connections) and
 # the server under test accepts them: more than the usual soft limit of 1,024 open files. Raise
@@ -149,3 +150,39 @@ uninstall:
 	  "$(DESTDIR)$(CONFDIR)/kimai-mcp.env.example" "$(DESTDIR)$(CONFDIR)/users.example.json"
 	@if [ -d "$(DESTDIR)$(CONFDIR)" ]; then rmdir "$(DESTDIR)$(CONFDIR)" 2>/dev/null \
 	  || echo "kept $(DESTDIR)$(CONFDIR): it holds your own files"; fi
+
+# The container image (Dockerfile: FROM scratch, the static binary, user 10001), tagged
+# $(IMAGE):<Cargo.toml version> and $(IMAGE):latest, built with the first of docker, podman and
+# buildah that works here (docker only when `docker info` reaches a daemon; CONTAINER_TOOL=
+# chooses). Docker image format, so that the HEALTHCHECK is kept. Does not build the binary:
+# `make static` first. IMAGE_SOURCE= fills the org.opencontainers.image.source label.
+IMAGE ?= kimai-mcp
+IMAGE_SOURCE ?=
+CONTAINER_TOOL ?=
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
+
+image:
+	@test -x $(STATIC_BIN) || { echo "make image: $(STATIC_BIN) is missing: run \`make static\` first"; exit 1; }
+	@tool="$(CONTAINER_TOOL)"; \
+	if [ -z "$$tool" ]; then \
+	  for t in docker podman buildah; do \
+	    command -v $$t >/dev/null 2>&1 && $$t info >/dev/null 2>&1 && { tool=$$t; break; }; \
+	  done; \
+	fi; \
+	[ -n "$$tool" ] || { echo "make image: none of docker (with a daemon), podman, buildah works here"; exit 1; }; \
+	case $$tool in docker) build="docker build" ;; podman) build="podman build --format docker" ;; \
+	  buildah) build="buildah build --format docker" ;; *) echo "make image: unknown CONTAINER_TOOL $$tool"; exit 1 ;; esac; \
+	echo "make image: $$build -t $(IMAGE):$(VERSION) -t $(IMAGE):latest ."; \
+	$$build --build-arg VERSION=$(VERSION) --build-arg SOURCE="$(IMAGE_SOURCE)" \
+	  -t $(IMAGE):$(VERSION) -t $(IMAGE):latest . || exit 1; \
+	if [ $$tool = buildah ]; then size=$$(buildah images --format '{{.Size}}' $(IMAGE):$(VERSION)); \
+	else size="$$($$tool image inspect --format '{{.Size}}' $(IMAGE):$(VERSION)) bytes"; fi; \
+	echo "make image: $(IMAGE):$(VERSION) and $(IMAGE):latest built with $$tool, $$size"
+
+# Builds the image with podman (and `make static` when the binary is missing or older than the
+# sources), checks its configuration and file system, runs it as the image would run (its root
+# file system read-only, as user 10001, in a network namespace of its own) against the
+# simulated Kimai behind TLS with a private CA, and validates compose.yaml. Installs podman and
+# docker-compose with apt-get when missing (root); skips only where that cannot be done.
+image-test:
+	bash tests/image/run.sh

@@ -15,7 +15,7 @@ mod serve;
 mod slug;
 pub mod users;
 
-pub use help::{HELP, HELP_CHECK, HELP_DEMO, HELP_SERVE, HELP_SIM, HELP_STDIO};
+pub use help::{HELP, HELP_CHECK, HELP_DEMO, HELP_HEALTH, HELP_SERVE, HELP_SIM, HELP_STDIO};
 use serve::{BOUND_FLAGS, ServeFlags};
 pub use serve::{
     Bounds, KimaiUrlPolicy, ServeConfig, check_public_url, read_token_file, serve_defaults,
@@ -46,6 +46,11 @@ pub enum Command {
     Serve(ServeConfig),
     /// Print a random secret.
     Generate(Secret),
+    /// Ask a running server's `/health` (the container image's health check).
+    Health {
+        target: crate::healthcheck::Target,
+        timeout: Duration,
+    },
     /// Write the Claude Desktop configuration (`print`: only show it).
     Setup {
         print: bool,
@@ -151,6 +156,7 @@ pub fn parse_as(
     let mut no_workcontract = false;
     let mut serve = ServeFlags::default();
     let mut print_only = false;
+    let mut health_url: Option<String> = None;
     let mut help = false;
     let mut help_topic: Option<String> = None;
 
@@ -190,6 +196,7 @@ pub fn parse_as(
             }
             Long("http") => serve.http = true,
             Long("print") => print_only = true,
+            Long("url") => health_url = Some(string(&mut p, "--url")?),
             Long("host") => serve.host = Some(string(&mut p, "--host")?),
             Long("workers") => serve.workers = Some(string(&mut p, "--workers")?),
             Long("users-config") => serve.users_config = Some(string(&mut p, "--users-config")?),
@@ -266,6 +273,11 @@ pub fn parse_as(
             "--print does not apply to `kimai-mcp {cmd}`"
         )));
     }
+    if health_url.is_some() && cmd != "health" {
+        return Err(Error::Usage(format!(
+            "--url does not apply to `kimai-mcp {cmd}`"
+        )));
+    }
     if cmd != "serve" && !(cmd == "demo" && serve.http) && !serve.is_empty() {
         return Err(Error::Usage(format!(
             "HTTP server options do not apply to `kimai-mcp {cmd}`"
@@ -283,6 +295,7 @@ pub fn parse_as(
             "demo" => HELP_DEMO,
             "sim" => HELP_SIM,
             "serve" => HELP_SERVE,
+            "health" => HELP_HEALTH,
             _ => HELP,
         }));
     }
@@ -387,6 +400,15 @@ pub fn parse_as(
                 serve.resolve(port, tls, connect, timeout, env)?,
             ))
         }
+        "health" => {
+            // --timeout bounds the check itself; KIMAI_TIMEOUT (a Kimai request limit that a
+            // container's environment may well set) is not read.
+            let timeout = kimai.timeout.take();
+            only_for(kimai.is_empty(), "Kimai connection options")?;
+            only_for(seed.is_none(), "--seed")?;
+            only_for(!no_workcontract, "--no-workcontract")?;
+            health(health_url, port, timeout, env)
+        }
         "sim" => {
             only_for(kimai.is_empty(), "Kimai connection options")?;
             Ok(Command::Sim(SimConfig {
@@ -396,9 +418,64 @@ pub fn parse_as(
             }))
         }
         other => Err(Error::Usage(format!(
-            "unknown command {other:?}; commands: stdio, check, serve, demo, sim, setup, generate, help"
+            "unknown command {other:?}; commands: stdio, check, serve, health, demo, sim, setup, generate, help"
         ))),
     }
+}
+
+/// `kimai-mcp health`: `--url`, else the local server at `--port` / `KIMAI_MCP_PORT` (8000) on
+/// the loopback address for `KIMAI_MCP_HOST`, the same variables `serve` reads.
+fn health(
+    url: Option<String>,
+    port: Option<u16>,
+    timeout: Option<String>,
+    env: EnvFn,
+) -> Result<Command, Error> {
+    use crate::healthcheck;
+    let url = match url {
+        Some(url) if port.is_some() => {
+            return Err(Error::Usage(format!(
+                "--port does not apply with --url {url:?} (the URL names the port)"
+            )));
+        }
+        Some(url) => url,
+        None => {
+            let port = match port {
+                Some(p) => p,
+                None => match env("KIMAI_MCP_PORT").filter(|v| !v.trim().is_empty()) {
+                    None => serve_defaults::PORT,
+                    Some(v) => v.trim().parse().map_err(|_| Error::Invalid {
+                        flag: "--port",
+                        var: "KIMAI_MCP_PORT",
+                        problem: format!("expected a port number, got {v:?}"),
+                    })?,
+                },
+            };
+            if port == 0 {
+                return Err(Error::Invalid {
+                    flag: "--port",
+                    var: "KIMAI_MCP_PORT",
+                    problem: "the health check needs the server's port, not 0 (any free port)"
+                        .into(),
+                });
+            }
+            healthcheck::local_url(env("KIMAI_MCP_HOST").as_deref(), port)
+        }
+    };
+    let target =
+        healthcheck::Target::parse(&url).map_err(|p| Error::Usage(format!("--url: {p}")))?;
+    let timeout = match timeout.filter(|v| !v.trim().is_empty()) {
+        None => healthcheck::DEFAULT_TIMEOUT,
+        Some(v) => match v.trim().parse::<f64>() {
+            Ok(s) if s > 0.0 && s <= 3600.0 => Duration::from_secs_f64(s),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--timeout must be a number of seconds between 0 and 3600, got {v:?}"
+                )));
+            }
+        },
+    };
+    Ok(Command::Health { target, timeout })
 }
 
 fn usage(e: lexopt::Error) -> Error {
@@ -696,6 +773,76 @@ mod tests {
             panic!()
         };
         assert_eq!((s.port, s.workcontract_plugin), (8123, false));
+    }
+
+    #[test]
+    fn health_asks_the_local_server_or_the_url() {
+        let health = |args: &[&str], env: &[(&str, &str)]| {
+            let mut all = vec!["health"];
+            all.extend_from_slice(args);
+            match run(&all, env) {
+                Ok(Command::Health { target, timeout }) => Ok((target.url, timeout)),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let three = crate::healthcheck::DEFAULT_TIMEOUT;
+        assert_eq!(
+            health(&[], &[("KIMAI_TIMEOUT", "30")]).unwrap(),
+            ("http://127.0.0.1:8000/health".into(), three)
+        );
+        let env = [("KIMAI_MCP_PORT", "9000"), ("KIMAI_MCP_HOST", "0.0.0.0")];
+        assert_eq!(health(&[], &env).unwrap().0, "http://127.0.0.1:9000/health");
+        assert_eq!(
+            health(&["--port", "9001", "--timeout", "0.5"], &env).unwrap(),
+            (
+                "http://127.0.0.1:9001/health".into(),
+                Duration::from_millis(500)
+            )
+        );
+        assert_eq!(
+            health(&[], &[("KIMAI_MCP_HOST", "::")]).unwrap().0,
+            "http://[::1]:8000/health"
+        );
+        assert_eq!(
+            health(&["--url", "http://10.1.2.3:81/health"], &env)
+                .unwrap()
+                .0,
+            "http://10.1.2.3:81/health"
+        );
+        for (args, env, want) in [
+            (
+                &["--url", "https://127.0.0.1:8000/health"][..],
+                &[][..],
+                "is https",
+            ),
+            (
+                &["--url", "http://h/", "--port", "1"][..],
+                &[][..],
+                "--port does not apply",
+            ),
+            (&["--port", "0"][..], &[][..], "not 0"),
+            (
+                &[][..],
+                &[("KIMAI_MCP_PORT", "x")][..],
+                "invalid --port / KIMAI_MCP_PORT",
+            ),
+            (&["--timeout", "0"][..], &[][..], "--timeout must be"),
+            (&["--kimai-url", "https://k"][..], &[][..], "does not apply"),
+            (
+                &["--host", "0.0.0.0"][..],
+                &[][..],
+                "HTTP server options do not apply",
+            ),
+        ] {
+            let e = health(args, env).unwrap_err();
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+        let e = run(&["check", "--url", "http://h/"], &[]).unwrap_err();
+        assert!(e.to_string().contains("--url does not apply"), "{e}");
+        assert!(
+            matches!(run(&["health", "--help"], &[]).unwrap(), Command::Help(h) if h == HELP_HEALTH)
+        );
     }
 
     #[test]

@@ -9,13 +9,16 @@
 //! `text` (rendering Kimai text safely), `secret` (random values), `net` (sockets and URL
 //! decoding shared by both HTTP servers). `config` turns the command line and environment into
 //! one immutable value before anything runs; `setup` writes Claude Desktop's configuration;
-//! `systemd` talks to the service manager; `logging` writes `--log-format json` lines. `sim` is a simulated Kimai for the demo, the tests
-//! and the benchmarks; it shares no code with `kimai` or `tools` (only `net`).
+//! `systemd` talks to the service manager; `logging` writes `--log-format json` lines;
+//! `healthcheck` asks a running server's `/health` (`kimai-mcp health`, the container image's
+//! health check). `sim` is a simulated Kimai for the demo, the tests and the benchmarks; it
+//! shares no code with `kimai` or `tools` (only `net`).
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod dispatch;
 pub mod guard;
+pub mod healthcheck;
 pub mod http;
 pub mod kimai;
 pub mod logging;

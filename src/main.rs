@@ -72,6 +72,26 @@ fn main() -> ExitCode {
             }
         },
         Command::Sim(cfg) => run_sim(cfg),
+        Command::Health { target, timeout } => run_health(&target, timeout),
+    }
+}
+
+/// `kimai-mcp health`: one line on stdout when healthy, one on stderr (and status 1) when not.
+fn run_health(target: &kimai_mcp::healthcheck::Target, timeout: std::time::Duration) -> ExitCode {
+    match kimai_mcp::healthcheck::check(target, timeout) {
+        Ok(r) => {
+            println!(
+                "kimai-mcp health: {} is healthy (status {:?}, version {})",
+                target.url,
+                r.status,
+                r.version.as_deref().unwrap_or("unknown")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kimai-mcp health: {}: {e}", target.url);
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod absence;
 mod admin;
 mod cli;
 mod faults;
+mod healthcheck;
 mod hostile;
 mod http;
 mod isolation;

@@ -8,6 +8,7 @@ USAGE:
     kimai-mcp [stdio] [OPTIONS]   serve MCP over stdin/stdout (the default)
     kimai-mcp check [OPTIONS]     test the Kimai URL and token, then exit
     kimai-mcp serve [OPTIONS]     the HTTP server for many users (see kimai-mcp help serve)
+    kimai-mcp health [--url URL]  ask a running server's /health; exit 0 when healthy
     kimai-mcp demo [--http]       serve stdio (or HTTP) against a built-in simulated Kimai
     kimai-mcp sim [--port N]      run the simulated Kimai alone (for trying clients)
     kimai-mcp setup [--print]     configure Claude Desktop for your Kimai (asks, checks, writes)
@@ -214,4 +215,24 @@ USAGE:
 Serves a simulated Kimai 2.65 REST API on 127.0.0.1 (port 0 = any free port) and prints its
 URL and the API token of every user, one per line, on stdout. Runs until interrupted. Any Kimai
 client can be pointed at it, e.g. `kimai-mcp check --kimai-url URL --kimai-token TOKEN`.
+";
+
+pub const HELP_HEALTH: &str = "\
+kimai-mcp health: ask a running `kimai-mcp serve` whether it is healthy
+
+USAGE:
+    kimai-mcp health [--url URL | --port N] [--timeout SECS]
+
+Sends GET /health over plain HTTP and exits 0 when the answer is 200 with a JSON \"status\" of
+\"ok\" or \"healthy\"; otherwise prints one line saying what was wrong and exits 1 (2 for a
+usage error). Meant for health checks: the container image runs it as its HEALTHCHECK.
+
+OPTIONS:                                    [env]                         (default)
+    --url URL        the URL to ask; http only (it checks the local process, not a TLS proxy);
+                     no path means /health
+    --port N         without --url: ask http://127.0.0.1:N/health
+                                            [KIMAI_MCP_PORT]              (8000)
+                     (KIMAI_MCP_HOST, as serve reads it, picks the address: 0.0.0.0 or unset
+                     means 127.0.0.1, :: means [::1], any other address is asked as it is)
+    --timeout SECS   time limit for connecting and the whole answer                 (3)
 ";
