@@ -418,6 +418,9 @@ fn load_users(cfg: &config::ServeConfig) -> Result<config::users::Users, config:
 }
 
 fn run_serve(cfg: config::ServeConfig) -> ExitCode {
+    for w in &cfg.warnings {
+        log::warn!("{w}");
+    }
     let users = match load_users(&cfg) {
         Ok(u) => u,
         Err(e) => {

@@ -272,3 +272,39 @@ fn users_from_users_config_and_kimai_user_variables() {
     );
     assert!(!srv.logs().contains(&token));
 }
+
+#[test]
+fn the_python_compose_files_environment_starts_the_server_with_warnings() {
+    // 2.20.1's docker-compose.yml sets the state file whether or not OAuth is on, and its
+    // commented OIDC block may have been uncommented.
+    let srv = Serve::start_plain(
+        &[
+            "--port",
+            "0",
+            "--server-token",
+            "test-server-token-0123456789abcdef",
+        ],
+        &[
+            (
+                "KIMAI_MCP_OAUTH_STATE_FILE",
+                "/app/config/oauth_clients.json",
+            ),
+            ("KIMAI_MCP_PUBLIC_URL", ""),
+            ("KIMAI_MCP_AUTH_BACKEND", "oidc"),
+            (
+                "KIMAI_MCP_PROVISION_ADMIN_TOKEN",
+                "admin-token-value-0123456789",
+            ),
+        ],
+    );
+    eventually("both warnings", || {
+        let l = srv.logs();
+        l.contains("KIMAI_MCP_OAUTH_STATE_FILE (/app/config/oauth_clients.json) is not used")
+            && l.contains(
+                "KIMAI_MCP_AUTH_BACKEND, KIMAI_MCP_PROVISION_ADMIN_TOKEN set but not read",
+            )
+    });
+    assert!(!srv.logs().contains("admin-token-value"));
+    assert!(!std::path::Path::new("/app/config/oauth_clients.json").exists());
+    assert_eq!(request(&srv.addr, "GET", "/health", &[], "").status, 200);
+}

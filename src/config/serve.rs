@@ -130,6 +130,8 @@ pub struct ServeConfig {
     pub bounds: Bounds,
     /// `--allowed-kimai-url`.
     pub allowed_kimai_urls: KimaiUrlPolicy,
+    /// Settings that were given but are not used, to log at start (never a secret).
+    pub warnings: Vec<String>,
 }
 
 impl ServeConfig {
@@ -141,6 +143,26 @@ impl ServeConfig {
         s
     }
 }
+
+/// The Python server's variables for identity-provider sign-in and auto-provisioning (2.20.1).
+const OIDC_VARIABLES: [&str; 16] = [
+    "KIMAI_MCP_AUTH_BACKEND",
+    "KIMAI_MCP_OIDC_ISSUER",
+    "KIMAI_MCP_OIDC_CLIENT_ID",
+    "KIMAI_MCP_OIDC_CLIENT_SECRET",
+    "KIMAI_MCP_OIDC_SCOPES",
+    "KIMAI_MCP_OIDC_IDENTITY_CLAIM",
+    "KIMAI_MCP_OIDC_DISCOVERY_URL",
+    "KIMAI_MCP_OIDC_ALLOW_UNVERIFIED_EMAIL",
+    "KIMAI_MCP_AUTO_PROVISION",
+    "KIMAI_MCP_PROVISION_KIMAI_URL",
+    "KIMAI_MCP_PROVISION_ADMIN_TOKEN",
+    "KIMAI_MCP_PROVISION_TOKEN_NAME",
+    "KIMAI_MCP_PROVISION_MATCH",
+    "KIMAI_MCP_PROVISION_STORE",
+    "KIMAI_MCP_PROVISION_SSL_VERIFY",
+    "KIMAI_MCP_PROVISION_ALLOWED_DOMAINS",
+];
 
 #[derive(Default)]
 pub(super) struct ServeFlags {
@@ -430,14 +452,47 @@ impl ServeFlags {
                 })?,
             ),
         };
-        let oauth_state_file = self
+        let mut warnings = Vec::new();
+        let state_flag = self
             .oauth_state_file
-            .or_else(|| env("KIMAI_MCP_OAUTH_STATE_FILE"))
             .filter(|s| !s.trim().is_empty())
             .map(PathBuf::from);
-        if oauth_state_file.is_some() && public_url.is_none() {
+        let state_env = env("KIMAI_MCP_OAUTH_STATE_FILE")
+            .filter(|s| !s.trim().is_empty())
+            .map(PathBuf::from);
+        if state_flag.is_some() && public_url.is_none() {
             return Err(Error::Usage(
                 "--oauth-state-file needs --public-url (KIMAI_MCP_PUBLIC_URL): OAuth sign-in is on only with a public URL".into(),
+            ));
+        }
+        // The Python server's compose file sets the variable by default, public URL or not:
+        // without OAuth there is nothing to keep, so the variable alone is not a reason to stop.
+        let oauth_state_file = match (state_flag, state_env) {
+            (Some(f), _) => Some(f),
+            (None, Some(f)) if public_url.is_none() => {
+                warnings.push(format!(
+                    "KIMAI_MCP_OAUTH_STATE_FILE ({}) is not used: OAuth sign-in is off without KIMAI_MCP_PUBLIC_URL (--public-url)",
+                    f.display()
+                ));
+                None
+            }
+            (None, f) => f,
+        };
+        // The Python server's identity-provider sign-in and provisioning are not here yet:
+        // say so rather than ignore its variables in silence.
+        let oidc: Vec<&str> = OIDC_VARIABLES
+            .iter()
+            .copied()
+            .filter(|v| env(v).is_some_and(|x| !x.trim().is_empty()))
+            .filter(|v| {
+                *v != "KIMAI_MCP_AUTH_BACKEND"
+                    || env(v).is_some_and(|x| !x.trim().eq_ignore_ascii_case("local"))
+            })
+            .collect();
+        if !oidc.is_empty() {
+            warnings.push(format!(
+                "{} set but not read: this version has no identity-provider (OIDC) sign-in or auto-provisioning; people sign in with their users.json auth_secret",
+                oidc.join(", ")
             ));
         }
         let disable_legacy_slugs = self.disable_legacy_slugs
@@ -528,6 +583,7 @@ impl ServeFlags {
         Ok(ServeConfig {
             bounds,
             allowed_kimai_urls,
+            warnings,
             public_url,
             oauth_state_file,
             disable_legacy_slugs,
