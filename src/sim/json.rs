@@ -182,6 +182,8 @@ pub fn project_collection(st: &State, p: &Project) -> Value {
         json!({
             "parentTitle": st.customer(p.customer).map(|c| c.name.clone()),
             "teams": teams_where(st, |t| t.projects.contains(&p.id)),
+            // Set through the form (admin `store`): a `Y-m-d` day or null.
+            "lockedUntil": null,
         }),
     );
     super::admin::overlay::overlay(st, "project", p.id, &mut v);

@@ -76,6 +76,9 @@ fn project_form(caller: &User, post: bool) -> Vec<&'static str> {
         "orderDate",
         "start",
         "end",
+        // Kimai's `project-lockdown` work (the Python server calls it 2.66): simulated although
+        // the version says 2.65, as the favorites are.
+        "lockedUntil",
         "globalActivities",
     ];
     if post {
@@ -341,6 +344,15 @@ fn save(st: &mut State, caller: &User, kind: &'static str, id: Option<u64>, mut 
                         _ => p.end = d,
                     }
                 }
+            }
+            // A plain day without time zone: the form reads it with the API's date format
+            // (`yyyy-MM-dd` on POST, the date-time format on PATCH) and drops the time; it is
+            // written back as `Y-m-d`.
+            if let Some(d) = project_date(&mut f, "lockedUntil", post) {
+                extras.push((
+                    "lockedUntil",
+                    d.map_or(Value::Null, |day| Value::String(time::format_date(day))),
+                ));
             }
             if let Some(o) = f.text("orderNumber") {
                 p.order_number = o;

@@ -12,8 +12,10 @@
 //! mutex held by `api::handle`; no I/O under the lock.
 //!
 //! The simulator speaks Kimai 2.65: `PATCH /api/invoices/{id}` (2.68) and
-//! `DELETE /api/invoices/{id}` (2.66) answer 405, `lockedUntil` on projects (2.66) is an extra
-//! field, and rate fields are visible to everyone who may read rates.
+//! `DELETE /api/invoices/{id}` (2.66) answer 405, and rate fields are visible to everyone who may
+//! read rates. Project `lockedUntil` (Kimai's `project-lockdown` work, 2.66 by the Python server's
+//! count) is simulated: a day, `YYYY-MM-DD` on POST and a date-time on PATCH, like the other
+//! project dates.
 //!
 //! `data` reaches `store` and `json` reaches `overlay` by their own paths, not through this
 //! file, so that neither imports the handlers (which import them).

@@ -66,7 +66,7 @@ fn project_data() -> Value {
             "orderDate": {"type": "string", "description": "YYYY-MM-DD"},
             "start": {"type": "string", "description": "YYYY-MM-DD"},
             "end": {"type": "string", "description": "YYYY-MM-DD"},
-            "lockedUntil": {"type": "string", "description": "YYYY-MM-DDTHH:MM:SS, '' clears (Kimai 2.66+)"},
+            "lockedUntil": {"type": "string", "description": "YYYY-MM-DD: a day (Kimai keeps no time), '' clears (Kimai 2.66+)"},
             "invoiceText": string_schema(), "teams": ids_schema("Team ids to give access (create only)."),
             "metaFields": meta_fields_schema()
         },

@@ -69,16 +69,12 @@ pub(super) fn body(
                     time::parse_duration("data.timeBudget", other).map_err(ToolError::Invalid)?
                 )),
             },
-            (Type::Project, "start" | "end" | "orderDate") => project_date(k, v, create)?,
-            (Type::Project, "lockedUntil") => match v.as_str() {
-                Some(s) if s.trim().is_empty() => json!(""),
-                Some(s) => json!(
-                    time::parse_local("data.lockedUntil", s, time::DayEdge::End)
-                        .map_err(ToolError::Invalid)?
-                        .to_string()
-                ),
-                None => v.clone(),
-            },
+            // `lockedUntil` is a plain day in Kimai (its `project-lockdown` work: a date-only
+            // field whose time is dropped), read with the form's date format like the other
+            // project dates: `YYYY-MM-DD` on POST, `YYYY-MM-DDTHH:MM:SS` on PATCH.
+            (Type::Project, "start" | "end" | "orderDate" | "lockedUntil") => {
+                project_date(k, v, create)?
+            }
             (Type::Team, "members") => {
                 // §7.9: an omitted `teamlead` would be false anyway; sent explicitly so that
                 // the request says what it means.
