@@ -506,16 +506,54 @@ fn timers_start_stop_restart_active_recent_and_favorites() {
     };
     let (project, activity) = (num("Project"), num("Activity"));
 
+    let calls = |sim: &kimai_mcp::sim::Sim| -> Vec<String> {
+        sim.requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    };
+    sim.clear_requests();
     let (text, err) = s.call("timer", json!({"action": "start", "data": {"project": project, "activity": activity, "description": "Standup"}}));
     assert!(!err, "{text}");
     assert!(text.starts_with("Started timer ID "), "{text}");
     assert!(
         text.contains(&format!(
-            "Kimai stopped the previously running timer ID {running}"
+            "Kimai stopped the previously running timer ID {running} (only one may run at a time)"
         )),
         "{text}"
     );
+    // The running records, Kimai's limit (read once per Kimai), the new record: no re-read.
+    assert_eq!(
+        calls(&sim),
+        [
+            "GET /api/timesheets/active",
+            "GET /api/config/timesheet",
+            "POST /api/timesheets"
+        ]
+    );
+    let first = first_id(&text.lines().skip(1).collect::<Vec<_>>().join("\n"));
+    let (active, _) = s.call("timer", json!({"action": "active"}));
+    assert!(!active.contains(&format!("#{running} ")), "{active}");
+    // With the limit known: two requests.
+    sim.clear_requests();
+    let (text, err) = s.call("timer", json!({"action": "start", "data": {"project": project, "activity": activity, "description": "Standup"}}));
+    assert!(!err, "{text}");
+    assert!(
+        text.contains(&format!(
+            "Kimai stopped the previously running timer ID {first} "
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        calls(&sim),
+        ["GET /api/timesheets/active", "POST /api/timesheets"]
+    );
     let started = first_id(&text.lines().skip(1).collect::<Vec<_>>().join("\n"));
+    let (active, _) = s.call("timer", json!({"action": "active"}));
+    assert!(
+        active.contains(&format!("#{started} ")) && !active.contains(&format!("#{first} ")),
+        "{active}"
+    );
     let (text, err) = s.call("timer", json!({"action": "stop", "id": started}));
     assert!(
         !err && text.starts_with(&format!("Stopped timer ID {started}. Duration: ")),

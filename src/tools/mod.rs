@@ -278,6 +278,11 @@ impl<'a> Context<'a> {
     }
 
     /// GET `path` and return the body.
+    /// The Kimai this call talks to (its base URL; no secret).
+    pub fn kimai_url(&self) -> &str {
+        self.backend.client.base_url()
+    }
+
     pub fn get(&self, path: &str) -> Result<Value, ToolError> {
         Ok(self.call(&kimai::Request::get(path))?.body)
     }

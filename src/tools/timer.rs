@@ -1,8 +1,11 @@
 //! `timer`: the running-timer actions on the caller's own records.
 //!
 //! Kimai has no "start" endpoint: a record without `end` is a running one (contract §7.2), and
-//! when only one may run, Kimai stops the caller's older running record by itself. So `start`
-//! reads the running records first and reports which ones Kimai stopped. `start` never sends
+//! Kimai then stops the caller's oldest running records beyond its limit of running records
+//! (`timesheet.active_entries.hard_limit`, 1 unless changed; `TimesheetService::
+//! stopActiveEntries`). So `start` reads the running records, posts the new one, and reports
+//! which ones that rule stopped: two requests. The limit is a system setting, read from
+//! `/config/timesheet` once an hour per Kimai, only when something is running. `start` never sends
 //! `begin` (Kimai uses "now" in the user's timezone, rounded by its rules). Favorites exist from
 //! Kimai 2.66 on; an older Kimai answers 404 and the hint says so.
 
@@ -12,6 +15,9 @@ use super::time::{self, DayEdge};
 use super::{Context, Output, Tool, ToolError, text};
 use crate::kimai::Request;
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 pub const TOOL: Tool = Tool {
     name: "timer",
@@ -177,6 +183,42 @@ fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {
     }
 }
 
+/// How long a Kimai's limit of running records is remembered.
+const LIMIT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Kimais whose limit is remembered at most.
+const MAX_LIMITS: usize = 256;
+
+/// Kimai's limit of running records per user, by Kimai URL (a system setting, the same for every
+/// token): read from `/config/timesheet` and remembered [`LIMIT_TTL`]. `None` when the token
+/// may not read it.
+fn running_limit(ctx: &Context) -> Option<usize> {
+    type Limits = HashMap<String, (usize, Instant)>;
+    static LIMITS: OnceLock<Mutex<Limits>> = OnceLock::new();
+    let limits = LIMITS.get_or_init(|| Mutex::new(HashMap::new()));
+    let url = ctx.kimai_url().to_string();
+    let now = Instant::now();
+    if let Some(&(n, at)) = limits.lock().unwrap_or_else(|e| e.into_inner()).get(&url)
+        && now.duration_since(at) < LIMIT_TTL
+    {
+        return Some(n);
+    }
+    let n = ctx
+        .get("/config/timesheet")
+        .ok()?
+        .get("activeEntriesHardLimit")
+        .and_then(args::as_int)
+        .filter(|n| *n >= 1)? as usize;
+    let mut m = limits.lock().unwrap_or_else(|e| e.into_inner());
+    if m.len() >= MAX_LIMITS && !m.contains_key(&url) {
+        m.retain(|_, (_, at)| now.duration_since(*at) < LIMIT_TTL);
+        if m.len() >= MAX_LIMITS {
+            m.clear();
+        }
+    }
+    m.insert(url, (n, now));
+    Some(n)
+}
+
 fn start(ctx: &Context, data: Option<&Map<String, Value>>, now: i64) -> Result<Output, ToolError> {
     let data = data.ok_or_else(|| {
         ToolError::Invalid(
@@ -196,12 +238,27 @@ fn start(ctx: &Context, data: Option<&Map<String, Value>>, now: i64) -> Result<O
         }
     }
     let before = ctx.get("/timesheets/active")?;
-    let before: Vec<i64> = before
+    // (begin, id) of the running records: Kimai stops the oldest first.
+    let mut before: Vec<(String, i64)> = before
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|r| r.get("id").and_then(args::as_int))
+        .filter_map(|r| {
+            let id = r.get("id").and_then(args::as_int)?;
+            let begin = r
+                .get("begin")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            Some((begin, id))
+        })
         .collect();
+    before.sort();
+    let limit = if before.is_empty() {
+        None
+    } else {
+        Some(running_limit(ctx))
+    };
     let r = ctx
         .call(&Request::post("/timesheets", Value::Object(body)).query("full", "true"))?
         .body;
@@ -214,23 +271,24 @@ fn start(ctx: &Context, data: Option<&Map<String, Value>>, now: i64) -> Result<O
         "Started timer ID {id}.\n{}",
         rows::row(&r, RowOpts::default(), now)
     );
-    if !before.is_empty() {
-        // Which of the earlier running records did Kimai stop?
-        let after = ctx.get("/timesheets/active")?;
-        let still: Vec<i64> = after
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.get("id").and_then(args::as_int))
-            .collect();
+    if let Some(limit) = limit {
+        // Kimai's rule: with the new record, the oldest running ones beyond the limit stop.
+        let known = limit.is_some();
+        let limit = limit.unwrap_or(1);
+        let stop = (before.len() + 1).saturating_sub(limit);
         let stopped: Vec<String> = before
             .iter()
-            .filter(|b| !still.contains(b))
-            .map(|b| b.to_string())
+            .take(stop)
+            .map(|(_, id)| id.to_string())
             .collect();
         if !stopped.is_empty() {
+            let rule = match (known, limit) {
+                (true, 1) => "only one may run at a time".to_string(),
+                (true, n) => format!("at most {n} may run at a time"),
+                (false, _) => "Kimai's default of one running timer; its setting cannot be read with this token".to_string(),
+            };
             out.push_str(&format!(
-                "\nKimai stopped the previously running timer ID {} (only one may run at a time).",
+                "\nKimai stopped the previously running timer ID {} ({rule}).",
                 stopped.join(", ")
             ));
         }
