@@ -620,6 +620,52 @@ fn holidays_and_month_locks_explain_what_is_unsupported() {
         json!({"type": "user", "action": "unlock_month", "month": "2026-03-01"}),
     );
     assert!(e.contains("'user_scope'"), "{e}");
+
+    // Kimai answers 404 alike for a missing plugin, a plugin version without month locks in
+    // its API, and an unknown user: the message says which.
+    let e = fails(
+        &mut s,
+        "entity",
+        json!({"type": "user", "action": "lock_month", "month": "2026-08-01", "id": 9999}),
+    );
+    assert!(e.contains("404") && !e.contains("WorkContract"), "{e}");
+    for (options, needle) in [
+        (
+            kimai_mcp::sim::Options {
+                workcontract_month_locks: false,
+                ..Default::default()
+            },
+            "offers no month locks through the API",
+        ),
+        (
+            kimai_mcp::sim::Options {
+                workcontract_plugin: false,
+                ..Default::default()
+            },
+            "the WorkContract plugin is not installed",
+        ),
+    ] {
+        let older = Sim::start(options).unwrap();
+        let mut s = admin(&older);
+        for action in ["lock_month", "unlock_month"] {
+            let e = fails(
+                &mut s,
+                "entity",
+                json!({"type": "user", "action": action, "month": "2026-08-01", "id": 5}),
+            );
+            assert!(e.contains(needle), "{action}: {e}");
+        }
+        // A batch reports each user's failure (the summary is not an error, as in 2.20.1).
+        let out = ok(
+            &mut s,
+            "entity",
+            json!({"type": "user", "action": "lock_month", "month": "2026-08-01", "ids": [5, 6]}),
+        );
+        assert!(
+            out.contains("0 of 2 users locked") && out.matches(needle).count() == 2,
+            "batch: {out}"
+        );
+    }
 }
 
 #[test]

@@ -160,6 +160,8 @@ pub struct State {
     /// Favorite records as (user id, timesheet id) (Kimai 2.66-dev, contract §5.11).
     pub favorites: Vec<(u64, u64)>,
     pub workcontract_plugin: bool,
+    /// Whether the plugin has its month-lock routes (`Options::workcontract_month_locks`).
+    pub workcontract_month_locks: bool,
     /// The WorkContract plugin's data (absences, public holidays, month locks).
     pub plugin: super::plugin::store::PluginState,
     /// Tokens revoked through `Sim::revoke_token`.
@@ -867,6 +869,7 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
         timesheet_meta_fields: Vec::new(),
         lockdown_before: None,
         workcontract_plugin,
+        workcontract_month_locks: true,
         revoked: Vec::new(),
         fixed_now: None,
         admin,

@@ -51,6 +51,10 @@ pub struct Options {
     /// Whether the WorkContract plugin is installed: `/api/plugins` lists it and its routes
     /// (absences, public holidays, month locks; `plugin`) exist, else they answer 404.
     pub workcontract_plugin: bool,
+    /// Whether that plugin offers month locks through the API
+    /// (`DELETE /api/work-contract/{lock,unlock}/{user}/{month}`; routes the contract marks as
+    /// unverified): `false` stands for a plugin version without them, whose other routes work.
+    pub workcontract_month_locks: bool,
     /// Unix seconds to treat as "now" (seeding and server clock); `None` = the real clock.
     pub now: Option<i64>,
     /// Custom fields defined for timesheets (as a plugin would add them); none by default,
@@ -67,6 +71,7 @@ impl Default for Options {
             port: 0,
             seed: 42,
             workcontract_plugin: true,
+            workcontract_month_locks: true,
             now: None,
             timesheet_meta_fields: Vec::new(),
             lockdown_before: None,
@@ -160,6 +165,7 @@ impl Sim {
     pub fn start(opts: Options) -> io::Result<Sim> {
         let now = opts.now.unwrap_or_else(data::now_real);
         let mut state = data::seed(opts.seed, now, opts.workcontract_plugin);
+        state.workcontract_month_locks = opts.workcontract_month_locks;
         state.timesheet_meta_fields = opts.timesheet_meta_fields.clone();
         state.lockdown_before = opts.lockdown_before;
         state.fixed_now = opts.now;

@@ -81,6 +81,8 @@ pub fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             st.plugin.holidays.retain(|h| h.group != id);
             Ok(Answer::empty(204))
         }
+        // A plugin version without month locks in its API: the route does not exist.
+        ("DELETE", Contract(..)) if !st.workcontract_month_locks => Err(not_found()),
         ("DELETE", Contract(op, user, day)) => contract_lock(st, caller, op, user, day),
         _ => Err(Answer::error(405)),
     }

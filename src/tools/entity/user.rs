@@ -5,6 +5,7 @@ use super::write::capitalize;
 use crate::kimai::Request;
 use crate::tools::common::missing_route::needs;
 use crate::tools::common::user_render::render_user;
+use crate::tools::common::work_contract::{self, is_404};
 use crate::tools::{Context, Output, ToolError, args, fanout, text, time, users};
 use serde_json::{Map, Value, json};
 
@@ -87,6 +88,33 @@ pub(super) fn set_preferences(ctx: &Context, a: &Map<String, Value>) -> Result<O
     )))
 }
 
+/// What a 404 from `DELETE /work-contract/{lock,unlock}/{user}/{month}` means. Kimai answers it
+/// alike for a Kimai without the plugin, for a plugin version whose API has no month locks (the
+/// routes are not in the plugin's published API export, contract §9.1), and for an unknown
+/// user; two probes tell them apart: `GET /absences/types` (exists exactly with the plugin, once
+/// per call) and `GET /users/{id}`. `None`: the user is unknown, and Kimai's 404 says so.
+fn lock_404(
+    ctx: &Context,
+    verdict: &std::sync::OnceLock<Option<String>>,
+    path: &str,
+    id: i64,
+    month: &str,
+) -> Option<ToolError> {
+    let plugin_missing = verdict.get_or_init(|| match ctx.call(&Request::get("/absences/types")) {
+        Err(probe) if is_404(&probe) => Some(work_contract::PLUGIN_MISSING.to_string()),
+        _ => None,
+    });
+    if let Some(m) = plugin_missing {
+        return Some(ToolError::Failed(m.clone()));
+    }
+    match ctx.call(&Request::get(format!("/users/{id}"))) {
+        Err(probe) if is_404(&probe) => None,
+        _ => Some(ToolError::Failed(format!(
+            "this Kimai's WorkContract plugin offers no month locks through the API: DELETE /api/work-contract/{path}/{id}/{month} answered 404 although the plugin is installed and user {id} exists. Locking months through the API needs a plugin version with these routes; lock the month in Kimai's web interface (Working hours) instead."
+        ))),
+    }
+}
+
 pub(super) fn lock(ctx: &Context, a: &Map<String, Value>, lock: bool) -> Result<Output, ToolError> {
     let verb = if lock { "lock" } else { "unlock" };
     let month = args::need_string(a, "month", &format!("for {verb}_month (YYYY-MM-DD)"))?;
@@ -118,16 +146,22 @@ pub(super) fn lock(ctx: &Context, a: &Map<String, Value>, lock: bool) -> Result<
         ));
     }
     let path = if lock { "lock" } else { "unlock" };
+    // Why a lock route answered 404, worked out once per call (see `lock_404`).
+    let plugin_verdict: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let one = |id: i64| -> Result<bool, ToolError> {
         ctx.call(&Request::delete(format!(
             "/work-contract/{path}/{id}/{month}"
         )))
         .map_err(|e| {
-            needs(
+            let e = needs(
                 e,
                 "locking and unlocking months",
                 "the WorkContract (Working hours) plugin",
-            )
+            );
+            if !is_404(&e) {
+                return e;
+            }
+            lock_404(ctx, &plugin_verdict, path, id, &month).unwrap_or(e)
         })?;
         Ok(true)
     };
