@@ -11,6 +11,7 @@
 //! `config/help.rs`, the users file in `config/users.rs`.
 
 mod help;
+mod policy;
 mod serve;
 mod slug;
 pub mod users;
@@ -68,6 +69,8 @@ pub struct KimaiConfig {
     pub tls: Tls,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// What the tools may do (`--read-only`, `--tools`, `--exclude-tools`); stdio only.
+    pub policy: crate::tools::policy::Policy,
 }
 
 impl KimaiConfig {
@@ -83,6 +86,8 @@ impl KimaiConfig {
 #[derive(Debug, Clone)]
 pub struct DemoConfig {
     pub seed: u64,
+    /// What the tools may do (`--read-only`, `--tools`, `--exclude-tools`).
+    pub policy: crate::tools::policy::Policy,
     /// Serve HTTP (`kimai-mcp serve` against the simulator) instead of stdio.
     pub http: Option<ServeConfig>,
 }
@@ -155,6 +160,7 @@ pub fn parse_as(
     let mut port: Option<u16> = None;
     let mut no_workcontract = false;
     let mut serve = ServeFlags::default();
+    let mut policy = policy::PolicyFlags::default();
     let mut print_only = false;
     let mut health_url: Option<String> = None;
     let mut help = false;
@@ -189,6 +195,9 @@ pub fn parse_as(
                 })?);
             }
             Long("no-workcontract") => no_workcontract = true,
+            Long("read-only") => policy.read_only = true,
+            Long("tools") => policy.tools.push(string(&mut p, "--tools")?),
+            Long("exclude-tools") => policy.exclude.push(string(&mut p, "--exclude-tools")?),
             // Read before the rest (`logging::LogFormat::from_args`), so that every line,
             // errors of this parse included, is in the chosen format.
             Long("log-format") => {
@@ -313,10 +322,12 @@ pub fn parse_as(
             only_for(seed.is_none(), "--seed")?;
             only_for(port.is_none(), "--port")?;
             only_for(!no_workcontract, "--no-workcontract")?;
-            let cfg = kimai.resolve(env)?;
+            let mut cfg = kimai.resolve(env)?;
             Ok(if cmd == "stdio" {
+                cfg.policy = policy.resolve(env)?;
                 Command::Stdio(cfg)
             } else {
+                only_for(policy.is_empty(), "--read-only / --tools / --exclude-tools")?;
                 Command::Check(cfg)
             })
         }
@@ -335,8 +346,14 @@ pub fn parse_as(
                 only_for(port.is_none(), "--port (it needs --http)")?;
                 None
             };
+            let policy = policy.resolve(env)?;
+            let http = http.map(|mut h| {
+                h.policy = policy.clone();
+                h
+            });
             Ok(Command::Demo(DemoConfig {
                 seed: seed.unwrap_or(42),
+                policy,
                 http,
             }))
         }
@@ -396,9 +413,9 @@ pub fn parse_as(
                 "--connect-timeout",
                 "KIMAI_CONNECT_TIMEOUT",
             )?;
-            Ok(Command::Serve(
-                serve.resolve(port, tls, connect, timeout, env)?,
-            ))
+            let mut cfg = serve.resolve(port, tls, connect, timeout, env)?;
+            cfg.policy = policy.resolve(env)?;
+            Ok(Command::Serve(cfg))
         }
         "health" => {
             // --timeout bounds the check itself; KIMAI_TIMEOUT (a Kimai request limit that a
@@ -407,10 +424,12 @@ pub fn parse_as(
             only_for(kimai.is_empty(), "Kimai connection options")?;
             only_for(seed.is_none(), "--seed")?;
             only_for(!no_workcontract, "--no-workcontract")?;
+            only_for(policy.is_empty(), "--read-only / --tools / --exclude-tools")?;
             health(health_url, port, timeout, env)
         }
         "sim" => {
             only_for(kimai.is_empty(), "Kimai connection options")?;
+            only_for(policy.is_empty(), "--read-only / --tools / --exclude-tools")?;
             Ok(Command::Sim(SimConfig {
                 port: port.unwrap_or(0),
                 seed: seed.unwrap_or(42),
@@ -567,6 +586,7 @@ impl KimaiFlags {
             tls,
             connect_timeout,
             timeout,
+            policy: crate::tools::policy::Policy::default(),
         })
     }
 }
@@ -765,7 +785,8 @@ mod tests {
             run(&["demo"], &[]).unwrap(),
             Command::Demo(DemoConfig {
                 seed: 42,
-                http: None
+                http: None,
+                ..
             })
         ));
         let Command::Sim(s) = run(&["sim", "--port", "8123", "--no-workcontract"], &[]).unwrap()

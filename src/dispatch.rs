@@ -54,6 +54,8 @@ pub struct Env<'a> {
     /// Who this is, for the audit log, as `key=value` words (e.g. `session=1a2b3c4d user=anna`
     /// or `user=stdio`): never a token or a slug.
     pub label: &'a str,
+    /// What this connection may do with the tools (read only, which tools and actions).
+    pub policy: &'a tools::policy::Policy,
 }
 
 /// Lifecycle state of one connection (a stdio process or an HTTP session).
@@ -304,7 +306,7 @@ impl Dispatcher {
                     ));
                 }
                 if method == "tools/list" {
-                    Outcome::Result(self.tools_list_result(params, None))
+                    Outcome::Result(self.tools_list_result(params, None, env.policy))
                 } else {
                     self.call_tool(conn, id, params, env, None)
                 }
@@ -324,7 +326,9 @@ impl Dispatcher {
     ) -> Outcome {
         let reply = match method {
             "server/discover" => Outcome::Result(discover_result()),
-            "tools/list" => Outcome::Result(self.tools_list_result(params, Some(version))),
+            "tools/list" => {
+                Outcome::Result(self.tools_list_result(params, Some(version), env.policy))
+            }
             "tools/call" => self.call_tool(conn, id, params, env, Some(version)),
             // `initialize` belongs to the handshake era: in a 2026-07-28 request it is a method
             // this era does not have (HTTP answers it 404, like any unknown method).
@@ -345,14 +349,33 @@ impl Dispatcher {
 }
 
 impl Dispatcher {
-    fn tools_list_result(&self, params: Option<&Value>, modern: Option<&str>) -> Value {
+    fn tools_list_result(
+        &self,
+        params: Option<&Value>,
+        modern: Option<&str>,
+        policy: &tools::policy::Policy,
+    ) -> Value {
         // One page holds every tool; a cursor from a client that pages anyway is accepted and ignored.
         let _ = params;
         let mut result = Map::new();
-        result.insert("tools".into(), tools::list_json(self.tools).into_owned());
+        let all = tools::list_json(self.tools);
+        let list = if policy.is_unrestricted() {
+            all.into_owned()
+        } else {
+            Value::Array(
+                self.tools
+                    .iter()
+                    .zip(all.as_array().into_iter().flatten())
+                    .filter_map(|(t, e)| policy.list_entry(t, e))
+                    .collect(),
+            )
+        };
+        result.insert("tools".into(), list);
         if modern.is_some() {
             result.insert("ttlMs".into(), json!(LIST_TTL_MS));
-            result.insert("cacheScope".into(), json!("public"));
+            // The list depends on who asks (read-only users, tool selections): a shared cache
+            // must not hand one caller's list to another.
+            result.insert("cacheScope".into(), json!("private"));
         }
         Value::Object(result)
     }
@@ -375,11 +398,22 @@ impl Dispatcher {
                 "\"name\" must be a string naming the tool",
             ));
         };
-        let Some(tool) = tools::find(self.tools, name) else {
+        let available = || {
+            self.tools
+                .iter()
+                .filter(|t| env.policy.offers(t))
+                .map(|t| t.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        // A tool the policy leaves nothing of is not there for this connection.
+        let tool = tools::find(self.tools, name)
+            .filter(|t| env.policy.is_unrestricted() || env.policy.offers(t));
+        let Some(tool) = tool else {
             return Outcome::Error(RpcError::invalid_params(format!(
                 "Unknown tool: {}. Available tools: {}",
                 tools::quote_name(name),
-                tools::names(self.tools).join(", ")
+                available()
             )));
         };
         let empty = Map::new();
@@ -395,6 +429,27 @@ impl Dispatcher {
             .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
             .cloned();
 
+        if let Err(why) = env
+            .policy
+            .check(tool, tools::policy::Policy::action_of(args))
+        {
+            log::info!(
+                target: "kimai_mcp::audit",
+                user = env.label,
+                tool = tool.name,
+                action = tools::policy::Policy::action_of(args).unwrap_or("-"),
+                outcome = "refused";
+                "{} tool={} action={} outcome=refused (policy)",
+                env.label,
+                tool.name,
+                tools::policy::Policy::action_of(args)
+                    .map(|a| a.chars().take(32).filter(char::is_ascii_graphic).collect::<String>())
+                    .unwrap_or_else(|| "-".into())
+            );
+            return Outcome::Result(
+                tools::CallOutcome::failed(format!("Refused: {why}.")).to_json(),
+            );
+        }
         let cancelled = conn.start_call(id);
         let started = Instant::now();
         let ctx = tools::Context::new(env.backend, env.notifier, progress_token, &cancelled);
@@ -699,6 +754,7 @@ mod tests {
                     backend: &self.backend,
                     notifier: &mcp::NoNotifier,
                     label: "test",
+                    policy: &crate::tools::policy::Policy::default(),
                 },
             )
         }
@@ -821,6 +877,7 @@ mod tests {
                     backend: &f.backend,
                     notifier: &mcp::NoNotifier,
                     label: "t",
+                    policy: &crate::tools::policy::Policy::default(),
                 },
             )
             .unwrap();
@@ -836,6 +893,7 @@ mod tests {
                     backend: &f.backend,
                     notifier: &mcp::NoNotifier,
                     label: "t",
+                    policy: &crate::tools::policy::Policy::default(),
                 },
             )
             .unwrap();

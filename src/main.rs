@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         Command::Check(cfg) => run_check(&cfg),
         Command::Demo(cfg) => match cfg.http {
             Some(http) => run_demo_http(cfg.seed, http),
-            None => run_demo(cfg.seed),
+            None => run_demo(cfg.seed, cfg.policy),
         },
         Command::Serve(cfg) => run_serve(cfg),
         Command::Setup { print } => run_setup(print),
@@ -184,9 +184,16 @@ fn client(cfg: &KimaiConfig) -> Result<Arc<kimai::Client>, ExitCode> {
         })
 }
 
-fn serve_stdio(backend: Account, label: &str) -> ExitCode {
+fn serve_stdio(
+    backend: Account,
+    label: &str,
+    policy: kimai_mcp::tools::policy::Policy,
+) -> ExitCode {
+    if let Some(from) = &policy.read_only {
+        log::info!("read-only ({from}): only tool actions that read are offered and served");
+    }
     let stdin = std::io::stdin();
-    match stdio::serve(stdin.lock(), std::io::stdout(), backend, label) {
+    match stdio::serve_with(stdin.lock(), std::io::stdout(), backend, label, policy) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kimai-mcp: reading stdin failed: {e}");
@@ -214,6 +221,7 @@ fn run_stdio(cfg: &KimaiConfig) -> ExitCode {
             token: cfg.token.clone(),
         },
         "user=stdio",
+        cfg.policy.clone(),
     )
 }
 
@@ -274,7 +282,7 @@ fn start_sim(opts: sim::Options) -> Result<sim::Sim, ExitCode> {
     })
 }
 
-fn run_demo(seed: u64) -> ExitCode {
+fn run_demo(seed: u64, policy: kimai_mcp::tools::policy::Policy) -> ExitCode {
     let sim = match start_sim(sim::Options {
         seed,
         ..sim::Options::default()
@@ -310,6 +318,7 @@ fn run_demo(seed: u64) -> ExitCode {
             token: kimai::Token::new(sim.demo_token()),
         },
         "user=demo",
+        policy,
     );
     sim.stop();
     code

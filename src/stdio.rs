@@ -41,6 +41,7 @@ struct Shared {
     backend: Account,
     notifier: ChannelNotifier,
     label: String,
+    policy: crate::tools::policy::Policy,
 }
 
 impl Shared {
@@ -49,12 +50,34 @@ impl Shared {
             backend: &self.backend,
             notifier: &self.notifier,
             label: &self.label,
+            policy: &self.policy,
         }
     }
 }
 
-/// Serves one client over `input`/`output` until `input` ends.
+/// Serves one client over `input`/`output` until `input` ends, with every tool available.
 pub fn serve<R, W>(input: R, output: W, backend: Account, label: &str) -> io::Result<()>
+where
+    R: BufRead,
+    W: Write + Send + 'static,
+{
+    serve_with(
+        input,
+        output,
+        backend,
+        label,
+        crate::tools::policy::Policy::default(),
+    )
+}
+
+/// [`serve`] with what the tools may do (`--read-only`, `--tools`, `--exclude-tools`).
+pub fn serve_with<R, W>(
+    input: R,
+    output: W,
+    backend: Account,
+    label: &str,
+    policy: crate::tools::policy::Policy,
+) -> io::Result<()>
 where
     R: BufRead,
     W: Write + Send + 'static,
@@ -70,6 +93,7 @@ where
         backend,
         notifier: ChannelNotifier(out_tx.clone()),
         label: label.to_string(),
+        policy,
     });
 
     let (job_tx, job_rx) = mpsc::sync_channel::<mcp::Incoming>(QUEUE_DEPTH);

@@ -17,6 +17,7 @@ mod isolation_oauth;
 mod migration;
 mod oauth;
 mod oauth_cimd;
+mod readonly;
 mod secrets;
 mod signals;
 mod soak;

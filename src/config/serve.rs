@@ -132,6 +132,9 @@ pub struct ServeConfig {
     pub allowed_kimai_urls: KimaiUrlPolicy,
     /// Settings that were given but are not used, to log at start (never a secret).
     pub warnings: Vec<String>,
+    /// What the tools may do for every caller (`--read-only`, `--tools`, `--exclude-tools`);
+    /// a user's entry and an OAuth scope narrow it per caller.
+    pub policy: crate::tools::policy::Policy,
 }
 
 impl ServeConfig {
@@ -193,7 +196,7 @@ pub(super) struct ServeFlags {
     pub(super) bounds: Vec<(&'static str, String)>,
 }
 
-fn truthy(v: &str) -> Option<bool> {
+pub(super) fn truthy(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),
         "0" | "false" | "no" | "off" | "" => Some(false),
@@ -584,6 +587,7 @@ impl ServeFlags {
             bounds,
             allowed_kimai_urls,
             warnings,
+            policy: crate::tools::policy::Policy::default(),
             public_url,
             oauth_state_file,
             disable_legacy_slugs,

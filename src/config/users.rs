@@ -18,6 +18,7 @@
 
 use super::slug::{SlugCheck, check_slug};
 use crate::kimai::{Tls, Token};
+use crate::tools::policy::{Policy, parse_selectors};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
@@ -44,6 +45,9 @@ pub struct User {
     pub personal_url: bool,
     /// Where the user was configured, for labels and messages (never the slug).
     pub source: Source,
+    /// What this user's connections may do with the tools (`read_only`, `tools`,
+    /// `exclude_tools`); it narrows the server's own.
+    pub policy: Policy,
 }
 
 /// Where a user comes from.
@@ -132,11 +136,14 @@ pub fn parse(text: &str, where_: &str) -> Result<Users, Error> {
                     "ssl_verify",
                     "kimai_user_id",
                     "auth_secret",
+                    "read_only",
+                    "tools",
+                    "exclude_tools",
                 ]
                 .contains(&k.as_str())
             {
                 return Err(Error(format!(
-                    "{at}: unknown field \"{}\" (known: kimai_url, kimai_token, ssl_verify, kimai_user_id, auth_secret; fields starting with _ are comments)",
+                    "{at}: unknown field \"{}\" (known: kimai_url, kimai_token, ssl_verify, kimai_user_id, auth_secret, read_only, tools, exclude_tools; fields starting with _ are comments)",
                     k.chars().take(40).collect::<String>()
                 )));
             }
@@ -204,6 +211,7 @@ pub fn parse(text: &str, where_: &str) -> Result<Users, Error> {
                 )));
             }
         };
+        let policy = entry_policy(&e, &at)?;
         let base = crate::kimai::without_api(url).to_string();
         users.by_slug.insert(
             slug,
@@ -216,14 +224,58 @@ pub fn parse(text: &str, where_: &str) -> Result<Users, Error> {
                 auth_secret,
                 personal_url: true,
                 source: Source::File,
+                policy,
             },
         );
     }
     Ok(users)
 }
 
-/// The fields of a `KIMAI_USER_<NAME>_<FIELD>` variable, longest first (a name may hold `_`).
-const ENV_FIELDS: [&str; 5] = ["SSL_VERIFY", "AUTH_SECRET", "OIDC_IDENTITY", "URL", "TOKEN"];
+/// The fields of a `KIMAI_USER_<NAME>_<FIELD>` variable, a field that ends another after it (a
+/// name may hold `_`).
+const ENV_FIELDS: [&str; 8] = [
+    "SSL_VERIFY",
+    "AUTH_SECRET",
+    "OIDC_IDENTITY",
+    "READ_ONLY",
+    "EXCLUDE_TOOLS",
+    "TOOLS",
+    "URL",
+    "TOKEN",
+];
+
+/// A users.json entry's `read_only`, `tools` and `exclude_tools`.
+fn entry_policy(e: &serde_json::Map<String, Value>, at: &str) -> Result<Policy, Error> {
+    let mut p = Policy::default();
+    match e.get("read_only") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => p.read_only = Some("read_only in users.json".into()),
+        Some(_) => return Err(Error(format!("{at}: \"read_only\" must be true or false"))),
+    }
+    let list = |key: &str| -> Result<Vec<crate::tools::policy::Selector>, Error> {
+        let text = match e.get(key) {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            Some(_) => {
+                return Err(Error(format!(
+                    "{at}: \"{key}\" must be a list of tool names (or tool.action)"
+                )));
+            }
+        };
+        parse_selectors(&text, &format!("{at}: \"{key}\"")).map_err(Error)
+    };
+    let allow = list("tools")?;
+    if !allow.is_empty() {
+        p.allow.push(allow);
+    }
+    p.deny = list("exclude_tools")?;
+    Ok(p)
+}
 
 /// The users of `serve`, from the first source that is there, as the Python server reads
 /// them: a users file (`--users-config`, `USERS_CONFIG_FILE`), else `USERS_CONFIG` (the
@@ -340,6 +392,28 @@ fn from_env(vars: &[(String, String)], names: &[String]) -> Result<Users, Error>
                 .map_err(|why| Error(format!("{at}: KIMAI_USER_{name}_SSL_VERIFY: {why}")))?,
         };
         let auth_secret = get(name, "AUTH_SECRET").map(Token::new);
+        let mut policy = Policy::default();
+        match get(name, "READ_ONLY").map(|v| v.to_ascii_lowercase()) {
+            None => {}
+            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => {
+                policy.read_only = Some(format!("KIMAI_USER_{name}_READ_ONLY"));
+            }
+            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => {}
+            Some(_) => {
+                return Err(Error(format!(
+                    "{at}: KIMAI_USER_{name}_READ_ONLY must be true or false"
+                )));
+            }
+        }
+        if let Some(t) = get(name, "TOOLS") {
+            policy
+                .allow
+                .push(parse_selectors(&t, &format!("KIMAI_USER_{name}_TOOLS")).map_err(Error)?);
+        }
+        if let Some(t) = get(name, "EXCLUDE_TOOLS") {
+            policy.deny =
+                parse_selectors(&t, &format!("KIMAI_USER_{name}_EXCLUDE_TOOLS")).map_err(Error)?;
+        }
         if get(name, "OIDC_IDENTITY").is_some() {
             users.warnings.push(format!(
                 "{at}: KIMAI_USER_{name}_OIDC_IDENTITY is not used: this server has no identity-provider sign-in yet"
@@ -370,6 +444,7 @@ fn from_env(vars: &[(String, String)], names: &[String]) -> Result<Users, Error>
                 auth_secret,
                 personal_url,
                 source: Source::Env,
+                policy,
             },
         );
     }

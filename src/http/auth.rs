@@ -12,6 +12,7 @@ use crate::kimai::Account;
 use crate::mcp::{self, code};
 use crate::oauth::Scopes;
 use crate::session::fingerprint;
+use crate::tools::policy::Policy;
 use std::sync::Arc;
 
 /// Who a request acts as, once authenticated.
@@ -27,6 +28,9 @@ pub struct Caller {
     /// slug, or the server token with the caller's own Kimai token), whom Kimai's own
     /// permissions alone restrict.
     pub scopes: Option<Scopes>,
+    /// What this caller's calls may do with the tools: the server's `--read-only`/`--tools`/
+    /// `--exclude-tools`, narrowed by the user's users.json entry and a read-only scope.
+    pub policy: Arc<Policy>,
 }
 
 pub(super) fn authenticate(
@@ -59,6 +63,7 @@ pub(super) fn authenticate(
             via_slug: true,
             own_token: false,
             scopes: None,
+            policy: Arc::new(app.cfg.policy.narrow(&user.policy)),
         });
     }
     header_caller(app, req)
@@ -188,6 +193,7 @@ pub(super) fn header_caller(app: &Arc<App>, req: &Request) -> Result<Caller, Han
         },
         owner,
         label,
+        policy: Arc::new(app.cfg.policy.clone()),
         via_slug: false,
         own_token: true,
         scopes: None,
@@ -235,6 +241,12 @@ fn oauth_caller(
             &format!("Internal error: the Kimai client for this user cannot be set up: {e}"),
         )
     })?;
+    let mut policy = app.cfg.policy.narrow(&user.policy);
+    if !verified.scopes.covers(Scopes::FULL) {
+        policy = policy.narrow(&Policy::read_only(
+            "the OAuth sign-in granted only kimai:read",
+        ));
+    }
     Ok(Caller {
         backend,
         owner,
@@ -242,6 +254,7 @@ fn oauth_caller(
         via_slug: true,
         own_token: false,
         scopes: Some(verified.scopes),
+        policy: Arc::new(policy),
     })
 }
 

@@ -193,6 +193,7 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Handled, Handled> {
                     backend: &caller.backend,
                     notifier: &notifier,
                     label: &session.label,
+                    policy: &caller.policy,
                 };
                 let id = match &incoming {
                     mcp::Incoming::Single(Ok(m)) => m.id().cloned(),
@@ -228,6 +229,7 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Handled, Handled> {
             backend: &caller.backend,
             notifier: &notifier,
             label: &session.label,
+            policy: &caller.policy,
         };
         if let Some(r) = app
             .dispatcher

@@ -260,6 +260,7 @@ fn without_session(
         backend: &session.backend,
         notifier: &mcp::NoNotifier,
         label: &session.label,
+        policy: &caller.policy,
     };
     let reply = app.dispatcher.handle(&session.conn, msg, &env);
     if reply.as_ref().is_none_or(|r| r.get("error").is_some()) {
@@ -377,6 +378,7 @@ fn stateless(
             caller.backend,
             caller.owner,
             label,
+            caller.policy.clone(),
             msg,
         ));
     }
@@ -384,6 +386,7 @@ fn stateless(
         backend: &caller.backend,
         notifier: &mcp::NoNotifier,
         label: &label,
+        policy: &caller.policy,
     };
     let reply = if m.is_tool_call() {
         super::work::run_call(&app.calls, &app.slots, caller.owner, || {
@@ -437,6 +440,7 @@ fn in_session(
         backend,
         notifier: &mcp::NoNotifier,
         label: &session.label,
+        policy: &caller.policy,
     };
     match incoming {
         mcp::Incoming::Batch(items) => {
@@ -486,6 +490,7 @@ fn in_session(
                     backend.clone(),
                     caller.owner,
                     session.label.clone(),
+                    caller.policy.clone(),
                     msg,
                 ));
             }
@@ -539,6 +544,7 @@ fn stream_call(
     backend: Account,
     owner: guard::CredentialKey,
     label: String,
+    policy: Arc<crate::tools::policy::Policy>,
     msg: Classified,
 ) -> Handled {
     let head = Response::new(200)
@@ -552,12 +558,14 @@ fn stream_call(
             let (done_tx, done_rx) = mpsc::channel::<Option<Value>>();
             std::thread::scope(|scope| {
                 let notifier = ChannelNotifier(tx);
-                let (app, state, backend, label) = (&app, &state, &backend, &label);
+                let (app, state, backend, label, policy) =
+                    (&app, &state, &backend, &label, &policy);
                 scope.spawn(move || {
                     let env = Env {
                         backend,
                         notifier: &notifier,
                         label,
+                        policy,
                     };
                     let id = msg.as_ref().ok().and_then(Message::id).cloned();
                     let reply = super::work::run_call(&app.calls, &app.slots, owner, || {

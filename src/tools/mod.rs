@@ -37,6 +37,7 @@ pub mod entity;
 pub mod fanout;
 pub mod meta;
 pub mod paging;
+pub mod policy;
 pub mod rate;
 pub mod render;
 pub mod rows;
@@ -364,7 +365,7 @@ fn schemas() -> &'static [Value] {
 
 /// The input schema of `tool`: built once for the tools of [`REGISTRY`], on demand for others
 /// (test registries).
-fn schema_of(tool: &Tool) -> Cow<'static, Value> {
+pub(crate) fn schema_of(tool: &Tool) -> Cow<'static, Value> {
     match REGISTRY.iter().position(|t| std::ptr::eq(t, tool)) {
         Some(i) => Cow::Borrowed(&schemas()[i]),
         None => Cow::Owned((tool.schema)()),

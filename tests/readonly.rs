@@ -1,0 +1,262 @@
+//! Limited access for an AI agent: `--read-only`, `--tools`/`--exclude-tools`, and the same per
+//! user in users.json — `tools/list` shows only what is left, and a call outside it is refused
+//! before any Kimai request. Every write action of every tool is tried against a read-only
+//! server, and the simulator must see no request at all.
+
+use crate::util::http::{SLUG_A, SLUG_B, Serve, call, init_body, post, session, tool_text};
+use crate::util::{Server, sim};
+use serde_json::{Value, json};
+
+fn stdio(sim: &kimai_mcp::sim::Sim, extra: &[&str]) -> Server {
+    let mut args = vec!["stdio"];
+    args.extend_from_slice(extra);
+    let mut s = Server::spawn(
+        &args,
+        &[
+            ("KIMAI_URL", &sim.url()),
+            ("KIMAI_API_TOKEN", &sim.token("tony_teamlead").unwrap()),
+        ],
+    );
+    s.initialize("2025-11-25");
+    s
+}
+
+fn tools(s: &mut Server) -> Vec<Value> {
+    s.request("tools/list", json!({}))["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn actions(t: &Value) -> Vec<String> {
+    t["inputSchema"]["properties"]["action"]["enum"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Compact JSON size of a tools array.
+fn size(list: &[Value]) -> usize {
+    Value::Array(list.to_vec()).to_string().len()
+}
+
+#[test]
+fn a_read_only_server_offers_reads_and_refuses_every_write_unsent() {
+    let sim = sim();
+    let mut full = stdio(&sim, &[]);
+    let all = tools(&mut full);
+    let mut ro = stdio(&sim, &["--read-only"]);
+    let listed = tools(&mut ro);
+    let names: Vec<&str> = listed.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(
+        !names.contains(&"team_access") && !names.contains(&"meta"),
+        "{names:?}"
+    );
+    for t in &listed {
+        assert_eq!(t["annotations"]["readOnlyHint"], true, "{}", t["name"]);
+    }
+    let writes: Vec<(String, String)> = all
+        .iter()
+        .flat_map(|t| {
+            let name = t["name"].as_str().unwrap().to_string();
+            let offered = listed
+                .iter()
+                .find(|l| l["name"] == t["name"])
+                .map(actions)
+                .unwrap_or_default();
+            actions(t)
+                .into_iter()
+                .filter(move |a| !offered.contains(a))
+                .map(move |a| (name.clone(), a))
+        })
+        .collect();
+    // Every tool that writes has its writes here: 40-odd actions.
+    assert!(writes.len() > 30, "{writes:?}");
+    sim.clear_requests();
+    let before = sim.write_count();
+    for (tool, action) in &writes {
+        let r = ro.request(
+            "tools/call",
+            json!({"name": tool, "arguments": {"action": action, "type": "project", "id": 1, "ids": [1, 2], "data": {"name": "x"}}}),
+        );
+        if tool == "team_access" || tool == "meta" {
+            // Nothing of these tools is left: they are unknown here.
+            assert_eq!(r["error"]["code"], -32602, "{tool}.{action}: {r}");
+            continue;
+        }
+        let text = r["result"]["content"][0]["text"].as_str().unwrap_or("");
+        assert_eq!(r["result"]["isError"], true, "{tool}.{action}: {r}");
+        assert!(
+            text.contains("read-only (--read-only)") && text.contains("was not sent"),
+            "{tool}.{action}: {text}"
+        );
+    }
+    assert!(sim.requests().is_empty(), "{:?}", sim.requests());
+    assert_eq!(sim.write_count(), before);
+    // Reads still work.
+    let (text, err) = ro.call("timesheet", json!({"action": "list"}));
+    assert!(!err, "{text}");
+    let (text, err) = ro.call("user_current", json!({}));
+    assert!(!err && text.contains("tony_teamlead"), "{text}");
+
+    // The sizes the README states.
+    let three = {
+        let mut s = stdio(&sim, &["--tools", "timesheet,timer,user_current"]);
+        tools(&mut s)
+    };
+    assert_eq!(three.len(), 3);
+    eprintln!(
+        "tools array: full {} bytes, read-only {} bytes, three tools {} bytes",
+        size(&all),
+        size(&listed),
+        size(&three)
+    );
+    assert!(size(&listed) < size(&all) && size(&three) < size(&listed));
+}
+
+#[test]
+fn tool_selections_narrow_the_list_and_the_calls() {
+    let sim = sim();
+    let mut s = stdio(
+        &sim,
+        &[
+            "--tools",
+            "timesheet,timer.active,user_current",
+            "--exclude-tools",
+            "timesheet.delete",
+        ],
+    );
+    let listed = tools(&mut s);
+    let names: Vec<&str> = listed.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["timesheet", "timer", "user_current"]);
+    let timer = &listed[1];
+    assert_eq!(actions(timer), ["active"]);
+    assert_eq!(timer["annotations"]["readOnlyHint"], true);
+    assert!(!actions(&listed[0]).contains(&"delete".to_string()));
+    let (text, err) = s.call("timer", json!({"action": "active"}));
+    assert!(!err, "{text}");
+    sim.clear_requests();
+    let (text, err) = s.call(
+        "timer",
+        json!({"action": "start", "data": {"project": 1, "activity": 1}}),
+    );
+    assert!(
+        err && text.contains("timer action \"start\" is not available"),
+        "{text}"
+    );
+    let (text, err) = s.call("timesheet", json!({"action": "delete", "id": 1}));
+    assert!(err && text.contains("not available"), "{text}");
+    let r = s.request(
+        "tools/call",
+        json!({"name": "entity", "arguments": {"action": "list", "type": "project"}}),
+    );
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Available tools: timesheet, timer, user_current"),
+        "{r}"
+    );
+    assert!(sim.requests().is_empty(), "{:?}", sim.requests());
+
+    // A selection that names something that does not exist stops the server with the reason.
+    let (code, _, err) = crate::util::run(
+        &["stdio", "--tools", "timesheets"],
+        &[("KIMAI_URL", "https://k.example"), ("KIMAI_API_TOKEN", "t")],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown tool") && err.contains("timesheet"),
+        "{err}"
+    );
+    let (code, _, err) = crate::util::run(
+        &["check", "--read-only"],
+        &[("KIMAI_URL", "https://k.example"), ("KIMAI_API_TOKEN", "t")],
+    );
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn a_read_only_user_in_users_json_is_read_only_on_every_route() {
+    let sim = sim();
+    let body = json!({
+        SLUG_A: {"kimai_url": sim.url(), "kimai_token": sim.token("tony_teamlead").unwrap(), "read_only": true},
+        SLUG_B: {"kimai_url": sim.url(), "kimai_token": sim.token("john_user").unwrap(), "exclude_tools": ["entity"]},
+    });
+    let srv = Serve::start_with(&sim, &body, &["--rate-limit-rpm", "0"], "info");
+    let a = format!("/mcp/{SLUG_A}");
+    let sid = session(&srv, &a, &[]);
+    let h = [
+        ("Mcp-Session-Id", sid.as_str()),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+    let r = post(
+        &srv,
+        &a,
+        &h,
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    );
+    let list = r.json()["result"]["tools"].as_array().unwrap().clone();
+    assert!(
+        list.iter()
+            .all(|t| t["annotations"]["readOnlyHint"] == true)
+    );
+    sim.clear_requests();
+    let r = post(
+        &srv,
+        &a,
+        &h,
+        &call(
+            3,
+            "timesheet",
+            json!({"action": "create", "data": {"project": 1, "activity": 1, "begin": "2026-01-13T09:00:00"}}),
+        ),
+    );
+    let text = tool_text(&r);
+    assert!(
+        text.contains("read-only (read_only in users.json)"),
+        "{text}"
+    );
+    assert!(sim.requests().is_empty(), "{:?}", sim.requests());
+    // A 2026-07-28 request of the same user is refused the same way, and its list is private.
+    let modern = |id: i64, method: &str, params: Value| {
+        let mut p = params;
+        p["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+        post(
+            &srv,
+            &a,
+            &[
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", method),
+            ],
+            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": p}),
+        )
+    };
+    let r = modern(4, "tools/list", json!({}));
+    assert_eq!(r.json()["result"]["cacheScope"], "private", "{r:?}");
+    // The other user keeps its writes and loses only `entity`.
+    let b = format!("/mcp/{SLUG_B}");
+    let r = post(&srv, &b, &[], &init_body());
+    let sid = r.header("Mcp-Session-Id").unwrap().to_string();
+    let h = [
+        ("Mcp-Session-Id", sid.as_str()),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+    let r = post(
+        &srv,
+        &b,
+        &h,
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    );
+    let names: Vec<String> = r.json()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 11);
+    assert!(!names.contains(&"entity".to_string()) && names.contains(&"timer".to_string()));
+    let r = post(&srv, &b, &h, &call(3, "timer", json!({"action": "active"})));
+    assert!(!tool_text(&r).contains("Refused"), "{}", tool_text(&r));
+}
