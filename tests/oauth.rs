@@ -190,6 +190,16 @@ fn sign_in_with(
 ) -> (String, String) {
     let (verifier, challenge) = pkce();
     let page = open_sign_in(srv, &authorize_path(client_id, &challenge, extra));
+    // The page says what is being granted.
+    let read_only = extra.iter().any(|(k, v)| {
+        *k == "scope" && v.split(' ').any(|s| s == "kimai:read") && !v.contains("kimai:write")
+    });
+    let says = if read_only {
+        "<strong>read</strong> your Kimai data (it cannot change anything)"
+    } else {
+        "read and change your Kimai data"
+    };
+    assert!(page.resp.body.contains(says), "{}", page.resp.body);
     let r = submit(srv, &page, slug, secret);
     assert_eq!(r.status, 302, "{r:?}");
     let q = query_of(r.header("Location").unwrap());

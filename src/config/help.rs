@@ -52,6 +52,11 @@ OPTIONS:
     --timeout SECS          overall time limit per Kimai request (default 30)  [env: KIMAI_TIMEOUT]
     --connect-timeout SECS  time limit to connect (default 10)                 [env: KIMAI_CONNECT_TIMEOUT]
     --kimai-user ID         accepted for compatibility and ignored            [env: KIMAI_DEFAULT_USER]
+    --read-only             offer and serve only tool actions that read        [env: KIMAI_MCP_READ_ONLY]
+    --tools LIST            only these tools or tool.actions, e.g. timesheet,timer.active
+                                                                               [env: KIMAI_MCP_TOOLS]
+    --exclude-tools LIST    never these, e.g. entity.delete,timesheet.batch_delete
+                                                                               [env: KIMAI_MCP_EXCLUDE_TOOLS]
 
 Claude Desktop (claude_desktop_config.json):
     {\"mcpServers\": {\"kimai\": {\"command\": \"kimai-mcp\",
@@ -99,8 +104,14 @@ OPTIONS:                                    [env]                         (defau
     --workers N               requests handled at once; more wait       (32)
                                                      [KIMAI_MCP_WORKERS]
     --users-config FILE       users.json: slug -> kimai_url, kimai_token, ssl_verify,
-                              auth_secret (for OAuth sign-in)
-                                                     [USERS_CONFIG_FILE]
+                              auth_secret (for OAuth sign-in), read_only, tools,
+                              exclude_tools          [USERS_CONFIG_FILE]
+    --read-only               every caller may only read (a user's entry or an OAuth
+                              kimai:read grant can also make one caller read-only)
+                                                     [KIMAI_MCP_READ_ONLY]
+    --tools LIST              only these tools or tool.actions, for every caller
+                                                     [KIMAI_MCP_TOOLS]
+    --exclude-tools LIST      never these tools or tool.actions [KIMAI_MCP_EXCLUDE_TOOLS]
     --server-token T[,T2]     token(s) for /mcp and /sse; several during a rotation;
                               generated and printed once when unset [MCP_SERVER_TOKEN]
     --server-token-file FILE  the tokens in a file (comma- or line-separated), re-read on

@@ -632,8 +632,14 @@ fn sign_in_page(status: u16, txn: &str, view: &oauth::PendingView, error: Option
         ),
         None => (String::new(), ""),
     };
+    // What is being granted (the scope the application asked for).
+    let access = if view.read_only {
+        "<strong>read</strong> your Kimai data (it cannot change anything)"
+    } else {
+        "read and change your Kimai data"
+    };
     let body = format!(
-        "<h1>Sign in to Kimai MCP</h1>\n<p>{app_name} asks to use your Kimai account through this server. After you sign in you return to <strong>{}</strong>.</p>\n{alert}<form method=\"post\" action=\"/oauth/login\">\n<input type=\"hidden\" name=\"txn\" value=\"{}\">\n<input type=\"hidden\" name=\"csrf\" value=\"{}\">\n<label for=\"username\">User slug</label>\n<input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required maxlength=\"128\" autofocus{described}>\n<label for=\"secret\">Auth secret</label>\n<input id=\"secret\" name=\"secret\" type=\"password\" autocomplete=\"current-password\" required maxlength=\"512\"{described}>\n<div class=\"buttons\">\n<button type=\"submit\" name=\"action\" value=\"sign-in\">Sign in</button>\n<button type=\"submit\" name=\"action\" value=\"deny\" class=\"secondary\" formnovalidate>Cancel</button>\n</div>\n</form>\n<p class=\"hint\">Your administrator gives you your user slug and auth secret.</p>\n",
+        "<h1>Sign in to Kimai MCP</h1>\n<p>{app_name} asks to {access} through this server. After you sign in you return to <strong>{}</strong>.</p>\n{alert}<form method=\"post\" action=\"/oauth/login\">\n<input type=\"hidden\" name=\"txn\" value=\"{}\">\n<input type=\"hidden\" name=\"csrf\" value=\"{}\">\n<label for=\"username\">User slug</label>\n<input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required maxlength=\"128\" autofocus{described}>\n<label for=\"secret\">Auth secret</label>\n<input id=\"secret\" name=\"secret\" type=\"password\" autocomplete=\"current-password\" required maxlength=\"512\"{described}>\n<div class=\"buttons\">\n<button type=\"submit\" name=\"action\" value=\"sign-in\">Sign in</button>\n<button type=\"submit\" name=\"action\" value=\"deny\" class=\"secondary\" formnovalidate>Cancel</button>\n</div>\n</form>\n<p class=\"hint\">Your administrator gives you your user slug and auth secret.</p>\n",
         escape(&back_to),
         escape(txn),
         escape(&view.csrf),

@@ -173,6 +173,7 @@ impl OAuth {
                 .flatten(),
             redirect_uri: r.redirect_uri.clone(),
             csrf: r.csrf.clone(),
+            read_only: !r.scopes.covers(super::Scopes::FULL),
         })
     }
 

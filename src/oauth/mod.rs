@@ -210,6 +210,8 @@ pub struct PendingView {
     pub document_host: Option<String>,
     pub redirect_uri: String,
     pub csrf: String,
+    /// The application asked to read only (scope `kimai:read`).
+    pub read_only: bool,
 }
 
 /// Tokens issued at the token endpoint.
