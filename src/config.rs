@@ -71,6 +71,8 @@ pub struct KimaiConfig {
     pub timeout: Duration,
     /// What the tools may do (`--read-only`, `--tools`, `--exclude-tools`); stdio only.
     pub policy: crate::tools::policy::Policy,
+    /// `--audit-log FILE`: one JSON line per write call; stdio only.
+    pub audit_log: Option<std::path::PathBuf>,
 }
 
 impl KimaiConfig {
@@ -198,6 +200,7 @@ pub fn parse_as(
             Long("read-only") => policy.read_only = true,
             Long("tools") => policy.tools.push(string(&mut p, "--tools")?),
             Long("exclude-tools") => policy.exclude.push(string(&mut p, "--exclude-tools")?),
+            Long("audit-log") => policy.audit_log = Some(string(&mut p, "--audit-log")?),
             // Read before the rest (`logging::LogFormat::from_args`), so that every line,
             // errors of this parse included, is in the chosen format.
             Long("log-format") => {
@@ -325,9 +328,13 @@ pub fn parse_as(
             let mut cfg = kimai.resolve(env)?;
             Ok(if cmd == "stdio" {
                 cfg.policy = policy.resolve(env)?;
+                cfg.audit_log = policy.audit_log(env);
                 Command::Stdio(cfg)
             } else {
-                only_for(policy.is_empty(), "--read-only / --tools / --exclude-tools")?;
+                only_for(
+                    policy.is_empty(),
+                    "--read-only / --tools / --exclude-tools / --audit-log",
+                )?;
                 Command::Check(cfg)
             })
         }
@@ -346,6 +353,7 @@ pub fn parse_as(
                 only_for(port.is_none(), "--port (it needs --http)")?;
                 None
             };
+            only_for(policy.audit_log.is_none(), "--audit-log")?;
             let policy = policy.resolve(env)?;
             let http = http.map(|mut h| {
                 h.policy = policy.clone();
@@ -415,6 +423,7 @@ pub fn parse_as(
             )?;
             let mut cfg = serve.resolve(port, tls, connect, timeout, env)?;
             cfg.policy = policy.resolve(env)?;
+            cfg.audit_log = policy.audit_log(env);
             Ok(Command::Serve(cfg))
         }
         "health" => {
@@ -587,6 +596,7 @@ impl KimaiFlags {
             connect_timeout,
             timeout,
             policy: crate::tools::policy::Policy::default(),
+            audit_log: None,
         })
     }
 }

@@ -446,6 +446,16 @@ impl Dispatcher {
                     .map(|a| a.chars().take(32).filter(char::is_ascii_graphic).collect::<String>())
                     .unwrap_or_else(|| "-".into())
             );
+            if crate::audit::enabled() && tools::call_writes(tool.name, args) {
+                crate::audit::record(&crate::audit::Entry {
+                    label: env.label,
+                    client: conn.client_name().as_deref(),
+                    tool: tool.name,
+                    args,
+                    outcome: "refused",
+                    output: None,
+                });
+            }
             return Outcome::Result(
                 tools::CallOutcome::failed(format!("Refused: {why}.")).to_json(),
             );
@@ -476,6 +486,16 @@ impl Dispatcher {
         };
         if let Some(usage) = &env.backend.usage {
             usage.tool_call(tool.name, status);
+        }
+        if crate::audit::enabled() && tools::call_writes(tool.name, args) {
+            crate::audit::record(&crate::audit::Entry {
+                label: env.label,
+                client: conn.client_name().as_deref(),
+                tool: tool.name,
+                args,
+                outcome: status,
+                output: outcome.blocks.first().map(String::as_str),
+            });
         }
         log::info!(
             target: "kimai_mcp::audit",

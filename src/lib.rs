@@ -15,6 +15,7 @@
 //! shares no code with `kimai` or `tools` (only `net`).
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod config;
 pub mod dispatch;
 pub mod guard;

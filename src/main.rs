@@ -202,7 +202,22 @@ fn serve_stdio(
     }
 }
 
+/// Opens `--audit-log`, if given.
+fn open_audit_log(path: Option<&std::path::Path>) -> Result<(), ExitCode> {
+    if let Some(p) = path {
+        kimai_mcp::audit::install(p).map_err(|e| {
+            eprintln!("kimai-mcp: {e}");
+            ExitCode::from(2)
+        })?;
+        log::info!("audit log: one JSON line per write call in {}", p.display());
+    }
+    Ok(())
+}
+
 fn run_stdio(cfg: &KimaiConfig) -> ExitCode {
+    if let Err(code) = open_audit_log(cfg.audit_log.as_deref()) {
+        return code;
+    }
     let client = match client(cfg) {
         Ok(c) => c,
         Err(code) => return code,
@@ -430,6 +445,9 @@ fn run_serve(cfg: config::ServeConfig) -> ExitCode {
     for w in &cfg.warnings {
         log::warn!("{w}");
     }
+    if let Err(code) = open_audit_log(cfg.audit_log.as_deref()) {
+        return code;
+    }
     let users = match load_users(&cfg) {
         Ok(u) => u,
         Err(e) => {
@@ -561,6 +579,8 @@ fn serve_until_signal(
 
 /// SIGHUP: re-read the users file (and the token file); keep the old ones on any error.
 fn reload(running: &kimai_mcp::http::Running, cfg: &config::ServeConfig) {
+    // A log rotation moved the audit log away: write to the path again.
+    kimai_mcp::audit::reopen();
     let users = match load_users(cfg) {
         Ok(u) => u,
         Err(e) => {

@@ -260,3 +260,136 @@ fn a_read_only_user_in_users_json_is_read_only_on_every_route() {
     let r = post(&srv, &b, &h, &call(3, "timer", json!({"action": "active"})));
     assert!(!tool_text(&r).contains("Refused"), "{}", tool_text(&r));
 }
+
+#[test]
+fn the_audit_log_lists_exactly_the_writes_and_follows_a_rotation() {
+    let sim = sim();
+    let dir = crate::util::TempDir::new();
+    let log = dir.0.join("audit.jsonl");
+    let log_s = log.to_str().unwrap().to_string();
+    let mut s = stdio(
+        &sim,
+        &[
+            "--audit-log",
+            &log_s,
+            "--exclude-tools",
+            "timesheet.batch_delete",
+        ],
+    );
+    // Reads are not audited.
+    let (_, err) = s.call("timesheet", json!({"action": "list"}));
+    assert!(!err);
+    let (text, err) = s.call("timer", json!({"action": "start", "data": {"project": 1, "activity": 1, "description": "private words"}}));
+    assert!(!err, "{text}");
+    let started: i64 = text
+        .split("ID ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|d| d.parse().ok())
+        .unwrap();
+    let (_, err) = s.call("timesheet", json!({"action": "delete", "id": 999_999}));
+    assert!(err);
+    let (_, err) = s.call(
+        "timesheet",
+        json!({"action": "batch_delete", "ids": [1, 2]}),
+    );
+    assert!(err);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(String, String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["tool"].as_str().unwrap().to_string(),
+                l["action"].as_str().unwrap().to_string(),
+                l["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("timer".into(), "start".into(), "ok".into()),
+            ("timesheet".into(), "delete".into(), "error".into()),
+            ("timesheet".into(), "batch_delete".into(), "refused".into()),
+        ]
+    );
+    assert_eq!(lines[0]["created"], started);
+    assert_eq!(lines[0]["user"], "stdio");
+    assert_eq!(lines[0]["client"], "tests");
+    assert_eq!(lines[1]["ids"], json!([999_999]));
+    assert_eq!(lines[2]["ids"], json!([1, 2]));
+    assert!(
+        !text.contains("private words") && !text.contains(&sim.token("tony_teamlead").unwrap())
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    // serve: a rotation moves the file away; SIGHUP makes the server write to the path again.
+    let slog = dir.0.join("serve-audit.jsonl");
+    let srv = Serve::start(
+        &sim,
+        &[
+            "--rate-limit-rpm",
+            "0",
+            "--audit-log",
+            slog.to_str().unwrap(),
+        ],
+    );
+    let a = format!("/mcp/{SLUG_A}");
+    let sid = session(&srv, &a, &[]);
+    let h = [
+        ("Mcp-Session-Id", sid.as_str()),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+    let timer = |id: i64| {
+        call(
+            id,
+            "timer",
+            json!({"action": "start", "data": {"project": 1, "activity": 1}}),
+        )
+    };
+    assert!(
+        !post(&srv, &a, &h, &timer(2))
+            .body
+            .contains("\"isError\":true")
+    );
+    let rotated = dir.0.join("serve-audit.jsonl.1");
+    std::fs::rename(&slog, &rotated).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &srv.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = std::time::Instant::now();
+    while !srv.logs().contains("Reloaded") {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{}",
+            srv.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !post(&srv, &a, &h, &timer(3))
+            .body
+            .contains("\"isError\":true")
+    );
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&slog).unwrap();
+    assert_eq!(
+        (old.lines().count(), new.lines().count()),
+        (1, 1),
+        "{old}\n{new}"
+    );
+    let v: Value = serde_json::from_str(new.trim()).unwrap();
+    assert!(v["session"].as_str().is_some_and(|s| s.len() == 8), "{v}");
+    assert!(!new.contains(SLUG_A) && !old.contains(SLUG_A));
+}

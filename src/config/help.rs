@@ -57,6 +57,8 @@ OPTIONS:
                                                                                [env: KIMAI_MCP_TOOLS]
     --exclude-tools LIST    never these, e.g. entity.delete,timesheet.batch_delete
                                                                                [env: KIMAI_MCP_EXCLUDE_TOOLS]
+    --audit-log FILE        append one JSON line per write call (no tokens, no free text)
+                                                                               [env: KIMAI_MCP_AUDIT_LOG]
 
 Claude Desktop (claude_desktop_config.json):
     {\"mcpServers\": {\"kimai\": {\"command\": \"kimai-mcp\",
@@ -112,6 +114,9 @@ OPTIONS:                                    [env]                         (defau
     --tools LIST              only these tools or tool.actions, for every caller
                                                      [KIMAI_MCP_TOOLS]
     --exclude-tools LIST      never these tools or tool.actions [KIMAI_MCP_EXCLUDE_TOOLS]
+    --audit-log FILE          append one JSON line per write call (time, user, client,
+                              session, tool, action, ids, outcome; synced; reopened on
+                              SIGHUP for log rotation)          [KIMAI_MCP_AUDIT_LOG]
     --server-token T[,T2]     token(s) for /mcp and /sse; several during a rotation;
                               generated and printed once when unset [MCP_SERVER_TOKEN]
     --server-token-file FILE  the tokens in a file (comma- or line-separated), re-read on

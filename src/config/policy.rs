@@ -11,11 +11,25 @@ pub(super) struct PolicyFlags {
     pub(super) read_only: bool,
     pub(super) tools: Vec<String>,
     pub(super) exclude: Vec<String>,
+    /// `--audit-log FILE`.
+    pub(super) audit_log: Option<String>,
 }
 
 impl PolicyFlags {
     pub(super) fn is_empty(&self) -> bool {
-        !self.read_only && self.tools.is_empty() && self.exclude.is_empty()
+        !self.read_only
+            && self.tools.is_empty()
+            && self.exclude.is_empty()
+            && self.audit_log.is_none()
+    }
+
+    /// `--audit-log FILE`, else `KIMAI_MCP_AUDIT_LOG`.
+    pub(super) fn audit_log(&self, env: EnvFn) -> Option<std::path::PathBuf> {
+        self.audit_log
+            .clone()
+            .or_else(|| env("KIMAI_MCP_AUDIT_LOG"))
+            .filter(|s| !s.trim().is_empty())
+            .map(std::path::PathBuf::from)
     }
 
     pub(super) fn resolve(&self, env: EnvFn) -> Result<Policy, Error> {

@@ -135,6 +135,9 @@ pub struct ServeConfig {
     /// What the tools may do for every caller (`--read-only`, `--tools`, `--exclude-tools`);
     /// a user's entry and an OAuth scope narrow it per caller.
     pub policy: crate::tools::policy::Policy,
+    /// `--audit-log FILE` (`KIMAI_MCP_AUDIT_LOG`): one JSON line per write call, reopened on
+    /// SIGHUP.
+    pub audit_log: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -588,6 +591,7 @@ impl ServeFlags {
             allowed_kimai_urls,
             warnings,
             policy: crate::tools::policy::Policy::default(),
+            audit_log: None,
             public_url,
             oauth_state_file,
             disable_legacy_slugs,
