@@ -393,3 +393,109 @@ fn the_audit_log_lists_exactly_the_writes_and_follows_a_rotation() {
     assert!(v["session"].as_str().is_some_and(|s| s.len() == 8), "{v}");
     assert!(!new.contains(SLUG_A) && !old.contains(SLUG_A));
 }
+
+#[test]
+fn dry_runs_show_what_would_change_and_send_only_reads() {
+    let sim = sim();
+    let mut s = Server::spawn(
+        &["stdio"],
+        &[
+            ("KIMAI_URL", &sim.url()),
+            ("KIMAI_API_TOKEN", &sim.admin_token()),
+        ],
+    );
+    s.initialize("2025-11-25");
+    let (list, _) = s.call(
+        "timesheet",
+        json!({"action": "list", "filters": {"user_scope": "all", "size": 2}}),
+    );
+    let ids: Vec<i64> = list
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .take(2)
+        .collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    let (absences, _) = s.call(
+        "absence",
+        json!({"action": "list", "filters": {"user_scope": "all", "status": "all"}}),
+    );
+    let absence: i64 = absences
+        .lines()
+        .find_map(|l| l.trim_start_matches("- ").strip_prefix("ID "))
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{absences}"));
+    sim.clear_requests();
+    let before = sim.write_count();
+
+    let (text, err) = s.call(
+        "timesheet",
+        json!({"action": "batch_delete", "ids": [ids[0], ids[1], 99_999_999], "dry_run": true}),
+    );
+    assert!(!err, "{text}");
+    assert!(
+        text.starts_with(
+            "Dry run (nothing was changed): batch_delete would delete 2 of 3 timesheets ("
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("#{} ", ids[0])) && text.contains("ID 99999999: would fail"),
+        "{text}"
+    );
+    let (text, _) = s.call(
+        "timesheet",
+        json!({"action": "batch_export", "ids": ids, "dry_run": true}),
+    );
+    assert!(
+        text.contains("batch_export would mark as exported"),
+        "{text}"
+    );
+
+    let (text, err) = s.call(
+        "entity",
+        json!({"type": "project", "action": "delete", "id": 1, "dry_run": true}),
+    );
+    assert!(!err, "{text}");
+    assert!(
+        text.contains("would delete 1 of 1 projects")
+            && text.contains("project 1: Website Relaunch (Acme GmbH)")
+            && text.contains("Kimai would also delete its "),
+        "{text}"
+    );
+    let (text, _) = s.call(
+        "entity",
+        json!({"type": "activity", "action": "batch_delete", "ids": [1, 2], "dry_run": true}),
+    );
+    assert!(text.contains("would delete 2 of 2 activities"), "{text}");
+    let (text, err) = s.call("entity", json!({"type": "user", "action": "lock_month", "month": "2026-08-01", "ids": [5, 6], "dry_run": true}));
+    assert!(
+        !err && text.contains("lock_month would lock 2026-08 for 2 user(s)")
+            && text.contains("user 5: "),
+        "{text}"
+    );
+    let (text, err) = s.call(
+        "absence",
+        json!({"action": "batch_approve", "ids": [absence, 88_888], "dry_run": true}),
+    );
+    assert!(!err, "{text}");
+    assert!(
+        text.contains("batch_approve would approve 1 of 2 absences")
+            && text.contains(&format!("ID {absence}"))
+            && text.contains("ID 88888: would fail"),
+        "{text}"
+    );
+
+    // Nothing was written, and only reads went out.
+    assert_eq!(sim.write_count(), before);
+    let methods: std::collections::BTreeSet<String> =
+        sim.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods.into_iter().collect::<Vec<_>>(), ["GET"]);
+    // A read-only connection may preview nothing: a dry run is still the write action.
+    let mut ro = stdio(&sim, &["--read-only"]);
+    let (text, err) = ro.call(
+        "timesheet",
+        json!({"action": "batch_delete", "ids": ids, "dry_run": true}),
+    );
+    assert!(err && text.contains("read-only"), "{text}");
+}

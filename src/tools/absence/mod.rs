@@ -73,6 +73,7 @@ fn schema() -> Value {
                 "description": "What to do."
             },
             "ids": {"type": "array", "items": {"type": "integer"}, "description": "Absence ids for batch_delete, batch_approve, batch_reject."},
+            "dry_run": {"type": "boolean", "description": "batch_*: only show what would change"},
             "id": {"type": "integer", "description": "Absence id for delete, approve, reject, request."},
             "filters": {
                 "type": "object",
@@ -137,8 +138,11 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
             single(ctx, action, id)
         }
         "batch_delete" | "batch_approve" | "batch_reject" => {
-            args::refuse_unused(a, action, &["ids"])?;
+            args::refuse_unused(a, action, &["ids", "dry_run"])?;
             let ids = args::need_ids(a, "ids", &format!("for action '{action}'"))?;
+            if crate::tools::common::preview::wanted(a) {
+                return write::batch_preview(ctx, action, &ids);
+            }
             batch(ctx, action, &ids)
         }
         "attendance" => {

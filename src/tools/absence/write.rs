@@ -191,6 +191,53 @@ pub(super) fn single(ctx: &Context, action: &str, id: i64) -> Result<Output, Too
     }))
 }
 
+/// `batch_*` with `dry_run`: the absences each id names (read from every user the token can
+/// see, three years back and two ahead — Kimai has no single-absence GET), and what the call
+/// would do to them.
+pub(super) fn batch_preview(ctx: &Context, action: &str, ids: &[i64]) -> Result<Output, ToolError> {
+    use crate::tools::common::preview;
+    let today =
+        crate::tools::time::Date::from_days(crate::tools::rows::now_unix().div_euclid(86_400));
+    let q = super::read::Query {
+        begin: Some(today.add_days(-3 * 366)),
+        end: Some(today.add_days(2 * 366)),
+        status: "all",
+    };
+    let read = super::read::read(ctx, &super::read::Scope::All, &q)?;
+    let verb = match action {
+        "batch_delete" => "delete",
+        "batch_approve" => "approve",
+        _ => "reject",
+    };
+    let mut lines = Vec::new();
+    let mut n = 0;
+    for id in ids {
+        match read
+            .absences
+            .iter()
+            .find(|a| a.get("id").and_then(crate::tools::args::as_int) == Some(*id))
+        {
+            Some(a) => {
+                n += 1;
+                lines.push(Entry::from(a).line());
+            }
+            None => lines.push(format!(
+                "ID {id}: would fail — not among the absences this token can read"
+            )),
+        }
+    }
+    let mut footer: Vec<String> = read.notes;
+    footer.push("Send the same call without dry_run to do it.".into());
+    Ok(preview::output(
+        preview::heading(&format!(
+            "{action} would {verb} {n} of {} absences:",
+            ids.len()
+        )),
+        lines,
+        Some(footer.join("\n")),
+    ))
+}
+
 pub(super) fn batch(ctx: &Context, action: &str, ids: &[i64]) -> Result<Output, ToolError> {
     let done = AtomicU64::new(0);
     let total = ids.len() as u64;

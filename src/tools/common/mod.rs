@@ -7,11 +7,13 @@
 //! - [`day_range`]: `filters.begin` / `filters.end` as days for the plugin's lists;
 //! - [`user_lookup`]: one user from an id, a username or a display name;
 //! - [`user_render`]: the text block for a user entity;
-//! - [`entity_path`]: the Kimai collection an `entity` argument names.
+//! - [`entity_path`]: the Kimai collection an `entity` argument names;
+//! - [`preview`]: `dry_run` answers of the bulk and destructive actions.
 
 pub mod day_range;
 pub mod entity_path;
 pub mod missing_route;
+pub mod preview;
 pub mod user_lookup;
 pub mod user_render;
 pub mod work_contract;

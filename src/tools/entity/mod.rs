@@ -28,6 +28,7 @@ mod user;
 mod write;
 
 use super::{Context, Output, Tool, ToolError, args, text};
+use crate::tools::common::preview;
 use list::list;
 use schema::schema;
 use serde_json::{Map, Value};
@@ -91,17 +92,27 @@ fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {
             update(ctx, ty, id, data)
         }
         "delete" => {
-            args::refuse_unused(a, action, &["type", "id"])?;
+            args::refuse_unused(a, action, &["type", "id", "dry_run"])?;
             let id = args::need_id(a, "id", "for delete")?;
+            if preview::wanted(a) {
+                return write::delete_preview(ctx, ty, &[id]);
+            }
             delete(ctx, ty, id)
         }
         "batch_delete" => {
-            args::refuse_unused(a, action, &["type", "ids"])?;
+            args::refuse_unused(a, action, &["type", "ids", "dry_run"])?;
             let ids = args::need_ids(a, "ids", "for batch_delete")?;
+            if preview::wanted(a) {
+                return write::delete_preview(ctx, ty, &ids);
+            }
             batch_delete(ctx, ty, &ids)
         }
         "lock_month" | "unlock_month" => {
-            args::refuse_unused(a, action, &["type", "id", "ids", "user_scope", "month"])?;
+            args::refuse_unused(
+                a,
+                action,
+                &["type", "id", "ids", "user_scope", "month", "dry_run"],
+            )?;
             lock(ctx, a, action == "lock_month")
         }
         "set_preferences" => {

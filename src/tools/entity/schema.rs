@@ -251,6 +251,7 @@ pub(super) fn schema() -> Value {
             "data": data_union(),
             "month": {"type": "string", "description": "lock_month / unlock_month: a day of the month, YYYY-MM-DD. unlock_month unlocks that month and the later months of its year."},
             "ids": {"type": "array", "items": {"type": "integer"}, "description": "batch_delete; lock_month / unlock_month for several users"},
+            "dry_run": {"type": "boolean", "description": "delete, batch_delete, lock_month, unlock_month: only show what would change"},
             "user_scope": {"type": "string", "enum": ["all"], "description": "lock_month / unlock_month for every user the token can see"},
             "preferences": {
                 "type": "array",

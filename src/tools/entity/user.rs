@@ -145,6 +145,30 @@ pub(super) fn lock(ctx: &Context, a: &Map<String, Value>, lock: bool) -> Result<
             "no users found that this token can see".into(),
         ));
     }
+    let scope_text = if lock {
+        month[..7].to_string()
+    } else {
+        format!("{} and the later months of that year", &month[..7])
+    };
+    if crate::tools::common::preview::wanted(a) {
+        use crate::tools::common::preview;
+        let lines = preview::lines(ctx, &targets, |id| {
+            let u = ctx.get(&format!("/users/{id}"))?;
+            Ok(format!("user {id}: {}", preview::name_of(&u)))
+        })?;
+        let mut footer = String::from("Send the same call without dry_run to do it.");
+        if let Some(n) = &note {
+            footer = format!("{n}\n{footer}");
+        }
+        return Ok(preview::output(
+            preview::heading(&format!(
+                "{verb}_month would {verb} {scope_text} for {} user(s):",
+                targets.len()
+            )),
+            lines,
+            Some(footer),
+        ));
+    }
     let path = if lock { "lock" } else { "unlock" };
     // Why a lock route answered 404, worked out once per call (see `lock_404`).
     let plugin_verdict: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();

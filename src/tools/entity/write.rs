@@ -6,6 +6,7 @@ use super::failures::extra_fields;
 use super::types::Type;
 use crate::kimai::Request;
 use crate::tools::common::missing_route::needs;
+use crate::tools::common::preview;
 use crate::tools::common::user_render::render_user;
 use crate::tools::render;
 use crate::tools::{Context, Output, ToolError, args, fanout, text, time};
@@ -304,6 +305,53 @@ fn cascade_note(ty: Type) -> &'static str {
         Type::Tag => " (it was removed from every record)",
         _ => "",
     }
+}
+
+/// One record as a preview line: its name, for a customer, project or activity the number of
+/// timesheets Kimai deletes with it, and for a project or activity its parent.
+fn preview_line(ctx: &Context, ty: Type, id: i64) -> Result<String, ToolError> {
+    let v = ctx.get(&format!("{}/{id}", ty.path()))?;
+    let mut l = format!("{} {id}: {}", ty.name(), preview::name_of(&v));
+    if let Some(parent) = v.get("parentTitle").and_then(Value::as_str) {
+        l.push_str(&format!(" ({})", crate::tools::text::safe(parent)));
+    }
+    let filter = match ty {
+        Type::Customer => Some("customers[]"),
+        Type::Project => Some("projects[]"),
+        Type::Activity => Some("activities[]"),
+        _ => None,
+    };
+    if let Some(f) = filter {
+        match preview::timesheet_count(ctx, f, id) {
+            Some(n) => l.push_str(&format!(
+                "; Kimai would also delete its {n} timesheet(s){}",
+                match ty {
+                    Type::Customer => " and its projects and activities",
+                    Type::Project => " and its activities",
+                    _ => "",
+                }
+            )),
+            None => l.push_str(
+                "; its timesheets cannot be counted with this token (Kimai deletes them too)",
+            ),
+        }
+    }
+    Ok(l)
+}
+
+/// `delete` / `batch_delete` with `dry_run`: what would be deleted.
+pub(super) fn delete_preview(ctx: &Context, ty: Type, ids: &[i64]) -> Result<Output, ToolError> {
+    let lines = preview::lines(ctx, ids, |id| preview_line(ctx, ty, id))?;
+    let n = lines.iter().filter(|l| !l.contains(": would fail")).count();
+    Ok(preview::output(
+        preview::heading(&format!(
+            "would delete {n} of {} {}:",
+            ids.len(),
+            ty.plural()
+        )),
+        lines,
+        Some("Send the same call without dry_run to do it.".into()),
+    ))
 }
 
 pub(super) fn delete(ctx: &Context, ty: Type, id: i64) -> Result<Output, ToolError> {

@@ -17,6 +17,7 @@ mod list;
 mod query;
 mod write;
 
+use super::common::preview;
 use super::{Context, Output, Tool, ToolError, args, fanout, rows, text, users};
 use crate::kimai::Request;
 use list::list;
@@ -51,6 +52,7 @@ fn schema() -> Value {
             "action": {"type": "string", "enum": ["list", "get", "create", "update", "delete", "duplicate", "export_toggle", "meta_update", "user_guide", "batch_delete", "batch_export"]},
             "id": {"type": "integer", "description": "Timesheet id (get, update, delete, duplicate, export_toggle, meta_update)."},
             "ids": {"type": "array", "items": {"type": "integer"}, "description": "Timesheet ids (batch_delete, batch_export); repeats are handled once."},
+            "dry_run": {"type": "boolean", "description": "batch_delete, batch_export: only show what would change"},
             "filters": {
                 "type": "object",
                 "description": "Filters for list.",
@@ -198,6 +200,35 @@ fn handler(ctx: &Context, a: &Map<String, Value>) -> Result<Output, ToolError> {
         "user_guide" => {
             args::refuse_unused(a, action, &["show_users"])?;
             user_guide(ctx, args::boolean(a, "show_users").unwrap_or(true))
+        }
+        "batch_delete" | "batch_export" if preview::wanted(a) => {
+            args::refuse_unused(a, action, &["ids", "dry_run"])?;
+            let ids = args::need_ids(a, "ids", &format!("for action '{action}'"))?;
+            let export = action == "batch_export";
+            let changed = std::sync::atomic::AtomicU64::new(0);
+            let seconds = std::sync::atomic::AtomicU64::new(0);
+            let lines = preview::lines(ctx, &ids, |id| {
+                let (row, r) = preview::timesheet_line(ctx, id)?;
+                let exported = r.get("exported").and_then(Value::as_bool) == Some(true);
+                if export && exported {
+                    return Ok(format!("{row} — already exported: unchanged"));
+                }
+                changed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let d = r.get("duration").and_then(args::as_int).unwrap_or(0).max(0);
+                seconds.fetch_add(d as u64, std::sync::atomic::Ordering::SeqCst);
+                Ok(row)
+            })?;
+            let changed = changed.into_inner();
+            let hours = seconds.into_inner() as f64 / 3600.0;
+            let verb = if export { "mark as exported" } else { "delete" };
+            Ok(preview::output(
+                preview::heading(&format!(
+                    "{action} would {verb} {changed} of {} timesheets ({hours:.2} h):",
+                    ids.len()
+                )),
+                lines,
+                Some("Send the same call without dry_run to do it.".into()),
+            ))
         }
         "batch_delete" => {
             args::refuse_unused(a, action, &["ids"])?;
