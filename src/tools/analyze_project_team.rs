@@ -21,12 +21,7 @@ use std::collections::HashMap;
 pub const TOOL: Tool = Tool {
     name: "analyze_project_team",
     title: "Project team analysis",
-    description: "Per-user and per-activity breakdown of the time booked on one project between \
-        begin and end (local YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS; a date-only end means the end \
-        of that day). Name the project by project_id or project_name (an exact name wins; \
-        several matches are listed). user_scope: all (default), self, specific (user = id or \
-        username) or team (team = team id). include_details (default true) adds each user's \
-        activities.",
+    description: "Time booked on one project between begin and end, per user and activity. Name the project by project_id or project_name; user_scope all (default), self, specific (user) or team (team).",
     schema,
     read_only: true,
     destructive: false,

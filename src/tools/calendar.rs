@@ -16,11 +16,7 @@ use serde_json::{Value, json};
 pub const TOOL: Tool = Tool {
     name: "calendar",
     title: "Absence and holiday calendar",
-    description: "Calendar events from Kimai's WorkContract plugin for a date range. \
-        type=absences: approved absences of yourself or of filters.user (user id; other users \
-        need the permission to see their contract); type=holidays: public holidays of the \
-        default holiday group. filters.begin and filters.end are days (YYYY-MM-DD), both \
-        inclusive. Each event shows its days, title and color.",
+    description: "Calendar events of Kimai's WorkContract plugin between filters.begin and filters.end (YYYY-MM-DD, inclusive): type=absences (approved absences; filters.user for another user) or type=holidays (public holidays).",
     schema,
     read_only: true,
     destructive: false,

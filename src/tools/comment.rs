@@ -14,10 +14,7 @@ use serde_json::{Map, Value, json};
 pub const TOOL: Tool = Tool {
     name: "comment",
     title: "Kimai comments",
-    description: "Comments on a project or customer (Kimai 2.57+): list (pinned first, then \
-        newest), create (data.message, markdown allowed; data.pinned), delete (comment_id), \
-        pin (comment_id; toggles pinned on/off, the result says which). Needs comment rights \
-        on the entity (admins, or team leads for their teams' entities).",
+    description: "Comments on a project or customer (Kimai 2.57+): list (pinned first), create (data.message, markdown; data.pinned), delete and pin (comment_id; pin toggles). Needs comment rights.",
     schema,
     read_only: false,
     destructive: true,

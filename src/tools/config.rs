@@ -11,12 +11,7 @@ use serde_json::{Map, Value, json};
 pub const TOOL: Tool = Tool {
     name: "config",
     title: "Kimai configuration",
-    description: "Read the Kimai server's configuration. type=version: Kimai version and build; \
-        type=timesheet: tracking mode, default begin time, how many timers may run at once, \
-        whether future and overlapping times are allowed (check this before starting or \
-        editing records); type=colors: the color palette for customers, projects and \
-        activities; type=plugins: installed plugins (e.g. whether absences are available); \
-        type=all: all four at once.",
+    description: "Kimai server configuration. type: version; timesheet (tracking mode, how many timers may run, future and overlapping times); colors; plugins (e.g. whether absences exist); all.",
     schema,
     read_only: true,
     destructive: false,

@@ -16,10 +16,7 @@ use serde_json::{Map, Value, json};
 pub const TOOL: Tool = Tool {
     name: "meta",
     title: "Kimai custom fields",
-    description: "Set custom field (meta field) values on a customer, project, activity, \
-        timesheet or invoice: action=update, entity, entity_id, data=[{name, value}]. Only \
-        fields defined in Kimai (custom fields plugin) exist; an unknown name fails. Values are \
-        sent as text.",
+    description: "Set custom field values on a customer, project, activity, timesheet or invoice: action=update, entity, entity_id, data [{name, value}]. Only fields defined in Kimai exist.",
     schema,
     read_only: false,
     destructive: false,

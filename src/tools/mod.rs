@@ -393,19 +393,30 @@ fn build_list(registry: &[Tool]) -> Value {
                         "title": t.title,
                         "description": t.description,
                         "inputSchema": schema_of(t).into_owned(),
-                        "annotations": {
-                            "title": t.title,
-                            "readOnlyHint": t.read_only,
-                            "destructiveHint": t.destructive,
-                            "idempotentHint": t.idempotent,
-                            // Kimai is an external system the tools reach out to.
-                            "openWorldHint": true,
-                        }
+                        "annotations": annotations(t.read_only, t.destructive, t.idempotent),
                     })
                 })
                 .collect(),
         )
     }
+}
+
+/// A tool's annotations, saying only what differs from MCP's defaults (no destructive or
+/// idempotent hint for a read-only tool, where they mean nothing; `openWorldHint` is true by
+/// default, as Kimai is an external system; the title is the tool's own `title`). The read-only
+/// hint is always there: clients show it.
+pub fn annotations(read_only: bool, destructive: bool, idempotent: bool) -> Value {
+    if read_only {
+        return json!({"readOnlyHint": true});
+    }
+    let mut a = json!({"readOnlyHint": false});
+    if !destructive {
+        a["destructiveHint"] = json!(false);
+    }
+    if idempotent {
+        a["idempotentHint"] = json!(true);
+    }
+    a
 }
 
 /// Checks the arguments, runs the handler, and maps every failure to an `isError` result.
@@ -536,7 +547,59 @@ mod tests {
                     "{}.{k}: type",
                     t.name
                 );
+                nested_match(&ours["properties"][k], p, &format!("{}.{k}", t.name));
             }
+        }
+    }
+
+    /// The nested parameters of a reference schema (`filters.*`, `data.*`, array items) are all
+    /// in ours, with the same type and enum; a closed object of theirs stays closed in ours.
+    fn nested_match(ours: &Value, theirs: &Value, at: &str) {
+        if theirs.get("additionalProperties") == Some(&Value::Bool(false)) {
+            assert_eq!(
+                ours.get("additionalProperties"),
+                Some(&Value::Bool(false)),
+                "{at}: closed"
+            );
+        }
+        if let Some(props) = theirs.get("properties").and_then(Value::as_object) {
+            for (k, p) in props {
+                let mine = ours
+                    .pointer(&format!("/properties/{k}"))
+                    .unwrap_or_else(|| panic!("{at}.{k} is missing"));
+                // Where theirs names a type or an enum, ours is the same.
+                if p.get("type").is_some() {
+                    assert_eq!(mine.get("type"), p.get("type"), "{at}.{k}: type");
+                }
+                if p.get("enum").is_some() {
+                    assert_eq!(mine.get("enum"), p.get("enum"), "{at}.{k}: enum");
+                }
+                nested_match(mine, p, &format!("{at}.{k}"));
+            }
+            if let Some(r) = theirs.get("required") {
+                assert_eq!(ours.get("required"), Some(r), "{at}: required");
+            }
+        }
+        if let (Some(mi), Some(ti)) = (ours.get("items"), theirs.get("items")) {
+            if ti.get("type").is_some() {
+                assert_eq!(mi.get("type"), ti.get("type"), "{at}[]: type");
+            }
+            if ti.get("enum").is_some() {
+                assert_eq!(mi.get("enum"), ti.get("enum"), "{at}[]: enum");
+            }
+            nested_match(mi, ti, &format!("{at}[]"));
+        }
+    }
+
+    /// The tools array costs every conversation its size in context: at most 24,000 bytes of
+    /// compact JSON with every tool (it was 33 KB), said once, without losing a parameter.
+    #[test]
+    fn the_tool_list_stays_small() {
+        let size = list_json(REGISTRY).to_string().len();
+        assert!(size <= 24_000, "the tools array is {size} bytes");
+        // And no tool is cut to nothing.
+        for t in REGISTRY {
+            assert!(t.description.len() >= 100, "{}: {}", t.name, t.description);
         }
     }
 

@@ -225,12 +225,8 @@ impl Policy {
         {
             *en = Value::Array(left.iter().map(|a| Value::from(*a)).collect());
         }
-        if !left.iter().any(|a| writes(tool, Some(a)))
-            && let Some(Value::Object(ann)) = e.get_mut("annotations")
-        {
-            ann.insert("readOnlyHint".into(), Value::Bool(true));
-            ann.insert("destructiveHint".into(), Value::Bool(false));
-            ann.insert("idempotentHint".into(), Value::Bool(true));
+        if !left.iter().any(|a| writes(tool, Some(a))) {
+            e["annotations"] = super::annotations(true, false, true);
         }
         Some(e)
     }

@@ -14,12 +14,7 @@ use serde_json::{Map, Value, json};
 pub const TOOL: Tool = Tool {
     name: "rate",
     title: "Kimai rates",
-    description: "List, add or delete the rates of a customer, project or activity. A rate is \
-        hourly (default) or a fixed amount per record (data.is_fixed), for all users or one \
-        (data.user); Kimai uses the most specific matching rate when it prices a record \
-        (activity before project before customer, a user's own rate first). action=list needs \
-        entity and entity_id; add needs data.rate; delete needs rate_id. Needs edit permission \
-        on the entity (admins).",
+    description: "Rates of a customer, project or activity: list, add (data.rate; hourly unless data.is_fixed; data.user for one user), delete (rate_id). Kimai prices a record with the most specific rate (activity, then project, then customer; a user's own first). Needs edit rights on the entity.",
     schema,
     read_only: false,
     destructive: true,

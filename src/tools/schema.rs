@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 /// Keywords the validator understands (or deliberately ignores as annotations).
 pub const KNOWN_KEYWORDS: &[&str] = &[
     "type",
+    "propertyNames",
     "enum",
     "const",
     "properties",
@@ -297,6 +298,35 @@ fn check_object(
                     shown.join(", ")
                 )
             });
+        }
+    }
+    // `propertyNames` with an `enum`: the names this object may have (the entity tool's
+    // per-type `data` fields; their types are in `properties` of the enclosing schema).
+    if let Some(Value::Array(names)) = s.get("propertyNames").and_then(|p| p.get("enum")) {
+        let mut unknown: Vec<&str> = obj
+            .keys()
+            .filter(|k| !names.iter().any(|n| n.as_str() == Some(k.as_str())))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            let allowed: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+            return Err(format!(
+                "unknown {} {}{}; allowed: {}",
+                if unknown.len() == 1 {
+                    "argument"
+                } else {
+                    "arguments"
+                },
+                join_prefix(path),
+                unknown
+                    .iter()
+                    .take(5)
+                    .map(|k| format!("'{}'", k.chars().take(40).collect::<String>()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                allowed.join(", ")
+            ));
         }
     }
     if let Some(props) = props {

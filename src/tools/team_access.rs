@@ -13,12 +13,7 @@ use serde_json::{Map, Value, json};
 pub const TOOL: Tool = Tool {
     name: "team_access",
     title: "Kimai team access",
-    description: "Change a team: add_member / remove_member (user_id; a new member is not a \
-        team lead, and a team lead cannot be removed this way: use entity type=team \
-        action=update with the full member list), grant / revoke the team's access to a \
-        customer, project or activity (target + target_id). Entities assigned to teams are \
-        visible only to those teams' members. Needs team edit rights; since Kimai 2.65 revoke \
-        also needs the 'permissions' right on the target.",
+    description: "Change a team: add_member/remove_member (user_id; not for team leads: use entity type=team action=update with the full member list), grant/revoke the team's access to a customer, project or activity (target, target_id). Team-assigned entities are visible only to their teams.",
     schema,
     read_only: false,
     destructive: true,

@@ -22,12 +22,7 @@ use std::time::Instant;
 pub const TOOL: Tool = Tool {
     name: "timer",
     title: "Timers",
-    description: "Running timers of the current user. action=start: start a timer now \
-        (data.project and data.activity required; data.description, data.tags optional; a \
-        running timer is stopped by Kimai when only one may run); stop/restart: stop a running \
-        record or start a new one like it (id); active: the running records; recent: the latest \
-        record per project/activity (size 1-100, optional begin as local time) — good to pick \
-        one to restart; favorites, favorite, unfavorite (id): favorite records (Kimai 2.66+).",
+    description: "The current user's running timers. start: data.project and data.activity (Kimai stops the older timer when only one may run); stop, restart: id; active; recent: latest record per project/activity, to restart one; favorites, favorite, unfavorite (Kimai 2.66+).",
     schema,
     read_only: false,
     destructive: false,
@@ -40,7 +35,7 @@ fn schema() -> Value {
         "type": "object",
         "properties": {
             "action": {"type": "string", "enum": ["start", "stop", "restart", "active", "recent", "favorites", "favorite", "unfavorite"]},
-            "id": {"type": "integer", "description": "Timesheet id (stop, restart, favorite, unfavorite)."},
+            "id": {"type": "integer"},
             "data": {
                 "type": "object",
                 "description": "start: what to track.",
@@ -53,7 +48,7 @@ fn schema() -> Value {
                 "additionalProperties": false
             },
             "size": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10, "description": "recent: how many."},
-            "begin": {"type": "string", "description": "recent: only records since this local time (no offset)."}
+            "begin": {"type": "string", "description": "recent: since this local time"}
         },
         "required": ["action"],
         "additionalProperties": false

@@ -11,10 +11,7 @@ use serde_json::{Map, Value, json};
 pub const TOOL: Tool = Tool {
     name: "user_current",
     title: "Current Kimai user",
-    description: "Show the Kimai user this connection acts as: username, display name, roles, \
-        timezone, language, supervisor, team memberships (and which teams they lead) and \
-        preferences such as the hourly rate. Use it to learn the user's id and timezone before \
-        tracking time or filtering by user. Takes no arguments.",
+    description: "The Kimai user this connection acts as: id, username, roles, timezone, language, supervisor, teams and preferences such as the hourly rate. Use it to learn your id and timezone.",
     schema,
     read_only: true,
     destructive: false,

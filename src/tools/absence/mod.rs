@@ -42,18 +42,7 @@ pub use write::{MAX_CHUNK_DAYS, split};
 pub const TOOL: Tool = Tool {
     name: "absence",
     title: "Absences",
-    description: "Absences (vacation, sickness, time off) from Kimai's WorkContract plugin. \
-        action=list: absences of yourself (filters.user_scope=self, default), one user \
-        (specific, filters.user = id or username) or everyone you can see (all), optionally \
-        between filters.begin and filters.end (YYYY-MM-DD) and by status (default all). \
-        statistics: totals by type, status and user (default scope all; half days count 0.5; \
-        time_off and other count in hours), group_by picks the leading breakdown, \
-        breakdown_by_month adds months. types: the absence types (language, e.g. en, de). \
-        create: data={comment, date, type, end?, halfDay?, duration?, user?}; ranges longer \
-        than 30 days or crossing a year end are split into several requests. \
-        request/approve/reject/delete: one absence by id; batch_approve/batch_reject/\
-        batch_delete: ids. attendance: who is present or absent on one day (date or \
-        data.date, default today; default scope all).",
+    description: "Absences from Kimai's WorkContract plugin. list, statistics (totals by type, status, user; half days count 0.5), attendance (who is present on a day): filters.user_scope self/specific/all, begin/end YYYY-MM-DD, status. types: absence types. create: data {date, type, comment, end?, halfDay?, duration?, user?}; long ranges are split. request, approve, reject, delete: id; batch_approve, batch_reject, batch_delete: ids (dry_run previews).",
     schema,
     read_only: false,
     destructive: true,
@@ -72,14 +61,14 @@ fn schema() -> Value {
                          "request", "attendance", "batch_delete", "batch_approve", "batch_reject"],
                 "description": "What to do."
             },
-            "ids": {"type": "array", "items": {"type": "integer"}, "description": "Absence ids for batch_delete, batch_approve, batch_reject."},
-            "dry_run": {"type": "boolean", "description": "batch_*: only show what would change"},
-            "id": {"type": "integer", "description": "Absence id for delete, approve, reject, request."},
+            "ids": {"type": "array", "items": {"type": "integer"}},
+            "dry_run": {"type": "boolean", "description": "only show what would change"},
+            "id": {"type": "integer"},
             "filters": {
                 "type": "object",
                 "properties": {
                     "user_scope": {"type": "string", "enum": ["self", "all", "specific"], "default": "self",
-                        "description": "Whose absences: self (list default), all users you can see (statistics and attendance default), or one user (specific, with user)."},
+                        "description": "self (list default), all (statistics, attendance default), specific (user)"},
                     "user": {"type": "string", "description": "For user_scope=specific: user id or username."},
                     "begin": date("First day (YYYY-MM-DD)."),
                     "end": date("Last day (YYYY-MM-DD)."),

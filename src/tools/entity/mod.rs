@@ -39,18 +39,7 @@ use write::{batch_delete, create, delete, get, update};
 pub const TOOL: Tool = Tool {
     name: "entity",
     title: "Kimai master data",
-    description: "List, read, create, update and delete Kimai projects, activities, customers, \
-        users, teams, tags, invoices and public holidays. type + action select what to do; id \
-        (get/update/delete), ids (batch_delete), filters (list), data (create/update; fields as \
-        Kimai names them, e.g. project {name, customer, start: 'YYYY-MM-DD', timeBudget: \
-        seconds or '1:30:00'}). Not every pair exists: tags cannot be read one by one or \
-        updated, users cannot be deleted (update data.enabled=false instead), invoices cannot \
-        be created. Users only: lock_month / unlock_month (month 'YYYY-MM-DD'; id, ids or \
-        user_scope=all; needs the WorkContract plugin) and set_preferences (preferences \
-        [{name, value}], e.g. hourly_rate, holidays, work_monday). By default Kimai lists only \
-        visible entities and only projects running today: use filters.visible=3 and \
-        filters.ignore_dates=true to see everything. New users are enabled and new tags \
-        visible unless data says otherwise.",
+    description: "Kimai master data: projects, activities, customers, users, teams, tags, invoices, public holidays. type + action pick the operation; data holds fields as Kimai names them (dates YYYY-MM-DD, timeBudget seconds or '1:30:00'). Not every pair exists (a tag cannot be read alone, a user cannot be deleted: update data.enabled=false); the error says what to do instead. Users only: lock_month/unlock_month (WorkContract plugin) and set_preferences (e.g. hourly_rate, holidays). Lists show visible entities and running projects only: filters.visible=3 and filters.ignore_dates=true show all. dry_run previews deletes and locks.",
     schema,
     read_only: false,
     destructive: true,

@@ -17,7 +17,7 @@ fn meta_fields_schema() -> Value {
 }
 
 fn time_budget_schema() -> Value {
-    json!({"type": ["integer", "string"], "description": "Seconds as an integer, or a duration such as '1:30:00', '1.5h', '90m'; '' clears it."})
+    json!({"type": ["integer", "string"], "description": "seconds, or '1:30:00', '1.5h', '90m'; '' clears"})
 }
 
 fn ids_schema(d: &str) -> Value {
@@ -45,7 +45,7 @@ fn customer_data() -> Value {
             "budgetType": {"type": "string", "enum": ["month"]}, "color": string_schema(),
             "phone": string_schema(), "fax": string_schema(), "mobile": string_schema(), "email": string_schema(), "homepage": string_schema(),
             "addressLine1": string_schema(), "addressLine2": string_schema(), "addressLine3": string_schema(), "postCode": string_schema(),
-            "city": string_schema(), "address": {"type": "string", "description": "Legacy one-line address; Kimai accepts it only if the customer already has one."},
+            "city": string_schema(), "address": string_schema(),
             "contact": string_schema(), "company": string_schema(), "vatId": string_schema(), "buyerReference": string_schema(),
             "invoiceText": string_schema(), "invoiceTemplate": string_schema(), "language": string_schema(), "invoiceEmail": string_schema(),
             "teams": ids_schema("Team ids to give access (create only)."),
@@ -112,7 +112,7 @@ fn user_data(create: bool) -> Value {
     props.insert("supervisor".into(), json!({"type": "integer"}));
     props.insert(
         "roles".into(),
-        json!({"type": "array", "items": {"type": "string"}, "description": "e.g. ROLE_TEAMLEAD, ROLE_ADMIN; replaces all roles (ROLE_USER is implicit)"}),
+        json!({"type": "array", "items": {"type": "string"}, "description": "replaces all roles, e.g. ROLE_TEAMLEAD"}),
     );
     if create {
         props.insert(
@@ -145,7 +145,7 @@ fn team_data() -> Value {
             "name": string_schema(), "color": string_schema(),
             "members": {
                 "type": "array",
-                "description": "The whole member list (replaces it on update); at least one team lead.",
+                "description": "the whole list; at least one team lead",
                 "items": {
                     "type": "object",
                     "properties": {"user": {"type": "integer"}, "teamlead": {"type": "boolean"}},
@@ -200,16 +200,25 @@ fn data_union() -> Value {
     }
     json!({
         "type": "object",
-        "description": "Fields for create/update, named as Kimai names them; which fields apply depends on type.",
-        "properties": props,
+                "properties": props,
         "additionalProperties": false
     })
 }
 
+/// The branch for `ty` and `actions`: `data` holds only that type's fields (by name: their
+/// schemas are those of the top-level `data`, the same for every type), with its required ones.
 fn branch(ty: &str, actions: &[&str], data: Value) -> Value {
+    let names: Vec<&String> = data["properties"]
+        .as_object()
+        .map(|p| p.keys().collect())
+        .unwrap_or_default();
+    let mut narrowed = json!({"propertyNames": {"enum": names}});
+    if let Some(r) = data.get("required") {
+        narrowed["required"] = r.clone();
+    }
     json!({
         "if": {"properties": {"type": {"const": ty}, "action": {"enum": actions}}},
-        "then": {"properties": {"data": data}, "required": ["data"]}
+        "then": {"properties": {"data": narrowed}, "required": ["data"]}
     })
 }
 
@@ -221,41 +230,40 @@ pub(super) fn schema() -> Value {
         "properties": {
             "type": {"type": "string", "enum": ["project", "activity", "customer", "user", "team", "tag", "invoice", "holiday"]},
             "action": {"type": "string", "enum": ["list", "get", "create", "update", "delete", "lock_month", "unlock_month", "batch_delete", "set_preferences"]},
-            "id": {"type": "integer", "description": "Entity id (get, update, delete; user id for lock_month, unlock_month, set_preferences)."},
+            "id": {"type": "integer"},
             "filters": {
                 "type": "object",
-                "description": "For list. A filter that does not apply to the type is ignored and named in a note.",
-                "properties": {
-                    "visible": {"type": "integer", "enum": [1, 2, 3], "description": "1 visible (Kimai's default), 2 hidden, 3 both (project, activity, customer, user)"},
-                    "term": {"type": "string", "description": "Search words, all must match (project, activity, customer, user; tag: same as name). If nothing matches, list without it."},
+                                "properties": {
+                    "visible": {"type": "integer", "enum": [1, 2, 3], "description": "1 visible (default), 2 hidden, 3 both"},
+                    "term": {"type": "string", "description": "search words, all must match"},
                     "customer": {"type": "integer", "description": "project"},
                     "project": {"type": "integer", "description": "activity (also lists global activities)"},
                     "projects": {"type": "array", "items": {"type": "integer"}, "description": "activity"},
                     "globals": {"type": "string", "enum": ["0", "1"], "description": "activity: 1 = only global activities"},
                     "global_activities": {"type": "string", "enum": ["0", "1"], "description": "project: whether the project allows global activities"},
-                    "ignore_dates": {"type": "boolean", "description": "project: also list finished and not yet started projects"},
+                    "ignore_dates": {"type": "boolean", "description": "project: also finished and future ones"},
                     "name": {"type": "string", "description": "tag: part of the name"},
                     "group": {"type": "integer", "description": "holiday: holiday group id"},
                     "page": {"type": "integer", "minimum": 1, "description": "invoice (default 1)"},
                     "size": {"type": "integer", "minimum": 1, "description": "invoice (default 50, at most 500)"},
-                    "order_by": {"type": "string", "description": "project: id, name, customer; activity: id, name, project; customer: id, name; user: id, username, alias, email"},
+                    "order_by": {"type": "string"},
                     "order": {"type": "string", "enum": ["ASC", "DESC"]},
-                    "begin": {"type": "string", "format": "date-time", "description": "project (period overlaps), invoice (created), holiday: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS"},
+                    "begin": {"type": "string", "format": "date-time", "description": "YYYY-MM-DD[THH:MM:SS]"},
                     "end": {"type": "string", "format": "date-time", "description": "as begin"},
                     "customers": {"type": "array", "items": {"type": "integer"}, "description": "project, invoice"},
                     "status": {"type": "array", "items": {"type": "string", "enum": ["pending", "paid", "canceled", "new"]}, "description": "invoice"},
-                    "full": {"type": "boolean", "description": "customer: include address and VAT fields (Kimai 2.62+, needs the details permission)"}
+                    "full": {"type": "boolean", "description": "customer: address and VAT fields (Kimai 2.62+)"}
                 },
                 "additionalProperties": false
             },
             "data": data_union(),
-            "month": {"type": "string", "description": "lock_month / unlock_month: a day of the month, YYYY-MM-DD. unlock_month unlocks that month and the later months of its year."},
-            "ids": {"type": "array", "items": {"type": "integer"}, "description": "batch_delete; lock_month / unlock_month for several users"},
-            "dry_run": {"type": "boolean", "description": "delete, batch_delete, lock_month, unlock_month: only show what would change"},
-            "user_scope": {"type": "string", "enum": ["all"], "description": "lock_month / unlock_month for every user the token can see"},
+            "month": {"type": "string", "description": "YYYY-MM-DD, any day of the month"},
+            "ids": {"type": "array", "items": {"type": "integer"}},
+            "dry_run": {"type": "boolean", "description": "only show what would change"},
+            "user_scope": {"type": "string", "enum": ["all"], "description": "every user you can see"},
             "preferences": {
                 "type": "array",
-                "description": "set_preferences: [{name, value}]. Aliases: vacation_days, annual_leave, vacation → holidays; weekly_hours → hours_per_week; contract_type → work_contract_type.",
+                "description": "set_preferences: [{name, value}]",
                 "items": {
                     "type": "object",
                     "properties": {"name": {"type": "string"}, "value": {"type": "string"}},

@@ -27,16 +27,7 @@ use write::{create, meta_update, update};
 pub const TOOL: Tool = Tool {
     name: "timesheet",
     title: "Timesheets",
-    description: "Time records in Kimai. action=list: one page of records with names (filters: \
-        user_scope self/all/specific, user, users, project(s), activity/activities, customer(s), \
-        tags, begin/end as local time without offset (a date alone: end means end of day), \
-        exported/active/billable 0|1, term, order_by, order, page, size ≤ 500, meta, \
-        modified_after in UTC); calculate_stats=true adds statistics over every matching record \
-        (stats_format summary|detailed|json, breakdown_by_year). action=get|delete|duplicate|\
-        export_toggle need id; create needs data.project and data.activity (omit data.end to \
-        start a running record); update needs id and data; meta_update needs id and meta \
-        [{name, value}]; batch_delete and batch_export need ids; user_guide explains user \
-        scopes and lists the users you can see.",
+    description: "Time records. list: one page with names (filters: user_scope self/all/specific, users, projects, activities, customers, tags, begin/end local time without offset, exported/active/billable, term, order, page, size ≤ 500); calculate_stats=true adds statistics over every matching record. get, delete, duplicate, export_toggle: id; create: data.project and data.activity (no data.end: a running record); update: id + data; meta_update: id + meta; batch_delete, batch_export: ids (dry_run previews); user_guide: user scopes and the users you can see.",
     schema,
     read_only: false,
     destructive: true,
