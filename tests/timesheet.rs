@@ -786,18 +786,32 @@ fn money_is_shown_where_kimai_sends_rates() {
         "{list}"
     );
     // The team lead sees records of team members on projects of a team he is not in: those
-    // projects are not in his project list, so they are shown by id, and the answer says so.
+    // projects are not in his project list, so they are named from one record each, read
+    // again in the expanded shape (with the customer and its currency).
+    sim.clear_requests();
     let (stats, err) = s.call(
         "timesheet",
         json!({"action": "list", "filters": {"user_scope": "all", "begin": "2026-01-01", "calculate_stats": true}}),
     );
     assert!(!err, "{stats}");
     assert!(
-        stats.contains("project #3 (#3)")
-            && stats.contains("Note: 2 projects are shown by id: they are not in the list of projects this token can see."),
+        stats.contains(". Globex Corporation / Support 2026 (#3): ")
+            && stats
+                .lines()
+                .any(|l| l.contains(". Globex Corporation (#2): USD "))
+            && !stats.contains("shown by id")
+            && !stats.contains("currency unknown"),
         "{stats}"
     );
-    assert!(stats.contains("- currency unknown: "), "{stats}");
+    let probes: Vec<Recorded> = timesheet_gets(&sim)
+        .into_iter()
+        .filter(|r| q(r, "full") == ["true"])
+        .collect();
+    assert!(
+        (1..=3).contains(&probes.iter().filter(|r| !q(r, "begin").is_empty()).count()),
+        "one probe per unnamed project or activity: {probes:?}"
+    );
+    assert!(probes.len() <= 5, "and one per unnamed user: {probes:?}");
     // An administrator sees everything: revenue per currency, customer, project and user.
     let mut s = ready(&sim, "susan_super");
     let (stats, err) = s.call(

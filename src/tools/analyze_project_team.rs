@@ -28,6 +28,7 @@ use std::sync::Mutex;
 #[derive(Deserialize)]
 struct Record {
     id: Option<i64>,
+    begin: Option<String>,
     duration: Option<i64>,
     #[serde(default)]
     user: Ref,
@@ -53,6 +54,8 @@ struct Team {
     entries: usize,
     /// A user whose records came back for a single-user analysis.
     foreign: Option<i64>,
+    /// A record of each activity, to name it by when the activity list does not.
+    samples: HashMap<i64, lookups::Sample>,
 }
 
 pub const TOOL: Tool = Tool {
@@ -229,6 +232,18 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
             let a = t.activities.entry(r.activity.id).or_default();
             a.0 += secs;
             a.1 += 1;
+            if !t.samples.contains_key(&r.activity.id)
+                && let (Some(record), Some(begin)) = (r.id, &r.begin)
+            {
+                t.samples.insert(
+                    r.activity.id,
+                    lookups::Sample {
+                        record,
+                        user: uid,
+                        begin: begin.clone(),
+                    },
+                );
+            }
             t.total += secs;
             t.entries += 1;
         }
@@ -257,6 +272,13 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
     let user_ids: Vec<i64> = t.users.keys().copied().collect();
     let activity_ids: Vec<i64> = t.activities.keys().copied().collect();
     names.complete(ctx, &[], &activity_ids, &user_ids);
+    let unnamed: Vec<lookups::Sample> = activity_ids
+        .iter()
+        .filter(|a| names.activity(**a).is_none())
+        .filter_map(|a| t.samples.get(a).cloned())
+        .collect();
+    names.probe_records(ctx, &unnamed);
+    names.probe_users(ctx, &user_ids);
     let user_name = |id: i64| match names.user(id) {
         Some(n) => format!("{} (ID {id})", text::safe(n)),
         None => format!("user {id}"),

@@ -15,7 +15,10 @@
 //! the users it lacks are then named one by one from a one-record expanded page of their own
 //! records (the token sees those records, so it may see that user's name), at most
 //! [`MAX_USER_PROBES`] of them; whatever stays unnamed is shown by id, and [`Names::note`] says
-//! why. Failures other than a refusal are not remembered.
+//! why. Projects and activities a token cannot list (a team lead sees the records of his team's
+//! members on projects of other teams) are named from one of their records each, read again in
+//! the expanded shape ([`Names::probe_records`], at most [`MAX_RECORD_PROBES`]). Failures other
+//! than a refusal are not remembered.
 
 use super::{Context, ToolError, fanout, users};
 use crate::kimai::Request;
@@ -27,6 +30,27 @@ use std::sync::Arc;
 
 /// Users named one by one (one small request each) when the token may not list users.
 pub const MAX_USER_PROBES: usize = 20;
+/// Projects and activities named from one of their records each, when the lists lack them.
+pub const MAX_RECORD_PROBES: usize = 10;
+
+/// One record of an entity that the lists do not name: enough to find the record again in
+/// the expanded shape (see [`Names::probe_records`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub record: i64,
+    pub user: i64,
+    /// The record's `begin` as Kimai sent it.
+    pub begin: String,
+}
+
+/// What record probes found, remembered per token.
+#[derive(Clone, Debug, Default)]
+struct Probed {
+    projects: HashMap<i64, ProjectName>,
+    activities: HashMap<i64, String>,
+    customers: HashMap<i64, CustomerName>,
+    users: HashMap<i64, String>,
+}
 
 /// A project as the names need it.
 #[derive(Clone, Debug, PartialEq)]
@@ -128,6 +152,8 @@ pub struct Names {
     pub customers: List<CustomerName>,
     /// Users named from their own records (see the module header).
     probed: HashMap<i64, String>,
+    /// Projects, activities and customers named from one of their records.
+    from_records: Probed,
 }
 
 #[derive(Deserialize)]
@@ -321,6 +347,7 @@ pub fn read_with<R>(ctx: &Context, want: Want, read: impl FnOnce() -> R) -> (R, 
             users: join(u),
             customers: join(c),
             probed: HashMap::new(),
+            from_records: Probed::default(),
         };
         (r, names)
     })
@@ -328,11 +355,16 @@ pub fn read_with<R>(ctx: &Context, want: Want, read: impl FnOnce() -> R) -> (R, 
 
 impl Names {
     pub fn project(&self, id: i64) -> Option<&ProjectName> {
-        self.projects.get(id)
+        self.projects
+            .get(id)
+            .or_else(|| self.from_records.projects.get(&id))
     }
 
     pub fn activity(&self, id: i64) -> Option<&str> {
-        self.activities.get(id).map(String::as_str)
+        self.activities
+            .get(id)
+            .or_else(|| self.from_records.activities.get(&id))
+            .map(String::as_str)
     }
 
     /// A user's display name (alias, else username).
@@ -340,11 +372,14 @@ impl Names {
         self.users
             .get(id)
             .or_else(|| self.probed.get(&id))
+            .or_else(|| self.from_records.users.get(&id))
             .map(String::as_str)
     }
 
     pub fn customer(&self, id: i64) -> Option<&CustomerName> {
-        self.customers.get(id)
+        self.customers
+            .get(id)
+            .or_else(|| self.from_records.customers.get(&id))
     }
 
     /// The customer id of a project, and the customer's name as the project list gives it.
@@ -360,8 +395,7 @@ impl Names {
     }
 
     /// Reads a remembered list again when it lacks an id of the records (a project created
-    /// since), and names users one by one when the token may not list users (see the module
-    /// header). Best effort: a failure only leaves ids unnamed.
+    /// since). Best effort: a failure only leaves ids unnamed.
     pub fn complete(&mut self, ctx: &Context, projects: &[i64], activities: &[i64], users: &[i64]) {
         fn stale<T>(list: &List<T>, ids: &[i64]) -> bool {
             matches!(list, List::Read { fresh: false, map } if ids.iter().any(|i| *i != 0 && !map.contains_key(i)))
@@ -382,20 +416,23 @@ impl Names {
         if stale(&self.customers, &customer_ids) {
             self.customers = self::customers(ctx, true);
         }
-        if matches!(self.users, List::Denied) {
-            self.probe_users(ctx, users);
-        }
     }
 
-    /// Names users from a one-record expanded page of their own records.
-    fn probe_users(&mut self, ctx: &Context, ids: &[i64]) {
+    /// When the token may not list users: names the users of `ids` that no probe named yet from
+    /// a one-record expanded page of their own records (see the module header).
+    pub fn probe_users(&mut self, ctx: &Context, ids: &[i64]) {
+        if !matches!(self.users, List::Denied) {
+            return;
+        }
         const KIND: &str = "user-probes";
         let known = ctx.remembered::<HashMap<i64, String>>(KIND);
         let mut probed: HashMap<i64, String> = known.as_deref().cloned().unwrap_or_default();
         let mut missing: Vec<i64> = ids
             .iter()
             .copied()
-            .filter(|i| *i != 0 && !probed.contains_key(i))
+            .filter(|i| {
+                *i != 0 && !probed.contains_key(i) && !self.from_records.users.contains_key(i)
+            })
             .collect();
         missing.sort_unstable();
         missing.dedup();
@@ -423,6 +460,56 @@ impl Names {
             }
         }
         self.probed = probed;
+    }
+
+    /// Names projects and activities from one record each: the record is read again in the
+    /// expanded shape, as one of its user's records around its begin (a window of three local
+    /// days, wide enough for any difference between the record's and the caller's timezone,
+    /// since filters are in the caller's time). The token sees the record, so it may see these
+    /// names. At most [`MAX_RECORD_PROBES`] reads, four at a time; best effort.
+    pub fn probe_records(&mut self, ctx: &Context, samples: &[Sample]) {
+        const KIND: &str = "record-probes";
+        let mut probed: Probed = ctx
+            .remembered::<Probed>(KIND)
+            .map(|p| (*p).clone())
+            .unwrap_or_default();
+        self.from_records = probed.clone();
+        let mut todo: Vec<&Sample> = Vec::new();
+        for s in samples {
+            if !todo.iter().any(|t| t.record == s.record) && todo.len() < MAX_RECORD_PROBES {
+                todo.push(s);
+            }
+        }
+        if todo.is_empty() {
+            return;
+        }
+        let found = fanout::parallel(ctx, &todo, 4, |s| {
+            let stamp = super::time::parse_stamp(&s.begin)?;
+            let day = stamp.local.date;
+            let r = ctx
+                .call(
+                    &Request::get("/timesheets")
+                        .query("user", s.user)
+                        .query("begin", day.add_days(-1).start())
+                        .query("end", day.add_days(1).end())
+                        .query("size", 100)
+                        .query("full", "true"),
+                )
+                .ok()?;
+            r.body
+                .as_array()?
+                .iter()
+                .find(|t| t.get("id").and_then(super::args::as_int) == Some(s.record))
+                .cloned()
+        });
+        let mut added = false;
+        for t in found.into_iter().flatten().flatten() {
+            added |= learn(&mut probed, &t);
+        }
+        if added {
+            ctx.remember(KIND, Arc::new(probed.clone()));
+        }
+        self.from_records = probed;
     }
 
     /// A note for `unnamed` entities of `kind` shown by id, saying why; `None` when all have
@@ -476,6 +563,51 @@ impl Names {
             obj.insert("user".into(), json!({"id": uid, "alias": u}));
         }
     }
+}
+
+/// Takes the names of an expanded record's project (with its customer) and activity.
+fn learn(p: &mut Probed, t: &Value) -> bool {
+    let int = |v: Option<&Value>| v.and_then(super::args::as_int);
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let mut added = false;
+    if let Some(project) = t.get("project").filter(|v| v.is_object())
+        && let (Some(id), Some(name)) = (int(project.get("id")), text(project.get("name")))
+    {
+        let customer = project.get("customer").filter(|c| c.is_object());
+        let cid = customer.and_then(|c| int(c.get("id")));
+        let cname = customer.and_then(|c| text(c.get("name")));
+        if let (Some(cid), Some(cname)) = (cid, cname.clone()) {
+            p.customers.insert(
+                cid,
+                CustomerName {
+                    name: cname,
+                    currency: customer
+                        .and_then(|c| text(c.get("currency")))
+                        .filter(|c| !c.is_empty()),
+                },
+            );
+        }
+        p.projects.insert(
+            id,
+            ProjectName {
+                name,
+                customer: cid,
+                customer_name: cname,
+            },
+        );
+        added = true;
+    }
+    if let Some(activity) = t.get("activity").filter(|v| v.is_object())
+        && let (Some(id), Some(name)) = (int(activity.get("id")), text(activity.get("name")))
+    {
+        p.activities.insert(id, name);
+        added = true;
+    }
+    if let Some(f) = t.get("user").and_then(users::found_from) {
+        p.users.insert(f.id, f.display);
+        added = true;
+    }
+    added
 }
 
 /// Why a list has no entry: `None` when it was read (the entity is just not in it).

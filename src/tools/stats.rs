@@ -16,7 +16,7 @@
 //! fields for tokens without the `view_rate_*` permissions: records without a rate are counted
 //! and named, never taken as zero.
 
-use super::lookups::{Kind, Names};
+use super::lookups::{Kind, Names, Sample};
 use super::rows;
 use super::text;
 use super::time::{self, Date};
@@ -31,6 +31,8 @@ struct Bucket {
     name: Option<String>,
     secs: i64,
     entries: u64,
+    /// A record of this project or activity, to name it by when the lists do not.
+    sample: Option<Sample>,
 }
 
 /// Money of records: billable and not billable.
@@ -222,17 +224,24 @@ impl Stats {
         s.last = Some(s.last.map_or(date, |l| l.max(date)));
         *s.days.entry(date).or_default() += secs;
         s.person_days.insert((r.user.id, date));
-        let add = |map: &mut HashMap<i64, Bucket>, rf: &Ref| {
+        let add = |map: &mut HashMap<i64, Bucket>, rf: &Ref, sample: bool| {
             let b = map.entry(rf.id).or_default();
             if b.name.is_none() {
                 b.name = rf.name.clone();
             }
+            if sample && b.sample.is_none() && rf.name.is_none() {
+                b.sample = r.id.zip(r.begin.clone()).map(|(record, begin)| Sample {
+                    record,
+                    user: r.user.id,
+                    begin,
+                });
+            }
             b.secs += secs;
             b.entries += 1;
         };
-        add(&mut s.users, &r.user);
-        add(&mut s.projects, &r.project);
-        add(&mut s.activities, &r.activity);
+        add(&mut s.users, &r.user, false);
+        add(&mut s.projects, &r.project, true);
+        add(&mut s.activities, &r.activity, true);
         if let Some(c) = &r.project.customer
             && c.name.is_some()
         {
@@ -323,6 +332,22 @@ impl Stats {
             Some(c) => format!("{c} / {project}"),
             None => project,
         }
+    }
+
+    /// One record of each project and activity that `names` cannot name, busiest first.
+    pub fn unnamed_samples(&self, names: &Names) -> Vec<Sample> {
+        let mut out = Vec::new();
+        for (id, b) in Self::sorted(&self.projects) {
+            if names.project(id).is_none() && b.name.is_none() {
+                out.extend(b.sample.clone());
+            }
+        }
+        for (id, b) in Self::sorted(&self.activities) {
+            if names.activity(id).is_none() && b.name.is_none() {
+                out.extend(b.sample.clone());
+            }
+        }
+        out
     }
 
     /// Notes for entities shown by id, saying why.
@@ -697,15 +722,13 @@ impl Stats {
             return Value::Null;
         }
         let r = self.revenue(names);
-        let m = |cur: &str, m: &Money| json!({"currency": (cur != UNKNOWN_CURRENCY).then_some(cur), "billable": cents(m.billable), "not_billable": cents(m.not_billable)});
+        let currency = |cur: &str| (cur != UNKNOWN_CURRENCY).then(|| cur.to_string());
+        let m = |cur: &str, m: &Money| json!({"currency": currency(cur), "billable": cents(m.billable), "not_billable": cents(m.not_billable)});
         let list = |items: &[(i64, String, String, Money)]| -> Vec<Value> {
             items
                 .iter()
                 .map(|(id, name, cur, money)| {
-                    let mut v = m(cur, money);
-                    v["id"] = json!(id);
-                    v["name"] = json!(name);
-                    v
+                    json!({"id": id, "name": name, "currency": currency(cur), "billable": cents(money.billable), "not_billable": cents(money.not_billable)})
                 })
                 .collect()
         };
@@ -750,7 +773,7 @@ impl Stats {
             "projects": list(&self.projects, &|id| self.project_name(names, id)),
             "activities": list(&self.activities, &|id| self.activity_name(names, id)),
             "months": self.months.iter().map(|((y, m), s)| json!({"month": format!("{y}-{m:02}"), "hours": hrs(*s)})).collect::<Vec<_>>(),
-            "tags": self.tags,
+            "tags": self.tags.iter().collect::<BTreeMap<_, _>>(),
             "working_time_balance": null,
             "working_time_note": "Kimai's API offers no working-time balance; overtime is not computed.",
             "revenue": self.revenue_json(names),

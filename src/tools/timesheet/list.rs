@@ -204,6 +204,8 @@ pub(super) fn list(ctx: &Context, f: Args) -> Result<Output, ToolError> {
             Vec::new()
         };
         names.complete(ctx, &project_ids, &activity_ids, &users_named);
+        names.probe_records(ctx, &acc.stats.unnamed_samples(&names));
+        names.probe_users(ctx, &users_named);
         let total = acc.taken;
         let truncated = read.truncated;
         if let Some(m) = &meta {
