@@ -1,5 +1,11 @@
 //! `timesheet` action `list`: one page with Kimai's totals, or every page with statistics,
 //! and warnings when the rows show that Kimai ignored a filter.
+//!
+//! Statistics read plain pages: each page is decoded on the thread that fetched it, straight
+//! into `stats::Rec` records (or JSON values where rows are to be shown or a meta filter must
+//! look at custom fields), added to the shared [`Acc`] under its mutex and dropped. Names come
+//! from `lookups`, read beside the first page; the requested page's rows are expanded with
+//! them so that they read as `full=true` rows do.
 
 use super::query::{ListQuery, MetaFilter, Scope, build_query};
 use crate::tools::args::{self, Args};
