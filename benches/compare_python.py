@@ -137,8 +137,9 @@ def measure(cmd_for):
 
 def heavy_round(cmd_for):
     """One round in a fresh process: statistics over about 5,000 records (STATS_RUNS calls; the
-    first one reads the name lists), then analyze_project_team (STATS_RUNS calls), then the
-    process's peak RSS."""
+    first one reads the name lists), then analyze_project_team (STATS_RUNS calls; the lists of
+    the statistics are still remembered), then the process's peak RSS; and the team analysis
+    once more as the first call of another fresh process."""
     f = {}
     p = session(cmd_for(admin))
     stats_args = {"action": "list", "filters": {"user_scope": "all", "begin": begin, "calculate_stats": True}}
@@ -156,6 +157,15 @@ def heavy_round(cmd_for):
         f[key + " Kimai bytes (first call)"] = first[1]
         f[key + " Kimai bytes (later calls)"] = log[1]
     f["peak RSS after both, MB"] = peak_rss_mb(p.pid)
+    p.stdin.close()
+    p.wait(timeout=30)
+    # Team analysis as the first call of a fresh process (no remembered names).
+    p = session(cmd_for(admin))
+    clear_requests()
+    call(p, 1, "analyze_project_team", team_args)
+    first = kimai_log()
+    f["team analysis alone: requests"] = first[0]
+    f["team analysis alone: Kimai bytes"] = first[1]
     p.stdin.close()
     p.wait(timeout=30)
     return f
