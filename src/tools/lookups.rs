@@ -75,7 +75,7 @@ enum Cached<T> {
 }
 
 /// One list as this call has it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub enum List<T> {
     /// Read by this call (`fresh`) or remembered from an earlier one.
     Read {
@@ -87,13 +87,8 @@ pub enum List<T> {
     /// Another failure, described.
     Failed(String),
     /// Not asked for.
+    #[default]
     Skipped,
-}
-
-impl<T> Default for List<T> {
-    fn default() -> List<T> {
-        List::Skipped
-    }
 }
 
 impl<T> List<T> {
@@ -354,6 +349,22 @@ pub fn read_with<R>(ctx: &Context, want: Want, read: impl FnOnce() -> R) -> (R, 
 }
 
 impl Names {
+    /// Names from lists already at hand (no probes yet).
+    pub fn from_lists(
+        projects: List<ProjectName>,
+        activities: List<String>,
+        users: List<String>,
+        customers: List<CustomerName>,
+    ) -> Names {
+        Names {
+            projects,
+            activities,
+            users,
+            customers,
+            ..Names::default()
+        }
+    }
+
     pub fn project(&self, id: i64) -> Option<&ProjectName> {
         self.projects
             .get(id)

@@ -825,6 +825,9 @@ fn money_text(cur: Option<&str>, m: &Money) -> String {
     )
 }
 
+/// Amounts of one customer, project or user: (currency, money).
+type Amounts = Vec<(String, Money)>;
+
 /// Revenue as the report shows it.
 #[derive(Default)]
 struct Revenue {
@@ -833,7 +836,7 @@ struct Revenue {
     customers: Vec<(i64, String, String, Money)>,
     projects: Vec<(i64, String, String, Money)>,
     /// (id, name, amounts per currency), in the order of hours.
-    users: Vec<(i64, String, Vec<(String, Money)>)>,
+    users: Vec<(i64, String, Amounts)>,
 }
 
 #[cfg(test)]
@@ -896,6 +899,125 @@ mod tests {
             expanded.project.customer.as_ref().unwrap().name.as_deref(),
             Some("C")
         );
+    }
+
+    #[test]
+    fn revenue_is_grouped_by_currency_and_split_by_billable() {
+        use crate::tools::lookups::{CustomerName, List, ProjectName};
+        use std::sync::Arc;
+        let plain = |id: i64, user: i64, project: i64, rate: Option<f64>, billable: bool| {
+            let mut v = json!({"id": id, "begin": "2026-01-05T09:00:00+0100", "end": "x", "duration": 3600,
+                "billable": billable, "user": user, "project": project, "activity": 5, "tags": []});
+            if let Some(r) = rate {
+                v["rate"] = json!(r);
+            }
+            Rec::from_value(&v).unwrap()
+        };
+        let recs = [
+            plain(1, 1, 10, Some(100.0), true),
+            plain(2, 2, 10, Some(50.5), false),
+            plain(3, 2, 20, Some(200.0), true),
+            plain(4, 1, 30, Some(7.0), true),
+        ];
+        let s = Stats::compute(&recs, 0);
+        let project = |name: &str, customer: i64, cname: &str| ProjectName {
+            name: name.into(),
+            customer: Some(customer),
+            customer_name: Some(cname.into()),
+        };
+        let names = Names::from_lists(
+            List::Read {
+                map: Arc::new(
+                    [
+                        (10, project("Web", 1, "Acme")),
+                        (20, project("App", 2, "Globex")),
+                    ]
+                    .into_iter()
+                    .collect(),
+                ),
+                fresh: true,
+            },
+            List::Skipped,
+            List::Read {
+                map: Arc::new(
+                    [(1, "Ann".to_string()), (2, "Bob".to_string())]
+                        .into_iter()
+                        .collect(),
+                ),
+                fresh: true,
+            },
+            List::Read {
+                map: Arc::new(
+                    [
+                        (
+                            1,
+                            CustomerName {
+                                name: "Acme".into(),
+                                currency: Some("EUR".into()),
+                            },
+                        ),
+                        (
+                            2,
+                            CustomerName {
+                                name: "Globex".into(),
+                                currency: Some("USD".into()),
+                            },
+                        ),
+                    ]
+                    .into_iter()
+                    .collect(),
+                ),
+                fresh: true,
+            },
+        );
+        let out = s.report_named(&names, false, (None, None));
+        let revenue = &out[out.find("Revenue (").unwrap()..out.find("Overtime").unwrap()];
+        assert_eq!(
+            revenue,
+            "Revenue (Kimai's rate of each record, in the currency of the project's customer):
+- currency unknown: 7.00 billable, 0.00 not billable
+- EUR: 100.00 billable, 50.50 not billable
+- USD: 200.00 billable, 0.00 not billable
+Revenue by customer:
+1. customer unknown: currency unknown 7.00 billable, 0.00 not billable
+2. Acme (#1): EUR 100.00 billable, 50.50 not billable
+3. Globex (#2): USD 200.00 billable, 0.00 not billable
+Revenue by project:
+1. project #30 (#30): currency unknown 7.00 billable, 0.00 not billable
+2. Acme / Web (#10): EUR 100.00 billable, 50.50 not billable
+3. Globex / App (#20): USD 200.00 billable, 0.00 not billable
+Revenue by user:
+1. Ann (#1): currency unknown 7.00 billable, 0.00 not billable; EUR 100.00 billable, 0.00 not billable
+2. Bob (#2): EUR 0.00 billable, 50.50 not billable; USD 200.00 billable, 0.00 not billable
+Note: the currency of some customers is unknown (their project or customer is not in the lists this token can see); their amounts are shown apart.
+"
+        );
+        let j = s.json_named(&names, false, (None, None));
+        assert_eq!(
+            j["revenue"]["totals"][1],
+            json!({"currency": "EUR", "billable": 100.0, "not_billable": 50.5})
+        );
+        assert_eq!(j["revenue"]["customers"][2]["name"], json!("Globex"));
+        // Records without a rate are counted, never taken as zero.
+        let s = Stats::compute(
+            &[
+                plain(1, 1, 10, None, true),
+                plain(2, 1, 10, Some(10.0), true),
+            ],
+            0,
+        );
+        let out = s.report_named(&names, false, (None, None));
+        assert!(
+            out.contains("Note: 1 of 2 records came without a rate and are not in the revenue"),
+            "{out}"
+        );
+        let s = Stats::compute(&[plain(1, 1, 10, None, true)], 0);
+        let out = s.report_named(&names, false, (None, None));
+        assert!(
+            out.contains("Revenue: not shown: Kimai sent no rates to this token"),
+            "{out}"
+        );
+        assert!(s.json_named(&names, false, (None, None))["revenue"].is_null());
     }
 
     #[test]
