@@ -4,8 +4,12 @@
 //! - stdio cold start: spawn to the `initialize` response, median of 20 spawns [≤ 20 ms]
 //! - `user_current` round trip over stdio, median and p99 of 1,000 calls [median ≤ 1 ms]
 //! - peak RSS (VmHWM) of the server after those 1,000 calls [≤ 10 MB]
-//! - `timesheet list` with statistics over about 5,000 records: wall time and Kimai requests
-//!   [≤ 60 ms, ≤ 11 requests]
+//! - `timesheet list` with statistics over about 5,000 records: wall time, Kimai requests and
+//!   the bytes the simulated Kimai sent, first call (names read) and later ones (names
+//!   remembered) [≤ 60 ms, ≤ 11 page requests plus the name lists, ≤ 1.5 MB: the Python
+//!   server's figure]
+//! - `analyze_project_team` of project 1 over the same period: wall time, requests, bytes
+//! - peak RSS of that stdio process after both [≤ 16 MB]
 //! - `timesheet list` of 10 rows over stdio, median of 200 calls [≤ 1 ms]
 //! - `kimai-mcp serve`: `user_current` with 1, 8 and 32 concurrent Streamable HTTP sessions:
 //!   calls/s, p99, server CPU per call, RSS with 32 sessions open
@@ -23,7 +27,8 @@
 //! which is enough to check the harness without a release build (the figures are then not
 //! comparable, and the table says so): `BENCH_ONLY=noisy cargo test --bench bench`. The
 //! 1,000 idle sockets need a soft limit of open files above 1,024; `make bench` raises it.
-//! `BENCH_ONLY=oauth` runs the OAuth figures alone.
+//! `BENCH_ONLY=oauth` runs the OAuth figures alone, `BENCH_ONLY=stats` the statistics, team
+//! analysis and memory figures (section 3) alone.
 
 mod noisy;
 
@@ -154,9 +159,14 @@ fn main() {
             sim.stop();
             return;
         }
+        Ok("stats") => {
+            stats_bench(&sim);
+            sim.stop();
+            return;
+        }
         Ok(other) => {
             eprintln!(
-                "BENCH_ONLY={other}: unknown part; the parts that run alone are `noisy` and `oauth`"
+                "BENCH_ONLY={other}: unknown part; the parts that run alone are `noisy`, `oauth` and `stats`"
             );
             std::process::exit(2);
         }
@@ -251,20 +261,30 @@ fn main() {
         rss as f64 / 1024.0
     );
 
-    // 3. timesheet list: statistics over about 5,000 records, and a plain page of 10.
+    // 3. timesheet list: statistics over about 5,000 records, team analysis, a page of 10.
+    stats_bench(&sim);
+    let _ = serve_bench(&sim);
+    oauth_bench(&sim);
+    noisy::run(&sim);
+    sim.stop();
+}
+
+/// `timesheet list` statistics over about 5,000 records, `analyze_project_team` over the same
+/// period, the peak RSS after both, and a plain page of 10 rows (`BENCH_ONLY=stats`).
+fn stats_bench(sim: &Sim) {
     let admin = sim.admin_token();
-    let mut p = Proc::start_as(&sim, &admin);
+    let mut p = Proc::start_as(sim, &admin);
     p.send(&initialize());
     p.recv();
-    let begin = stats_begin(&sim, &admin);
+    let begin = stats_begin(sim, &admin);
     let mut id = 10_000;
-    let mut call = |p: &mut Proc, args: Value| -> (Duration, String) {
+    let mut call_tool = |p: &mut Proc, tool: &str, args: Value| -> (Duration, String) {
         id += 1;
         let t = Instant::now();
-        p.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"timesheet","arguments":args}}));
+        p.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}}));
         let r = p.recv();
         let took = t.elapsed();
-        assert_eq!(r["result"]["isError"], false, "timesheet call failed: {r}");
+        assert_eq!(r["result"]["isError"], false, "{tool} call failed: {r}");
         (
             took,
             r["result"]["content"][0]["text"]
@@ -275,36 +295,80 @@ fn main() {
     };
     let stats_args = json!({"action":"list","filters":{"user_scope":"all","begin":begin,"calculate_stats":true}});
     let mut stats = Vec::new();
-    let mut requests = 0;
+    let mut requests = Vec::new();
+    let mut bytes = Vec::new();
     let mut found = String::new();
     for _ in 0..STATS_RUNS {
         sim.clear_requests();
-        let (t, text) = call(&mut p, stats_args.clone());
-        requests = sim.requests().len();
+        let (t, text) = call_tool(&mut p, "timesheet", stats_args.clone());
+        requests.push(sim.requests().len());
+        bytes.push(sim.bytes_sent());
         found = text.lines().next().unwrap_or_default().to_string();
         stats.push(t);
     }
     stats.sort();
+    // Team analysis of the busiest project over the same period, in the same process.
+    let today = kimai_mcp::tools::time::Date::from_days(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64 / 86_400)
+            .unwrap_or(0),
+    );
+    let team_args = json!({"project_id": 1, "begin": begin, "end": today.to_string()});
+    let mut team = Vec::new();
+    let mut team_requests = Vec::new();
+    let mut team_bytes = Vec::new();
+    let mut team_head = String::new();
+    for _ in 0..STATS_RUNS {
+        sim.clear_requests();
+        let (t, text) = call_tool(&mut p, "analyze_project_team", team_args.clone());
+        team.push(t);
+        team_head = text.lines().nth(2).unwrap_or_default().to_string();
+        team_requests.push(sim.requests().len());
+        team_bytes.push(sim.bytes_sent());
+    }
+    team.sort();
+    let heavy_rss = p.peak_rss_kib();
     let mut lists = Vec::new();
     for _ in 0..LIST_CALLS {
-        lists.push(call(&mut p, json!({"action":"list","filters":{"size":10}})).0);
+        lists.push(
+            call_tool(
+                &mut p,
+                "timesheet",
+                json!({"action":"list","filters":{"size":10}}),
+            )
+            .0,
+        );
     }
     lists.sort();
     p.stop();
     println!(
-        "timesheet statistics ({found}): median {:.1} ms, min {:.1} ms over {STATS_RUNS} runs, {requests} Kimai requests  [target <= 60 ms, <= 11 requests]",
+        "timesheet statistics ({found}): median {:.1} ms, min {:.1} ms over {STATS_RUNS} runs; Kimai requests {} first, {} later; Kimai bytes {} first (name lists read), {} later (remembered)  [target <= 60 ms, <= 1,500,000 bytes]",
         ms(percentile(&stats, 0.5)),
-        ms(stats[0])
+        ms(stats[0]),
+        requests[0],
+        requests[requests.len() - 1],
+        bytes[0],
+        bytes[bytes.len() - 1]
+    );
+    println!(
+        "analyze_project_team, project 1 from {begin} to {today} ({team_head}): median {:.1} ms, min {:.1} ms over {STATS_RUNS} runs; Kimai requests {} first, {} later; Kimai bytes {} first, {} later",
+        ms(percentile(&team, 0.5)),
+        ms(team[0]),
+        team_requests[0],
+        team_requests[team_requests.len() - 1],
+        team_bytes[0],
+        team_bytes[team_bytes.len() - 1]
+    );
+    println!(
+        "peak RSS of that stdio process after statistics and team analysis: {:.1} MB ({heavy_rss} KiB VmHWM)  [target <= 16 MB]",
+        heavy_rss as f64 / 1024.0
     );
     println!(
         "timesheet list of 10 rows over stdio: median {:.3} ms, p99 {:.3} ms ({LIST_CALLS} calls)  [target median <= 1 ms]",
         ms(percentile(&lists, 0.5)),
         ms(percentile(&lists, 0.99))
     );
-    let _ = serve_bench(&sim);
-    oauth_bench(&sim);
-    noisy::run(&sim);
-    sim.stop();
 }
 
 const AUTH_SECRET: &str = "bench-auth-secret-0123456789";

@@ -17,6 +17,9 @@ RUST, PYTHON = sys.argv[1], sys.argv[2]
 SPAWNS = 10
 CALLS = 200
 STATS_RUNS = 5
+# Statistics and team analysis are measured in this many rounds, each in a fresh process (so
+# that each round starts without remembered names); ratios are the median over the rounds.
+ROUNDS = 3
 
 sim = subprocess.Popen([RUST, "sim", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 url = demo = admin = None
@@ -37,9 +40,11 @@ def sim_get(path, token):
         return r.headers, r.read()
 
 
-def kimai_requests():
+def kimai_log():
+    """(requests, bytes the simulated Kimai sent) since the last clear."""
     _, body = sim_get("/__sim/requests", admin)
-    return len(json.loads(body)["requests"])
+    log = json.loads(body)["requests"]
+    return len(log), sum(r.get("bytes", 0) for r in log)
 
 
 def clear_requests():
@@ -127,26 +132,67 @@ def measure(cmd_for):
     f["peak RSS after the calls, MB"] = peak_rss_mb(p.pid)
     p.stdin.close()
     p.wait(timeout=30)
+    return f
+
+
+def heavy_round(cmd_for):
+    """One round in a fresh process: statistics over about 5,000 records (STATS_RUNS calls; the
+    first one reads the name lists), then analyze_project_team (STATS_RUNS calls; the lists of
+    the statistics are still remembered), then the process's peak RSS; and the team analysis
+    once more as the first call of another fresh process."""
+    f = {}
     p = session(cmd_for(admin))
-    args = {"action": "list", "filters": {"user_scope": "all", "begin": begin, "calculate_stats": True}}
-    runs = []
-    for i in range(STATS_RUNS):
-        clear_requests()
-        runs.append(call(p, 10_000 + i, "timesheet", args))
-        requests = kimai_requests()
-    f["statistics over <= 5,000 records, median ms"] = statistics.median(runs)
-    f["statistics: Kimai requests"] = requests
+    stats_args = {"action": "list", "filters": {"user_scope": "all", "begin": begin, "calculate_stats": True}}
+    team_args = {"project_id": 1, "begin": begin, "end": today}
+    for key, tool, args in [("statistics", "timesheet", stats_args), ("team analysis", "analyze_project_team", team_args)]:
+        runs, first = [], None
+        for i in range(STATS_RUNS):
+            clear_requests()
+            runs.append(call(p, 10_000 + len(runs) + (0 if tool == "timesheet" else 100), tool, args))
+            log = kimai_log()
+            if first is None:
+                first = log
+        f[key + " ms"] = statistics.median(runs)
+        f[key + " requests (first call)"] = first[0]
+        f[key + " Kimai bytes (first call)"] = first[1]
+        f[key + " Kimai bytes (later calls)"] = log[1]
+    f["peak RSS after both, MB"] = peak_rss_mb(p.pid)
+    p.stdin.close()
+    p.wait(timeout=30)
+    # Team analysis as the first call of a fresh process (no remembered names).
+    p = session(cmd_for(admin))
+    clear_requests()
+    call(p, 1, "analyze_project_team", team_args)
+    first = kimai_log()
+    f["team analysis alone: requests"] = first[0]
+    f["team analysis alone: Kimai bytes"] = first[1]
     p.stdin.close()
     p.wait(timeout=30)
     return f
 
 
-ours = measure(lambda token: [RUST, "stdio", "--kimai-url", url, "--kimai-token", token])
-theirs = measure(lambda token: [PYTHON, "--kimai-url", url, "--kimai-token", token])
-print(f"stdio (simulated Kimai at {url}, statistics from {begin})")
+today = time.strftime("%Y-%m-%d")
+rust_cmd = lambda token: [RUST, "stdio", "--kimai-url", url, "--kimai-token", token]
+python_cmd = lambda token: [PYTHON, "--kimai-url", url, "--kimai-token", token]
+ours = measure(rust_cmd)
+theirs = measure(python_cmd)
+print(f"stdio (simulated Kimai at {url}, statistics from {begin}, team analysis of project 1 from {begin} to {today})")
 print(f"{'figure':<46} {'kimai-mcp (Rust)':>17} {'Python 2.20.1':>14} {'ratio':>8}")
 for k in ours:
     o, t = ours[k], theirs[k]
     ratio = t / o if o else float("inf")
     print(f"{k:<46} {o:>17.2f} {t:>14.2f} {ratio:>7.1f}x")
+
+# The heavy calls, alternating the two servers round by round.
+rounds = []
+for _ in range(ROUNDS):
+    rounds.append((heavy_round(rust_cmd), heavy_round(python_cmd)))
+print(f"\nstatistics over <= 5,000 records and analyze_project_team: {ROUNDS} rounds, each in a fresh process (median of {STATS_RUNS} calls per figure; the first call reads the name lists)")
+print(f"{'figure':<46} {'kimai-mcp (Rust), per round':>30} {'Python 2.20.1, per round':>30} {'median ratio':>13}")
+for k in rounds[0][0]:
+    o = [r[0][k] for r in rounds]
+    t = [r[1][k] for r in rounds]
+    ratio = statistics.median(tt / oo if oo else float("inf") for oo, tt in zip(o, t))
+    fmt = lambda v: " / ".join(f"{x:.1f}" if isinstance(x, float) else f"{x:,}" for x in v)
+    print(f"{k:<46} {fmt(o):>30} {fmt(t):>30} {ratio:>12.2f}x")
 sim.terminate()

@@ -1026,3 +1026,69 @@ fn the_2026_rules_hold_on_the_slug_and_the_header_route() {
     );
     assert_eq!(stateless_rules(&srv, "/mcp", &header_route), expected);
 }
+
+#[test]
+fn name_lists_are_remembered_per_token_across_stateless_requests_and_sessions() {
+    let sim = sim();
+    let srv = Serve::start(&sim, &["--rate-limit-rpm", "0"]);
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let args = json!({"action": "list", "filters": {"calculate_stats": true}});
+    let stateless = |slug: &str, id: i64| {
+        let body = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"_meta": meta, "name": "timesheet", "arguments": args}});
+        let r = post(
+            &srv,
+            &format!("/mcp/{slug}"),
+            &[
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "tools/call"),
+                ("Mcp-Name", "timesheet"),
+            ],
+            &body,
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        let text = tool_text(&r);
+        assert!(text.contains("## Statistics ("), "{text}");
+        text
+    };
+    let lookups = || {
+        let mut l: Vec<String> = sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.path != "/api/timesheets")
+            .map(|r| r.path)
+            .collect();
+        l.sort();
+        sim.clear_requests();
+        l
+    };
+    sim.clear_requests();
+    let first = stateless(SLUG_A, 1);
+    assert_eq!(
+        lookups(),
+        ["/api/activities", "/api/customers", "/api/projects"]
+    );
+    // The same answer (a running record's hours may tick on between calls: compare the
+    // shape, not the figures).
+    let same = |a: &str, b: &str| {
+        a.lines().next() == b.lines().next() && a.lines().count() == b.lines().count()
+    };
+    // Stateless requests have no session: the names are remembered per token.
+    assert!(same(&stateless(SLUG_A, 2), &first));
+    assert!(lookups().is_empty());
+    // A session of the same token shares them too.
+    let sid = session(&srv, &format!("/mcp/{SLUG_A}"), &[]);
+    let r = post(
+        &srv,
+        &format!("/mcp/{SLUG_A}"),
+        &[("Mcp-Session-Id", &sid)],
+        &call(3, "timesheet", args.clone()),
+    );
+    assert!(same(&tool_text(&r), &first));
+    assert!(lookups().is_empty());
+    // Another token reads its own (what one token may see is never shown to another).
+    stateless(SLUG_B, 4);
+    assert_eq!(
+        lookups(),
+        ["/api/activities", "/api/customers", "/api/projects"]
+    );
+}

@@ -148,14 +148,31 @@ fn statistics_read_every_page_in_few_requests_and_report() {
         found.div_ceil(500),
         "one request per page of 500"
     );
+    // Plain pages (no full=true); the names from one read of the projects and activities
+    // (with hidden ones), and no user list for the caller's own records.
     assert!(
         gets.iter()
-            .all(|g| q(g, "size") == ["500"] && q(g, "full") == ["true"])
+            .all(|g| q(g, "size") == ["500"] && q(g, "full").is_empty())
     );
+    let mut others: Vec<(String, Vec<(String, String)>)> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path != "/api/timesheets")
+        .map(|r| (r.path, r.query))
+        .collect();
+    others.sort();
+    let visible = ("visible".to_string(), "3".to_string());
     assert_eq!(
-        sim.requests().len(),
-        gets.len(),
-        "no other Kimai request for user_scope=self"
+        others,
+        [
+            ("/api/activities".to_string(), vec![visible.clone()]),
+            ("/api/customers".to_string(), vec![visible.clone()]),
+            (
+                "/api/projects".to_string(),
+                vec![visible, ("ignoreDates".into(), "1".into())]
+            ),
+        ],
+        "one lookup each, besides the pages"
     );
     // Progress notifications arrived for the pages.
     let progress: Vec<&Value> = notes
@@ -629,7 +646,7 @@ fn custom_fields_can_be_set_and_filtered_exactly() {
         text.contains(&format!("#{} ", ids[0])) && !text.contains(&format!("#{} ", ids[1])),
         "{text}"
     );
-    let sent = sim.requests();
+    let sent = timesheet_gets(&sim);
     assert!(
         sent.iter().all(|r| r
             .query
@@ -690,4 +707,230 @@ fn the_lockdown_period_is_reported_with_kimais_message() {
         json!({"action": "update", "id": first_id(&old), "data": {"description": "late fix"}}),
     );
     assert!(err && text.contains("403"), "{text}");
+}
+
+/// The earliest first-of-month `begin` from which at most 5,000 records match for all users
+/// (the benchmark's workload).
+fn begin_for_5000(sim: &Sim) -> String {
+    use kimai_mcp::kimai::{Client, Request, Settings, Tls, Token};
+    let client = Client::new(Settings::new(sim.url(), Tls::Verify)).unwrap();
+    let token = Token::new(sim.admin_token());
+    for year in 2024..=2026 {
+        for month in 1..=12 {
+            let begin = format!("{year:04}-{month:02}-01");
+            let r = client
+                .call(
+                    &token,
+                    &Request::get("/timesheets")
+                        .query("user", "all")
+                        .query("size", 1)
+                        .query("begin", format!("{begin}T00:00:00")),
+                )
+                .unwrap();
+            if r.page.unwrap().total_count <= 5000 {
+                return begin;
+            }
+        }
+    }
+    panic!("no begin with at most 5,000 records")
+}
+
+#[test]
+fn statistics_and_team_analysis_stay_within_their_byte_budgets() {
+    let sim = sim();
+    let begin = begin_for_5000(&sim);
+    let mut s = ready(&sim, "susan_super");
+    sim.clear_requests();
+    let (text, err) = s.call(
+        "timesheet",
+        json!({"action": "list", "filters": {"user_scope": "all", "begin": begin, "calculate_stats": true}}),
+    );
+    assert!(!err, "{text}");
+    let found: usize = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!((4000..=5000).contains(&found), "{text}");
+    let bytes = sim.bytes_sent();
+    let requests = sim.requests().len();
+    // The Python server 2.20.1 receives about 1.5 MB for the same call (plain pages plus its
+    // project list); full=true pages were about 6.2 MB.
+    assert!(
+        bytes <= 1_500_000,
+        "statistics over {found} records: {bytes} bytes"
+    );
+    assert_eq!(requests, found.div_ceil(500) + 4, "pages and four lookups");
+    // The next call within the minute reads only the pages: the names are remembered.
+    sim.clear_requests();
+    let (again, _) = s.call(
+        "timesheet",
+        json!({"action": "list", "filters": {"user_scope": "all", "begin": begin, "calculate_stats": true}}),
+    );
+    // The same answer from remembered names (a running record's hours may tick on between
+    // the calls: compare everything but the figures' lines).
+    let names = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| l.split(':').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(names(&again), names(&text));
+    assert_eq!(timesheet_gets(&sim).len(), sim.requests().len());
+    assert!(sim.bytes_sent() < bytes);
+
+    // Team analysis of the busiest project over the same period: plain pages and the two lists
+    // (each at most what the Python server reads: the same pages, /users and /activities).
+    let mut fresh = ready(&sim, "susan_super");
+    let (team, err) = fresh.call(
+        "analyze_project_team",
+        json!({"project_id": 1, "begin": begin, "end": "2026-12-31"}),
+    );
+    assert!(!err, "{team}");
+    let entries: usize = team
+        .split(" h in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{team}"));
+    let log = sim.requests();
+    let pages: usize = log
+        .iter()
+        .filter(|r| r.path == "/api/timesheets")
+        .map(|r| r.bytes)
+        .sum();
+    let lookups: Vec<&str> = log
+        .iter()
+        .filter(|r| r.path != "/api/timesheets" && r.path != "/api/projects/1")
+        .map(|r| r.path.as_str())
+        .collect();
+    assert!(entries > 500, "{team}");
+    assert!(
+        log.iter()
+            .filter(|r| r.path == "/api/timesheets")
+            .all(|r| q(r, "full").is_empty())
+    );
+    assert!(
+        pages <= entries * 320 + 2_000,
+        "{pages} bytes of pages for {entries} records"
+    );
+    let mut lookups_sorted = lookups.clone();
+    lookups_sorted.sort();
+    assert_eq!(lookups_sorted, ["/api/activities", "/api/users"], "{log:?}");
+    assert!(sim.bytes_sent() <= pages + 30_000, "{log:?}");
+}
+
+#[test]
+fn money_is_shown_where_kimai_sends_rates() {
+    let sim = sim();
+    // A team lead sees rates: list rows carry them as the Python server shows them, and the
+    // statistics add revenue per currency, customer, project and user.
+    let mut s = ready(&sim, "tony_teamlead");
+    let (list, _) = s.call(
+        "timesheet",
+        json!({"action": "list", "filters": {"size": 20, "active": 0}}),
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("  ") && l.contains("rate ")),
+        "{list}"
+    );
+    // The team lead sees records of team members on projects of a team he is not in: those
+    // projects are not in his project list, so they are named from one record each, read
+    // again in the expanded shape (with the customer and its currency).
+    sim.clear_requests();
+    let (stats, err) = s.call(
+        "timesheet",
+        json!({"action": "list", "filters": {"user_scope": "all", "begin": "2026-01-01", "calculate_stats": true}}),
+    );
+    assert!(!err, "{stats}");
+    assert!(
+        stats.contains(". Globex Corporation / Support 2026 (#3): ")
+            && stats
+                .lines()
+                .any(|l| l.contains(". Globex Corporation (#2): USD "))
+            && !stats.contains("shown by id")
+            && !stats.contains("currency unknown"),
+        "{stats}"
+    );
+    let probes: Vec<Recorded> = timesheet_gets(&sim)
+        .into_iter()
+        .filter(|r| q(r, "full") == ["true"])
+        .collect();
+    assert!(
+        (1..=3).contains(&probes.iter().filter(|r| !q(r, "begin").is_empty()).count()),
+        "one probe per unnamed project or activity: {probes:?}"
+    );
+    assert!(probes.len() <= 5, "and one per unnamed user: {probes:?}");
+    // An administrator sees everything: revenue per currency, customer, project and user.
+    let mut s = ready(&sim, "susan_super");
+    let (stats, err) = s.call(
+        "timesheet",
+        json!({"action": "list", "filters": {"user_scope": "all", "begin": "2026-01-01", "calculate_stats": true}}),
+    );
+    assert!(!err, "{stats}");
+    assert!(
+        stats.contains(
+            "Revenue (Kimai's rate of each record, in the currency of the project's customer):\n- CHF: "
+        ) && stats.contains("\n- EUR: ")
+            && stats.contains("\n- GBP: ")
+            && stats.contains("\n- USD: "),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("Revenue by customer:\n1. ")
+            && stats.contains("Revenue by project:\n1. ")
+            && stats.contains("Revenue by user:\n1. "),
+        "{stats}"
+    );
+    // Per customer, in the customer's currency (Globex bills in USD), split by billable.
+    assert!(
+        stats
+            .lines()
+            .any(|l| l.contains(". Globex Corporation (#2): USD ") && l.ends_with(" not billable")),
+        "{stats}"
+    );
+    assert!(
+        stats
+            .lines()
+            .any(|l| l.contains(". Internal (#5): EUR 0.00 billable, ")),
+        "the internal customer bills nothing: {stats}"
+    );
+    assert!(
+        !stats.contains("currency unknown") && !stats.contains("shown by id"),
+        "{stats}"
+    );
+    // The JSON form carries the same.
+    let (json_text, _) = s.call(
+        "timesheet",
+        json!({"action": "list", "filters": {"user_scope": "all", "begin": "2026-01-01", "calculate_stats": true, "stats_format": "json"}}),
+    );
+    let v: Value = serde_json::from_str(
+        json_text
+            .split("## Statistics (JSON):\n")
+            .nth(1)
+            .and_then(|j| j.find("\n}").map(|e| &j[..e + 2]))
+            .unwrap(),
+    )
+    .unwrap();
+    let totals = v["revenue"]["totals"].as_array().unwrap();
+    assert!(totals.iter().any(|t| t["currency"] == "EUR"), "{totals:?}");
+    assert!(v["revenue"]["records_without_rate"] == 0, "{v}");
+
+    // Kimai 2.66 hides rates from a plain user: no money in rows, and the statistics say why.
+    let sim = Sim::start(kimai_mcp::sim::Options {
+        rates_need_permission: true,
+        ..kimai_mcp::sim::Options::default()
+    })
+    .unwrap();
+    let mut john = ready(&sim, "john_user");
+    let (list, _) = john.call(
+        "timesheet",
+        json!({"action": "list", "filters": {"size": 20}}),
+    );
+    assert!(!list.contains("rate "), "{list}");
+    let (stats, _) = john.call(
+        "timesheet",
+        json!({"action": "list", "filters": {"calculate_stats": true}}),
+    );
+    assert!(
+        stats.contains("Revenue: not shown: Kimai sent no rates to this token"),
+        "{stats}"
+    );
+    assert!(!stats.contains("Revenue by"), "{stats}");
 }

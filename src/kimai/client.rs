@@ -31,8 +31,8 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use super::error::{NOT_KIMAI_API, prune_empty};
 use super::{
-    Error, MAX_CA_FILE_BYTES, MAX_ERROR_BODY_BYTES, Method, Page, Request, Response, Settings, Tls,
-    Token, USER_AGENT, url,
+    Error, MAX_CA_FILE_BYTES, MAX_ERROR_BODY_BYTES, Memo, Method, Page, Request, Response,
+    Settings, Tls, Token, USER_AGENT, url,
 };
 
 /// Longest Kimai `message` kept in an error (Kimai's are short; a foreign JSON body may not be).
@@ -51,6 +51,8 @@ pub struct Client {
     /// `host[:port]` of the base URL, for error messages.
     authority: String,
     agent: ureq::Agent,
+    /// What the tools derived from this Kimai's lists, per token (see [`Memo`]).
+    memo: Memo,
 }
 
 impl fmt::Debug for Client {
@@ -137,11 +139,13 @@ impl Client {
             .max_response_header_size(MAX_RESPONSE_HEAD_KIB * 1024)
             .build()
             .new_agent();
+        let memo = Memo::new(settings.memo_ttl, settings.max_memo_entries);
         Ok(Client {
             settings,
             base,
             authority,
             agent,
+            memo,
         })
     }
 
@@ -152,6 +156,26 @@ impl Client {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// A value remembered for `token` under `kind` (see [`Memo`]), if still fresh.
+    pub fn memo_get<T: std::any::Any + Send + Sync>(
+        &self,
+        token: &Token,
+        kind: &'static str,
+    ) -> Option<std::sync::Arc<T>> {
+        self.memo.get(&Memo::key(&self.base, token.expose(), kind))
+    }
+
+    /// Remembers `value` for `token` under `kind`.
+    pub fn memo_put<T: std::any::Any + Send + Sync>(
+        &self,
+        token: &Token,
+        kind: &'static str,
+        value: std::sync::Arc<T>,
+    ) {
+        self.memo
+            .put(Memo::key(&self.base, token.expose(), kind), value);
     }
 
     /// One Kimai call; GETs are retried on transient failures.
@@ -290,7 +314,7 @@ impl Client {
                 Error::BodyTooLarge { .. } => Error::BodyTooLarge { limit },
                 other => other,
             })?;
-            return Ok(parse_success(status, &headers, &bytes, req)?);
+            return Ok(parse_success(status, &headers, bytes, req)?);
         }
         // An error status: a body we cannot read (too large, cut off) is no reason to hide the
         // status; fall back to the reason phrase.
@@ -347,7 +371,7 @@ fn truncate_chars(s: &str, max: usize) -> String {
 fn parse_success(
     status: u16,
     headers: &HeaderMap,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     req: &Request,
 ) -> Result<Response, Error> {
     let page = parse_page(headers);
@@ -364,10 +388,10 @@ fn parse_success(
             status,
             body: Value::Null,
             page,
-            raw: Some(bytes.to_vec()),
+            raw: Some(bytes),
         });
     }
-    let body: Value = match serde_json::from_slice(bytes) {
+    let body: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(e) => {
             let html = header_str(headers, "content-type")

@@ -21,6 +21,7 @@
 mod account;
 mod client;
 mod error;
+mod memo;
 mod probe;
 mod url;
 
@@ -31,6 +32,7 @@ use std::time::Duration;
 pub use account::{Account, Usage};
 pub use client::Client;
 pub use error::Error;
+pub use memo::Memo;
 pub use probe::{Me, Probe};
 pub use url::without_api;
 
@@ -58,6 +60,14 @@ pub const RETRY_BACKOFF: [Duration; 2] = [Duration::from_millis(500), Duration::
 pub const MAX_ERROR_BODY_BYTES: usize = 1024 * 1024;
 /// Largest CA file (or file in a CA directory) read, in bytes.
 pub const MAX_CA_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// How long a [`Memo`] keeps what the tools made of a Kimai list (names of projects,
+/// activities, users, customers' currencies) for one token: long enough that the calls of one
+/// conversation share one read, short enough that a renamed or new project shows up within a
+/// minute (a record whose id is missing from a remembered list makes the tools read it again).
+pub const MEMO_TTL: Duration = Duration::from_secs(60);
+/// Most entries a [`Memo`] holds (one per token and kind of list, about five per token);
+/// when full, the oldest entry makes room.
+pub const MAX_MEMO_ENTRIES: usize = 256;
 /// `User-Agent` sent with every request.
 pub const USER_AGENT: &str = concat!("kimai-mcp/", env!("CARGO_PKG_VERSION"));
 
@@ -123,6 +133,10 @@ pub struct Settings {
     /// read here, so that a token never travels through a proxy nobody configured for kimai-mcp.
     /// The `config` layer may fill this from the environment if it chooses to.
     pub proxy: Option<String>,
+    /// See [`MEMO_TTL`]; zero turns the memo off.
+    pub memo_ttl: Duration,
+    /// See [`MAX_MEMO_ENTRIES`].
+    pub max_memo_entries: usize,
 }
 
 impl Settings {
@@ -138,6 +152,8 @@ impl Settings {
             max_retry_after: MAX_RETRY_AFTER,
             retry_backoff: RETRY_BACKOFF,
             proxy: None,
+            memo_ttl: MEMO_TTL,
+            max_memo_entries: MAX_MEMO_ENTRIES,
         }
     }
 }
@@ -162,6 +178,8 @@ impl fmt::Debug for Settings {
             .field("max_retry_after", &self.max_retry_after)
             .field("retry_backoff", &self.retry_backoff)
             .field("proxy", &proxy)
+            .field("memo_ttl", &self.memo_ttl)
+            .field("max_memo_entries", &self.max_memo_entries)
             .finish()
     }
 }

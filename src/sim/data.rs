@@ -140,6 +140,9 @@ pub struct Timesheet {
     pub modified_at: i64,
 }
 
+/// Everything the simulated Kimai stores. `Clone`, so that a read can work on a snapshot
+/// (`Arc<State>` in `mod.rs`) while a write changes a copy.
+#[derive(Clone)]
 pub struct State {
     pub users: Vec<User>,
     pub teams: Vec<Team>,
@@ -168,6 +171,8 @@ pub struct State {
     pub revoked: Vec<String>,
     /// Fixed "now" for tests; `None` = the real clock.
     pub fixed_now: Option<i64>,
+    /// Kimai 2.66's per-record rate visibility (`Options::rates_need_permission`).
+    pub rates_need_permission: bool,
     /// State of the administration endpoints (comments, invoices, custom fields, …).
     pub admin: super::admin::store::Extra,
 }
@@ -269,6 +274,20 @@ impl State {
 
     pub fn user(&self, id: u64) -> Option<&User> {
         self.users.iter().find(|u| u.id == id)
+    }
+
+    /// Whether `caller` sees the rate fields of a record of `owner` (contract §6.1: always in
+    /// Kimai 2.65; in 2.66 only with `view_rate_own_timesheet` / `view_rate_other_timesheet`).
+    pub fn rates_visible(&self, caller: &User, owner: u64) -> bool {
+        !self.rates_need_permission
+            || can(
+                caller,
+                if owner == caller.id {
+                    "view_rate_own_timesheet"
+                } else {
+                    "view_rate_other_timesheet"
+                },
+            )
     }
     pub fn customer(&self, id: u64) -> Option<&Customer> {
         self.customers.iter().find(|c| c.id == id)
@@ -872,6 +891,7 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
         workcontract_month_locks: true,
         revoked: Vec::new(),
         fixed_now: None,
+        rates_need_permission: false,
         admin,
     };
     seed_timesheets(&mut state, seed, now);

@@ -31,10 +31,13 @@ pub struct Request {
     pub target: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Whether the connection stays open after the reply (decides its `Connection` header,
+    /// and so the reply's exact size: see [`encoded_len`]).
+    pub keep_alive: bool,
 }
 
 enum Read1 {
-    Request(Request, bool),
+    Request(Request),
     /// A reply to send before closing (malformed request).
     Refuse(Answer),
     Closed,
@@ -57,7 +60,8 @@ pub fn serve_connection(stream: TcpStream, respond: &dyn Fn(Request) -> Option<A
                 let _ = writer.write_all(&encode(&reply, false, false));
                 break;
             }
-            Read1::Request(req, keep_alive) => {
+            Read1::Request(req) => {
+                let keep_alive = req.keep_alive;
                 let head_only = req.method == "HEAD";
                 // A panicking handler costs this connection, not the simulator.
                 let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| respond(req)));
@@ -107,9 +111,32 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Bytes [`encode`] makes of `reply`: what the client receives for it, head included (the
+/// simulator's request log counts them, so that tests can hold a tool call to a byte budget).
+pub fn encoded_len(reply: &Answer, keep_alive: bool, head_only: bool) -> usize {
+    head(reply, keep_alive).len() + body_sent(reply, head_only).len()
+}
+
+fn body_sent(reply: &Answer, head_only: bool) -> &[u8] {
+    if head_only || reply.status == 204 {
+        &[]
+    } else {
+        &reply.body
+    }
+}
+
 /// The whole response as one buffer, so that it leaves in one write.
 fn encode(reply: &Answer, keep_alive: bool, head_only: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(reply.body.len() + 256);
+    let body = body_sent(reply, head_only);
+    let mut out = head(reply, keep_alive);
+    out.reserve_exact(body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Status line and headers, through the blank line.
+fn head(reply: &Answer, keep_alive: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
     out.extend_from_slice(
         format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status)).as_bytes(),
     );
@@ -127,9 +154,6 @@ fn encode(reply: &Answer, keep_alive: bool, head_only: bool) -> Vec<u8> {
     } else {
         b"Connection: close\r\n\r\n"
     });
-    if !head_only && reply.status != 204 {
-        out.extend_from_slice(&reply.body);
-    }
     out
 }
 
@@ -212,15 +236,13 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Read1 {
     if reader.read_exact(&mut body).is_err() {
         return Read1::Closed;
     }
-    Read1::Request(
-        Request {
-            method,
-            target,
-            headers,
-            body,
-        },
+    Read1::Request(Request {
+        method,
+        target,
+        headers,
+        body,
         keep_alive,
-    )
+    })
 }
 
 #[cfg(test)]

@@ -335,8 +335,24 @@ pub struct Fragments {
     users: HashMap<u64, String>,
 }
 
-/// A list of timesheets as a JSON array, byte for byte what `timesheet` would give for each.
-pub fn timesheets_body(st: &State, items: &[&Timesheet], shape: TsShape) -> Vec<u8> {
+/// Removes the rate fields of a timesheet value, as Kimai 2.66 does for a caller without the
+/// `view_rate_*` permission (contract §6.1).
+pub fn strip_rates(v: &mut Value) {
+    if let Value::Object(m) = v {
+        for k in ["rate", "internalRate", "fixedRate", "hourlyRate"] {
+            m.shift_remove(k);
+        }
+    }
+}
+
+/// A list of timesheets as a JSON array, byte for byte what `timesheet` would give for each
+/// (with [`strip_rates`] applied to the records for which `rates` says no).
+pub fn timesheets_body(
+    st: &State,
+    items: &[&Timesheet],
+    shape: TsShape,
+    rates: &dyn Fn(&Timesheet) -> bool,
+) -> Vec<u8> {
     let mut frags = Fragments::default();
     let mut out = Vec::with_capacity(
         items.len()
@@ -351,7 +367,7 @@ pub fn timesheets_body(st: &State, items: &[&Timesheet], shape: TsShape) -> Vec<
         if i > 0 {
             out.push(b',');
         }
-        timesheet_bytes(st, t, shape, &mut frags, &mut out);
+        timesheet_bytes(st, t, shape, rates(t), &mut frags, &mut out);
     }
     out.push(b']');
     out
@@ -361,6 +377,7 @@ fn timesheet_bytes(
     st: &State,
     t: &Timesheet,
     shape: TsShape,
+    rates: bool,
     frags: &mut Fragments,
     out: &mut Vec<u8>,
 ) {
@@ -371,7 +388,7 @@ fn timesheet_bytes(
     let opt_num = |f: Option<f64>| f.map(num).unwrap_or_else(|| "null".into());
     let _ = write!(
         out,
-        "{{\"id\":{},\"begin\":\"{}\",\"end\":{},\"duration\":{},\"break\":{},\"description\":{},\"rate\":{},\"internalRate\":{}",
+        "{{\"id\":{},\"begin\":\"{}\",\"end\":{},\"duration\":{},\"break\":{},\"description\":{}",
         t.id,
         format_datetime(t.begin, t.tz),
         t.end
@@ -380,10 +397,16 @@ fn timesheet_bytes(
         t.duration,
         t.break_secs,
         serde_json::to_string(&t.description).unwrap_or_else(|_| "null".into()),
-        num(t.rate),
-        num(t.internal_rate),
     );
-    if shape == TsShape::Entity {
+    if rates {
+        let _ = write!(
+            out,
+            ",\"rate\":{},\"internalRate\":{}",
+            num(t.rate),
+            num(t.internal_rate)
+        );
+    }
+    if rates && shape == TsShape::Entity {
         let _ = write!(
             out,
             ",\"fixedRate\":{},\"hourlyRate\":{}",
@@ -463,10 +486,28 @@ mod tests {
         let st = crate::sim::data::seed(42, 1_786_600_000, true);
         let items: Vec<&Timesheet> = st.timesheets.iter().take(50).collect();
         for shape in [TsShape::Expanded, TsShape::Collection, TsShape::Entity] {
-            let fast: Value = serde_json::from_slice(&timesheets_body(&st, &items, shape)).unwrap();
+            let fast: Value =
+                serde_json::from_slice(&timesheets_body(&st, &items, shape, &|_| true)).unwrap();
             let slow = Value::Array(items.iter().map(|t| timesheet(&st, t, shape)).collect());
             assert_eq!(fast, slow);
             // Same key order too.
+            assert_eq!(fast.to_string(), slow.to_string());
+            // Without the rate permission (Kimai 2.66) the rate fields are gone, nothing else.
+            let odd = |t: &Timesheet| t.id % 2 == 0;
+            let fast: Value =
+                serde_json::from_slice(&timesheets_body(&st, &items, shape, &odd)).unwrap();
+            let slow = Value::Array(
+                items
+                    .iter()
+                    .map(|t| {
+                        let mut v = timesheet(&st, t, shape);
+                        if !odd(t) {
+                            strip_rates(&mut v);
+                        }
+                        v
+                    })
+                    .collect(),
+            );
             assert_eq!(fast.to_string(), slow.to_string());
         }
     }

@@ -14,8 +14,12 @@
 //! `DropConnection` honest (the socket really closes) and has no hand-off queue in which a
 //! request could wait for a busy thread. Shared state: `State` (the data) and `Control` (fault,
 //! request log, write counter), each behind its own `Mutex`, locked briefly and never across
-//! socket I/O. Poisoned locks are recovered: a panicking handler costs one request, not the
-//! simulator.
+//! socket I/O. The data is an `Arc<State>`: a read (`GET` of a list or of one entity, see
+//! `api::handle_read`) takes a snapshot, an `Arc` clone, and filters and renders without any
+//! lock, so that parallel page reads do not queue behind one another; a write changes the
+//! data in place under the lock (`Arc::make_mut`, which copies the data only while a read
+//! still holds an older snapshot). Poisoned locks are recovered: a panicking handler costs
+//! one request, not the simulator.
 
 mod admin;
 mod api;
@@ -63,6 +67,12 @@ pub struct Options {
     /// Unix seconds: records beginning before this are in Kimai's lockdown period (§7.5);
     /// `None` = no lockdown, as on a default Kimai.
     pub lockdown_before: Option<i64>,
+    /// Kimai 2.66's rate visibility (contract §6.1): timesheet reads omit `rate`,
+    /// `internalRate` (and in entity responses `fixedRate`, `hourlyRate`) per record unless
+    /// the caller holds `view_rate_own_timesheet` (own records) or `view_rate_other_timesheet`
+    /// (others'). Off by default: Kimai 2.65 always sends them. Applies to the read endpoints
+    /// (lists, one record, active, recent, favorites); write responses keep them.
+    pub rates_need_permission: bool,
 }
 
 impl Default for Options {
@@ -75,6 +85,7 @@ impl Default for Options {
             now: None,
             timesheet_meta_fields: Vec::new(),
             lockdown_before: None,
+            rates_need_permission: false,
         }
     }
 }
@@ -99,6 +110,9 @@ pub struct Recorded {
     pub query: Vec<(String, String)>,
     /// Status sent; 0 when the connection was dropped without an answer.
     pub status: u16,
+    /// Bytes of the response as sent (status line, headers and body); 0 when the connection
+    /// was dropped without an answer.
+    pub bytes: usize,
 }
 
 /// An injected failure.
@@ -142,7 +156,8 @@ struct Control {
 type Conns = Arc<Mutex<HashMap<u64, TcpStream>>>;
 
 struct Shared {
-    state: Mutex<data::State>,
+    /// The data; reads work on a snapshot (see the module header).
+    state: Mutex<Arc<data::State>>,
     control: Mutex<Control>,
     conns: Conns,
     stop: AtomicBool,
@@ -168,13 +183,14 @@ impl Sim {
         state.workcontract_month_locks = opts.workcontract_month_locks;
         state.timesheet_meta_fields = opts.timesheet_meta_fields.clone();
         state.lockdown_before = opts.lockdown_before;
+        state.rates_need_permission = opts.rates_need_permission;
         state.fixed_now = opts.now;
         // TCP_NODELAY (inherited by accepted sockets): see `crate::net`.
         let listener =
             crate::net::listener(std::net::SocketAddr::from(([127, 0, 0, 1], opts.port)))?;
         let port = listener.local_addr()?.port();
         let shared = Arc::new(Shared {
-            state: Mutex::new(state),
+            state: Mutex::new(Arc::new(state)),
             control: Mutex::new(Control::default()),
             conns: Arc::new(Mutex::new(HashMap::new())),
             stop: AtomicBool::new(false),
@@ -247,12 +263,17 @@ impl Sim {
     /// WorkContract plugin: reads of this user's absences answer 403 to everyone but the user
     /// (an instance whose permission setup hides one contract from the others).
     pub fn deny_absence_reads(&self, user: u64) {
-        lock(&self.shared.state).plugin.denied_reads.push(user);
+        Arc::make_mut(&mut lock(&self.shared.state))
+            .plugin
+            .denied_reads
+            .push(user);
     }
 
     /// From now on the token gets 401 with an empty body (contract §1.3).
     pub fn revoke_token(&self, token: &str) {
-        lock(&self.shared.state).revoked.push(token.to_string());
+        Arc::make_mut(&mut lock(&self.shared.state))
+            .revoked
+            .push(token.to_string());
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -261,6 +282,15 @@ impl Sim {
 
     pub fn clear_requests(&self) {
         lock(&self.shared.control).requests.clear();
+    }
+
+    /// Bytes of all responses in the request log (since the last [`Sim::clear_requests`]).
+    pub fn bytes_sent(&self) -> usize {
+        lock(&self.shared.control)
+            .requests
+            .iter()
+            .map(|r| r.bytes)
+            .sum()
     }
 
     /// POST/PATCH/DELETE requests under `/api` that passed routing and authentication and
@@ -368,12 +398,20 @@ fn take_fault(shared: &Shared, path: &str) -> Option<FaultKind> {
     Some(kind)
 }
 
-fn record(shared: &Shared, method: &str, path: &str, query: &[(String, String)], status: u16) {
+fn record(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    status: u16,
+    bytes: usize,
+) {
     lock(&shared.control).requests.push(Recorded {
         method: method.to_string(),
         path: path.to_string(),
         query: query.to_vec(),
         status,
+        bytes,
     });
 }
 
@@ -385,7 +423,10 @@ fn respond(shared: &Shared, req: http::Request) -> Option<Answer> {
         target,
         headers,
         body,
+        keep_alive,
     } = req;
+    let head_only = method == "HEAD";
+    let sent = |reply: &Answer| http::encoded_len(reply, keep_alive, head_only);
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), parse_query(q)),
         None => (target.clone(), Vec::new()),
@@ -428,12 +469,12 @@ fn respond(shared: &Shared, req: http::Request) -> Option<Answer> {
                 content_type: Some("text/html; charset=UTF-8"),
             }),
             FaultKind::DropConnection => {
-                record(shared, &method, &path, &query, 0);
+                record(shared, &method, &path, &query, 0, 0);
                 return None;
             }
         };
         if let Some(reply) = reply {
-            record(shared, &method, &path, &query, reply.status);
+            record(shared, &method, &path, &query, reply.status, sent(&reply));
             return Some(reply);
         }
     }
@@ -454,15 +495,20 @@ fn respond(shared: &Shared, req: http::Request) -> Option<Answer> {
         x_auth,
         body,
     };
-    let outcome = {
-        let mut st = lock(&shared.state);
-        api::handle(&mut st, &req)
+    // A read runs on a snapshot, without the lock; anything else changes the data under it.
+    let snapshot = matches!(method.as_str(), "GET" | "HEAD").then(|| lock(&shared.state).clone());
+    let outcome = match snapshot.and_then(|st| api::handle_read(&st, &req)) {
+        Some(o) => o,
+        None => {
+            let mut st = lock(&shared.state);
+            api::handle(Arc::make_mut(&mut st), &req)
+        }
     };
     if outcome.write_reached_handler {
         lock(&shared.control).write_count += 1;
     }
     let reply = outcome.reply;
-    record(shared, &method, &path, &query, reply.status);
+    record(shared, &method, &path, &query, reply.status, sent(&reply));
     Some(reply)
 }
 
@@ -491,7 +537,7 @@ fn control(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Answer {
                     json!({
                         "method": r.method, "path": r.path,
                         "query": r.query.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-                        "status": r.status,
+                        "status": r.status, "bytes": r.bytes,
                     })
                 })
                 .collect();

@@ -466,10 +466,14 @@ fn control_endpoint_drives_faults_and_lists_requests() {
         parse(&raw(&sim, "DELETE", "/__sim/fault", None, None)).status,
         204
     );
-    assert_eq!(
-        get(&sim, "/api/ping?x=a%20b", &sim.demo_token()).status,
-        200
+    let ping = raw(
+        &sim,
+        "GET",
+        "/api/ping?x=a%20b",
+        Some(&format!("Bearer {}", sim.demo_token())),
+        None,
     );
+    assert_eq!(parse(&ping).status, 200);
     let list = parse(&raw(&sim, "GET", "/__sim/requests", None, None)).json();
     let last = list["requests"]
         .as_array()
@@ -478,7 +482,7 @@ fn control_endpoint_drives_faults_and_lists_requests() {
         .expect("recorded");
     assert_eq!(
         last,
-        json!({"method": "GET", "path": "/api/ping", "query": [["x", "a b"]], "status": 200})
+        json!({"method": "GET", "path": "/api/ping", "query": [["x", "a b"]], "status": 200, "bytes": ping.len()})
     );
     assert_eq!(sim.requests().len(), 2, "control requests are not recorded");
 }
@@ -690,4 +694,124 @@ fn entity_sub_resources() {
         r.json()["message"],
         "This endpoint was removed, use \"POST /api/teams/\" instead."
     );
+}
+
+#[test]
+fn the_request_log_counts_the_bytes_sent() {
+    let sim = start();
+    let token = format!("Bearer {}", sim.demo_token());
+    let page = raw(&sim, "GET", "/api/timesheets?size=50", Some(&token), None);
+    let head = raw(&sim, "HEAD", "/api/timesheets?size=50", Some(&token), None);
+    let refused = raw(&sim, "GET", "/api/timesheets", Some("Bearer nope"), None);
+    let log = sim.requests();
+    let bytes: Vec<usize> = log.iter().map(|r| r.bytes).collect();
+    // Status line, headers and body as they went out; HEAD without its body.
+    assert_eq!(bytes, [page.len(), head.len(), refused.len()]);
+    assert!(page.len() > head.len() + 5_000, "{bytes:?}");
+    assert_eq!(sim.bytes_sent(), page.len() + head.len() + refused.len());
+    sim.clear_requests();
+    assert_eq!(sim.bytes_sent(), 0);
+    // A dropped connection sent nothing.
+    sim.set_fault(Fault {
+        kind: FaultKind::DropConnection,
+        times: Some(1),
+        path_prefix: None,
+    });
+    let _ = raw(&sim, "GET", "/api/ping", Some(&token), None);
+    assert_eq!(
+        sim.requests().last().map(|r| (r.status, r.bytes)),
+        Some((0, 0))
+    );
+}
+
+#[test]
+fn reads_run_on_a_snapshot_and_writes_do_not_change_it() {
+    let sim = start();
+    let token = sim.demo_token();
+    // A read in flight holds a snapshot (here: the test's own clone of the Arc).
+    let snapshot = lock(&sim.shared.state).clone();
+    let before = snapshot.timesheets.len();
+    let created = parse(&raw(
+        &sim,
+        "POST",
+        "/api/timesheets",
+        Some(&format!("Bearer {token}")),
+        Some(
+            r#"{"project": 2, "activity": 9, "begin": "2026-08-10T09:00:00", "end": "2026-08-10T10:00:00"}"#,
+        ),
+    ));
+    assert_eq!(created.status, 200, "{:?}", created.json());
+    // The write went to a copy: the snapshot is unchanged, and the next read sees the write.
+    assert_eq!(snapshot.timesheets.len(), before);
+    assert_eq!(lock(&sim.shared.state).timesheets.len(), before + 1);
+    let id = created.json()["id"].as_u64().unwrap();
+    assert_eq!(
+        get(&sim, &format!("/api/timesheets/{id}"), &token).status,
+        200
+    );
+    // Without a snapshot held, a write changes the data in place (no copy).
+    drop(snapshot);
+    let ptr = Arc::as_ptr(&lock(&sim.shared.state));
+    let r = raw(
+        &sim,
+        "DELETE",
+        &format!("/api/timesheets/{id}"),
+        Some(&format!("Bearer {token}")),
+        None,
+    );
+    assert_eq!(parse(&r).status, 204);
+    assert_eq!(Arc::as_ptr(&lock(&sim.shared.state)), ptr);
+    // Reads of many pages at once all answer (none waits for another's rendering).
+    let pages: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..=4)
+            .map(|p| {
+                let (sim, token) = (&sim, &token);
+                s.spawn(move || {
+                    get(
+                        sim,
+                        &format!("/api/timesheets?user=all&size=500&full=true&page={p}"),
+                        token,
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(pages, [200, 200, 200, 200]);
+}
+
+#[test]
+fn kimai_266_hides_rate_fields_without_the_permission() {
+    let sim = Sim::start(Options {
+        now: Some(NOW),
+        rates_need_permission: true,
+        ..Options::default()
+    })
+    .expect("sim starts");
+    let john = sim.token("john_user").unwrap();
+    let tony = sim.demo_token();
+    let has_rate = |v: &Value| v.get("rate").is_some() || v.get("internalRate").is_some();
+    for full in ["false", "true"] {
+        let plain = get(&sim, &format!("/api/timesheets?size=5&full={full}"), &john).json();
+        let rows = plain.as_array().unwrap();
+        assert!(!rows.is_empty() && !rows.iter().any(has_rate), "{plain}");
+        let lead = get(&sim, &format!("/api/timesheets?size=5&full={full}"), &tony).json();
+        assert!(lead.as_array().unwrap().iter().all(has_rate), "{lead}");
+    }
+    let id = get(&sim, "/api/timesheets?size=1", &john).json()[0]["id"]
+        .as_u64()
+        .unwrap();
+    let one = get(&sim, &format!("/api/timesheets/{id}"), &john).json();
+    assert!(one.get("hourlyRate").is_none() && !has_rate(&one), "{one}");
+    assert!(one.get("duration").is_some());
+    // Kimai 2.65 (the default) sends them to everyone.
+    let sim = start();
+    let plain = get(
+        &sim,
+        "/api/timesheets?size=5",
+        &sim.token("john_user").unwrap(),
+    )
+    .json();
+    assert!(plain.as_array().unwrap().iter().all(has_rate), "{plain}");
 }

@@ -4,19 +4,59 @@
 //! The project is found by id (`GET /projects/{id}`) or by name (`GET /projects?visible=3&
 //! ignoreDates=1&term=…`, case-insensitive; an exact name wins, several candidates are listed
 //! back). The user scope is all (`user=all`), self (`/users/me`), one user, or a team's members
-//! (`GET /teams/{id}`, sent as `users[]`). Then three independent reads run in parallel on
-//! scoped threads: every page of `/timesheets` (`paging::fetch_all`, bounded at 10,000
-//! records; a truncated read is refused rather than shown as a partial analysis), and the user
-//! and activity lists for names (best effort: a refusal only costs the names).
+//! (`GET /teams/{id}`, sent as `users[]`). Then the reads run in parallel on scoped threads:
+//! every page of `/timesheets` in the plain shape (ids only; `paging::read_pages`, each page
+//! decoded into small records and added up as it arrives, bounded at 10,000 records; a
+//! truncated read is refused rather than shown as a partial analysis), and the user and
+//! activity lists for names (`lookups`, remembered per token for a minute; a refusal only costs
+//! the names, and users the token may not list are named from their own records).
 //! Hours come from Kimai's `duration`.
 
 use super::args::{self, Args};
 use super::common::user_lookup::resolve_user;
+use super::lookups::{self, Kind, List, Want};
+use super::stats::Ref;
 use super::time::{self, DayEdge};
 use super::{Context, Output, Tool, ToolError, paging, text};
 use crate::kimai::Request;
+use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// The fields of a timesheet record that the analysis uses.
+#[derive(Deserialize)]
+struct Record {
+    id: Option<i64>,
+    begin: Option<String>,
+    duration: Option<i64>,
+    #[serde(default)]
+    user: Ref,
+    #[serde(default)]
+    activity: Ref,
+}
+
+/// One user's time.
+#[derive(Default)]
+struct UserTime {
+    secs: i64,
+    entries: usize,
+    by_activity: HashMap<i64, i64>,
+}
+
+/// The pages added up, shared by the threads that read them.
+#[derive(Default)]
+struct Team {
+    seen: HashSet<i64>,
+    users: HashMap<i64, UserTime>,
+    activities: HashMap<i64, (i64, usize)>,
+    total: i64,
+    entries: usize,
+    /// A user whose records came back for a single-user analysis.
+    foreign: Option<i64>,
+    /// A record of each activity, to name it by when the activity list does not.
+    samples: HashMap<i64, lookups::Sample>,
+}
 
 pub const TOOL: Tool = Tool {
     name: "analyze_project_team",
@@ -112,10 +152,7 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
     let mut req = Request::get("/timesheets")
         .query("project", pid)
         .query("begin", begin)
-        .query("end", end)
-        // Names of users and activities embedded, so a token that may not list users still
-        // sees who booked the time.
-        .query("full", "true");
+        .query("end", end);
     let mut scope_text = "all users".to_string();
     let mut only: Option<i64> = None;
     match scope {
@@ -161,29 +198,59 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
         _ => req = req.query("user", "all"),
     }
 
-    // The three independent reads, in parallel.
-    let (sheets, users, activities) = std::thread::scope(|s| {
-        let users = s.spawn(|| {
-            ctx.call(&Request::get("/users").query("visible", 3))
-                .ok()
-                .map(|r| r.body)
-        });
-        let activities = s.spawn(|| {
-            ctx.call(
-                &Request::get("/activities")
-                    .query("visible", 3)
-                    .query("project", pid),
-            )
-            .ok()
-            .map(|r| r.body)
-        });
-        let sheets = paging::fetch_all(ctx, &req);
-        (
-            sheets,
-            users.join().ok().flatten(),
-            activities.join().ok().flatten(),
-        )
-    });
+    // The pages and the two lists for names, in parallel.
+    let team = Mutex::new(Team::default());
+    let visit = |_page: u64, bytes: Vec<u8>| -> Result<usize, ToolError> {
+        let rows: Vec<Record> = serde_json::from_slice(&bytes).map_err(|e| {
+            ToolError::Failed(format!(
+                "Kimai sent a page of timesheets that could not be read: {e}"
+            ))
+        })?;
+        drop(bytes);
+        let mut t = team.lock().unwrap_or_else(|e| e.into_inner());
+        for r in &rows {
+            if r.id.is_some_and(|id| !t.seen.insert(id)) {
+                continue;
+            }
+            let uid = r.user.id;
+            if let Some(o) = only
+                && uid != o
+            {
+                t.foreign = Some(uid);
+                continue;
+            }
+            let secs = r.duration.unwrap_or(0).max(0);
+            let u = t.users.entry(uid).or_default();
+            u.secs += secs;
+            u.entries += 1;
+            *u.by_activity.entry(r.activity.id).or_default() += secs;
+            let a = t.activities.entry(r.activity.id).or_default();
+            a.0 += secs;
+            a.1 += 1;
+            if !t.samples.contains_key(&r.activity.id)
+                && let (Some(record), Some(begin)) = (r.id, &r.begin)
+            {
+                t.samples.insert(
+                    r.activity.id,
+                    lookups::Sample {
+                        record,
+                        user: uid,
+                        begin: begin.clone(),
+                    },
+                );
+            }
+            t.total += secs;
+            t.entries += 1;
+        }
+        Ok(rows.len())
+    };
+    let want = Want {
+        activities: true,
+        users: true,
+        ..Want::default()
+    };
+    let (sheets, mut names) =
+        lookups::read_with(ctx, want, || paging::read_pages(ctx, &req, visit));
     let sheets = sheets?;
     if sheets.truncated {
         return Err(ToolError::Failed(format!(
@@ -191,44 +258,29 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
             paging::MAX_RECORDS
         )));
     }
-    let names = |list: &Option<Value>, key: &str| -> HashMap<i64, String> {
-        list.as_ref()
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| {
-                let id = v.get("id").and_then(args::as_int)?;
-                let name = v
-                    .get("alias")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .or_else(|| v.get(key).and_then(Value::as_str))?;
-                Some((id, name.to_string()))
-            })
-            .collect()
+    let t = team.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(uid) = t.foreign {
+        return Err(ToolError::Failed(format!(
+            "Kimai returned timesheets of user {uid} for a single-user analysis; refusing to mix them in"
+        )));
+    }
+    let user_ids: Vec<i64> = t.users.keys().copied().collect();
+    let activity_ids: Vec<i64> = t.activities.keys().copied().collect();
+    names.complete(ctx, &[], &activity_ids, &user_ids);
+    let unnamed: Vec<lookups::Sample> = activity_ids
+        .iter()
+        .filter(|a| names.activity(**a).is_none())
+        .filter_map(|a| t.samples.get(a).cloned())
+        .collect();
+    names.probe_records(ctx, &unnamed);
+    names.probe_users(ctx, &user_ids);
+    let user_name = |id: i64| match names.user(id) {
+        Some(n) => format!("{} (ID {id})", text::safe(n)),
+        None => format!("user {id}"),
     };
-    let user_names = names(&users, "username");
-    let activity_names = names(&activities, "name");
-    let id_of = |v: Option<&Value>| -> i64 {
-        match v {
-            Some(Value::Object(o)) => o.get("id").and_then(args::as_int).unwrap_or(0),
-            Some(v) => args::as_int(v).unwrap_or(0),
-            None => 0,
-        }
-    };
-    let name_of = |v: Option<&Value>, map: &HashMap<i64, String>, key: &str, kind: &str| {
-        let id = id_of(v);
-        let embedded = v
-            .and_then(|o| {
-                o.get("alias")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-            })
-            .or_else(|| v.and_then(|o| o.get(key)).and_then(Value::as_str));
-        match embedded.or(map.get(&id).map(String::as_str)) {
-            Some(n) => format!("{} (ID {id})", text::safe(n)),
-            None => format!("{kind} {id}"),
-        }
+    let activity_name = |id: i64| match names.activity(id) {
+        Some(n) => format!("{} (ID {id})", text::safe(n)),
+        None => format!("activity {id}"),
     };
 
     // Per user: total seconds, entries, per activity seconds.
@@ -238,34 +290,32 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
         entries: usize,
         by_activity: HashMap<String, i64>,
     }
-    let mut rows: HashMap<i64, Row> = HashMap::new();
+    let rows: HashMap<i64, Row> = t
+        .users
+        .iter()
+        .map(|(uid, u)| {
+            (
+                *uid,
+                Row {
+                    name: user_name(*uid),
+                    secs: u.secs,
+                    entries: u.entries,
+                    by_activity: u
+                        .by_activity
+                        .iter()
+                        .map(|(a, s)| (activity_name(*a), *s))
+                        .collect(),
+                },
+            )
+        })
+        .collect();
     let mut by_activity: HashMap<String, (i64, usize)> = HashMap::new();
-    let mut total = 0i64;
-    for t in &sheets.records {
-        let uid = id_of(t.get("user"));
-        if let Some(o) = only
-            && uid != o
-        {
-            return Err(ToolError::Failed(format!(
-                "Kimai returned timesheets of user {uid} for a single-user analysis; refusing to mix them in"
-            )));
-        }
-        let secs = t.get("duration").and_then(args::as_int).unwrap_or(0).max(0);
-        let act = name_of(t.get("activity"), &activity_names, "name", "activity");
-        let row = rows.entry(uid).or_insert_with(|| Row {
-            name: name_of(t.get("user"), &user_names, "username", "user"),
-            secs: 0,
-            entries: 0,
-            by_activity: HashMap::new(),
-        });
-        row.secs += secs;
-        row.entries += 1;
-        *row.by_activity.entry(act.clone()).or_default() += secs;
-        let a = by_activity.entry(act).or_default();
-        a.0 += secs;
-        a.1 += 1;
-        total += secs;
+    for (a, (secs, n)) in &t.activities {
+        let e = by_activity.entry(activity_name(*a)).or_default();
+        e.0 += secs;
+        e.1 += n;
     }
+    let total = t.total;
     let pct = |s: i64| {
         if total > 0 {
             s as f64 * 100.0 / total as f64
@@ -283,7 +333,7 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
             .map(|c| format!(", customer {}", text::safe(c)))
             .unwrap_or_default(),
         time::hours(total),
-        sheets.records.len(),
+        t.entries,
         rows.len(),
         by_activity.len(),
         if by_activity.len() == 1 { "y" } else { "ies" }
@@ -323,8 +373,23 @@ fn handler(ctx: &Context, a: &Args) -> Result<Output, ToolError> {
             pct(*secs)
         ));
     }
-    if users.is_none() {
-        out.push_str("\n\nNote: this token may not list users; users without a name in the timesheets are shown by id.");
+    let unnamed_users = user_ids
+        .iter()
+        .filter(|u| names.user(**u).is_none())
+        .count();
+    if unnamed_users > 0 {
+        if matches!(names.users, List::Denied) {
+            out.push_str("\n\nNote: this token may not list users; users without a name in the timesheets are shown by id.");
+        } else if let Some(n) = names.note(Kind::User, unnamed_users) {
+            out.push_str(&format!("\n\n{n}"));
+        }
+    }
+    let unnamed_activities = activity_ids
+        .iter()
+        .filter(|a| names.activity(**a).is_none())
+        .count();
+    if let Some(n) = names.note(Kind::Activity, unnamed_activities) {
+        out.push_str(&format!("\n\n{n}"));
     }
     Ok(Output::text(out))
 }

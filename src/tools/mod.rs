@@ -21,8 +21,9 @@
 //! this file (registry, [`Context`], [`ToolError`], `tools/list`, `tools/call`), `args`
 //! (argument access), `schema` (the JSON Schema subset we validate), `render` and `rows`
 //! (text for entities and time records), `text` (safe strings), `time` (dates and
-//! durations), `paging` and `fanout` (reading many pages or users), `stats` (timesheet
-//! statistics) and `users` (discovering the users a token can see). Helpers that several
+//! durations), `paging` and `fanout` (reading many pages or users), `lookups` (names for the
+//! ids of plain records, remembered per token), `stats` (timesheet statistics) and `users`
+//! (discovering the users a token can see). Helpers that several
 //! tools share live in `common/`. A tool imports the framework, `common` and lower layers,
 //! never another tool.
 
@@ -35,6 +36,7 @@ pub mod common;
 pub mod config;
 pub mod entity;
 pub mod fanout;
+pub mod lookups;
 pub mod meta;
 pub mod paging;
 pub mod policy;
@@ -286,6 +288,25 @@ impl<'a> Context<'a> {
 
     pub fn get(&self, path: &str) -> Result<Value, ToolError> {
         Ok(self.call(&kimai::Request::get(path))?.body)
+    }
+
+    /// What an earlier call of this token remembered under `kind` (see `kimai::Memo`).
+    pub fn remembered<T: std::any::Any + Send + Sync>(
+        &self,
+        kind: &'static str,
+    ) -> Option<std::sync::Arc<T>> {
+        self.backend.client.memo_get(&self.backend.token, kind)
+    }
+
+    /// Remembers `value` under `kind` for this token, for a short time.
+    pub fn remember<T: std::any::Any + Send + Sync>(
+        &self,
+        kind: &'static str,
+        value: std::sync::Arc<T>,
+    ) {
+        self.backend
+            .client
+            .memo_put(&self.backend.token, kind, value);
     }
 
     /// Marks the call cancelled, as a `notifications/cancelled` would (tests only).

@@ -170,6 +170,18 @@ pub fn row(r: &Value, opts: RowOpts, now: i64) -> String {
     if r.get("exported").and_then(Value::as_bool) == Some(true) {
         extra.push("exported".to_string());
     }
+    // Money as the Python server lists it: only the rate fields Kimai sent (2.66 omits them
+    // for tokens without the view_rate_* permission), Python's float notation.
+    for (key, label) in [
+        ("rate", "rate"),
+        ("internalRate", "internal rate"),
+        ("fixedRate", "fixed rate"),
+        ("hourlyRate", "hourly rate"),
+    ] {
+        if let Some(v) = r.get(key).and_then(Value::as_f64) {
+            extra.push(format!("{label} {}", py_float(v)));
+        }
+    }
     let tags: Vec<String> = r
         .get("tags")
         .and_then(Value::as_array)
@@ -219,6 +231,16 @@ pub fn meta_text(r: &Value) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A number as Python's `str(float)` writes it (`135.0`, `54.6667`), which is how the Python
+/// server shows rates in a list.
+pub fn py_float(f: f64) -> String {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
+        format!("{f:.1}")
+    } else {
+        format!("{f}")
+    }
 }
 
 fn money(v: &Value) -> Option<String> {
@@ -369,6 +391,32 @@ mod tests {
         assert_eq!(out.lines().count(), 1, "{out}");
         assert!(out.contains("\"X / #99 Fake\" (#1)"), "{out}");
         assert!(out.contains("- \"ok\\n#2"), "{out}");
+    }
+
+    #[test]
+    fn rows_show_the_rates_kimai_sent_as_the_python_server_does() {
+        let r = json!({"id": 7, "begin": "2026-08-12T09:00:00+0200", "end": "2026-08-12T10:30:00+0200", "duration": 5400,
+            "project": 1, "activity": 3, "rate": 135.0, "internalRate": 54.6667, "billable": false, "tags": ["x"]});
+        assert_eq!(
+            row(&r, RowOpts::default(), 0),
+            "#7 2026-08-12 09:00-10:30, 1.50 h, project #1 / activity #3\n  not billable; rate 135.0; internal rate 54.6667; tags: x"
+        );
+        // Kimai 2.66 left them out (or sent null): nothing about money.
+        let hidden = json!({"id": 7, "begin": "2026-08-12T09:00:00+0200", "end": "2026-08-12T10:30:00+0200", "duration": 5400,
+            "project": 1, "activity": 3, "internalRate": null});
+        assert_eq!(
+            row(&hidden, RowOpts::default(), 0),
+            "#7 2026-08-12 09:00-10:30, 1.50 h, project #1 / activity #3"
+        );
+        let entity = json!({"id": 7, "begin": "2026-08-12T09:00:00+0200", "end": null, "duration": 0,
+            "project": 1, "activity": 3, "rate": 0.0, "internalRate": 0.0, "fixedRate": 250, "hourlyRate": null});
+        assert!(
+            row(&entity, RowOpts::default(), 0)
+                .ends_with("\n  rate 0.0; internal rate 0.0; fixed rate 250.0"),
+            "{}",
+            row(&entity, RowOpts::default(), 0)
+        );
+        assert_eq!(py_float(1e20), "100000000000000000000");
     }
 
     #[test]

@@ -4,7 +4,19 @@
 //! their time so far. Records are grouped by the local date of their begin, in the record's
 //! own timezone as Kimai sends it. No overtime is computed: Kimai's REST API exposes no
 //! working-time balance, and guessing one from a contract would mislead.
+//!
+//! Records are added one at a time ([`Stats::add`]), so a caller can aggregate page by page
+//! and drop each page. The figures are kept by id; names come at report time from the lookups
+//! (`lookups::Names`) or, for records of the expanded shape, from the records themselves.
+//!
+//! Revenue: Kimai's `rate` of each record is its money value (fixed or hourly × duration, in
+//! the currency of the project's customer). It is summed per project and user and split into
+//! billable and not billable; the report groups it by currency (customers can bill in
+//! different currencies, and sums across them would mean nothing). Kimai 2.66 omits the rate
+//! fields for tokens without the `view_rate_*` permissions: records without a rate are counted
+//! and named, never taken as zero.
 
+use super::lookups::{Kind, Names, Sample};
 use super::rows;
 use super::text;
 use super::time::{self, Date};
@@ -15,9 +27,26 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 #[derive(Default)]
 struct Bucket {
-    name: String,
+    /// The name an expanded record carried (plain records carry none).
+    name: Option<String>,
     secs: i64,
     entries: u64,
+    /// A record of this project or activity, to name it by when the lists do not.
+    sample: Option<Sample>,
+}
+
+/// Money of records: billable and not billable.
+#[derive(Clone, Copy, Default, Debug, PartialEq)]
+struct Money {
+    billable: f64,
+    not_billable: f64,
+}
+
+impl Money {
+    fn add(&mut self, other: Money) {
+        self.billable += other.billable;
+        self.not_billable += other.not_billable;
+    }
 }
 
 /// Figures computed over the records.
@@ -39,6 +68,13 @@ pub struct Stats {
     years: BTreeMap<i32, (i64, u64)>,
     tags: HashMap<String, u64>,
     start_hours: [u64; 24],
+    /// The customer an expanded record named for its project: (id, name).
+    customers: HashMap<i64, (i64, Option<String>)>,
+    /// Revenue per (project, user).
+    money: HashMap<(i64, i64), Money>,
+    /// Records with a rate, and without one (Kimai 2.66 hides rates from some tokens).
+    rated: u64,
+    unrated: u64,
 }
 
 /// A reference to a user, project, activity or customer as a record carries it: a bare id
@@ -109,6 +145,9 @@ pub struct Rec {
     pub end: Option<String>,
     pub duration: Option<i64>,
     pub billable: Option<bool>,
+    /// The record's money value; absent when Kimai hides rates from the token.
+    #[serde(default)]
+    pub rate: Option<f64>,
     #[serde(default)]
     pub user: Ref,
     #[serde(default)]
@@ -131,11 +170,10 @@ impl Rec {
     }
 }
 
-fn show(r: &Ref, fallback: &str) -> String {
-    r.name
-        .as_deref()
-        .map(rows::name)
-        .unwrap_or_else(|| format!("{fallback} #{}", r.id))
+/// `Name` for a compact line, or `kind #id` when no name is known.
+fn label(name: Option<&str>, kind: &str, id: i64) -> String {
+    name.map(rows::name)
+        .unwrap_or_else(|| format!("{kind} #{id}"))
 }
 
 /// ISO 8601 (year, week) of a date.
@@ -154,62 +192,193 @@ impl Stats {
     pub fn compute(records: &[Rec], now: i64) -> Stats {
         let mut s = Stats::default();
         for r in records {
-            let Some(begin) = r.begin.as_deref().and_then(time::parse_stamp) else {
-                continue;
-            };
-            let running = r.end.is_none();
-            // Kimai's own duration (break deducted); a running record counts its time so far.
-            let secs = if running {
-                (now - begin.unix()).max(0)
-            } else {
-                r.duration.unwrap_or(0)
-            };
-            let date = begin.local.date;
-            s.entries += 1;
-            if running {
-                s.running += 1;
-            }
-            s.total += secs;
-            if r.billable != Some(false) {
-                s.billable += secs;
-            }
-            s.first = Some(s.first.map_or(date, |f| f.min(date)));
-            s.last = Some(s.last.map_or(date, |l| l.max(date)));
-            *s.days.entry(date).or_default() += secs;
-            s.person_days.insert((r.user.id, date));
-            let add = |map: &mut HashMap<i64, Bucket>, id: i64, name: &dyn Fn() -> String| {
-                let b = map.entry(id).or_insert_with(|| Bucket {
-                    name: name(),
-                    ..Bucket::default()
-                });
-                b.secs += secs;
-                b.entries += 1;
-            };
-            add(&mut s.users, r.user.id, &|| show(&r.user, "user"));
-            add(
-                &mut s.projects,
-                r.project.id,
-                &|| match &r.project.customer {
-                    Some(c) if c.name.is_some() => {
-                        format!("{} / {}", show(c, "customer"), show(&r.project, "project"))
-                    }
-                    _ => show(&r.project, "project"),
-                },
-            );
-            add(&mut s.activities, r.activity.id, &|| {
-                show(&r.activity, "activity")
-            });
-            *s.months.entry((date.year, date.month)).or_default() += secs;
-            *s.weeks.entry(iso_week(date)).or_default() += secs;
-            let y = s.years.entry(date.year).or_default();
-            y.0 += secs;
-            y.1 += 1;
-            for t in &r.tags {
-                *s.tags.entry(t.clone()).or_default() += 1;
-            }
-            s.start_hours[begin.local.hour as usize % 24] += 1;
+            s.add(r, now);
         }
         s
+    }
+
+    /// Adds one record (a record without a readable begin is skipped).
+    pub fn add(&mut self, r: &Rec, now: i64) {
+        let s = self;
+        let Some(begin) = r.begin.as_deref().and_then(time::parse_stamp) else {
+            return;
+        };
+        let running = r.end.is_none();
+        // Kimai's own duration (break deducted); a running record counts its time so far.
+        let secs = if running {
+            (now - begin.unix()).max(0)
+        } else {
+            r.duration.unwrap_or(0)
+        };
+        let date = begin.local.date;
+        s.entries += 1;
+        if running {
+            s.running += 1;
+        }
+        s.total += secs;
+        let billable = r.billable != Some(false);
+        if billable {
+            s.billable += secs;
+        }
+        s.first = Some(s.first.map_or(date, |f| f.min(date)));
+        s.last = Some(s.last.map_or(date, |l| l.max(date)));
+        *s.days.entry(date).or_default() += secs;
+        s.person_days.insert((r.user.id, date));
+        let add = |map: &mut HashMap<i64, Bucket>, rf: &Ref, sample: bool| {
+            let b = map.entry(rf.id).or_default();
+            if b.name.is_none() {
+                b.name = rf.name.clone();
+            }
+            if sample && b.sample.is_none() && rf.name.is_none() {
+                b.sample = r.id.zip(r.begin.clone()).map(|(record, begin)| Sample {
+                    record,
+                    user: r.user.id,
+                    begin,
+                });
+            }
+            b.secs += secs;
+            b.entries += 1;
+        };
+        add(&mut s.users, &r.user, false);
+        add(&mut s.projects, &r.project, true);
+        add(&mut s.activities, &r.activity, true);
+        if let Some(c) = &r.project.customer
+            && c.name.is_some()
+        {
+            s.customers
+                .entry(r.project.id)
+                .or_insert_with(|| (c.id, c.name.clone()));
+        }
+        *s.months.entry((date.year, date.month)).or_default() += secs;
+        *s.weeks.entry(iso_week(date)).or_default() += secs;
+        let y = s.years.entry(date.year).or_default();
+        y.0 += secs;
+        y.1 += 1;
+        for t in &r.tags {
+            if let Some(n) = s.tags.get_mut(t) {
+                *n += 1;
+            } else {
+                s.tags.insert(t.clone(), 1);
+            }
+        }
+        s.start_hours[begin.local.hour as usize % 24] += 1;
+        match r.rate {
+            Some(rate) if rate.is_finite() => {
+                s.rated += 1;
+                let m = s.money.entry((r.project.id, r.user.id)).or_default();
+                if billable {
+                    m.billable += rate;
+                } else {
+                    m.not_billable += rate;
+                }
+            }
+            _ => s.unrated += 1,
+        }
+    }
+
+    /// The distinct user, project and activity ids of the records.
+    pub fn ids(&self) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+        let keys = |m: &HashMap<i64, Bucket>| {
+            let mut v: Vec<i64> = m.keys().copied().filter(|i| *i != 0).collect();
+            v.sort_unstable();
+            v
+        };
+        (
+            keys(&self.users),
+            keys(&self.projects),
+            keys(&self.activities),
+        )
+    }
+
+    /// Records added.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    fn user_name(&self, names: &Names, id: i64) -> String {
+        let embedded = self.users.get(&id).and_then(|b| b.name.as_deref());
+        label(names.user(id).or(embedded), "user", id)
+    }
+
+    fn activity_name(&self, names: &Names, id: i64) -> String {
+        let embedded = self.activities.get(&id).and_then(|b| b.name.as_deref());
+        label(names.activity(id).or(embedded), "activity", id)
+    }
+
+    /// The customer of a project: id and name, from the lookups or an expanded record.
+    fn customer_of<'a>(&'a self, names: &'a Names, project: i64) -> Option<(i64, Option<&'a str>)> {
+        names.customer_of(project).or_else(|| {
+            self.customers
+                .get(&project)
+                .map(|(id, n)| (*id, n.as_deref()))
+        })
+    }
+
+    fn customer_name(&self, names: &Names, project: i64) -> Option<String> {
+        let (cid, name) = self.customer_of(names, project)?;
+        let name = name.or_else(|| names.customer(cid).map(|c| c.name.as_str()))?;
+        Some(label(Some(name), "customer", cid))
+    }
+
+    /// `Customer / Project`, or `Project` when the customer is unknown.
+    fn project_name(&self, names: &Names, id: i64) -> String {
+        let embedded = self.projects.get(&id).and_then(|b| b.name.as_deref());
+        let project = label(
+            names.project(id).map(|p| p.name.as_str()).or(embedded),
+            "project",
+            id,
+        );
+        match self.customer_name(names, id) {
+            Some(c) => format!("{c} / {project}"),
+            None => project,
+        }
+    }
+
+    /// One record of each project and activity that `names` cannot name, busiest first.
+    pub fn unnamed_samples(&self, names: &Names) -> Vec<Sample> {
+        let mut out = Vec::new();
+        for (id, b) in Self::sorted(&self.projects) {
+            if names.project(id).is_none() && b.name.is_none() {
+                out.extend(b.sample.clone());
+            }
+        }
+        for (id, b) in Self::sorted(&self.activities) {
+            if names.activity(id).is_none() && b.name.is_none() {
+                out.extend(b.sample.clone());
+            }
+        }
+        out
+    }
+
+    /// Notes for entities shown by id, saying why.
+    pub fn name_notes(&self, names: &Names) -> Vec<String> {
+        let (users, projects, activities) = self.ids();
+        let unnamed_users = users
+            .iter()
+            .filter(|u| names.user(**u).is_none() && self.users[*u].name.is_none())
+            .count();
+        let unnamed_projects = projects
+            .iter()
+            .filter(|p| names.project(**p).is_none() && self.projects[*p].name.is_none())
+            .count();
+        let unnamed_activities = activities
+            .iter()
+            .filter(|a| names.activity(**a).is_none() && self.activities[*a].name.is_none())
+            .count();
+        // Users are named in the report only when there are several of them.
+        let unnamed_users = if self.users.len() > 1 {
+            unnamed_users
+        } else {
+            0
+        };
+        [
+            names.note(Kind::Project, unnamed_projects),
+            names.note(Kind::Activity, unnamed_activities),
+            names.note(Kind::User, unnamed_users),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn sorted(map: &HashMap<i64, Bucket>) -> Vec<(i64, &Bucket)> {
@@ -251,8 +420,19 @@ impl Stats {
             .collect()
     }
 
-    /// A short readable report (markdown). `period` is the filter's begin/end when given.
+    /// A short readable report (markdown) with the names the records carried.
     pub fn report(&self, by_year: bool, period: (Option<Date>, Option<Date>)) -> String {
+        self.report_named(&Names::default(), by_year, period)
+    }
+
+    /// A short readable report (markdown), names from `names`. `period` is the filter's
+    /// begin/end when given.
+    pub fn report_named(
+        &self,
+        names: &Names,
+        by_year: bool,
+        period: (Option<Date>, Option<Date>),
+    ) -> String {
         if self.entries == 0 {
             return "## Statistics\nNo timesheets match this filter.".into();
         }
@@ -284,14 +464,17 @@ impl Stats {
         o.push(format!(
             "Average: {per_day:.2} h per day with records, {per_pd:.2} h per person-day"
         ));
-        let section = |title: &str, map: &HashMap<i64, Bucket>, limit: usize| {
+        let section = |title: &str,
+                       map: &HashMap<i64, Bucket>,
+                       name: &dyn Fn(i64) -> String,
+                       limit: usize| {
             let items = Self::sorted(map);
             let mut lines = vec![format!("{title}:")];
             for (i, (id, b)) in items.iter().take(limit).enumerate() {
                 lines.push(format!(
                     "{}. {} (#{id}): {} h ({:.1}%), {} entries",
                     i + 1,
-                    b.name,
+                    name(*id),
                     h(b.secs),
                     self.pct(b.secs),
                     b.entries
@@ -302,10 +485,25 @@ impl Stats {
             }
             lines.join("\n")
         };
-        o.push(section("By project", &self.projects, 10));
-        o.push(section("By activity", &self.activities, 10));
+        o.push(section(
+            "By project",
+            &self.projects,
+            &|id| self.project_name(names, id),
+            10,
+        ));
+        o.push(section(
+            "By activity",
+            &self.activities,
+            &|id| self.activity_name(names, id),
+            10,
+        ));
         if self.users.len() > 1 {
-            o.push(section("By user", &self.users, 20));
+            o.push(section(
+                "By user",
+                &self.users,
+                &|id| self.user_name(names, id),
+                20,
+            ));
         }
         let months: Vec<String> = self
             .months
@@ -367,15 +565,198 @@ impl Stats {
                 "Most common start hour: {hour:02}:00 ({n} entries)"
             ));
         }
+        o.extend(self.revenue_report(names));
         o.push("Overtime: not computed (Kimai's API offers no working-time balance).".into());
         o.join("\n")
     }
 
-    /// The same figures as JSON.
+    /// Revenue grouped by currency: totals, and per customer, project and user.
+    fn revenue(&self, names: &Names) -> Revenue {
+        let currency = |pid: i64| {
+            names
+                .currency_of(pid)
+                .unwrap_or(UNKNOWN_CURRENCY)
+                .to_string()
+        };
+        let mut r = Revenue::default();
+        let mut customers: HashMap<i64, (String, Money)> = HashMap::new();
+        let mut projects: HashMap<i64, Money> = HashMap::new();
+        let mut users: HashMap<i64, BTreeMap<String, Money>> = HashMap::new();
+        for ((pid, uid), m) in &self.money {
+            let cur = currency(*pid);
+            r.totals.entry(cur.clone()).or_default().add(*m);
+            projects.entry(*pid).or_default().add(*m);
+            let cid = self.customer_of(names, *pid).map_or(0, |(c, _)| c);
+            customers
+                .entry(cid)
+                .or_insert_with(|| (cur.clone(), Money::default()))
+                .1
+                .add(*m);
+            users
+                .entry(*uid)
+                .or_default()
+                .entry(cur)
+                .or_default()
+                .add(*m);
+        }
+        let by_money = |a: &(String, Money, i64), b: &(String, Money, i64)| {
+            a.0.cmp(&b.0)
+                .then(b.1.billable.total_cmp(&a.1.billable))
+                .then(b.1.not_billable.total_cmp(&a.1.not_billable))
+                .then(a.2.cmp(&b.2))
+        };
+        let mut c: Vec<(String, Money, i64)> = customers
+            .into_iter()
+            .map(|(cid, (cur, m))| (cur, m, cid))
+            .collect();
+        c.sort_by(by_money);
+        r.customers = c
+            .into_iter()
+            .map(|(cur, m, cid)| {
+                let name = if cid == 0 {
+                    "customer unknown".to_string()
+                } else {
+                    let n = names.customer(cid).map(|c| c.name.as_str()).or_else(|| {
+                        self.projects
+                            .keys()
+                            .find_map(|p| match self.customer_of(names, *p) {
+                                Some((id, n)) if id == cid => n,
+                                _ => None,
+                            })
+                    });
+                    label(n, "customer", cid)
+                };
+                (cid, name, cur, m)
+            })
+            .collect();
+        let mut p: Vec<(String, Money, i64)> = projects
+            .into_iter()
+            .map(|(pid, m)| (currency(pid), m, pid))
+            .collect();
+        p.sort_by(by_money);
+        r.projects = p
+            .into_iter()
+            .map(|(cur, m, pid)| (pid, self.project_name(names, pid), cur, m))
+            .collect();
+        for (uid, _) in Self::sorted(&self.users) {
+            if let Some(amounts) = users.remove(&uid) {
+                r.users.push((
+                    uid,
+                    self.user_name(names, uid),
+                    amounts.into_iter().collect(),
+                ));
+            }
+        }
+        r
+    }
+
+    /// The revenue lines of the report (see the module header).
+    fn revenue_report(&self, names: &Names) -> Vec<String> {
+        if self.rated == 0 {
+            return vec![format!(
+                "Revenue: not shown: Kimai sent no rates to this token ({RATES_HIDDEN})."
+            )];
+        }
+        let r = self.revenue(names);
+        let mut o = vec![
+            "Revenue (Kimai's rate of each record, in the currency of the project's customer):"
+                .to_string(),
+        ];
+        for (cur, m) in &r.totals {
+            o.push(format!(
+                "- {}: {}",
+                currency_label(cur),
+                money_text(None, m)
+            ));
+        }
+        let list = |title: &str, items: &[(i64, String, String, Money)], limit: usize| {
+            let mut lines = vec![format!("{title}:")];
+            for (i, (id, name, cur, m)) in items.iter().take(limit).enumerate() {
+                let id = if *id == 0 {
+                    String::new()
+                } else {
+                    format!(" (#{id})")
+                };
+                lines.push(format!(
+                    "{}. {name}{id}: {}",
+                    i + 1,
+                    money_text(Some(cur), m)
+                ));
+            }
+            if items.len() > limit {
+                lines.push(format!("… and {} more", items.len() - limit));
+            }
+            lines.join("\n")
+        };
+        o.push(list("Revenue by customer", &r.customers, 10));
+        o.push(list("Revenue by project", &r.projects, 10));
+        if r.users.len() > 1 {
+            let mut lines = vec!["Revenue by user:".to_string()];
+            for (i, (id, name, amounts)) in r.users.iter().take(20).enumerate() {
+                let parts: Vec<String> = amounts
+                    .iter()
+                    .map(|(cur, m)| money_text(Some(cur), m))
+                    .collect();
+                lines.push(format!("{}. {name} (#{id}): {}", i + 1, parts.join("; ")));
+            }
+            if r.users.len() > 20 {
+                lines.push(format!("… and {} more", r.users.len() - 20));
+            }
+            o.push(lines.join("\n"));
+        }
+        if self.unrated > 0 {
+            o.push(format!(
+                "Note: {} of {} records came without a rate and are not in the revenue ({RATES_HIDDEN}).",
+                self.unrated,
+                self.rated + self.unrated
+            ));
+        }
+        if r.totals.contains_key(UNKNOWN_CURRENCY) {
+            o.push("Note: the currency of some customers is unknown (their project or customer is not in the lists this token can see); their amounts are shown apart.".into());
+        }
+        vec![o.join("\n")]
+    }
+
+    fn revenue_json(&self, names: &Names) -> Value {
+        if self.rated == 0 {
+            return Value::Null;
+        }
+        let r = self.revenue(names);
+        let currency = |cur: &str| (cur != UNKNOWN_CURRENCY).then(|| cur.to_string());
+        let m = |cur: &str, m: &Money| json!({"currency": currency(cur), "billable": cents(m.billable), "not_billable": cents(m.not_billable)});
+        let list = |items: &[(i64, String, String, Money)]| -> Vec<Value> {
+            items
+                .iter()
+                .map(|(id, name, cur, money)| {
+                    json!({"id": id, "name": name, "currency": currency(cur), "billable": cents(money.billable), "not_billable": cents(money.not_billable)})
+                })
+                .collect()
+        };
+        json!({
+            "records_with_rate": self.rated,
+            "records_without_rate": self.unrated,
+            "totals": r.totals.iter().map(|(c, x)| m(c, x)).collect::<Vec<_>>(),
+            "customers": list(&r.customers),
+            "projects": list(&r.projects),
+            "users": r.users.iter().map(|(id, name, amounts)| json!({"id": id, "name": name, "amounts": amounts.iter().map(|(c, x)| m(c, x)).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The same figures as JSON, with the names the records carried.
     pub fn json(&self, by_year: bool, period: (Option<Date>, Option<Date>)) -> Value {
+        self.json_named(&Names::default(), by_year, period)
+    }
+
+    /// The same figures as JSON, names from `names`.
+    pub fn json_named(
+        &self,
+        names: &Names,
+        by_year: bool,
+        period: (Option<Date>, Option<Date>),
+    ) -> Value {
         let hrs = |s: i64| (s as f64 / 36.0).round() / 100.0;
-        let list = |map: &HashMap<i64, Bucket>| -> Vec<Value> {
-            Self::sorted(map).iter().map(|(id, b)| json!({"id": id, "name": b.name, "hours": hrs(b.secs), "entries": b.entries})).collect()
+        let list = |map: &HashMap<i64, Bucket>, name: &dyn Fn(i64) -> String| -> Vec<Value> {
+            Self::sorted(map).iter().map(|(id, b)| json!({"id": id, "name": name(*id), "hours": hrs(b.secs), "entries": b.entries})).collect()
         };
         let partial = self.partial_years(period.0, period.1);
         let mut v = json!({
@@ -388,14 +769,20 @@ impl Stats {
             "last_date": self.last.map(|d| d.to_string()),
             "days_with_records": self.days.len(),
             "person_days": self.person_days.len(),
-            "users": list(&self.users),
-            "projects": list(&self.projects),
-            "activities": list(&self.activities),
+            "users": list(&self.users, &|id| self.user_name(names, id)),
+            "projects": list(&self.projects, &|id| self.project_name(names, id)),
+            "activities": list(&self.activities, &|id| self.activity_name(names, id)),
             "months": self.months.iter().map(|((y, m), s)| json!({"month": format!("{y}-{m:02}"), "hours": hrs(*s)})).collect::<Vec<_>>(),
-            "tags": self.tags,
+            "tags": self.tags.iter().collect::<BTreeMap<_, _>>(),
             "working_time_balance": null,
             "working_time_note": "Kimai's API offers no working-time balance; overtime is not computed.",
+            "revenue": self.revenue_json(names),
         });
+        if self.rated == 0 {
+            v["revenue_note"] = json!(format!(
+                "Kimai sent no rates to this token ({RATES_HIDDEN})."
+            ));
+        }
         if by_year {
             v["years"] = self
                 .years
@@ -406,6 +793,50 @@ impl Stats {
         }
         v
     }
+}
+
+/// Why a token may get no rates (contract §6.1).
+const RATES_HIDDEN: &str = "Kimai 2.66+ sends them only with the view_rate_own_timesheet / view_rate_other_timesheet permission";
+
+/// The currency key of amounts whose customer's currency is unknown.
+const UNKNOWN_CURRENCY: &str = "?";
+
+fn currency_label(cur: &str) -> String {
+    if cur == UNKNOWN_CURRENCY {
+        "currency unknown".into()
+    } else {
+        text::safe(cur)
+    }
+}
+
+fn cents(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// `EUR 1200.00 billable, 0.00 not billable` (the currency left out when `cur` is `None`).
+fn money_text(cur: Option<&str>, m: &Money) -> String {
+    let prefix = cur
+        .map(|c| format!("{} ", currency_label(c)))
+        .unwrap_or_default();
+    format!(
+        "{prefix}{:.2} billable, {:.2} not billable",
+        cents(m.billable),
+        cents(m.not_billable)
+    )
+}
+
+/// Amounts of one customer, project or user: (currency, money).
+type Amounts = Vec<(String, Money)>;
+
+/// Revenue as the report shows it.
+#[derive(Default)]
+struct Revenue {
+    totals: BTreeMap<String, Money>,
+    /// (id, name, currency, money); customer id 0 = unknown.
+    customers: Vec<(i64, String, String, Money)>,
+    projects: Vec<(i64, String, String, Money)>,
+    /// (id, name, amounts per currency), in the order of hours.
+    users: Vec<(i64, String, Amounts)>,
 }
 
 #[cfg(test)]
@@ -468,6 +899,125 @@ mod tests {
             expanded.project.customer.as_ref().unwrap().name.as_deref(),
             Some("C")
         );
+    }
+
+    #[test]
+    fn revenue_is_grouped_by_currency_and_split_by_billable() {
+        use crate::tools::lookups::{CustomerName, List, ProjectName};
+        use std::sync::Arc;
+        let plain = |id: i64, user: i64, project: i64, rate: Option<f64>, billable: bool| {
+            let mut v = json!({"id": id, "begin": "2026-01-05T09:00:00+0100", "end": "x", "duration": 3600,
+                "billable": billable, "user": user, "project": project, "activity": 5, "tags": []});
+            if let Some(r) = rate {
+                v["rate"] = json!(r);
+            }
+            Rec::from_value(&v).unwrap()
+        };
+        let recs = [
+            plain(1, 1, 10, Some(100.0), true),
+            plain(2, 2, 10, Some(50.5), false),
+            plain(3, 2, 20, Some(200.0), true),
+            plain(4, 1, 30, Some(7.0), true),
+        ];
+        let s = Stats::compute(&recs, 0);
+        let project = |name: &str, customer: i64, cname: &str| ProjectName {
+            name: name.into(),
+            customer: Some(customer),
+            customer_name: Some(cname.into()),
+        };
+        let names = Names::from_lists(
+            List::Read {
+                map: Arc::new(
+                    [
+                        (10, project("Web", 1, "Acme")),
+                        (20, project("App", 2, "Globex")),
+                    ]
+                    .into_iter()
+                    .collect(),
+                ),
+                fresh: true,
+            },
+            List::Skipped,
+            List::Read {
+                map: Arc::new(
+                    [(1, "Ann".to_string()), (2, "Bob".to_string())]
+                        .into_iter()
+                        .collect(),
+                ),
+                fresh: true,
+            },
+            List::Read {
+                map: Arc::new(
+                    [
+                        (
+                            1,
+                            CustomerName {
+                                name: "Acme".into(),
+                                currency: Some("EUR".into()),
+                            },
+                        ),
+                        (
+                            2,
+                            CustomerName {
+                                name: "Globex".into(),
+                                currency: Some("USD".into()),
+                            },
+                        ),
+                    ]
+                    .into_iter()
+                    .collect(),
+                ),
+                fresh: true,
+            },
+        );
+        let out = s.report_named(&names, false, (None, None));
+        let revenue = &out[out.find("Revenue (").unwrap()..out.find("Overtime").unwrap()];
+        assert_eq!(
+            revenue,
+            "Revenue (Kimai's rate of each record, in the currency of the project's customer):
+- currency unknown: 7.00 billable, 0.00 not billable
+- EUR: 100.00 billable, 50.50 not billable
+- USD: 200.00 billable, 0.00 not billable
+Revenue by customer:
+1. customer unknown: currency unknown 7.00 billable, 0.00 not billable
+2. Acme (#1): EUR 100.00 billable, 50.50 not billable
+3. Globex (#2): USD 200.00 billable, 0.00 not billable
+Revenue by project:
+1. project #30 (#30): currency unknown 7.00 billable, 0.00 not billable
+2. Acme / Web (#10): EUR 100.00 billable, 50.50 not billable
+3. Globex / App (#20): USD 200.00 billable, 0.00 not billable
+Revenue by user:
+1. Ann (#1): currency unknown 7.00 billable, 0.00 not billable; EUR 100.00 billable, 0.00 not billable
+2. Bob (#2): EUR 0.00 billable, 50.50 not billable; USD 200.00 billable, 0.00 not billable
+Note: the currency of some customers is unknown (their project or customer is not in the lists this token can see); their amounts are shown apart.
+"
+        );
+        let j = s.json_named(&names, false, (None, None));
+        assert_eq!(
+            j["revenue"]["totals"][1],
+            json!({"currency": "EUR", "billable": 100.0, "not_billable": 50.5})
+        );
+        assert_eq!(j["revenue"]["customers"][2]["name"], json!("Globex"));
+        // Records without a rate are counted, never taken as zero.
+        let s = Stats::compute(
+            &[
+                plain(1, 1, 10, None, true),
+                plain(2, 1, 10, Some(10.0), true),
+            ],
+            0,
+        );
+        let out = s.report_named(&names, false, (None, None));
+        assert!(
+            out.contains("Note: 1 of 2 records came without a rate and are not in the revenue"),
+            "{out}"
+        );
+        let s = Stats::compute(&[plain(1, 1, 10, None, true)], 0);
+        let out = s.report_named(&names, false, (None, None));
+        assert!(
+            out.contains("Revenue: not shown: Kimai sent no rates to this token"),
+            "{out}"
+        );
+        assert!(s.json_named(&names, false, (None, None))["revenue"].is_null());
     }
 
     #[test]

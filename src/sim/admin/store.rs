@@ -41,7 +41,7 @@ pub struct Invoice {
 }
 
 /// State of the administration endpoints that the entity structs of `data` do not hold.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Extra {
     /// Wire fields per (entity kind, id) that `data` does not model (phone, vatId, budgets,
     /// invoiceText, systemAccount …); [`overlay`] writes them over the JSON shapes.

@@ -1,9 +1,10 @@
 //! The simulated Kimai REST API: the order of checks and the method table. Owns the order Kimai
 //! applies: routing (404/405) before security (401), entity load before the voter (404 before
 //! 403), parameter validation (400). A handler is a plain function from a parsed request
-//! ([`Req`]) and the locked `State` to an owned [`Answer`]; `http` is the only place that knows
-//! HTTP. Called on worker threads with the state mutex held for the duration of one handler (no
-//! I/O happens under the lock).
+//! ([`Req`]) and the `State` to an owned [`Answer`]; `http` is the only place that knows HTTP.
+//! Reads ([`handle_read`]: the GET routes whose handlers take `&State`) run on a snapshot of the
+//! data without any lock; every other request ([`handle`]) runs with the state mutex held for
+//! the duration of its handler (no I/O happens under the lock).
 //!
 //! The routes are in `route`, authentication in `auth`, the read endpoints of contract §5 in
 //! `timesheets`, `lists` and `sub_resources`; writes live in `writes` (timesheets), `admin`
@@ -26,7 +27,7 @@ use auth::authenticate;
 use lists::{activity_list, customer_list, project_list, user_list};
 use route::{Route, route};
 use sub_resources::sub_resource;
-use timesheets::{favorite, favorites, recent, timesheet_list};
+use timesheets::{favorite, favorites, recent, timesheet_for, timesheet_list};
 
 /// Outcome of one API request: the reply, and whether it was a write that reached a handler
 /// (for `Sim::write_count`).
@@ -35,35 +36,45 @@ pub struct Outcome {
     pub write_reached_handler: bool,
 }
 
-pub fn handle(st: &mut State, req: &Req) -> Outcome {
-    let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+/// Routing, the method check and authentication, in Kimai's order: what every request goes
+/// through before its handler. `Err` is the finished outcome (404, 405, 401).
+fn prelude(st: &State, req: &Req) -> Result<(Route, User), Outcome> {
     let done = |reply| Outcome {
         reply,
         write_reached_handler: false,
     };
+    let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let Some(("api", rest)) = segs.split_first().map(|(a, b)| (*a, b)) else {
-        return done(not_found());
+        return Err(done(not_found()));
     };
     // Routing runs before security (§1.3).
     let Some((route, methods)) = route(rest) else {
-        return done(not_found());
+        return Err(done(not_found()));
     };
     // Without the plugin its routes do not exist.
     if matches!(route, Route::Plugin(_)) && !st.workcontract_plugin {
-        return done(not_found());
+        return Err(done(not_found()));
     }
-    // Symfony routes HEAD like GET (the reply then goes out without its body).
-    let method = if req.method == "HEAD" {
+    if !methods.contains(&method_of(req)) {
+        return Err(done(Answer::error(405)));
+    }
+    let caller = authenticate(st, req).map_err(done)?;
+    Ok((route, caller))
+}
+
+/// Symfony routes HEAD like GET (the reply then goes out without its body).
+fn method_of(req: &Req) -> &str {
+    if req.method == "HEAD" {
         "GET"
     } else {
         req.method.as_str()
-    };
-    if !methods.contains(&method) {
-        return done(Answer::error(405));
     }
-    let caller = match authenticate(st, req) {
-        Ok(u) => u,
-        Err(r) => return done(r),
+}
+
+pub fn handle(st: &mut State, req: &Req) -> Outcome {
+    let (route, caller) = match prelude(st, req) {
+        Ok(rc) => rc,
+        Err(done) => return done,
     };
     let write = matches!(req.method.as_str(), "POST" | "PATCH" | "DELETE");
     let result = dispatch(st, req, &caller, route);
@@ -73,34 +84,48 @@ pub fn handle(st: &mut State, req: &Req) -> Outcome {
     }
 }
 
-fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
-    use Route::*;
-    let method = if req.method == "HEAD" {
-        "GET"
-    } else {
-        req.method.as_str()
+/// A request that only reads, answered from `st` without changing it: `None` when the request
+/// may change the data (then it goes to [`handle`] under the lock). The simulator answers reads
+/// from a snapshot (see `mod.rs`); a request refused before its handler (404, 405, 401) is a
+/// read too.
+pub fn handle_read(st: &State, req: &Req) -> Option<Outcome> {
+    if method_of(req) != "GET" {
+        return None;
+    }
+    let (route, caller) = match prelude(st, req) {
+        Ok(rc) => rc,
+        Err(done) => return Some(done),
     };
-    match (method, route) {
-        ("GET", Ping) => Ok(Answer::ok(json!({"message": "pong"}))),
-        ("GET", Version) => Ok(Answer::ok(json!({
+    let result = dispatch_read(st, req, &caller, route)?;
+    Some(Outcome {
+        reply: result.unwrap_or_else(|e| e),
+        write_reached_handler: false,
+    })
+}
+
+/// The GET routes whose handlers only read; `None` for every other route.
+fn dispatch_read(st: &State, req: &Req, caller: &User, route: Route) -> Option<Res> {
+    use Route::*;
+    Some(match route {
+        Ping => Ok(Answer::ok(json!({"message": "pong"}))),
+        Version => Ok(Answer::ok(json!({
             "version": "2.65.0", "versionId": 26500, "copyright": "Kimai 2.65.0 by Kevin Papst."
         }))),
-        ("GET", Plugins) => Ok(Answer::ok(if st.workcontract_plugin {
+        Plugins => Ok(Answer::ok(if st.workcontract_plugin {
             // Plugin version: the contract gives no number for WorkContract; this is a
             // plausible current release, not a verified one.
             json!([{"name": "WorkContractBundle", "version": "2.41.0"}])
         } else {
             json!([])
         })),
-        ("GET", ConfigTimesheet) => Ok(Answer::ok(json!({
+        ConfigTimesheet => Ok(Answer::ok(json!({
             "trackingMode": "default", "defaultBeginTime": "now",
             "activeEntriesHardLimit": data::TIMESHEET_CONFIG_HARD_LIMIT,
             "isAllowFutureTimes": true, "isAllowOverlapping": true,
         }))),
-        ("GET", ConfigColors) => Ok(Answer::ok(colors())),
-        ("GET", Timesheets) => timesheet_list(st, req, caller),
-        ("POST", Timesheets) => writes::create(st, req, caller),
-        ("GET", TimesheetsActive) => {
+        ConfigColors => Ok(Answer::ok(colors())),
+        Timesheets => timesheet_list(st, req, caller),
+        TimesheetsActive => {
             let mut v: Vec<&data::Timesheet> = st
                 .timesheets
                 .iter()
@@ -109,14 +134,13 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             v.sort_by(|a, b| b.begin.cmp(&a.begin).then(b.id.cmp(&a.id)));
             Ok(Answer::ok(Value::Array(
                 v.iter()
-                    .map(|t| js::timesheet(st, t, TsShape::Expanded))
+                    .map(|t| timesheet_for(st, caller, t, TsShape::Expanded))
                     .collect(),
             )))
         }
-        ("GET", TimesheetsRecent) => recent(st, req, caller),
-        ("GET", Favorites) => favorites(st, caller),
-        ("POST" | "DELETE", Favorite(id)) => favorite(st, method == "POST", caller, id),
-        ("GET", Timesheet(id)) => {
+        TimesheetsRecent => recent(st, req, caller),
+        Favorites => favorites(st, caller),
+        Timesheet(id) => (|| {
             let t = st
                 .timesheet_index(id)
                 .map(|i| &st.timesheets[i])
@@ -124,13 +148,10 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             if !can_view_timesheet(st, caller, t.user) {
                 return Err(forbidden());
             }
-            Ok(Answer::ok(js::timesheet(st, t, TsShape::Entity)))
-        }
-        ("PATCH", Timesheet(id)) => writes::update(st, req, caller, id),
-        ("DELETE", Timesheet(id)) => writes::delete(st, caller, id),
-        ("PATCH", TimesheetAction(id, action)) => writes::action(st, req, caller, id, action),
-        ("GET", Customers) => customer_list(st, req, caller),
-        ("GET", Customer(id)) => {
+            Ok(Answer::ok(timesheet_for(st, caller, t, TsShape::Entity)))
+        })(),
+        Customers => customer_list(st, req, caller),
+        Customer(id) => (|| {
             let c = st.customer(id).ok_or_else(not_found)?;
             let ok = can(caller, "view_customer")
                 || st.leads_team_with(caller, |t| t.customers.contains(&id));
@@ -138,9 +159,9 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
                 return Err(forbidden());
             }
             Ok(Answer::ok(js::customer_entity(st, c)))
-        }
-        ("GET", Projects) => project_list(st, req, caller),
-        ("GET", Project(id)) => {
+        })(),
+        Projects => project_list(st, req, caller),
+        Project(id) => (|| {
             let p = st.project(id).ok_or_else(not_found)?;
             let ok = can(caller, "view_project")
                 || st.leads_team_with(caller, |t| {
@@ -150,9 +171,9 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
                 return Err(forbidden());
             }
             Ok(Answer::ok(js::project_entity(st, p)))
-        }
-        ("GET", Activities) => activity_list(st, req, caller),
-        ("GET", Activity(id)) => {
+        })(),
+        Activities => activity_list(st, req, caller),
+        Activity(id) => (|| {
             let a = st.activity(id).ok_or_else(not_found)?;
             // Unsure: whether a teamlead may view a global activity assigned to no team. The
             // voter needs `view_teamlead_activity` plus a led team on the activity (or its
@@ -165,17 +186,17 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
                 return Err(forbidden());
             }
             Ok(Answer::ok(js::activity_entity(st, a)))
-        }
-        ("GET", Users) => user_list(st, req, caller),
-        ("GET", UsersMe) => Ok(Answer::ok(js::user_entity(st, caller))),
-        ("GET", User(id)) => {
+        })(),
+        Users => user_list(st, req, caller),
+        UsersMe => Ok(Answer::ok(js::user_entity(st, caller))),
+        User(id) => (|| {
             let u = st.user(id).ok_or_else(not_found)?;
             if u.id != caller.id && !can(caller, "view_other_profile") {
                 return Err(forbidden());
             }
             Ok(Answer::ok(js::user_entity(st, u)))
-        }
-        ("GET", Teams) => {
+        })(),
+        Teams => (|| {
             if !can(caller, "view_team") {
                 return Err(forbidden());
             }
@@ -184,15 +205,15 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             Ok(Answer::ok(Value::Array(
                 teams.iter().map(|t| js::team_small(t)).collect(),
             )))
-        }
-        ("GET", Team(id)) => {
+        })(),
+        Team(id) => (|| {
             let t = st.teams.iter().find(|t| t.id == id).ok_or_else(not_found)?;
             if !can(caller, "view_team") {
                 return Err(forbidden());
             }
             Ok(Answer::ok(js::team_entity(st, t)))
-        }
-        ("GET", Tags) => {
+        })(),
+        Tags => {
             let needle = req.param("name").map(str::to_lowercase).unwrap_or_default();
             let mut names: Vec<&str> = st
                 .tags
@@ -203,10 +224,10 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
             names.sort();
             Ok(Answer::ok(json!(names)))
         }
-        ("GET", TagsFind) => {
+        TagsFind => {
             // §8.19: without `name` the result is empty.
             let Some(needle) = req.param("name").map(str::to_lowercase) else {
-                return Ok(Answer::ok(json!([])));
+                return Some(Ok(Answer::ok(json!([]))));
             };
             let mut tags: Vec<&data::Tag> = st
                 .tags
@@ -218,6 +239,24 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
                 tags.iter().map(|t| js::tag(t)).collect(),
             )))
         }
+        _ => return None,
+    })
+}
+
+fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
+    use Route::*;
+    let method = method_of(req);
+    if method == "GET"
+        && let Some(res) = dispatch_read(st, req, caller, route)
+    {
+        return res;
+    }
+    match (method, route) {
+        ("POST", Timesheets) => writes::create(st, req, caller),
+        ("POST" | "DELETE", Favorite(id)) => favorite(st, method == "POST", caller, id),
+        ("PATCH", Timesheet(id)) => writes::update(st, req, caller, id),
+        ("DELETE", Timesheet(id)) => writes::delete(st, caller, id),
+        ("PATCH", TimesheetAction(id, action)) => writes::action(st, req, caller, id, action),
         (_, Sub(kind, id, sub)) => sub_resource(st, req, caller, kind, id, sub),
         ("POST", Customers) => admin::create(st, req, caller, "customer"),
         ("POST", Projects) => admin::create(st, req, caller, "project"),

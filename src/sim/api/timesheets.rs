@@ -188,11 +188,28 @@ pub(super) fn timesheet_list(st: &State, req: &Req, caller: &User) -> Res {
         .take(size as usize)
         .copied()
         .collect();
-    Ok(Answer::raw_json(js::timesheets_body(st, &items, shape))
-        .header("X-Page", page.to_string())
-        .header("X-Total-Count", total.to_string())
-        .header("X-Total-Pages", pages.to_string())
-        .header("X-Per-Page", size.to_string()))
+    let rates = |t: &data::Timesheet| st.rates_visible(caller, t.user);
+    Ok(
+        Answer::raw_json(js::timesheets_body(st, &items, shape, &rates))
+            .header("X-Page", page.to_string())
+            .header("X-Total-Count", total.to_string())
+            .header("X-Total-Pages", pages.to_string())
+            .header("X-Per-Page", size.to_string()),
+    )
+}
+
+/// One record as `caller` sees it: without the rate fields where Kimai 2.66 hides them.
+pub(super) fn timesheet_for(
+    st: &State,
+    caller: &User,
+    t: &data::Timesheet,
+    shape: TsShape,
+) -> Value {
+    let mut v = js::timesheet(st, t, shape);
+    if !st.rates_visible(caller, t.user) {
+        js::strip_rates(&mut v);
+    }
+    v
 }
 
 pub(super) fn recent(st: &State, req: &Req, caller: &User) -> Res {
@@ -218,7 +235,7 @@ pub(super) fn recent(st: &State, req: &Req, caller: &User) -> Res {
             continue;
         }
         seen.push((t.project, t.activity));
-        out.push(js::timesheet(st, t, TsShape::Expanded));
+        out.push(timesheet_for(st, caller, t, TsShape::Expanded));
     }
     Ok(Answer::ok(Value::Array(out)))
 }
@@ -238,7 +255,7 @@ pub(super) fn favorites(st: &State, caller: &User) -> Res {
     out.sort_by(|a, b| b.begin.cmp(&a.begin).then(b.id.cmp(&a.id)));
     Ok(Answer::ok(Value::Array(
         out.iter()
-            .map(|t| js::timesheet(st, t, TsShape::Expanded))
+            .map(|t| timesheet_for(st, caller, t, TsShape::Expanded))
             .collect(),
     )))
 }

@@ -1,13 +1,57 @@
 //! `timesheet` action `list`: one page with Kimai's totals, or every page with statistics,
 //! and warnings when the rows show that Kimai ignored a filter.
+//!
+//! Statistics read plain pages: each page is decoded on the thread that fetched it, straight
+//! into `stats::Rec` records (or JSON values where rows are to be shown or a meta filter must
+//! look at custom fields), added to the shared [`Acc`] under its mutex and dropped. Names come
+//! from `lookups`, read beside the first page; the requested page's rows are expanded with
+//! them so that they read as `full=true` rows do.
 
 use super::query::{ListQuery, MetaFilter, Scope, build_query};
 use crate::tools::args::{self, Args};
+use crate::tools::lookups::{self, Want};
 use crate::tools::rows::{self, RowOpts};
 use crate::tools::stats::{Rec, Stats};
 use crate::tools::{Context, Output, ToolError, paging, text, users};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+/// What the pages of a statistics read add up to, shared by the threads that read them.
+#[derive(Default)]
+struct Acc {
+    /// Ids of the records taken (a record may move to the next page while pages are read).
+    seen: HashSet<i64>,
+    stats: Stats,
+    /// Records kept as rows, by (page, position): the requested page's, or every match of a
+    /// meta filter.
+    rows: BTreeMap<(u64, usize), Value>,
+    /// Records read before the meta filter.
+    before: usize,
+    /// Records taken (after the meta filter).
+    taken: usize,
+}
+
+impl Acc {
+    /// Whether a record is new (and may be taken): no id, or one not seen yet, and room left.
+    fn first_time(&mut self, id: Option<i64>) -> bool {
+        self.seen.len() < paging::MAX_RECORDS && id.is_none_or(|id| self.seen.insert(id))
+    }
+
+    fn stats_users(&self) -> usize {
+        self.stats.ids().0.len()
+    }
+}
+
+fn lock(m: &Mutex<Acc>) -> MutexGuard<'_, Acc> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unreadable(e: serde_json::Error) -> ToolError {
+    ToolError::Failed(format!(
+        "Kimai sent a page of timesheets that could not be read: {e}"
+    ))
+}
 
 pub(super) fn list(ctx: &Context, f: Args) -> Result<Output, ToolError> {
     let q = build_query(&f)?;
@@ -89,8 +133,10 @@ pub(super) fn list(ctx: &Context, f: Args) -> Result<Output, ToolError> {
         let ids: Vec<Ids> = records.iter().map(Ids::of_value).collect();
         notes.extend(ignored_filter_warnings(ctx, &f, &q, &ids)?);
     } else {
-        // Every page: statistics and/or the exact meta-field match need all records.
-        let mut req = q.request.clone().query("full", "true");
+        // Every page: statistics and/or the exact meta-field match need all records. Plain
+        // pages (ids only), decoded and aggregated one by one as they arrive; the names come
+        // from the lookups read alongside the first page.
+        let mut req = q.request.clone();
         if let Some(term) = meta.as_ref().and_then(MetaFilter::term) {
             let combined = match args::string(&f, "term") {
                 Some(t) => format!("{t} {term}"),
@@ -99,32 +145,87 @@ pub(super) fn list(ctx: &Context, f: Args) -> Result<Output, ToolError> {
             req.query.retain(|(k, _)| k != "term");
             req = req.query("term", combined);
         }
-        // A summary needs only a few fields of each record: decode pages straight into them.
-        let summary_only = stats && format == "summary" && meta.is_none();
-        let (records, recs, truncated, kimai_total) = if summary_only {
-            let all = paging::fetch_all_as::<Rec>(ctx, &req, Rec::id)?;
-            (Vec::new(), all.records, all.truncated, all.total)
-        } else {
-            let all = paging::fetch_all(ctx, &req)?;
-            let mut records = all.records;
-            if let Some(m) = &meta {
-                let before = records.len();
-                records.retain(|r| m.matches(r));
-                notes.push(format!(
-                    "Meta filter {}{}: {} of {} records match exactly.",
-                    text::safe(&m.name),
-                    m.value
-                        .as_deref()
-                        .map(|v| format!(" = {}", text::safe(v)))
-                        .unwrap_or_else(|| " (has a value)".into()),
-                    records.len(),
-                    before
-                ));
-            }
-            let recs = records.iter().filter_map(Rec::from_value).collect();
-            (records, recs, all.truncated, all.total)
+        let start = ((q.page - 1) * q.size) as usize;
+        let show_rows = !stats || format != "summary";
+        let users_shown = q.scope != Scope::Own || format == "json";
+        let want = Want {
+            projects: true,
+            activities: true,
+            users: users_shown,
+            customers: stats,
         };
-        let total = recs.len();
+        let acc = Mutex::new(Acc::default());
+        let visit = |page: u64, bytes: Vec<u8>| -> Result<usize, ToolError> {
+            let first = ((page - 1) * paging::PAGE_SIZE) as usize;
+            let overlaps =
+                first < start + q.size as usize && first + paging::PAGE_SIZE as usize > start;
+            if meta.is_none() && !(show_rows && overlaps) {
+                // The common case: only figures, straight from the bytes into small records.
+                let recs: Vec<Rec> = serde_json::from_slice(&bytes).map_err(unreadable)?;
+                drop(bytes);
+                let mut a = lock(&acc);
+                for r in &recs {
+                    if a.first_time(r.id()) {
+                        a.stats.add(r, now);
+                        a.taken += 1;
+                    }
+                }
+                return Ok(recs.len());
+            }
+            let values: Vec<Value> = serde_json::from_slice(&bytes).map_err(unreadable)?;
+            drop(bytes);
+            let len = values.len();
+            for (i, v) in values.into_iter().enumerate() {
+                let matches = meta.as_ref().is_none_or(|m| m.matches(&v));
+                let rec = Rec::from_value(&v);
+                let mut a = lock(&acc);
+                if !a.first_time(rec.as_ref().and_then(Rec::id)) {
+                    continue;
+                }
+                a.before += 1;
+                if !matches {
+                    continue;
+                }
+                if let Some(r) = &rec {
+                    a.stats.add(r, now);
+                }
+                a.taken += 1;
+                // Without a meta filter the page position is the list position; with one, the
+                // matches are numbered once all pages are in.
+                let pos = first + i;
+                if meta.is_some() || (show_rows && pos >= start && pos < start + q.size as usize) {
+                    a.rows.insert((page, i), v);
+                }
+            }
+            Ok(len)
+        };
+        let (read, mut names) =
+            lookups::read_with(ctx, want, || paging::read_pages(ctx, &req, visit));
+        let read = read?;
+        let acc = acc.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (user_ids, project_ids, activity_ids) = acc.stats.ids();
+        let users_named = if users_shown || acc.stats_users() > 1 {
+            user_ids.clone()
+        } else {
+            Vec::new()
+        };
+        names.complete(ctx, &project_ids, &activity_ids, &users_named);
+        names.probe_records(ctx, &acc.stats.unnamed_samples(&names));
+        names.probe_users(ctx, &users_named);
+        let total = acc.taken;
+        let truncated = read.truncated;
+        if let Some(m) = &meta {
+            notes.push(format!(
+                "Meta filter {}{}: {} of {} records match exactly.",
+                text::safe(&m.name),
+                m.value
+                    .as_deref()
+                    .map(|v| format!(" = {}", text::safe(v)))
+                    .unwrap_or_else(|| " (has a value)".into()),
+                total,
+                acc.before
+            ));
+        }
         let qualifier = if truncated { "at least " } else { "" };
         out.push(format!(
             "Found {qualifier}{total} timesheets for {}.",
@@ -134,29 +235,34 @@ pub(super) fn list(ctx: &Context, f: Args) -> Result<Output, ToolError> {
             notes.push(format!(
                 "Note: the read stopped at {} records (of {} that Kimai counted); narrow the filter (begin/end, project, user) for complete figures.",
                 paging::MAX_RECORDS,
-                kimai_total.map(|t| t.to_string()).unwrap_or_else(|| "more".into())
+                read.total.map(|t| t.to_string()).unwrap_or_else(|| "more".into())
             ));
         }
         let by_year = args::boolean(&f, "breakdown_by_year").unwrap_or(false)
             || matches!(q.period, (Some(b), Some(e)) if e.to_days() - b.to_days() > 365);
-        let start = ((q.page - 1) * q.size) as usize;
-        let page_rows: Vec<String> = records
-            .iter()
-            .skip(start)
+        let skip = if meta.is_some() { start } else { 0 };
+        let page_rows: Vec<String> = acc
+            .rows
+            .into_values()
+            .skip(skip)
             .take(q.size as usize)
-            .map(|r| rows::row(r, opts, now))
+            .map(|mut r| {
+                names.expand(&mut r);
+                rows::row(&r, opts, now)
+            })
             .collect();
         if stats {
-            let s = Stats::compute(&recs, now);
+            let s = &acc.stats;
             match format {
                 "json" => out.push(format!(
                     "## Statistics (JSON):\n{}",
-                    serde_json::to_string_pretty(&s.json(by_year, q.period)).unwrap_or_default()
+                    serde_json::to_string_pretty(&s.json_named(&names, by_year, q.period))
+                        .unwrap_or_default()
                 )),
-                _ => out.push(s.report(by_year, q.period)),
+                _ => out.push(s.report_named(&names, by_year, q.period)),
             }
         }
-        if !stats || format != "summary" {
+        if show_rows {
             if !page_rows.is_empty() {
                 out.push(format!(
                     "Records {}-{} (page {}):",
@@ -170,7 +276,19 @@ pub(super) fn list(ctx: &Context, f: Args) -> Result<Output, ToolError> {
                 out.push(format!("More records: use filters.page = {}.", q.page + 1));
             }
         }
-        let ids: Vec<Ids> = recs.iter().map(Ids::of_rec).collect();
+        notes.extend(acc.stats.name_notes(&names));
+        let mut ids: Vec<Ids> = Vec::new();
+        let some = |id: i64| (id != 0).then_some(id);
+        ids.extend(user_ids.iter().map(|u| Ids::only_user(some(*u))));
+        ids.extend(activity_ids.iter().map(|a| Ids {
+            activity: some(*a),
+            ..Ids::only_user(None)
+        }));
+        ids.extend(project_ids.iter().map(|p| Ids {
+            project: some(*p),
+            customer: names.customer_of(*p).and_then(|(c, _)| some(c)),
+            ..Ids::only_user(None)
+        }));
         notes.extend(ignored_filter_warnings(ctx, &f, &q, &ids)?);
     }
     if args::boolean(&f, "include_user_list").unwrap_or(false) {
@@ -233,13 +351,12 @@ impl Ids {
         }
     }
 
-    fn of_rec(r: &Rec) -> Ids {
-        let some = |id: i64| (id != 0).then_some(id);
+    fn only_user(user: Option<i64>) -> Ids {
         Ids {
-            user: some(r.user.id),
-            project: some(r.project.id),
-            activity: some(r.activity.id),
-            customer: r.project.customer.as_ref().and_then(|c| some(c.id)),
+            user,
+            project: None,
+            activity: None,
+            customer: None,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! `timesheet`: list, read, write and analyse time records (`/api/timesheets`).
 //!
 //! `list` reads one page with names (`full=true`) and Kimai's totals from the pagination
-//! headers; with `calculate_stats` or a `meta` filter it reads every page (see `paging`) and
-//! computes statistics. Writes send only the fields the caller gave (Kimai rejects fields a
+//! headers; with `calculate_stats` or a `meta` filter it reads every page in the plain shape
+//! (see `paging`), adds each up as it arrives and takes the names from `lookups`. Writes send only the fields the caller gave (Kimai rejects fields a
 //! token may not set, and invents nothing we would have to guess). Traps handled here, each with
 //! a test: filter datetimes are local without offset (an offset is refused with the fix), a
 //! date-only `end` is the end of that day, `break` is written as `H:MM:SS`, the export
