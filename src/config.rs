@@ -12,6 +12,7 @@
 
 mod help;
 mod serve;
+mod sign_in;
 mod slug;
 pub mod users;
 
@@ -20,6 +21,7 @@ use serve::{BOUND_FLAGS, ServeFlags};
 pub use serve::{
     Bounds, KimaiUrlPolicy, ServeConfig, check_public_url, read_token_file, serve_defaults,
 };
+pub use sign_in::{DEFAULT_TOKEN_NAME, MatchMode, ProvisionConfig, SignIn};
 pub use slug::{
     SLUG_MAX_CHARS, SLUG_MIN_CHARS, SLUG_MIN_DISTINCT_CHARS, SLUG_STRONG_CHARS, SlugCheck,
     check_slug,
@@ -237,6 +239,17 @@ pub fn parse_as(
             Long("allowed-kimai-url") => serve
                 .allowed_kimai_urls
                 .push(string(&mut p, "--allowed-kimai-url")?),
+            Long(name) if sign_in::OPTIONS.iter().any(|o| &o.flag[2..] == name) => {
+                let Some(o) = sign_in::OPTIONS.iter().find(|o| &o.flag[2..] == name) else {
+                    continue;
+                };
+                let v = if o.value {
+                    string(&mut p, o.flag)?
+                } else {
+                    String::new()
+                };
+                serve.sign_in.push((o.flag, v));
+            }
             Long(name) if BOUND_FLAGS.iter().any(|b| &b.flag[2..] == name) => {
                 let flag = BOUND_FLAGS
                     .iter()

@@ -99,7 +99,8 @@ OPTIONS:                                    [env]                         (defau
     --workers N               requests handled at once; more wait       (32)
                                                      [KIMAI_MCP_WORKERS]
     --users-config FILE       users.json: slug -> kimai_url, kimai_token, ssl_verify,
-                              auth_secret (for OAuth sign-in)
+                              auth_secret (for OAuth sign-in), oidc_identity (for sign-in
+                              through the identity provider)
                                                      [USERS_CONFIG_FILE]
     --server-token T[,T2]     token(s) for /mcp and /sse; several during a rotation;
                               generated and printed once when unset [MCP_SERVER_TOKEN]
@@ -146,6 +147,28 @@ OPTIONS:                                    [env]                         (defau
                                                      [KIMAI_MCP_DISABLE_CLIENT_METADATA_DOCUMENTS]
     --allow-localhost-client-metadata-for-tests   also fetch http://localhost documents (for
                               test suites only; never in production)
+    --auth-backend local|oidc how people sign in to OAuth: local = slug and auth_secret on
+                              the sign-in page; oidc = the company's OpenID Connect identity
+                              provider (users mapped by oidc_identity)   (local)
+                                                     [KIMAI_MCP_AUTH_BACKEND]
+    --oidc-issuer URL         the provider's issuer (https; http only on loopback)
+                                                     [KIMAI_MCP_OIDC_ISSUER]
+    --oidc-client-id ID       this server's client at the provider; register the redirect
+                              URI <public URL>/oauth/oidc/callback there
+                                                     [KIMAI_MCP_OIDC_CLIENT_ID]
+    --oidc-client-secret S    its secret (omit for a public client); prefer the variable
+                                                     [KIMAI_MCP_OIDC_CLIENT_SECRET]
+    --oidc-scopes SCOPES      space- or comma-separated   (openid email profile)
+                                                     [KIMAI_MCP_OIDC_SCOPES]
+    --oidc-identity-claim C   the ID-token claim matched against oidc_identity, then email,
+                              preferred_username, upn (email only when email_verified; for
+                              Entra ID use oid)            (email)
+                                                     [KIMAI_MCP_OIDC_IDENTITY_CLAIM]
+    --oidc-discovery-url URL  (<issuer>/.well-known/openid-configuration)
+                                                     [KIMAI_MCP_OIDC_DISCOVERY_URL]
+    --oidc-allow-unverified-email   accept e-mail addresses the provider has not verified
+                              (unsafe unless the provider verifies every address)
+                                                     [KIMAI_MCP_OIDC_ALLOW_UNVERIFIED_EMAIL]
     --allowed-kimai-url URL   a Kimai that /mcp and /sse callers may name in X-Kimai-URL;
                               repeatable or comma-separated; '*' allows any (not advised).
                               --default-kimai-url and the users file's URLs are always allowed;

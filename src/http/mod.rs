@@ -24,6 +24,7 @@ mod app;
 mod auth;
 mod error;
 mod oauth;
+mod oidc;
 mod path;
 mod reply;
 pub mod server;
@@ -373,6 +374,9 @@ pub fn start(
             guard_app.verdicts.sweep(now);
             guard_app.enumeration.sweep(now);
             if let Some(o) = &guard_app.oauth {
+                o.sweep();
+            }
+            if let Some(o) = &guard_app.oidc {
                 o.sweep();
             }
         }))
