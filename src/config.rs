@@ -103,6 +103,8 @@ pub struct SimConfig {
     pub port: u16,
     pub seed: u64,
     pub workcontract_plugin: bool,
+    /// `--api-token-plugin`: install the ApiTokenBundle plugin (auto-provisioning's).
+    pub api_token_plugin: bool,
 }
 
 /// Why the command line could not be used.
@@ -156,6 +158,7 @@ pub fn parse_as(
     let mut seed: Option<u64> = None;
     let mut port: Option<u16> = None;
     let mut no_workcontract = false;
+    let mut api_token_plugin = false;
     let mut serve = ServeFlags::default();
     let mut print_only = false;
     let mut health_url: Option<String> = None;
@@ -191,6 +194,7 @@ pub fn parse_as(
                 })?);
             }
             Long("no-workcontract") => no_workcontract = true,
+            Long("api-token-plugin") => api_token_plugin = true,
             // Read before the rest (`logging::LogFormat::from_args`), so that every line,
             // errors of this parse included, is in the chosen format.
             Long("log-format") => {
@@ -294,6 +298,11 @@ pub fn parse_as(
     if cmd != "serve" && !(cmd == "demo" && serve.http) && !serve.is_empty() {
         return Err(Error::Usage(format!(
             "HTTP server options do not apply to `kimai-mcp {cmd}`"
+        )));
+    }
+    if api_token_plugin && cmd != "sim" {
+        return Err(Error::Usage(format!(
+            "--api-token-plugin does not apply to `kimai-mcp {cmd}`"
         )));
     }
     if help || cmd == "help" {
@@ -428,6 +437,7 @@ pub fn parse_as(
                 port: port.unwrap_or(0),
                 seed: seed.unwrap_or(42),
                 workcontract_plugin: !no_workcontract,
+                api_token_plugin,
             }))
         }
         other => Err(Error::Usage(format!(

@@ -320,6 +320,7 @@ fn run_sim(cfg: config::SimConfig) -> ExitCode {
         port: cfg.port,
         seed: cfg.seed,
         workcontract_plugin: cfg.workcontract_plugin,
+        api_token_plugin: cfg.api_token_plugin,
         ..sim::Options::default()
     }) {
         Ok(s) => s,

@@ -233,11 +233,14 @@ pub const HELP_SIM: &str = "\
 kimai-mcp sim: run the simulated Kimai alone
 
 USAGE:
-    kimai-mcp sim [--port N] [--seed N] [--no-workcontract]
+    kimai-mcp sim [--port N] [--seed N] [--no-workcontract] [--api-token-plugin]
 
 Serves a simulated Kimai 2.65 REST API on 127.0.0.1 (port 0 = any free port) and prints its
 URL and the API token of every user, one per line, on stdout. Runs until interrupted. Any Kimai
 client can be pointed at it, e.g. `kimai-mcp check --kimai-url URL --kimai-token TOKEN`.
+--no-workcontract leaves out the WorkContract plugin (absences, public holidays);
+--api-token-plugin installs the ApiTokenBundle plugin (POST /api/users/ID/api-token), which
+`serve --auto-provision` needs.
 ";
 
 pub const HELP_HEALTH: &str = "\

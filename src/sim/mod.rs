@@ -59,6 +59,9 @@ pub struct Options {
     /// Unix seconds: records beginning before this are in Kimai's lockdown period (§7.5);
     /// `None` = no lockdown, as on a default Kimai.
     pub lockdown_before: Option<i64>,
+    /// Whether the ApiTokenBundle plugin is installed (`plugin::api_tokens`): off, as on a
+    /// stock Kimai.
+    pub api_token_plugin: bool,
 }
 
 impl Default for Options {
@@ -70,6 +73,7 @@ impl Default for Options {
             now: None,
             timesheet_meta_fields: Vec::new(),
             lockdown_before: None,
+            api_token_plugin: false,
         }
     }
 }
@@ -162,6 +166,7 @@ impl Sim {
         let mut state = data::seed(opts.seed, now, opts.workcontract_plugin);
         state.timesheet_meta_fields = opts.timesheet_meta_fields.clone();
         state.lockdown_before = opts.lockdown_before;
+        state.api_tokens.installed = opts.api_token_plugin;
         state.fixed_now = opts.now;
         // TCP_NODELAY (inherited by accepted sockets): see `crate::net`.
         let listener =

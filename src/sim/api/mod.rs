@@ -52,6 +52,9 @@ pub fn handle(st: &mut State, req: &Req) -> Outcome {
     if matches!(route, Route::Plugin(_)) && !st.workcontract_plugin {
         return done(not_found());
     }
+    if matches!(route, Route::ApiToken(_)) && !st.api_tokens.installed {
+        return done(not_found());
+    }
     // Symfony routes HEAD like GET (the reply then goes out without its body).
     let method = if req.method == "HEAD" {
         "GET"
@@ -85,12 +88,20 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
         ("GET", Version) => Ok(Answer::ok(json!({
             "version": "2.65.0", "versionId": 26500, "copyright": "Kimai 2.65.0 by Kevin Papst."
         }))),
-        ("GET", Plugins) => Ok(Answer::ok(if st.workcontract_plugin {
-            // Plugin version: the contract gives no number for WorkContract; this is a
-            // plausible current release, not a verified one.
-            json!([{"name": "WorkContractBundle", "version": "2.41.0"}])
-        } else {
-            json!([])
+        ("GET", Plugins) => Ok(Answer::ok({
+            let mut list = if st.workcontract_plugin {
+                // Plugin version: the contract gives no number for WorkContract; this is a
+                // plausible current release, not a verified one.
+                json!([{"name": "WorkContractBundle", "version": "2.41.0"}])
+            } else {
+                json!([])
+            };
+            if let (Some(entry), Some(l)) =
+                (plugin::api_tokens::plugin_entry(st), list.as_array_mut())
+            {
+                l.push(entry);
+            }
+            list
         })),
         ("GET", ConfigTimesheet) => Ok(Answer::ok(json!({
             "trackingMode": "default", "defaultBeginTime": "now",
@@ -168,6 +179,8 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
         }
         ("GET", Users) => user_list(st, req, caller),
         ("GET", UsersMe) => Ok(Answer::ok(js::user_entity(st, caller))),
+        ("GET", ApiToken(id)) => plugin::api_tokens::list(st, caller, id),
+        ("POST", ApiToken(id)) => plugin::api_tokens::create(st, req, caller, id),
         ("GET", User(id)) => {
             let u = st.user(id).ok_or_else(not_found)?;
             if u.id != caller.id && !can(caller, "view_other_profile") {
