@@ -530,6 +530,9 @@ fn run_serve(cfg: config::ServeConfig) -> ExitCode {
             ),
         }
     }
+    if let Some(p) = &running.app.provisioner {
+        p.probe();
+    }
     // systemd (Type=notify): ready now; the watchdog pings while we serve.
     kimai_mcp::systemd::notify("READY=1\nSTATUS=serving");
     let _watchdog = kimai_mcp::systemd::start_watchdog();

@@ -169,6 +169,26 @@ OPTIONS:                                    [env]                         (defau
     --oidc-allow-unverified-email   accept e-mail addresses the provider has not verified
                               (unsafe unless the provider verifies every address)
                                                      [KIMAI_MCP_OIDC_ALLOW_UNVERIFIED_EMAIL]
+    --auto-provision          a person the provider signs in who has a Kimai user but no
+                              users.json entry gets a Kimai API token of their own, made by
+                              Kimai's ApiTokenBundle plugin (needs --auth-backend oidc)
+                                                     [KIMAI_MCP_AUTO_PROVISION]
+    --provision-kimai-url URL the Kimai whose users are matched  [KIMAI_MCP_PROVISION_KIMAI_URL]
+    --provision-admin-token T a super admin's Kimai token (view_user, api-token_other_profile);
+                              prefer the variable    [KIMAI_MCP_PROVISION_ADMIN_TOKEN]
+    --provision-token-name N  the name of the tokens made, 2-50 characters  (Kimai MCP (auto))
+                                                     [KIMAI_MCP_PROVISION_TOKEN_NAME]
+    --provision-match MODE    exact (e-mail or user name), normalized (also the address's local
+                              part, folded), fuzzy (also display names and name parts: risky,
+                              a look-alike name can get a colleague's token)   (normalized)
+                                                     [KIMAI_MCP_PROVISION_MATCH]
+    --provision-store FILE    keep provisioned users across restarts (mode 600, atomic)
+                                                     [KIMAI_MCP_PROVISION_STORE]
+    --provision-ssl-verify V  TLS for that Kimai: true, false or a CA file   (true)
+                                                     [KIMAI_MCP_PROVISION_SSL_VERIFY]
+    --provision-allowed-domains D   mail domains an identity must be in, comma-separated
+                              (strongly advised; unset: any, with a warning)
+                                                     [KIMAI_MCP_PROVISION_ALLOWED_DOMAINS]
     --allowed-kimai-url URL   a Kimai that /mcp and /sse callers may name in X-Kimai-URL;
                               repeatable or comma-separated; '*' allows any (not advised).
                               --default-kimai-url and the users file's URLs are always allowed;

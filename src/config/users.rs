@@ -58,6 +58,8 @@ pub enum Source {
     File,
     /// `KIMAI_USER_<NAME>_*` variables (labelled `env#N`).
     Env,
+    /// Auto-provisioning (`crate::provision`; labelled by the Kimai user id it always has).
+    Provisioned,
 }
 
 impl User {
@@ -67,6 +69,7 @@ impl User {
             (Some(id), _) => format!("kimai-user-{id}"),
             (None, Source::File) => format!("users.json#{}", self.index),
             (None, Source::Env) => format!("env#{}", self.index),
+            (None, Source::Provisioned) => format!("provisioned#{}", self.index),
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct App {
     pub oauth: Option<crate::oauth::OAuth>,
     /// The identity provider people sign in with (`--auth-backend oidc`; needs `oauth`).
     pub oidc: Option<crate::oauth::oidc::Oidc>,
+    /// Auto-provisioning (`--auto-provision`; needs `oidc`).
+    pub provisioner: Option<Arc<crate::provision::Provisioner>>,
     /// Deployment mistakes already warned about (each once per process).
     pub warned: Warned,
 }
@@ -141,10 +143,24 @@ impl App {
             )),
             _ => None,
         };
+        let provisioner = match (&cfg.sign_in.provision, &oidc) {
+            (Some(p), Some(_)) => {
+                let settings = cfg.kimai_settings(&p.kimai_url, p.tls.clone());
+                let provisioner = crate::provision::Provisioner::new(p.clone(), settings)
+                    .map_err(Error::Setting)?;
+                provisioner.load(&users);
+                Some(Arc::new(provisioner))
+            }
+            _ => None,
+        };
         if let Some(o) = &oauth {
             // Grants of users that are gone or can no longer sign in end now.
             let oidc_on = oidc.is_some();
-            let gone = o.retain_subjects(&|slug| can_sign_in(oidc_on, users.by_slug.get(slug)));
+            let provisioned =
+                |slug: &str| provisioner.as_ref().is_some_and(|p| p.user(slug).is_some());
+            let gone = o.retain_subjects(&|slug| {
+                provisioned(slug) || can_sign_in(oidc_on, users.by_slug.get(slug))
+            });
             if gone > 0 {
                 log::info!(
                     "oauth: {gone} sign-in(s) of users no longer in the users file (or without {}) ended",
@@ -193,6 +209,7 @@ impl App {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             oauth,
             oidc,
+            provisioner,
             warned: Warned::default(),
             cfg,
         })
@@ -324,11 +341,14 @@ impl App {
     }
 
     /// Whether `slug` is a user that auto-provisioning created.
-    pub fn is_provisioned(&self, _slug: &str) -> bool {
-        false
+    pub fn is_provisioned(&self, slug: &str) -> bool {
+        self.provisioner
+            .as_ref()
+            .is_some_and(|p| p.user(slug).is_some())
     }
 
-    /// Resolves a slug to its user in constant time per entry (every slug is compared).
+    /// Resolves a slug to its user in constant time per entry (every slug is compared); then
+    /// the provisioned users (whose slugs are never personal URLs).
     pub fn user_for_slug(&self, slug: &str) -> Option<crate::config::users::User> {
         let users = self.users();
         let mut found = None;
@@ -337,7 +357,7 @@ impl App {
                 found = Some(u.clone());
             }
         }
-        found
+        found.or_else(|| self.provisioner.as_ref().and_then(|p| p.user(slug)))
     }
 
     /// The backend and owner fingerprint for a slug user.
@@ -347,9 +367,21 @@ impl App {
         user: &crate::config::users::User,
     ) -> Result<(Account, [u8; 32]), kimai::Error> {
         let client = self.client(&user.kimai_url, &user.tls)?;
+        let metrics: Arc<dyn crate::kimai::Usage> = self.metrics.clone();
+        // A provisioned user's token that Kimai refuses is forgotten (`provision::Watch`).
+        let usage = match (&self.provisioner, user.source) {
+            (Some(p), crate::config::users::Source::Provisioned) => {
+                Arc::new(crate::provision::Watch {
+                    inner: metrics,
+                    provisioner: p.clone(),
+                    slug: slug.to_string(),
+                }) as Arc<dyn crate::kimai::Usage>
+            }
+            _ => metrics,
+        };
         Ok((
             Account {
-                usage: Some(self.metrics.clone()),
+                usage: Some(usage),
                 client,
                 token: user.token.clone(),
             },

@@ -379,6 +379,12 @@ pub fn start(
             if let Some(o) = &guard_app.oidc {
                 o.sweep();
             }
+            // Provisioned users whose token Kimai refused: their grants end.
+            if let (Some(p), Some(o)) = (&guard_app.provisioner, &guard_app.oauth)
+                && p.take_forgotten()
+            {
+                o.retain_subjects(&|slug| guard_app.may_sign_in(slug));
+            }
         }))
         .map_err(|source| Error::Thread {
             what: "session sweeper",

@@ -293,16 +293,27 @@ fn finish(
 fn user_for(
     app: &Arc<App>,
     identity: &oidc::Identity,
-    _claims: &serde_json::Value,
+    claims: &serde_json::Value,
 ) -> Result<(String, String), String> {
     let users = app.users();
     if let Some((slug, user)) = users.by_identity(&identity.value) {
         return Ok((slug.clone(), user.label()));
     }
-    Err(format!(
-        "no user in the users file has the oidc_identity {} ({} claim), and auto-provisioning is off",
-        identity.value, identity.claim
-    ))
+    let Some(provisioner) = app.provisioner.as_ref() else {
+        return Err(format!(
+            "no user in the users file has the oidc_identity {} ({} claim), and auto-provisioning is off",
+            identity.value, identity.claim
+        ));
+    };
+    if let Some((slug, user)) = provisioner.find(&identity.value) {
+        return Ok((slug, user.label()));
+    }
+    // Provisioning needs an address; one from the e-mail claim only when it is verified,
+    // which `id_token::identity` has made sure of.
+    provisioner
+        .provision(&identity.value, claims)
+        .map(|(slug, user)| (slug, user.label()))
+        .map_err(|why| format!("{} ({} claim) {why}", identity.value, identity.claim))
 }
 
 #[cfg(test)]
@@ -373,7 +384,11 @@ pub(crate) mod tests {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> World {
-        let sim = Sim::start(Options::default()).unwrap();
+        let sim = Sim::start(Options {
+            api_token_plugin: true,
+            ..Options::default()
+        })
+        .unwrap();
         let fake = Fake::start(Signer::rsa(RSA_A, Alg::RS256, "k1"));
         let port = free_port().to_string();
         let base = format!("http://127.0.0.1:{port}");
@@ -397,7 +412,11 @@ pub(crate) mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(
+            extra
+                .iter()
+                .map(|s| s.replace("{sim}", &sim.url()).to_string()),
+        );
         let mut vars: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -406,6 +425,7 @@ pub(crate) mod tests {
             "KIMAI_MCP_OIDC_CLIENT_SECRET".into(),
             "client-secret-0123456789".into(),
         );
+        vars.insert("KIMAI_MCP_PROVISION_ADMIN_TOKEN".into(), sim.admin_token());
         let Ok(Command::Serve(cfg)) =
             crate::config::parse(args.iter().map(std::ffi::OsString::from).collect(), &|k| {
                 vars.get(k).cloned()
@@ -597,8 +617,8 @@ pub(crate) mod tests {
         parse_form(url.split_once('?').unwrap().1).unwrap()
     }
 
-    /// Code exchange and `user_current` with the access token: the Kimai username.
-    pub(crate) fn whoami(w: &World, b: &Browser, code: &str) -> String {
+    /// Code exchange: the access token.
+    pub(crate) fn exchange(w: &World, b: &Browser, code: &str) -> String {
         let form = format!(
             "grant_type=authorization_code&code={code}&redirect_uri={}&client_id={}&code_verifier={}",
             crate::oauth::form_encode(REDIRECT),
@@ -607,62 +627,63 @@ pub(crate) mod tests {
         );
         let t = w.post("/token", "application/x-www-form-urlencoded", &form, &[]);
         assert_eq!(t.status, 200, "{}", t.body);
-        let token = serde_json::from_str::<Value>(&t.body).unwrap()["access_token"]
+        serde_json::from_str::<Value>(&t.body).unwrap()["access_token"]
             .as_str()
             .unwrap()
-            .to_string();
-        let call = |body: Value| {
-            w.agent
+            .to_string()
+    }
+
+    /// `user_current` with an access token: the Kimai username, or the HTTP status and the
+    /// text when there is none.
+    pub(crate) fn user_current(w: &World, token: &str) -> Result<String, (u16, String)> {
+        let post = |body: Value, session: Option<&str>| {
+            let mut r = w
+                .agent
                 .post(format!("{}/mcp", w.base))
                 .header("Authorization", format!("Bearer {token}"))
                 .header("Content-Type", "application/json")
                 .header("Accept", "application/json, text/event-stream")
-                .header("MCP-Protocol-Version", "2025-06-18")
-                .send(body.to_string().as_bytes())
-                .unwrap()
+                .header("MCP-Protocol-Version", "2025-06-18");
+            if let Some(s) = session {
+                r = r.header("Mcp-Session-Id", s);
+            }
+            answer(r.send(body.to_string().as_bytes()).unwrap())
         };
-        // A stateless call is enough: initialize, then the tool in its own session.
-        let init = call(
+        let init = post(
             json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}),
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}),
+            None,
         );
-        let session = init
-            .headers()
-            .get("mcp-session-id")
-            .map(|v| v.to_str().unwrap().to_string());
-        let mut r = w
-            .agent
-            .post(format!("{}/mcp", w.base))
-            .header("Authorization", format!("Bearer {token}"))
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json, text/event-stream")
-            .header("MCP-Protocol-Version", "2025-06-18");
-        if let Some(s) = &session {
-            r = r.header("Mcp-Session-Id", s);
+        if init.status != 200 {
+            return Err((init.status, init.body));
         }
-        let mut out = r
-            .send(
-                json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                       "params": {"name": "user_current", "arguments": {}}})
-                .to_string()
-                .as_bytes(),
-            )
-            .unwrap();
-        let text = out.body_mut().read_to_string().unwrap();
-        let json_text = text
+        let session = init.header("mcp-session-id").map(str::to_string);
+        let out = post(
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                   "params": {"name": "user_current", "arguments": {}}}),
+            session.as_deref(),
+        );
+        let json_text = out
+            .body
             .lines()
             .filter_map(|l| l.strip_prefix("data:"))
             .next_back()
             .map(str::trim)
-            .unwrap_or(text.as_str())
+            .unwrap_or(out.body.as_str())
             .to_string();
         let v: Value = serde_json::from_str(&json_text).unwrap_or(Value::Null);
         let shown = v["result"]["content"][0]["text"].as_str().unwrap_or("");
         shown
             .lines()
             .find_map(|l| l.strip_prefix("Username: "))
-            .unwrap_or_else(|| panic!("no username in {text}"))
-            .to_string()
+            .map(str::to_string)
+            .ok_or((out.status, out.body.clone()))
+    }
+
+    /// Code exchange and `user_current` with the access token: the Kimai username.
+    pub(crate) fn whoami(w: &World, b: &Browser, code: &str) -> String {
+        let token = exchange(w, b, code);
+        user_current(w, &token).unwrap_or_else(|e| panic!("no username: {e:?}"))
     }
 
     const ANN: &str = "k7Hq2vX9mPz4Lw8Rt3NsQa";
@@ -867,6 +888,69 @@ pub(crate) mod tests {
         );
         assert_eq!(page.status, 503, "{}", page.body);
         assert!(page.body.contains("temporarily_unavailable"));
+    }
+
+    fn provisioning() -> World {
+        world(
+            &[],
+            &[
+                "--auto-provision",
+                "--provision-kimai-url",
+                "{sim}",
+                "--provision-allowed-domains",
+                "example.com",
+            ],
+            &[],
+        )
+    }
+
+    #[test]
+    fn a_new_person_is_provisioned_and_a_refused_token_is_provisioned_again() {
+        let w = provisioning();
+        let p = w.running.app.provisioner.clone().unwrap();
+        w.fake.state().account =
+            json!({"sub": "k", "email": "Kai_User@Example.com", "email_verified": true});
+        let mut b = open(&w);
+        let cb = through_provider(&w, &mut b);
+        assert_eq!(cb.status, 302, "{}", cb.body);
+        let token = exchange(&w, &b, &at_redirect(&cb)["code"]);
+        assert_eq!(user_current(&w, &token).unwrap(), "kai_user");
+        let (slug, user) = p.find("kai_user@example.com").unwrap();
+        assert!(w.running.app.may_sign_in(&slug));
+        // Never a personal URL.
+        let a = w.post(&format!("/mcp/{slug}"), "application/json", "{}", &[]);
+        assert_eq!(a.status, 404);
+        // An administrator deletes the token in Kimai: the next tool call fails there, the
+        // person is forgotten, their access token stops working, and signing in again
+        // provisions a new token.
+        w.sim.revoke_token(user.token.expose());
+        let e = user_current(&w, &token).unwrap_err();
+        assert_eq!(e.0, 200, "Kimai's 401 is a tool error: {e:?}");
+        assert!(p.find("kai_user@example.com").is_none());
+        assert_eq!(user_current(&w, &token).unwrap_err().0, 401);
+        let mut b = open(&w);
+        let cb = through_provider(&w, &mut b);
+        assert_eq!(whoami(&w, &b, &at_redirect(&cb)["code"]), "kai_user");
+        let (slug2, user2) = p.find("kai_user@example.com").unwrap();
+        assert_ne!(slug2, slug);
+        assert_ne!(user2.token.expose(), user.token.expose());
+    }
+
+    #[test]
+    fn provisioning_refusals_end_on_the_neutral_page() {
+        let w = provisioning();
+        for email in [
+            "olga_disabled@example.com",
+            "john_user@elsewhere.example",
+            "nobody@example.com",
+        ] {
+            w.fake.state().account = json!({"sub": "x", "email": email, "email_verified": true});
+            let mut b = open(&w);
+            let cb = through_provider(&w, &mut b);
+            assert_eq!(cb.status, 403, "{email}: {}", cb.body);
+            assert_eq!(at_redirect(&cb)["error"], "access_denied");
+        }
+        assert_eq!(w.running.app.provisioner.as_ref().unwrap().count(), 0);
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub use encoding::{
 };
 pub use scope::Scopes;
 use serde_json::{Value, json};
+pub(crate) use state::write_atomic;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::path::PathBuf;
