@@ -127,6 +127,7 @@ echo "interop-oidc: Chromium $("$chromium" --version 2>/dev/null | awk '{print $
 rc=0
 PATH="$node_bin:$PATH" HOME="$work/home" INTEROP_BASE="$base" INTEROP_IDP="$idp" INTEROP_SERVE_LOG="$work/serve.err" \
     INTEROP_BROWSER_DIR="$browser_dir" INTEROP_CHROMIUM="$chromium" INTEROP_ISSUED="$issued" INTEROP_FIGURES="$figures" \
+    INTEROP_SCREENSHOTS="${INTEROP_SCREENSHOTS:-}" \
     timeout 600 node "$here/oidc_browser.mjs" >"$work/browser.log" 2>&1 || rc=$?
 fails=0
 while IFS= read -r line; do

@@ -18,7 +18,8 @@
 //
 // Environment: INTEROP_BASE (the --public-url), INTEROP_IDP (the issuer), INTEROP_SERVE_LOG (the
 // server's stderr), INTEROP_BROWSER_DIR, INTEROP_CHROMIUM, INTEROP_ISSUED (codes and tokens are
-// appended for the caller's log check), INTEROP_FIGURES, INTEROP_ROUNDS (default 20).
+// appended for the caller's log check), INTEROP_FIGURES, INTEROP_ROUNDS (default 20),
+// INTEROP_SCREENSHOTS (a folder: PNGs of our continue page and of the neutral page).
 // Prints `ok   NAME` / `FAIL NAME: DETAIL`, other lines indented; exits 1 on any failure.
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
@@ -145,6 +146,7 @@ function newAuthorization(clientId) {
   return { url: url.href, verifier, state };
 }
 const serveLog = () => readFileSync(env.INTEROP_SERVE_LOG, 'utf8');
+const foreign = new Set();   // origins other than loopback that a page asked for
 const percentile = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
@@ -177,20 +179,23 @@ async function signIn(account, { tamperNonce = false, inspect = false } = {}) {
   const context = await browser.createBrowserContext();
   const page = await context.newPage();
   const seen = { tampered: false };
-  if (tamperNonce) {
-    await page.setRequestInterception(true);
-    page.on('request', (r) => {
-      if (r.isInterceptResolutionHandled()) return;
-      if (r.url().startsWith(idp + '/auth?')) {
-        const u = new URL(r.url());
-        u.searchParams.set('nonce', b64url(randomBytes(32)));
-        seen.tampered = true;
-        r.continue({ url: u.href });
-      } else {
-        r.continue();
-      }
-    });
-  }
+  // This machine has no network: the provider's pages' web-font import from another origin is
+  // refused at once (instead of waiting for DNS), so the figures measure the loopback path.
+  await page.setRequestInterception(true);
+  page.on('request', (r) => {
+    if (r.isInterceptResolutionHandled()) return;
+    const u = new URL(r.url());
+    if (u.protocol.startsWith('http') && u.hostname !== '127.0.0.1') {
+      foreign.add(u.origin);
+      r.abort();
+    } else if (tamperNonce && r.url().startsWith(idp + '/auth?')) {
+      u.searchParams.set('nonce', b64url(randomBytes(32)));
+      seen.tampered = true;
+      r.continue({ url: u.href });
+    } else {
+      r.continue();
+    }
+  });
   const auth = newAuthorization(clientId);
   const t0 = performance.now();
   const waiting = nextCallback(20000);
@@ -205,6 +210,7 @@ async function signIn(account, { tamperNonce = false, inspect = false } = {}) {
       scripts: document.scripts.length,
     }))),
   };
+  if (inspect && env.INTEROP_SCREENSHOTS) await page.screenshot({ path: join(env.INTEROP_SCREENSHOTS, 'continue.png') });
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('button[value="continue"]')]);
   const atProvider = page.url().startsWith(idp + '/interaction/');
   if (atProvider) {
@@ -294,6 +300,7 @@ async function refused(name, account, reason, opts = {}) {
     const r = await signIn(account, opts);
     if (opts.tamperNonce) info(`the browser changed the nonce on its way to the provider: ${r.seen.tampered ? 'yes' : 'no'}`);
     const reference = /reference: (\w+)/.exec(r.body)?.[1];
+    if (opts.screenshot && env.INTEROP_SCREENSHOTS) await r.page.screenshot({ path: join(env.INTEROP_SCREENSHOTS, 'refused.png') });
     check(`${name}: the neutral page (403, "Sign-in not possible", a reference), no code`,
       r.status === 403 && r.body.includes('Sign-in not possible') && !!reference && !r.cb,
       { status: r.status, landed: r.landed.pathname, body: r.body.slice(0, 300), callback: r.cb && Object.fromEntries(r.cb.searchParams) });
@@ -311,7 +318,7 @@ async function refused(name, account, reason, opts = {}) {
     check(`${name}: ran to the end`, false, e.stack || String(e));
   }
 }
-await refused('an address outside --provision-allowed-domains', 'outsider', 'not in --provision-allowed-domains');
+await refused('an address outside --provision-allowed-domains', 'outsider', 'not in --provision-allowed-domains', { screenshot: true });
 await refused('an unverified e-mail address', 'unverified', 'not verified');
 await refused('an ambiguous match (sam_jones and samjones for sam.jones@example.com)', 'sam', 'ambiguous');
 await refused('a disabled Kimai user (olga_disabled)', 'olga', 'disabled (olga_disabled)');
@@ -336,6 +343,8 @@ await (async () => {
   }
   await r.context.close();
 })().catch((e) => check('key rotation: ran to the end', false, e.stack || String(e)));
+
+info(`requests to other origins, refused (all from the provider's pages): ${[...foreign].join(', ') || 'none'}`);
 
 // ------------------------------------------------------------------ figures
 if (times.length) {
