@@ -14,6 +14,11 @@
 # `interop-oidc: N passed, M failed` (exit 1 on any failure) and prints the figures.
 #
 # The clients must be installed first: tests/interop/install.sh (run.sh does it).
+# With INTEROP_OIDC_TLS=1 the server is reached through nginx with TLS (a throw-away certificate
+# for 127.0.0.1; the README's proxy settings; --trusted-proxy 127.0.0.1 --require-https), as
+# people reach it in a deployment: the public URL and the redirect URI registered at the provider
+# are https, the browser's sign-in cookie is Secure and comes back on the http provider's
+# redirect, and the same cases run (nginx is installed with apt-get when missing; needs root).
 # Environment: KIMAI_MCP_BIN (default target/debug/kimai-mcp), INTEROP_KEEP=1 keeps the work
 # folder, INTEROP_ROUNDS sign-ins for the round-trip figure (default 20).
 set -euo pipefail
@@ -68,9 +73,67 @@ for name in sam_jones samjones; do
     [ "$status" = 200 ] || give_up "creating the Kimai user $name answered $status"
 done
 
-# ---------------------------------------------------------------- the identity provider
+# ---------------------------------------------------------------- nginx with TLS (optional)
 port=$(free_port) idp_port=$(free_port)
 base="http://127.0.0.1:$port" idp="http://127.0.0.1:$idp_port"
+tls_args=()
+if [ "${INTEROP_OIDC_TLS:-}" = 1 ]; then
+    nginx_bin=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
+    if [ -z "$nginx_bin" ]; then
+        [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || give_up "nginx is missing (apt-get install nginx-light)"
+        { timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq --no-install-recommends nginx-light; } \
+            >"$work/apt.log" 2>&1 || { tail -5 "$work/apt.log" >&2; give_up "apt-get could not install nginx"; }
+        nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+    fi
+    tls_port=$(free_port)
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$work/key.pem" -out "$work/cert.pem" >"$work/openssl.log" 2>&1 || give_up "openssl could not make a certificate"
+    mkdir -p "$work/nginx-temp"
+    user_line=""
+    [ "$(id -u)" = 0 ] && user_line="user root;"
+    cat >"$work/nginx.conf" <<NGINX
+$user_line
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log info;
+events { worker_connections 256; }
+http {
+    client_body_temp_path $work/nginx-temp/body;
+    proxy_temp_path $work/nginx-temp/proxy;
+    fastcgi_temp_path $work/nginx-temp/fastcgi;
+    uwsgi_temp_path $work/nginx-temp/uwsgi;
+    scgi_temp_path $work/nginx-temp/scgi;
+    access_log $work/nginx-access.log;
+    ssl_certificate     $work/cert.pem;
+    ssl_certificate_key $work/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    server {
+        listen 127.0.0.1:$tls_port ssl;
+        location / {
+            proxy_pass http://127.0.0.1:$port;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host localhost;
+            proxy_set_header X-Forwarded-Host \$host;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_buffering off;
+            proxy_read_timeout 3600s;
+            client_max_body_size 1m;
+        }
+    }
+}
+NGINX
+    "$nginx_bin" -c "$work/nginx.conf" -p "$work" >"$work/nginx.out" 2>&1 &
+    pids+=($!)
+    base="https://127.0.0.1:$tls_port"
+    tls_args=(--trusted-proxy 127.0.0.1 --require-https)
+    echo "interop-oidc: through nginx $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //') with TLS at $base"
+fi
+
+# ---------------------------------------------------------------- the identity provider
 client_secret=$(random_token 32)
 cat >"$work/accounts.json" <<'EOF'
 {
@@ -105,12 +168,13 @@ KIMAI_MCP_OIDC_CLIENT_SECRET="$client_secret" KIMAI_MCP_PROVISION_ADMIN_TOKEN="$
     --public-url "$base" --rate-limit-rpm 0 --max-registrations-per-address 0 --session-rate-per-address 0 \
     --auth-backend oidc --oidc-issuer "$idp" --oidc-client-id kimai-mcp \
     --auto-provision --provision-kimai-url "$kimai_url" --provision-allowed-domains example.com,corp.example \
-    --provision-store "$work/provisioned.json" >"$work/serve.out" 2>"$work/serve.err" &
+    --provision-store "$work/provisioned.json" "${tls_args[@]}" >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)
+serve_pid=$!
 ok="" deadline=$((SECONDS + 15))
 while [ "$SECONDS" -lt "$deadline" ]; do
-    kill -0 "${pids[2]}" 2>/dev/null || break
-    if curl -fsS -m 1 "$base/health" 2>/dev/null | grep -q '"status" *: *"healthy"'; then ok=1; break; fi
+    kill -0 "$serve_pid" 2>/dev/null || break
+    if curl -fsSk -m 1 "$base/health" 2>/dev/null | grep -q '"status" *: *"healthy"'; then ok=1; break; fi
     sleep 0.1
 done
 [ -n "$ok" ] || { tail -20 "$work/serve.err" >&2; give_up "the server did not answer /health within 15 s"; }
@@ -127,7 +191,8 @@ echo "interop-oidc: Chromium $("$chromium" --version 2>/dev/null | awk '{print $
 rc=0
 PATH="$node_bin:$PATH" HOME="$work/home" INTEROP_BASE="$base" INTEROP_IDP="$idp" INTEROP_SERVE_LOG="$work/serve.err" \
     INTEROP_BROWSER_DIR="$browser_dir" INTEROP_CHROMIUM="$chromium" INTEROP_ISSUED="$issued" INTEROP_FIGURES="$figures" \
-    INTEROP_SCREENSHOTS="${INTEROP_SCREENSHOTS:-}" \
+    INTEROP_SCREENSHOTS="${INTEROP_SCREENSHOTS:-}" INTEROP_TLS="${INTEROP_OIDC_TLS:-}" \
+    NODE_TLS_REJECT_UNAUTHORIZED="$([ "${INTEROP_OIDC_TLS:-}" = 1 ] && echo 0 || echo 1)" \
     timeout 600 node "$here/oidc_browser.mjs" >"$work/browser.log" 2>&1 || rc=$?
 fails=0
 while IFS= read -r line; do
@@ -163,7 +228,7 @@ EOF
 read -r leak_count secret_count <<<"$leaks"
 step "no secret in the server's output ($(wc -l <"$work/serve.err") log lines, $secret_count secrets looked for)" \
     "$([ "$leak_count" = 0 ] && echo 0 || echo 1)"
-kill -0 "${pids[2]}" 2>/dev/null
+kill -0 "$serve_pid" 2>/dev/null
 step "kimai-mcp serve still running" $?
 [ -s "$figures" ] && echo "interop-oidc: figures: $(cat "$figures")"
 echo "interop-oidc: $passed passed, $failed failed"

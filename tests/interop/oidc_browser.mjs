@@ -18,7 +18,8 @@
 //
 // Environment: INTEROP_BASE (the --public-url), INTEROP_IDP (the issuer), INTEROP_SERVE_LOG (the
 // server's stderr), INTEROP_BROWSER_DIR, INTEROP_CHROMIUM, INTEROP_ISSUED (codes and tokens are
-// appended for the caller's log check), INTEROP_FIGURES, INTEROP_ROUNDS (default 20),
+// appended for the caller's log check), INTEROP_FIGURES, INTEROP_ROUNDS (default 20), INTEROP_TLS
+// (1: the base is nginx with a self-signed certificate; the sign-in cookie must be Secure),
 // INTEROP_SCREENSHOTS (a folder: PNGs of our continue page and of the neutral page).
 // Prints `ok   NAME` / `FAIL NAME: DETAIL`, other lines indented; exits 1 on any failure.
 import { createHash, randomBytes } from 'node:crypto';
@@ -167,7 +168,8 @@ let clientId = null, browser = null;
   clientId = reg.client_id;
   browser = await puppeteer.launch({
     executablePath: env.INTEROP_CHROMIUM || '/usr/bin/chromium', headless: true,
-    args: ['--no-sandbox', '--no-first-run', '--disable-gpu'],
+    // Behind nginx (INTEROP_TLS=1) the certificate is a throw-away self-signed one.
+    args: ['--no-sandbox', '--no-first-run', '--disable-gpu', ...(env.INTEROP_TLS === '1' ? ['--ignore-certificate-errors'] : [])],
   });
   info(`browser ${await browser.version()}; provider ${idp}; redirect_uri http://127.0.0.1:<port>/callback`);
 }
@@ -212,6 +214,10 @@ async function signIn(account, { tamperNonce = false, inspect = false } = {}) {
   };
   if (inspect && env.INTEROP_SCREENSHOTS) await page.screenshot({ path: join(env.INTEROP_SCREENSHOTS, 'continue.png') });
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('button[value="continue"]')]);
+  if (inspect) {
+    const c = (await page.browserContext().cookies()).find((k) => k.name.startsWith('kmoidc_'));
+    ours.signInCookie = c ? { path: c.path, httpOnly: c.httpOnly, sameSite: c.sameSite, secure: c.secure } : null;
+  }
   const atProvider = page.url().startsWith(idp + '/interaction/');
   if (atProvider) {
     await page.type('input[name="login"]', account);
@@ -251,6 +257,9 @@ await (async () => {
       && r.ours.continueText.includes(new URL(idp).host) && r.ours.csp.includes(`form-action 'self'`) && r.ours.csp.includes(idp),
     r.ours);
   check("the provider's own login and consent pages were shown", r.atProvider && r.consent, { login: r.atProvider, consent: r.consent });
+  const sc = r.ours.signInCookie;
+  check(`the sign-in cookie kmoidc_…: Path=/oauth/oidc, HttpOnly, SameSite=Lax${env.INTEROP_TLS === '1' ? ', Secure' : ''}`,
+    !!sc && sc.path === '/oauth/oidc' && sc.httpOnly && sc.sameSite === 'Lax' && sc.secure === (env.INTEROP_TLS === '1'), sc);
   const code = r.cb?.searchParams.get('code');
   check('a person mapped by oidc_identity (case differs): the redirect URI gets a code, our state and iss',
     !!code && r.cb.searchParams.get('state') === r.auth.state && r.cb.searchParams.get('iss') === base + '/',

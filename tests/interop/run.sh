@@ -36,5 +36,7 @@ else
     bash "$root/tests/interop/oauth.sh" || status=1
     echo "interop: Chromium through sign-in at a real identity provider (serve --auth-backend oidc --auto-provision)"
     bash "$root/tests/interop/oidc.sh" || status=1
+    echo "interop: the same through nginx with TLS"
+    INTEROP_OIDC_TLS=1 INTEROP_ROUNDS=5 bash "$root/tests/interop/oidc.sh" || status=1
 fi
 exit "$status"
