@@ -184,7 +184,8 @@ pub(super) fn callback(app: &Arc<App>, ctx: &Ctx, req: &Request) -> Result<Handl
             "Not Found",
         ));
     };
-    if !matches!(req.method.as_str(), "GET" | "HEAD") {
+    // GET only: a HEAD (a prefetch) must not use up the sign-in.
+    if req.method != "GET" {
         return Err(super::reply::method_not_allowed("GET"));
     }
     let p = oauth::parse_form(&req.query).map_err(|_| {
