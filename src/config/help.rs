@@ -90,8 +90,12 @@ ENDPOINTS:
 OAUTH SIGN-IN (on with --public-url): applications such as Claude connectors find the
 authorization server through /.well-known/oauth-protected-resource/mcp and
 /.well-known/oauth-authorization-server, register themselves (/register), and send the person to
-a sign-in page that asks for their user slug and the `auth_secret` of their users-file entry.
-Access tokens last --access-token-ttl, refresh tokens --refresh-token-ttl (renewed on every use).
+a sign-in page that asks for their user slug and the `auth_secret` of their users-file entry
+-- or, with --auth-backend oidc, sends them on to the company's identity provider, whose
+identity maps to a users-file entry by oidc_identity (or, with --auto-provision, to a Kimai user
+that gets a token of its own). Every refusal shows one neutral page with a reference that the
+log line repeats with the reason. Access tokens last --access-token-ttl, refresh tokens
+--refresh-token-ttl (renewed on every use).
 
 OPTIONS:                                    [env]                         (default)
     --host ADDR               address to listen on   [KIMAI_MCP_HOST]     (127.0.0.1)
