@@ -51,7 +51,7 @@ soak:
 # Fuzzing (cargo fuzz, libFuzzer): each target for FUZZ_SECONDS (default 60). cargo fuzz
 # needs nightly compiler flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = jsonrpc tool_args users_json dates http_request oauth
+FUZZ_TARGETS = jsonrpc tool_args users_json dates http_request oauth jws
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && for t in $(FUZZ_TARGETS); do \

@@ -13,6 +13,7 @@
 mod help;
 mod policy;
 mod serve;
+mod sign_in;
 mod slug;
 pub mod users;
 
@@ -21,6 +22,7 @@ use serve::{BOUND_FLAGS, ServeFlags};
 pub use serve::{
     Bounds, KimaiUrlPolicy, ServeConfig, check_public_url, read_token_file, serve_defaults,
 };
+pub use sign_in::{DEFAULT_TOKEN_NAME, MatchMode, ProvisionConfig, SignIn};
 pub use slug::{
     SLUG_MAX_CHARS, SLUG_MIN_CHARS, SLUG_MIN_DISTINCT_CHARS, SLUG_STRONG_CHARS, SlugCheck,
     check_slug,
@@ -108,6 +110,8 @@ pub struct SimConfig {
     pub port: u16,
     pub seed: u64,
     pub workcontract_plugin: bool,
+    /// `--api-token-plugin`: install the ApiTokenBundle plugin (auto-provisioning's).
+    pub api_token_plugin: bool,
 }
 
 /// Why the command line could not be used.
@@ -161,6 +165,7 @@ pub fn parse_as(
     let mut seed: Option<u64> = None;
     let mut port: Option<u16> = None;
     let mut no_workcontract = false;
+    let mut api_token_plugin = false;
     let mut serve = ServeFlags::default();
     let mut policy = policy::PolicyFlags::default();
     let mut print_only = false;
@@ -201,6 +206,7 @@ pub fn parse_as(
             Long("tools") => policy.tools.push(string(&mut p, "--tools")?),
             Long("exclude-tools") => policy.exclude.push(string(&mut p, "--exclude-tools")?),
             Long("audit-log") => policy.audit_log = Some(string(&mut p, "--audit-log")?),
+            Long("api-token-plugin") => api_token_plugin = true,
             // Read before the rest (`logging::LogFormat::from_args`), so that every line,
             // errors of this parse included, is in the chosen format.
             Long("log-format") => {
@@ -249,6 +255,17 @@ pub fn parse_as(
             Long("allowed-kimai-url") => serve
                 .allowed_kimai_urls
                 .push(string(&mut p, "--allowed-kimai-url")?),
+            Long(name) if sign_in::OPTIONS.iter().any(|o| &o.flag[2..] == name) => {
+                let Some(o) = sign_in::OPTIONS.iter().find(|o| &o.flag[2..] == name) else {
+                    continue;
+                };
+                let v = if o.value {
+                    string(&mut p, o.flag)?
+                } else {
+                    String::new()
+                };
+                serve.sign_in.push((o.flag, v));
+            }
             Long(name) if BOUND_FLAGS.iter().any(|b| &b.flag[2..] == name) => {
                 let flag = BOUND_FLAGS
                     .iter()
@@ -293,6 +310,11 @@ pub fn parse_as(
     if cmd != "serve" && !(cmd == "demo" && serve.http) && !serve.is_empty() {
         return Err(Error::Usage(format!(
             "HTTP server options do not apply to `kimai-mcp {cmd}`"
+        )));
+    }
+    if api_token_plugin && cmd != "sim" {
+        return Err(Error::Usage(format!(
+            "--api-token-plugin does not apply to `kimai-mcp {cmd}`"
         )));
     }
     if help || cmd == "help" {
@@ -443,6 +465,7 @@ pub fn parse_as(
                 port: port.unwrap_or(0),
                 seed: seed.unwrap_or(42),
                 workcontract_plugin: !no_workcontract,
+                api_token_plugin,
             }))
         }
         other => Err(Error::Usage(format!(

@@ -5,7 +5,9 @@
 //! MCP lifecycle and calls `tools`; tools talk to Kimai through `kimai`, as the connection's
 //! `kimai::Account`. Beside `http`: `session` (the session table and its sweeper), `guard`
 //! (limits per address and per credential, Host/Origin, trusted proxies, the Kimai URL
-//! policy), `oauth` (the authorization server's rules and store), `metrics`. Below everything:
+//! policy), `oauth` (the authorization server's rules and store, and `oauth::oidc`, the
+//! relying party of the company's identity provider), `provision` (Kimai tokens made for people
+//! the identity provider signs in), `metrics`. Below everything:
 //! `text` (rendering Kimai text safely), `secret` (random values), `net` (sockets and URL
 //! decoding shared by both HTTP servers). `config` turns the command line and environment into
 //! one immutable value before anything runs; `setup` writes Claude Desktop's configuration;
@@ -27,6 +29,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod net;
 pub mod oauth;
+pub mod provision;
 pub mod secret;
 pub mod session;
 pub mod setup;

@@ -344,6 +344,7 @@ fn run_sim(cfg: config::SimConfig) -> ExitCode {
         port: cfg.port,
         seed: cfg.seed,
         workcontract_plugin: cfg.workcontract_plugin,
+        api_token_plugin: cfg.api_token_plugin,
         ..sim::Options::default()
     }) {
         Ok(s) => s,
@@ -480,7 +481,30 @@ fn run_serve(cfg: config::ServeConfig) -> ExitCode {
         );
     }
     let user_count = users.by_slug.len();
-    if let Some(url) = &cfg.public_url {
+    if let (Some(url), Some(oidc)) = (&cfg.public_url, &cfg.sign_in.oidc) {
+        let mapped = users
+            .by_slug
+            .values()
+            .filter(|u| u.oidc_identity.is_some())
+            .count();
+        let provisioning = cfg.sign_in.provision.is_some();
+        if mapped == 0 && !provisioning {
+            log::warn!(
+                "OAuth sign-in through the identity provider is on ({url}) but no user in the users file has an oidc_identity and auto-provisioning is off, so nobody can sign in: add \"oidc_identity\" to the users' entries, or turn on --auto-provision"
+            );
+        } else {
+            log::info!(
+                "OAuth sign-in on {url} through the identity provider {}: {mapped} of {user_count} users mapped by oidc_identity (claim {}){}",
+                oidc.issuer,
+                oidc.identity.claim,
+                if provisioning {
+                    "; others are provisioned at their first sign-in"
+                } else {
+                    ""
+                }
+            );
+        }
+    } else if let Some(url) = &cfg.public_url {
         let can_sign_in = users
             .by_slug
             .values()
@@ -523,6 +547,18 @@ fn run_serve(cfg: config::ServeConfig) -> ExitCode {
             "listening on loopback ({}) only: this machine can connect, others cannot (a LAN URL or a container's published port gets \"connection refused\"). That is right behind a reverse proxy on the same machine; to accept connections from the network, start with --host 0.0.0.0 (KIMAI_MCP_HOST)",
             running.addr().ip()
         );
+    }
+    // The identity provider, once: what it is, or why it cannot be used yet (sign-ins retry).
+    if let Some(oidc) = &running.app.oidc {
+        match oidc.probe() {
+            Ok(summary) => log::info!("oidc: {summary}"),
+            Err(e) => log::error!(
+                "oidc: the identity provider cannot be used right now ({e}); sign-ins fail until it can"
+            ),
+        }
+    }
+    if let Some(p) = &running.app.provisioner {
+        p.probe();
     }
     // systemd (Type=notify): ready now; the watchdog pings while we serve.
     kimai_mcp::systemd::notify("READY=1\nSTATUS=serving");

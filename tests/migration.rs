@@ -276,7 +276,7 @@ fn users_from_users_config_and_kimai_user_variables() {
 #[test]
 fn the_python_compose_files_environment_starts_the_server_with_warnings() {
     // 2.20.1's docker-compose.yml sets the state file whether or not OAuth is on, and its
-    // commented OIDC block may have been uncommented.
+    // commented OIDC block may have been uncommented without turning the backend on.
     let srv = Serve::start_plain(
         &[
             "--port",
@@ -290,21 +290,42 @@ fn the_python_compose_files_environment_starts_the_server_with_warnings() {
                 "/app/config/oauth_clients.json",
             ),
             ("KIMAI_MCP_PUBLIC_URL", ""),
-            ("KIMAI_MCP_AUTH_BACKEND", "oidc"),
+            ("KIMAI_MCP_OIDC_ISSUER", "https://login.example.com/t/v2.0"),
             (
                 "KIMAI_MCP_PROVISION_ADMIN_TOKEN",
                 "admin-token-value-0123456789",
             ),
         ],
     );
-    eventually("both warnings", || {
+    eventually("the warnings", || {
         let l = srv.logs();
         l.contains("KIMAI_MCP_OAUTH_STATE_FILE (/app/config/oauth_clients.json) is not used")
-            && l.contains(
-                "KIMAI_MCP_AUTH_BACKEND, KIMAI_MCP_PROVISION_ADMIN_TOKEN set but not read",
-            )
+            && l.contains("KIMAI_MCP_OIDC_ISSUER set but not used")
+            && l.contains("KIMAI_MCP_PROVISION_ADMIN_TOKEN set but not used")
     });
     assert!(!srv.logs().contains("admin-token-value"));
     assert!(!std::path::Path::new("/app/config/oauth_clients.json").exists());
     assert_eq!(request(&srv.addr, "GET", "/health", &[], "").status, 200);
+}
+
+#[test]
+fn the_python_compose_files_oidc_block_without_its_settings_stops_the_server() {
+    // KIMAI_MCP_AUTH_BACKEND=oidc turns the identity provider on, as in 2.20.1: without an
+    // issuer, a client id and a public URL the server says what is missing and does not start.
+    let out = std::process::Command::new(crate::util::bin())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KIMAI_MCP_AUTH_BACKEND", "oidc")
+        .env("KIMAI_MCP_OIDC_CLIENT_SECRET", "client-secret-value-0123")
+        .args(["serve", "--port", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--auth-backend oidc requires --oidc-issuer, --oidc-client-id")
+            && err.contains("KIMAI_MCP_OIDC_"),
+        "{err}"
+    );
+    assert!(!err.contains("client-secret-value"));
 }

@@ -14,6 +14,8 @@ fn server() -> &'static OAuth {
         let s = Settings {
             max_clients: 200,
             max_requests: 200,
+            // No outbound fetches of client ID metadata documents from a fuzzer.
+            client_metadata_documents: false,
             ..Settings::default()
         };
         OAuth::new("https://mcp.example.com", s, None).unwrap()
@@ -27,13 +29,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = b64_decode(text);
     let o = server();
+    let ip = std::net::IpAddr::from([192, 0, 2, 7]);
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
-        if let Ok(out) = o.register(&v) {
+        if let Ok(out) = o.register(&v, ip) {
             assert!(out["client_id"].as_str().is_some_and(|id| id.starts_with("kmc_")));
         }
     }
     if let Ok(p) = parse_form(text) {
-        let _ = o.authorize(&p);
+        let _ = o.authorize(&p, ip);
         let issued = o.token(&p, None, &|_| true);
         assert!(issued.is_err(), "a token without a real code or refresh token");
         let _ = o.revoke(&p, None);

@@ -97,8 +97,12 @@ ENDPOINTS:
 OAUTH SIGN-IN (on with --public-url): applications such as Claude connectors find the
 authorization server through /.well-known/oauth-protected-resource/mcp and
 /.well-known/oauth-authorization-server, register themselves (/register), and send the person to
-a sign-in page that asks for their user slug and the `auth_secret` of their users-file entry.
-Access tokens last --access-token-ttl, refresh tokens --refresh-token-ttl (renewed on every use).
+a sign-in page that asks for their user slug and the `auth_secret` of their users-file entry
+-- or, with --auth-backend oidc, sends them on to the company's identity provider, whose
+identity maps to a users-file entry by oidc_identity (or, with --auto-provision, to a Kimai user
+that gets a token of its own). Every refusal shows one neutral page with a reference that the
+log line repeats with the reason. Access tokens last --access-token-ttl, refresh tokens
+--refresh-token-ttl (renewed on every use).
 
 OPTIONS:                                    [env]                         (default)
     --host ADDR               address to listen on   [KIMAI_MCP_HOST]     (127.0.0.1)
@@ -106,7 +110,8 @@ OPTIONS:                                    [env]                         (defau
     --workers N               requests handled at once; more wait       (32)
                                                      [KIMAI_MCP_WORKERS]
     --users-config FILE       users.json: slug -> kimai_url, kimai_token, ssl_verify,
-                              auth_secret (for OAuth sign-in), read_only, tools,
+                              auth_secret (for OAuth sign-in), oidc_identity (for sign-in
+                              through the identity provider), read_only, tools,
                               exclude_tools          [USERS_CONFIG_FILE]
     --read-only               every caller may only read (a user's entry or an OAuth
                               kimai:read grant can also make one caller read-only)
@@ -162,6 +167,48 @@ OPTIONS:                                    [env]                         (defau
                                                      [KIMAI_MCP_DISABLE_CLIENT_METADATA_DOCUMENTS]
     --allow-localhost-client-metadata-for-tests   also fetch http://localhost documents (for
                               test suites only; never in production)
+    --auth-backend local|oidc how people sign in to OAuth: local = slug and auth_secret on
+                              the sign-in page; oidc = the company's OpenID Connect identity
+                              provider (users mapped by oidc_identity)   (local)
+                                                     [KIMAI_MCP_AUTH_BACKEND]
+    --oidc-issuer URL         the provider's issuer (https; http only on loopback)
+                                                     [KIMAI_MCP_OIDC_ISSUER]
+    --oidc-client-id ID       this server's client at the provider; register the redirect
+                              URI <public URL>/oauth/oidc/callback there
+                                                     [KIMAI_MCP_OIDC_CLIENT_ID]
+    --oidc-client-secret S    its secret (omit for a public client); prefer the variable
+                                                     [KIMAI_MCP_OIDC_CLIENT_SECRET]
+    --oidc-scopes SCOPES      space- or comma-separated   (openid email profile)
+                                                     [KIMAI_MCP_OIDC_SCOPES]
+    --oidc-identity-claim C   the ID-token claim matched against oidc_identity, then email,
+                              preferred_username, upn (email only when email_verified; for
+                              Entra ID use oid)            (email)
+                                                     [KIMAI_MCP_OIDC_IDENTITY_CLAIM]
+    --oidc-discovery-url URL  (<issuer>/.well-known/openid-configuration)
+                                                     [KIMAI_MCP_OIDC_DISCOVERY_URL]
+    --oidc-allow-unverified-email   accept e-mail addresses the provider has not verified
+                              (unsafe unless the provider verifies every address)
+                                                     [KIMAI_MCP_OIDC_ALLOW_UNVERIFIED_EMAIL]
+    --auto-provision          a person the provider signs in who has a Kimai user but no
+                              users.json entry gets a Kimai API token of their own, made by
+                              Kimai's ApiTokenBundle plugin (needs --auth-backend oidc)
+                                                     [KIMAI_MCP_AUTO_PROVISION]
+    --provision-kimai-url URL the Kimai whose users are matched  [KIMAI_MCP_PROVISION_KIMAI_URL]
+    --provision-admin-token T a super admin's Kimai token (view_user, api-token_other_profile);
+                              prefer the variable    [KIMAI_MCP_PROVISION_ADMIN_TOKEN]
+    --provision-token-name N  the name of the tokens made, 2-50 characters  (Kimai MCP (auto))
+                                                     [KIMAI_MCP_PROVISION_TOKEN_NAME]
+    --provision-match MODE    exact (e-mail or user name), normalized (also the address's local
+                              part, folded), fuzzy (also display names and name parts: risky,
+                              a look-alike name can get a colleague's token)   (normalized)
+                                                     [KIMAI_MCP_PROVISION_MATCH]
+    --provision-store FILE    keep provisioned users across restarts (mode 600, atomic)
+                                                     [KIMAI_MCP_PROVISION_STORE]
+    --provision-ssl-verify V  TLS for that Kimai: true, false or a CA file   (true)
+                                                     [KIMAI_MCP_PROVISION_SSL_VERIFY]
+    --provision-allowed-domains D   mail domains an identity must be in, comma-separated
+                              (strongly advised; unset: any, with a warning)
+                                                     [KIMAI_MCP_PROVISION_ALLOWED_DOMAINS]
     --allowed-kimai-url URL   a Kimai that /mcp and /sse callers may name in X-Kimai-URL;
                               repeatable or comma-separated; '*' allows any (not advised).
                               --default-kimai-url and the users file's URLs are always allowed;
@@ -226,11 +273,14 @@ pub const HELP_SIM: &str = "\
 kimai-mcp sim: run the simulated Kimai alone
 
 USAGE:
-    kimai-mcp sim [--port N] [--seed N] [--no-workcontract]
+    kimai-mcp sim [--port N] [--seed N] [--no-workcontract] [--api-token-plugin]
 
 Serves a simulated Kimai 2.65 REST API on 127.0.0.1 (port 0 = any free port) and prints its
 URL and the API token of every user, one per line, on stdout. Runs until interrupted. Any Kimai
 client can be pointed at it, e.g. `kimai-mcp check --kimai-url URL --kimai-token TOKEN`.
+--no-workcontract leaves out the WorkContract plugin (absences, public holidays);
+--api-token-plugin installs the ApiTokenBundle plugin (POST /api/users/ID/api-token), which
+`serve --auto-provision` needs.
 ";
 
 pub const HELP_HEALTH: &str = "\

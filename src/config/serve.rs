@@ -130,6 +130,9 @@ pub struct ServeConfig {
     pub bounds: Bounds,
     /// `--allowed-kimai-url`.
     pub allowed_kimai_urls: KimaiUrlPolicy,
+    /// How people sign in to the OAuth server: the local form, or the identity provider
+    /// with optional auto-provisioning (`config/sign_in.rs`).
+    pub sign_in: super::sign_in::SignIn,
     /// Settings that were given but are not used, to log at start (never a secret).
     pub warnings: Vec<String>,
     /// What the tools may do for every caller (`--read-only`, `--tools`, `--exclude-tools`);
@@ -149,26 +152,6 @@ impl ServeConfig {
         s
     }
 }
-
-/// The Python server's variables for identity-provider sign-in and auto-provisioning (2.20.1).
-const OIDC_VARIABLES: [&str; 16] = [
-    "KIMAI_MCP_AUTH_BACKEND",
-    "KIMAI_MCP_OIDC_ISSUER",
-    "KIMAI_MCP_OIDC_CLIENT_ID",
-    "KIMAI_MCP_OIDC_CLIENT_SECRET",
-    "KIMAI_MCP_OIDC_SCOPES",
-    "KIMAI_MCP_OIDC_IDENTITY_CLAIM",
-    "KIMAI_MCP_OIDC_DISCOVERY_URL",
-    "KIMAI_MCP_OIDC_ALLOW_UNVERIFIED_EMAIL",
-    "KIMAI_MCP_AUTO_PROVISION",
-    "KIMAI_MCP_PROVISION_KIMAI_URL",
-    "KIMAI_MCP_PROVISION_ADMIN_TOKEN",
-    "KIMAI_MCP_PROVISION_TOKEN_NAME",
-    "KIMAI_MCP_PROVISION_MATCH",
-    "KIMAI_MCP_PROVISION_STORE",
-    "KIMAI_MCP_PROVISION_SSL_VERIFY",
-    "KIMAI_MCP_PROVISION_ALLOWED_DOMAINS",
-];
 
 #[derive(Default)]
 pub(super) struct ServeFlags {
@@ -197,6 +180,9 @@ pub(super) struct ServeFlags {
     pub(super) allowed_kimai_urls: Vec<String>,
     /// Numeric bounds as given: (flag, value).
     pub(super) bounds: Vec<(&'static str, String)>,
+    /// `--auth-backend`, `--oidc-*`, `--auto-provision`, `--provision-*` as given: (flag,
+    /// value; "" for a switch).
+    pub(super) sign_in: Vec<(&'static str, String)>,
 }
 
 pub(super) fn truthy(v: &str) -> Option<bool> {
@@ -250,6 +236,7 @@ impl ServeFlags {
             && self.refresh_token_ttl.is_none()
             && self.allowed_kimai_urls.is_empty()
             && self.bounds.is_empty()
+            && self.sign_in.is_empty()
     }
 
     pub(super) fn resolve(
@@ -484,23 +471,8 @@ impl ServeFlags {
             }
             (None, f) => f,
         };
-        // The Python server's identity-provider sign-in and provisioning are not here yet:
-        // say so rather than ignore its variables in silence.
-        let oidc: Vec<&str> = OIDC_VARIABLES
-            .iter()
-            .copied()
-            .filter(|v| env(v).is_some_and(|x| !x.trim().is_empty()))
-            .filter(|v| {
-                *v != "KIMAI_MCP_AUTH_BACKEND"
-                    || env(v).is_some_and(|x| !x.trim().eq_ignore_ascii_case("local"))
-            })
-            .collect();
-        if !oidc.is_empty() {
-            warnings.push(format!(
-                "{} set but not read: this version has no identity-provider (OIDC) sign-in or auto-provisioning; people sign in with their users.json auth_secret",
-                oidc.join(", ")
-            ));
-        }
+        let sign_in =
+            super::sign_in::resolve(&self.sign_in, public_url.as_deref(), env, &mut warnings)?;
         let disable_legacy_slugs = self.disable_legacy_slugs
             || match env("KIMAI_MCP_DISABLE_LEGACY_SLUGS") {
                 None => false,
@@ -587,6 +559,7 @@ impl ServeFlags {
             }
         };
         Ok(ServeConfig {
+            sign_in,
             bounds,
             allowed_kimai_urls,
             warnings,

@@ -9,7 +9,10 @@
 //! ```
 //!
 //! `auth_secret` lets the user sign in through OAuth (`--public-url`): the sign-in form asks for
-//! the slug and this secret.
+//! the slug and this secret. `oidc_identity` lets the user sign in through the identity provider
+//! (`--auth-backend oidc`): the identity the provider asserts (by default the verified e-mail
+//! address; see `--oidc-identity-claim`), compared without regard to case. Two users with the
+//! same identity are refused.
 //!
 //! The slug is a secret: whoever knows it acts as that Kimai user. Invalid slugs and entries are
 //! refused with the reason (the server does not start with a half-read file); weak slugs and a
@@ -39,6 +42,8 @@ pub struct User {
     pub index: usize,
     /// The secret for the OAuth sign-in form (with the slug); none = this user cannot sign in.
     pub auth_secret: Option<Token>,
+    /// The identity-provider identity of this user (`--auth-backend oidc`), as written.
+    pub oidc_identity: Option<String>,
     /// Whether `/mcp/{slug}` serves this user. Users of a file or of `USERS_CONFIG` have a
     /// random slug; a `KIMAI_USER_<NAME>_*` user's slug is its lowercased name, a personal URL
     /// only when that name passes the slug rules (else OAuth sign-in only).
@@ -57,6 +62,8 @@ pub enum Source {
     File,
     /// `KIMAI_USER_<NAME>_*` variables (labelled `env#N`).
     Env,
+    /// Auto-provisioning (`crate::provision`; labelled by the Kimai user id it always has).
+    Provisioned,
 }
 
 impl User {
@@ -66,6 +73,7 @@ impl User {
             (Some(id), _) => format!("kimai-user-{id}"),
             (None, Source::File) => format!("users.json#{}", self.index),
             (None, Source::Env) => format!("env#{}", self.index),
+            (None, Source::Provisioned) => format!("provisioned#{}", self.index),
         }
     }
 }
@@ -139,11 +147,12 @@ pub fn parse(text: &str, where_: &str) -> Result<Users, Error> {
                     "read_only",
                     "tools",
                     "exclude_tools",
+                    "oidc_identity",
                 ]
                 .contains(&k.as_str())
             {
                 return Err(Error(format!(
-                    "{at}: unknown field \"{}\" (known: kimai_url, kimai_token, ssl_verify, kimai_user_id, auth_secret, read_only, tools, exclude_tools; fields starting with _ are comments)",
+                    "{at}: unknown field \"{}\" (known: kimai_url, kimai_token, ssl_verify, kimai_user_id, auth_secret, oidc_identity, read_only, tools, exclude_tools; fields starting with _ are comments)",
                     k.chars().take(40).collect::<String>()
                 )));
             }
@@ -212,6 +221,15 @@ pub fn parse(text: &str, where_: &str) -> Result<Users, Error> {
             }
         };
         let policy = entry_policy(&e, &at)?;
+        let oidc_identity = match e.get("oidc_identity") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(
+                check_identity(s).map_err(|why| Error(format!("{at}: \"oidc_identity\" {why}")))?,
+            ),
+            Some(_) => {
+                return Err(Error(format!("{at}: \"oidc_identity\" must be a string")));
+            }
+        };
         let base = crate::kimai::without_api(url).to_string();
         users.by_slug.insert(
             slug,
@@ -222,12 +240,14 @@ pub fn parse(text: &str, where_: &str) -> Result<Users, Error> {
                 kimai_user_id,
                 index,
                 auth_secret,
+                oidc_identity,
                 personal_url: true,
                 source: Source::File,
                 policy,
             },
         );
     }
+    check_unique_identities(&users, where_)?;
     Ok(users)
 }
 
@@ -275,6 +295,57 @@ fn entry_policy(e: &serde_json::Map<String, Value>, at: &str) -> Result<Policy, 
     }
     p.deny = list("exclude_tools")?;
     Ok(p)
+}
+
+/// Longest `oidc_identity`.
+pub const MAX_IDENTITY_CHARS: usize = 256;
+
+/// An `oidc_identity` as kept: trimmed, non-empty, short, no control characters.
+fn check_identity(s: &str) -> Result<String, &'static str> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("is empty");
+    }
+    if s.chars().count() > MAX_IDENTITY_CHARS || s.chars().any(char::is_control) {
+        return Err("must be at most 256 characters without control characters");
+    }
+    Ok(s.to_string())
+}
+
+/// The form identities are compared in: lowercase (Unicode), as 2.20.1 compares them.
+pub fn identity_key(identity: &str) -> String {
+    identity.trim().to_lowercase()
+}
+
+/// Two users with one identity would make a sign-in ambiguous: refused, naming entries by
+/// position only.
+fn check_unique_identities(users: &Users, where_: &str) -> Result<(), Error> {
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut list: Vec<&User> = users.by_slug.values().collect();
+    list.sort_by_key(|u| (u.source == Source::Env, u.index));
+    for u in list {
+        let Some(id) = &u.oidc_identity else { continue };
+        if let Some(first) = seen.insert(identity_key(id), u.label()) {
+            return Err(Error(format!(
+                "{where_}: {first} and {} have the same oidc_identity; each identity may belong to one user only",
+                u.label()
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Users {
+    /// The user whose `oidc_identity` is `identity` (compared without regard to case): its
+    /// slug and entry.
+    pub fn by_identity(&self, identity: &str) -> Option<(&String, &User)> {
+        let key = identity_key(identity);
+        self.by_slug.iter().find(|(_, u)| {
+            u.oidc_identity
+                .as_deref()
+                .is_some_and(|i| identity_key(i) == key)
+        })
+    }
 }
 
 /// The users of `serve`, from the first source that is there, as the Python server reads
@@ -331,7 +402,19 @@ pub fn load_sources(
                 u.auth_secret = Some(Token::new(secret));
             }
         }
+        let var = format!(
+            "KIMAI_USER_{}_OIDC_IDENTITY",
+            slug.to_ascii_uppercase().replace('-', "_")
+        );
+        if let Some(identity) = env(&var).filter(|s| !s.trim().is_empty()) {
+            let identity =
+                check_identity(&identity).map_err(|why| Error(format!("{var} {why}")))?;
+            if let Some(u) = users.by_slug.get_mut(&slug) {
+                u.oidc_identity = Some(identity);
+            }
+        }
     }
+    check_unique_identities(&users, "the users")?;
     Ok(users)
 }
 
@@ -414,18 +497,20 @@ fn from_env(vars: &[(String, String)], names: &[String]) -> Result<Users, Error>
             policy.deny =
                 parse_selectors(&t, &format!("KIMAI_USER_{name}_EXCLUDE_TOOLS")).map_err(Error)?;
         }
-        if get(name, "OIDC_IDENTITY").is_some() {
-            users.warnings.push(format!(
-                "{at}: KIMAI_USER_{name}_OIDC_IDENTITY is not used: this server has no identity-provider sign-in yet"
-            ));
-        }
+        let oidc_identity = match get(name, "OIDC_IDENTITY") {
+            None => None,
+            Some(i) => Some(
+                check_identity(&i)
+                    .map_err(|why| Error(format!("{at}: KIMAI_USER_{name}_OIDC_IDENTITY {why}")))?,
+            ),
+        };
         let slug = name.to_ascii_lowercase();
         // The name is a sign-in name here; it is a credential only if it makes a personal URL,
         // and it is named in messages only when it does not.
         let personal_url = check_slug(&slug) == SlugCheck::Ok;
         if !personal_url {
-            let reach = if auth_secret.is_some() {
-                "it signs in with OAuth (name and KIMAI_USER_<NAME>_AUTH_SECRET) only"
+            let reach = if auth_secret.is_some() || oidc_identity.is_some() {
+                "it signs in with OAuth (name and KIMAI_USER_<NAME>_AUTH_SECRET, or the identity provider with KIMAI_USER_<NAME>_OIDC_IDENTITY) only"
             } else {
                 "and with no KIMAI_USER_<NAME>_AUTH_SECRET it cannot connect at all; set one and sign in with OAuth (--public-url)"
             };
@@ -442,6 +527,7 @@ fn from_env(vars: &[(String, String)], names: &[String]) -> Result<Users, Error>
                 kimai_user_id: None,
                 index: i + 1,
                 auth_secret,
+                oidc_identity,
                 personal_url,
                 source: Source::Env,
                 policy,
@@ -651,6 +737,66 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("USERS_CONFIG") && !e.0.contains("tok"), "{e}");
+    }
+
+    #[test]
+    fn oidc_identities_are_read_unique_and_matched_without_case() {
+        let u = parse(
+            r#"{"k7Hq2vX9mPz4Lw8Rt3Ns": {"kimai_url": "https://k", "kimai_token": "t1", "oidc_identity": " Ann.Lee@Corp.Example "},
+                "Ab3dEf6hIj9kLm2nOp": {"kimai_url": "https://k", "kimai_token": "t2"}}"#,
+            "users.json",
+        )
+        .unwrap();
+        let (slug, user) = u.by_identity("ann.lee@corp.example").unwrap();
+        assert_eq!(slug, "k7Hq2vX9mPz4Lw8Rt3Ns");
+        assert_eq!(user.oidc_identity.as_deref(), Some("Ann.Lee@Corp.Example"));
+        assert!(u.by_identity("ANN.LEE@CORP.EXAMPLE").is_some());
+        assert!(u.by_identity("ann@corp.example").is_none());
+        // The same identity twice (in any case) is refused, naming entries by position.
+        let e = parse(
+            r#"{"k7Hq2vX9mPz4Lw8Rt3Ns": {"kimai_url": "https://k", "kimai_token": "t1", "oidc_identity": "a@x.example"},
+                "Ab3dEf6hIj9kLm2nOp": {"kimai_url": "https://k", "kimai_token": "t2", "oidc_identity": "A@X.example"}}"#,
+            "users.json",
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("users.json#1 and users.json#2 have the same oidc_identity")
+                && !e.0.contains("k7Hq"),
+            "{e}"
+        );
+        for bad in [r#""""#, r#"" ""#, "5", r#""a\u0000b""#] {
+            let e = parse(
+                &format!(r#"{{"k7Hq2vX9mPz4Lw8Rt3Ns": {{"kimai_url": "https://k", "kimai_token": "t", "oidc_identity": {bad}}}}}"#),
+                "u.json",
+            )
+            .unwrap_err();
+            assert!(e.0.contains("oidc_identity"), "{bad}: {e}");
+        }
+        // From the environment: per NAME, and per slug over a file's entry.
+        let vars = vars(&[
+            ("KIMAI_USER_ALICE_URL", "https://k"),
+            ("KIMAI_USER_ALICE_TOKEN", "t-alice"),
+            ("KIMAI_USER_ALICE_OIDC_IDENTITY", "alice@corp.example"),
+        ]);
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let u = load_sources(None, &get, &vars).unwrap();
+        assert_eq!(
+            u.by_slug["alice"].oidc_identity.as_deref(),
+            Some("alice@corp.example")
+        );
+        assert!(
+            u.warnings.iter().all(|w| !w.contains("not used")),
+            "{:?}",
+            u.warnings
+        );
+        let inline = r#"{"k7Hq2vX9mPz4Lw8Rt3Ns": {"kimai_url": "https://k", "kimai_token": "t1"}}"#;
+        let env = |k: &str| match k {
+            "USERS_CONFIG" => Some(inline.to_string()),
+            "KIMAI_USER_K7HQ2VX9MPZ4LW8RT3NS_OIDC_IDENTITY" => Some("bob@corp.example".into()),
+            _ => None,
+        };
+        let u = load_sources(None, &env, &[]).unwrap();
+        assert!(u.by_identity("BOB@corp.example").is_some());
     }
 
     #[test]

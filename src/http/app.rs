@@ -63,6 +63,10 @@ pub struct App {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The OAuth authorization server (with `--public-url`).
     pub oauth: Option<crate::oauth::OAuth>,
+    /// The identity provider people sign in with (`--auth-backend oidc`; needs `oauth`).
+    pub oidc: Option<crate::oauth::oidc::Oidc>,
+    /// Auto-provisioning (`--auto-provision`; needs `oidc`).
+    pub provisioner: Option<Arc<crate::provision::Provisioner>>,
     /// Deployment mistakes already warned about (each once per process).
     pub warned: Warned,
 }
@@ -129,17 +133,42 @@ impl App {
                 "--allow-localhost-client-metadata-for-tests is on: OAuth clients may name http://localhost documents, which this server then fetches from loopback; use it for test suites only"
             );
         }
+        let oidc = match (&cfg.sign_in.oidc, &oauth) {
+            (Some(settings), Some(o)) => Some(crate::oauth::oidc::Oidc::new(
+                crate::oauth::oidc::Settings {
+                    login_ttl: o.settings().request_ttl,
+                    ..settings.clone()
+                },
+                &o.origin,
+            )),
+            _ => None,
+        };
+        let provisioner = match (&cfg.sign_in.provision, &oidc) {
+            (Some(p), Some(_)) => {
+                let settings = cfg.kimai_settings(&p.kimai_url, p.tls.clone());
+                let provisioner = crate::provision::Provisioner::new(p.clone(), settings)
+                    .map_err(Error::Setting)?;
+                provisioner.load(&users);
+                Some(Arc::new(provisioner))
+            }
+            _ => None,
+        };
         if let Some(o) = &oauth {
             // Grants of users that are gone or can no longer sign in end now.
+            let oidc_on = oidc.is_some();
+            let provisioned =
+                |slug: &str| provisioner.as_ref().is_some_and(|p| p.user(slug).is_some());
             let gone = o.retain_subjects(&|slug| {
-                users
-                    .by_slug
-                    .get(slug)
-                    .is_some_and(|u| u.auth_secret.is_some())
+                provisioned(slug) || can_sign_in(oidc_on, users.by_slug.get(slug))
             });
             if gone > 0 {
                 log::info!(
-                    "oauth: {gone} sign-in(s) of users no longer in the users file (or without auth_secret) ended"
+                    "oauth: {gone} sign-in(s) of users no longer in the users file (or without {}) ended",
+                    if oidc_on {
+                        "oidc_identity"
+                    } else {
+                        "auth_secret"
+                    }
                 );
             }
         }
@@ -179,6 +208,8 @@ impl App {
             dispatcher: Dispatcher::new(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             oauth,
+            oidc,
+            provisioner,
             warned: Warned::default(),
             cfg,
         })
@@ -263,14 +294,13 @@ impl App {
             .map(|slug| fingerprint(&self.fp_key, &["slug", slug]))
             .collect();
         let count = users.by_slug.len();
-        // OAuth sign-ins end for users that are gone, lost their auth_secret or got a new one.
+        // OAuth sign-ins end for users that are gone, lost what they sign in with (their
+        // auth_secret, or with the identity provider their oidc_identity) or got a new one.
+        let oidc_on = self.oidc.is_some();
         let signed_out = self.oauth.as_ref().map_or(0, |o| {
-            o.retain_subjects(&|slug| match (
-                old.by_slug.get(slug).and_then(|u| u.auth_secret.as_ref()),
-                users.by_slug.get(slug).and_then(|u| u.auth_secret.as_ref()),
-            ) {
-                (Some(a), Some(b)) => guard::ct_eq(a.expose().as_bytes(), b.expose().as_bytes()),
-                _ => false,
+            o.retain_subjects(&|slug| {
+                self.is_provisioned(slug)
+                    || same_sign_in(oidc_on, old.by_slug.get(slug), users.by_slug.get(slug))
             })
         });
         *self.kimai_urls.write().unwrap_or_else(|e| e.into_inner()) =
@@ -284,7 +314,12 @@ impl App {
         );
         if self.oauth.is_some() {
             summary.push_str(&format!(
-                "; {signed_out} OAuth sign-in(s) of removed users or changed auth secrets ended"
+                "; {signed_out} OAuth sign-in(s) of removed users or changed {} ended",
+                if oidc_on {
+                    "identities"
+                } else {
+                    "auth secrets"
+                }
             ));
         }
         if let Some(tokens) = server_tokens {
@@ -297,7 +332,23 @@ impl App {
         summary
     }
 
-    /// Resolves a slug to its user in constant time per entry (every slug is compared).
+    /// Whether `slug` may sign in with OAuth (and its grants stay valid): with the identity
+    /// provider, a users-file user with an `oidc_identity` or a provisioned user; with the local
+    /// form, a users-file user with an `auth_secret`.
+    pub fn may_sign_in(&self, slug: &str) -> bool {
+        self.is_provisioned(slug)
+            || can_sign_in(self.oidc.is_some(), self.users().by_slug.get(slug))
+    }
+
+    /// Whether `slug` is a user that auto-provisioning created.
+    pub fn is_provisioned(&self, slug: &str) -> bool {
+        self.provisioner
+            .as_ref()
+            .is_some_and(|p| p.user(slug).is_some())
+    }
+
+    /// Resolves a slug to its user in constant time per entry (every slug is compared); then
+    /// the provisioned users (whose slugs are never personal URLs).
     pub fn user_for_slug(&self, slug: &str) -> Option<crate::config::users::User> {
         let users = self.users();
         let mut found = None;
@@ -306,7 +357,7 @@ impl App {
                 found = Some(u.clone());
             }
         }
-        found
+        found.or_else(|| self.provisioner.as_ref().and_then(|p| p.user(slug)))
     }
 
     /// The backend and owner fingerprint for a slug user.
@@ -316,14 +367,61 @@ impl App {
         user: &crate::config::users::User,
     ) -> Result<(Account, [u8; 32]), kimai::Error> {
         let client = self.client(&user.kimai_url, &user.tls)?;
+        let metrics: Arc<dyn crate::kimai::Usage> = self.metrics.clone();
+        // A provisioned user's token that Kimai refuses is forgotten (`provision::Watch`).
+        let usage = match (&self.provisioner, user.source) {
+            (Some(p), crate::config::users::Source::Provisioned) => {
+                Arc::new(crate::provision::Watch {
+                    inner: metrics,
+                    provisioner: p.clone(),
+                    slug: slug.to_string(),
+                }) as Arc<dyn crate::kimai::Usage>
+            }
+            _ => metrics,
+        };
         Ok((
             Account {
-                usage: Some(self.metrics.clone()),
+                usage: Some(usage),
                 client,
                 token: user.token.clone(),
             },
             fingerprint(&self.fp_key, &["slug", slug]),
         ))
+    }
+}
+
+/// Whether a users-file user can sign in with OAuth under the backend in use.
+fn can_sign_in(oidc: bool, user: Option<&crate::config::users::User>) -> bool {
+    user.is_some_and(|u| {
+        if oidc {
+            u.oidc_identity.is_some()
+        } else {
+            u.auth_secret.is_some()
+        }
+    })
+}
+
+/// Whether a user signs in with the same credential before and after a reload (auth secrets
+/// compared in constant time, identities without regard to case).
+fn same_sign_in(
+    oidc: bool,
+    old: Option<&crate::config::users::User>,
+    new: Option<&crate::config::users::User>,
+) -> bool {
+    let (Some(old), Some(new)) = (old, new) else {
+        return false;
+    };
+    if oidc {
+        use crate::config::users::identity_key;
+        match (&old.oidc_identity, &new.oidc_identity) {
+            (Some(a), Some(b)) => identity_key(a) == identity_key(b),
+            _ => false,
+        }
+    } else {
+        match (&old.auth_secret, &new.auth_secret) {
+            (Some(a), Some(b)) => guard::ct_eq(a.expose().as_bytes(), b.expose().as_bytes()),
+            _ => false,
+        }
     }
 }
 

@@ -212,7 +212,8 @@ fn oauth_caller(
     let user = presented.and_then(|token| {
         let verified = oauth.verify(token)?;
         let user = app.user_for_slug(&verified.subject)?;
-        user.auth_secret.is_some().then_some((verified, user))
+        app.may_sign_in(&verified.subject)
+            .then_some((verified, user))
     });
     let Some((verified, user)) = user else {
         let scope = Scopes::FULL;

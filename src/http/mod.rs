@@ -24,6 +24,7 @@ mod app;
 mod auth;
 mod error;
 mod oauth;
+mod oidc;
 mod path;
 mod reply;
 pub mod server;
@@ -374,6 +375,15 @@ pub fn start(
             guard_app.enumeration.sweep(now);
             if let Some(o) = &guard_app.oauth {
                 o.sweep();
+            }
+            if let Some(o) = &guard_app.oidc {
+                o.sweep();
+            }
+            // Provisioned users whose token Kimai refused: their grants end.
+            if let (Some(p), Some(o)) = (&guard_app.provisioner, &guard_app.oauth)
+                && p.take_forgotten()
+            {
+                o.retain_subjects(&|slug| guard_app.may_sign_in(slug));
             }
         }))
         .map_err(|source| Error::Thread {

@@ -1,5 +1,7 @@
 //! The HTTP side of the OAuth authorization server (`crate::oauth`): the metadata documents,
-//! `/register`, `/authorize`, the sign-in page at `/oauth/login`, `/token` and `/revoke`.
+//! `/register`, `/authorize`, the sign-in page at `/oauth/login`, `/token` and `/revoke`. With
+//! `--auth-backend oidc` the sign-in page sends the person on to the identity provider instead
+//! of asking for a slug and secret; that page and `/oauth/oidc/callback` are in `http::oidc`.
 //!
 //! Browser-facing parts: `/authorize` sends the browser to `/oauth/login?txn=…`, a small HTML
 //! form (no script, no external resource; its CSP allows only its own inline style, found by
@@ -40,6 +42,7 @@ pub fn is_oauth_path(segs: &[&str]) -> bool {
             | ["register"]
             | ["revoke"]
             | ["oauth", "login"]
+            | ["oauth", "oidc", "callback"]
     )
 }
 
@@ -58,10 +61,11 @@ pub fn route(app: &Arc<App>, ctx: &Ctx, req: &Request, segs: &[&str]) -> Result<
         ["register"] => register(app, oauth, ctx, req),
         ["authorize"] => authorize(oauth, ctx, req),
         ["oauth", "login"] => match req.method.as_str() {
-            "GET" | "HEAD" => login_page(oauth, req),
+            "GET" | "HEAD" => login_page(app, oauth, req),
             "POST" => login_submit(app, oauth, ctx, req),
             _ => Err(html_error(405, "Use the sign-in form.")),
         },
+        ["oauth", "oidc", "callback"] => super::oidc::callback(app, ctx, req),
         ["token"] => token(app, oauth, req),
         ["revoke"] => revoke(oauth, req),
         _ => Err(json_error(404, code::SERVER_ERROR, "Not Found")),
@@ -246,13 +250,7 @@ fn client_post(req: &Request) -> Result<ClientPost, Handled> {
 fn token(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Handled, Handled> {
     let (p, basic) = client_post(req)?;
     let basic_used = basic.is_some();
-    let users = app.users();
-    let user_ok = |slug: &str| {
-        users
-            .by_slug
-            .get(slug)
-            .is_some_and(|u| u.auth_secret.is_some())
-    };
+    let user_ok = |slug: &str| app.may_sign_in(slug);
     match oauth.token(&p, basic, &user_ok) {
         Ok(t) => {
             app.metrics
@@ -292,7 +290,7 @@ fn revoke(oauth: &oauth::OAuth, req: &Request) -> Result<Handled, Handled> {
 // Browser endpoints
 // ---------------------------------------------------------------------------------------------
 
-fn redirect(location: &str) -> Handled {
+pub(super) fn redirect(location: &str) -> Handled {
     Handled::Respond(Response::new(302).header("Location", location))
 }
 
@@ -343,7 +341,7 @@ fn csrf_cookie_name(txn: &str) -> String {
     )
 }
 
-fn cookie(req: &Request, name: &str) -> Option<String> {
+pub(super) fn cookie(req: &Request, name: &str) -> Option<String> {
     req.headers
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("Cookie"))
@@ -354,7 +352,7 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
         })
 }
 
-fn login_page(oauth: &oauth::OAuth, req: &Request) -> Result<Handled, Handled> {
+fn login_page(app: &Arc<App>, oauth: &oauth::OAuth, req: &Request) -> Result<Handled, Handled> {
     let txn = req.query_param("txn").unwrap_or_default();
     let Some(view) = (!txn.is_empty() && txn.len() <= 64)
         .then(|| oauth.pending(&txn))
@@ -369,10 +367,14 @@ fn login_page(oauth: &oauth::OAuth, req: &Request) -> Result<Handled, Handled> {
         view.csrf,
         if secure { "; Secure" } else { "" }
     );
-    Ok(sign_in_page(200, &txn, &view, None).map_reply(|r| r.header("Set-Cookie", set_cookie)))
+    let shown = match app.oidc.as_ref() {
+        Some(oidc) => super::oidc::continue_page(app, oidc, oauth, &txn, &view),
+        None => sign_in_page(200, &txn, &view, None),
+    };
+    Ok(shown.map_reply(|r| r.header("Set-Cookie", set_cookie)))
 }
 
-fn expired_request() -> Handled {
+pub(super) fn expired_request() -> Handled {
     html_error(
         400,
         "Invalid or expired authorization request. Go back to your application and start the sign-in again.",
@@ -426,6 +428,10 @@ fn login_submit(
             Some(url) => Ok(redirect(&url)),
             None => Err(expired_request()),
         };
+    }
+    // With the identity provider the form only sends the person on (`http::oidc`).
+    if let Some(oidc) = app.oidc.as_ref() {
+        return Ok(super::oidc::start(app, oidc, oauth, txn));
     }
     let now = std::time::Instant::now();
     if let Err(wait) = app.enumeration.check(ctx.key, now) {
@@ -547,7 +553,7 @@ fn style_hash() -> &'static str {
     })
 }
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -564,7 +570,7 @@ fn escape(s: &str) -> String {
 
 /// A CSP source for the redirect target (`https://host:port` or `scheme:`), for form-action:
 /// the form's POST answers with a redirect there, which browsers check against form-action.
-fn csp_source(uri: &str) -> String {
+pub(super) fn csp_source(uri: &str) -> String {
     oauth::uri_origin(uri)
         .filter(|o| {
             o.bytes()
@@ -573,7 +579,7 @@ fn csp_source(uri: &str) -> String {
         .unwrap_or_default()
 }
 
-fn page(status: u16, title: &str, body: &str, form_action: &str) -> Handled {
+pub(super) fn page(status: u16, title: &str, body: &str, form_action: &str) -> Handled {
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta name=\"referrer\" content=\"same-origin\">\n<title>{} – Kimai MCP</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
         escape(title)
@@ -594,7 +600,7 @@ fn page(status: u16, title: &str, body: &str, form_action: &str) -> Handled {
     )
 }
 
-fn html_error(status: u16, message: &str) -> Handled {
+pub(super) fn html_error(status: u16, message: &str) -> Handled {
     page(
         status,
         "Sign-in problem",
@@ -647,7 +653,7 @@ fn sign_in_page(status: u16, txn: &str, view: &oauth::PendingView, error: Option
     page(status, "Sign in", &body, &csp_source(&view.redirect_uri))
 }
 
-trait MapReply {
+pub(super) trait MapReply {
     fn map_reply(self, f: impl FnOnce(Response) -> Response) -> Handled;
 }
 

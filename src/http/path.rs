@@ -71,6 +71,7 @@ pub fn endpoint_name(path: &str) -> &'static str {
         ["health"] => "health",
         ["metrics"] => "metrics",
         ["authorize"] | ["token"] | ["register"] | ["revoke"] | ["oauth", "login"] => "oauth",
+        ["oauth", "oidc", "callback"] => "oauth",
         [".well-known", ..] => "oauth_metadata",
         _ => "other",
     }

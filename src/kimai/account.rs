@@ -15,6 +15,9 @@ pub trait Usage: Send + Sync {
     fn kimai_request(&self, took: Duration);
     /// One tool call ended with `outcome` (`ok`, `error` or `cancelled`).
     fn tool_call(&self, tool: &'static str, outcome: &'static str);
+    /// Kimai answered 401 to this account's token (a provisioned user's token is then
+    /// forgotten, `provision::Watch`). Nothing by default.
+    fn kimai_unauthorized(&self) {}
 }
 
 /// The Kimai account of a connection. Cheap to clone.

@@ -220,11 +220,14 @@ impl OAuth {
 
     /// Ends a pending request as refused by the person; the URL to send the browser to.
     pub fn deny(&self, id: &str) -> Option<String> {
+        self.deny_with(id, "access_denied", "the sign-in was cancelled")
+    }
+
+    /// Ends a pending request with an error for the client (RFC 6749 §4.1.2.1: e.g.
+    /// `access_denied`, `temporarily_unavailable`); the URL to send the browser to.
+    pub fn deny_with(&self, id: &str, error: &str, description: &str) -> Option<String> {
         let r = self.lock().take_request(id)?;
-        let mut params = vec![
-            ("error", "access_denied"),
-            ("error_description", "the sign-in was cancelled"),
-        ];
+        let mut params = vec![("error", error), ("error_description", description)];
         if let Some(s) = &r.state {
             params.push(("state", s));
         }

@@ -41,6 +41,7 @@
 mod authorize;
 pub mod cimd;
 mod encoding;
+pub mod oidc;
 mod register;
 pub mod scope;
 mod state;
@@ -54,6 +55,7 @@ pub use encoding::{
 };
 pub use scope::Scopes;
 use serde_json::{Value, json};
+pub(crate) use state::write_atomic;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -309,6 +311,11 @@ impl OAuth {
             *oauth.journal.lock().unwrap_or_else(|e| e.into_inner()) = Some(j);
         }
         Ok(oauth)
+    }
+
+    /// The lifetimes and limits in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {

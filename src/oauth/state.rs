@@ -607,7 +607,7 @@ impl Journal {
 }
 
 /// Replaces `path` with `text` atomically, mode 0600.
-pub(super) fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),

@@ -167,6 +167,8 @@ pub struct State {
     pub workcontract_month_locks: bool,
     /// The WorkContract plugin's data (absences, public holidays, month locks).
     pub plugin: super::plugin::store::PluginState,
+    /// The ApiTokenBundle plugin: installed or not, and the tokens it made.
+    pub api_tokens: super::plugin::api_tokens::ApiTokens,
     /// Tokens revoked through `Sim::revoke_token`.
     pub revoked: Vec<String>,
     /// Fixed "now" for tests; `None` = the real clock.
@@ -875,6 +877,7 @@ pub fn seed(seed: u64, now: i64, workcontract_plugin: bool) -> State {
     let plugin = super::plugin::seed::seed(&user_ids, today);
     let mut state = State {
         plugin,
+        api_tokens: Default::default(),
         users,
         teams,
         customers,

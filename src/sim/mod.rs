@@ -73,6 +73,9 @@ pub struct Options {
     /// (others'). Off by default: Kimai 2.65 always sends them. Applies to the read endpoints
     /// (lists, one record, active, recent, favorites); write responses keep them.
     pub rates_need_permission: bool,
+    /// Whether the ApiTokenBundle plugin is installed (`plugin::api_tokens`): off, as on a
+    /// stock Kimai.
+    pub api_token_plugin: bool,
 }
 
 impl Default for Options {
@@ -86,6 +89,7 @@ impl Default for Options {
             timesheet_meta_fields: Vec::new(),
             lockdown_before: None,
             rates_need_permission: false,
+            api_token_plugin: false,
         }
     }
 }
@@ -184,6 +188,7 @@ impl Sim {
         state.timesheet_meta_fields = opts.timesheet_meta_fields.clone();
         state.lockdown_before = opts.lockdown_before;
         state.rates_need_permission = opts.rates_need_permission;
+        state.api_tokens.installed = opts.api_token_plugin;
         state.fixed_now = opts.now;
         // TCP_NODELAY (inherited by accepted sockets): see `crate::net`.
         let listener =

@@ -276,6 +276,9 @@ impl<'a> Context<'a> {
             && !matches!(result, Err(kimai::Error::Cancelled))
         {
             usage.kimai_request(started.elapsed());
+            if matches!(result, Err(kimai::Error::Unauthorized { .. })) {
+                usage.kimai_unauthorized();
+            }
         }
         Ok(result?)
     }

@@ -8,6 +8,8 @@
 #   target/interop/conformance-0.1.16   @modelcontextprotocol/conformance@0.1.16
 #   target/interop/conformance-alpha    @modelcontextprotocol/conformance@0.2.0-alpha.12
 #   target/interop/inspector            @modelcontextprotocol/inspector@2.12.0 (used with --cli)
+#   target/interop/idp                  oidc-provider@9.13.3 (an OpenID Certified identity provider,
+#                                       run by tests/interop/oidc_idp.mjs for the OIDC sign-in test)
 #   target/interop/browser              puppeteer-core@25.16.0 (PUPPETEER_SKIP_DOWNLOAD=1: no bundled
 #                                       browser), driving Debian's chromium (apt-get install chromium
 #                                       when /usr/bin/chromium is missing; needs root)
@@ -25,6 +27,7 @@ CONFORMANCE=0.1.16
 CONFORMANCE_ALPHA=0.2.0-alpha.12
 INSPECTOR=2.12.0
 PUPPETEER=25.16.0
+OIDC_PROVIDER=9.13.3
 CHROMIUM=/usr/bin/chromium
 
 say() { echo "interop-install: $*"; }
@@ -105,6 +108,14 @@ install_node() {
     else
         npm_install "$prefix" "$pkg@$INSPECTOR"
         [ "$(npm_version "$prefix" $pkg)" = "$INSPECTOR" ] || die "$pkg@$INSPECTOR did not install"
+    fi
+
+    pkg=oidc-provider prefix="$dir/idp"
+    if [ "$(npm_version "$prefix" $pkg)" = "$OIDC_PROVIDER" ]; then
+        say "$pkg@$OIDC_PROVIDER already in target/interop/idp"
+    else
+        npm_install "$prefix" "$pkg@$OIDC_PROVIDER"
+        [ "$(npm_version "$prefix" $pkg)" = "$OIDC_PROVIDER" ] || die "$pkg@$OIDC_PROVIDER did not install"
     fi
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the real-client interoperability checks: stdio first, then Streamable HTTP, then the OAuth
-# sign-in (tests/interop/oauth.sh: Chromium and the Python SDK's OAuth client). Installs the
+# sign-in (tests/interop/oauth.sh: Chromium and the Python SDK's OAuth client), then sign-in at a
+# real identity provider (tests/interop/oidc.sh: oidc-provider and Chromium). Installs the
 # pinned clients into target/interop/ (ignored by git) on first use (tests/interop/install.sh).
 #
 # The HTTP checks need `kimai-mcp serve`; a binary without it fails this script. For work on a
@@ -33,5 +34,9 @@ else
     bash "$root/tests/interop/http.sh" || status=1
     echo "interop: real clients through the OAuth 2.1 sign-in (serve --public-url)"
     bash "$root/tests/interop/oauth.sh" || status=1
+    echo "interop: Chromium through sign-in at a real identity provider (serve --auth-backend oidc --auto-provision)"
+    bash "$root/tests/interop/oidc.sh" || status=1
+    echo "interop: the same through nginx with TLS"
+    INTEROP_OIDC_TLS=1 INTEROP_ROUNDS=5 bash "$root/tests/interop/oidc.sh" || status=1
 fi
 exit "$status"

@@ -53,7 +53,16 @@ pub(super) fn authenticate(st: &State, req: &Req) -> Result<User, Answer> {
     if st.revoked.iter().any(|t| t == token) {
         return Err(invalid_token("Invalid credentials."));
     }
-    match st.users.iter().find(|u| u.token == token) {
+    let plugin_token = || {
+        let id = st.api_tokens.owner(token, st.now())?;
+        st.users.iter().find(|u| u.id == id)
+    };
+    match st
+        .users
+        .iter()
+        .find(|u| u.token == token)
+        .or_else(plugin_token)
+    {
         None => Err(invalid_token("Invalid credentials.")),
         Some(u) if !u.enabled => Err(invalid_token("Account is disabled.")),
         Some(u) => Ok(u.clone()),

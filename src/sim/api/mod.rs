@@ -55,6 +55,9 @@ fn prelude(st: &State, req: &Req) -> Result<(Route, User), Outcome> {
     if matches!(route, Route::Plugin(_)) && !st.workcontract_plugin {
         return Err(done(not_found()));
     }
+    if matches!(route, Route::ApiToken(_)) && !st.api_tokens.installed {
+        return Err(done(not_found()));
+    }
     if !methods.contains(&method_of(req)) {
         return Err(done(Answer::error(405)));
     }
@@ -111,12 +114,20 @@ fn dispatch_read(st: &State, req: &Req, caller: &User, route: Route) -> Option<R
         Version => Ok(Answer::ok(json!({
             "version": "2.65.0", "versionId": 26500, "copyright": "Kimai 2.65.0 by Kevin Papst."
         }))),
-        Plugins => Ok(Answer::ok(if st.workcontract_plugin {
-            // Plugin version: the contract gives no number for WorkContract; this is a
-            // plausible current release, not a verified one.
-            json!([{"name": "WorkContractBundle", "version": "2.41.0"}])
-        } else {
-            json!([])
+        Plugins => Ok(Answer::ok({
+            let mut list = if st.workcontract_plugin {
+                // Plugin version: the contract gives no number for WorkContract; this is a
+                // plausible current release, not a verified one.
+                json!([{"name": "WorkContractBundle", "version": "2.41.0"}])
+            } else {
+                json!([])
+            };
+            if let (Some(entry), Some(l)) =
+                (plugin::api_tokens::plugin_entry(st), list.as_array_mut())
+            {
+                l.push(entry);
+            }
+            list
         })),
         ConfigTimesheet => Ok(Answer::ok(json!({
             "trackingMode": "default", "defaultBeginTime": "now",
@@ -284,6 +295,9 @@ fn dispatch(st: &mut State, req: &Req, caller: &User, route: Route) -> Res {
         ("GET", Invoice(id)) => admin::invoice(st, caller, id),
         (_, InvoiceCustomFields(id)) => admin::invoice_custom_fields(st, req, caller, id),
         (_, Plugin(r)) => plugin::dispatch(st, req, caller, r),
+        // The ApiTokenBundle plugin: its list is answered under the lock too (rarely read).
+        ("GET", ApiToken(id)) => plugin::api_tokens::list(st, caller, id),
+        ("POST", ApiToken(id)) => plugin::api_tokens::create(st, req, caller, id),
         _ => {
             log::warn!(
                 "sim: {} {} exists in Kimai but is not simulated",

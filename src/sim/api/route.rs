@@ -49,6 +49,9 @@ pub(super) enum Route {
     TeamLink(u64, &'static str, u64),
     /// A WorkContract plugin route (`plugin`); unknown (404) when the plugin is off.
     Plugin(plugin::Route),
+    /// `/api/users/{id}/api-token` of the ApiTokenBundle plugin (`plugin::api_tokens`);
+    /// unknown (404) when it is not installed.
+    ApiToken(u64),
 }
 
 fn entity_kind(seg: &str) -> &'static str {
@@ -136,6 +139,7 @@ pub(super) fn route(segs: &[&str]) -> Option<(Route, &'static [&'static str])> {
             (RateItem(entity_kind(segs[0]), id(n)?, id(r)?), DELETE)
         }
         ["users", n, "preferences"] => (UserPreferences(id(n)?), PATCH),
+        ["users", n, "api-token"] => (ApiToken(id(n)?), LIST),
         ["invoices"] => (Invoices, GET),
         // Kimai 2.65: PATCH (2.68) and DELETE (2.66) of an invoice do not exist yet → 405.
         ["invoices", n] => (Invoice(id(n)?), GET),

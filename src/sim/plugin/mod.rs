@@ -22,6 +22,7 @@
 //! `holidays` (public holidays and month locks), `seed`; this file is the method table.
 
 mod absences;
+pub mod api_tokens;
 mod holidays;
 mod route;
 mod rules;
