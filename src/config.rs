@@ -13,6 +13,7 @@
 mod help;
 mod policy;
 mod serve;
+pub mod state;
 mod slug;
 pub mod users;
 
@@ -232,6 +233,10 @@ pub fn parse_as(
             Long("public-url") => serve.public_url = Some(string(&mut p, "--public-url")?),
             Long("oauth-state-file") => {
                 serve.oauth_state_file = Some(string(&mut p, "--oauth-state-file")?)
+            }
+            Long("state") => serve.state = Some(string(&mut p, "--state")?),
+            Long("state-password-file") => {
+                serve.state_password_file = Some(string(&mut p, "--state-password-file")?)
             }
             Long("disable-legacy-slugs") => serve.disable_legacy_slugs = true,
             Long("disable-client-metadata-documents") => {
