@@ -13,8 +13,8 @@
 mod help;
 mod policy;
 mod serve;
-pub mod state;
 mod slug;
+pub mod state;
 pub mod users;
 
 pub use help::{HELP, HELP_CHECK, HELP_DEMO, HELP_HEALTH, HELP_SERVE, HELP_SIM, HELP_STDIO};

@@ -131,7 +131,10 @@ impl Record {
             ("owner", crate::secret::hex(&self.owner)),
             ("transport", "streamable-http".into()),
             ("version", self.version.clone().unwrap_or_default()),
-            ("initialized", if self.initialized { "1" } else { "0" }.into()),
+            (
+                "initialized",
+                if self.initialized { "1" } else { "0" }.into(),
+            ),
             ("client", self.client.clone().unwrap_or_default()),
             ("label", self.label.clone()),
         ]
@@ -173,7 +176,11 @@ impl Store {
         per_owner: usize,
         max: usize,
     ) -> Result<Created, Unreachable> {
-        let owner_key = format!("{}{}", owner_key_prefix(), crate::secret::hex(&record.owner));
+        let owner_key = format!(
+            "{}{}",
+            owner_key_prefix(),
+            crate::secret::hex(&record.owner)
+        );
         let fields = record.fields();
         let (ok, ended): (i64, Vec<String>) = self.run("storing a session", |c| {
             let mut inv = self.scripts.session_create.prepare_invoke();
