@@ -29,6 +29,7 @@ pub use sessions::{Created, Record};
 
 use crate::config::state::StateConfig;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long connecting to the store may take.
@@ -69,6 +70,8 @@ pub struct Store {
     down_until: Mutex<Option<Instant>>,
     /// When the last "unreachable" line was logged.
     complained: Mutex<Option<Instant>>,
+    /// Set by a failure, cleared (with a "reachable again" line) by the next success.
+    failing: AtomicBool,
     scripts: Scripts,
 }
 
@@ -106,6 +109,7 @@ impl Store {
             shown: cfg.shown.clone(),
             down_until: Mutex::new(None),
             complained: Mutex::new(None),
+            failing: AtomicBool::new(false),
             scripts: Scripts {
                 session_create: script(sessions::CREATE),
                 session_get: script(sessions::GET),
@@ -144,25 +148,26 @@ impl Store {
         if lock(&self.down_until).is_some_and(|t| Instant::now() < t) {
             return Err(Unreachable);
         }
+        // (A statement of its own: the pool's lock must not live on into the block.)
         let pooled = lock(&self.idle).pop();
-        let fresh_after_error = match pooled {
-            Some(mut conn) => match f(&mut conn) {
+        if let Some(mut conn) = pooled {
+            match f(&mut conn) {
                 Ok(v) => {
+                    self.recovered();
                     self.give_back(conn);
                     return Ok(v);
                 }
                 Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
-                    // Other idle connections are likely as stale: drop them all.
+                    // Other idle connections are likely as stale: drop them all, and try
+                    // once on a new one.
                     lock(&self.idle).clear();
-                    true
                 }
                 Err(e) => {
                     self.complain(what, &e);
                     return Err(Unreachable);
                 }
-            },
-            None => false,
-        };
+            }
+        }
         let mut conn = match self.connect() {
             Ok(c) => c,
             Err(e) => {
@@ -173,9 +178,7 @@ impl Store {
         };
         match f(&mut conn) {
             Ok(v) => {
-                if fresh_after_error {
-                    log::info!("shared state {}: reconnected", self.shown);
-                }
+                self.recovered();
                 self.give_back(conn);
                 Ok(v)
             }
@@ -183,6 +186,15 @@ impl Store {
                 self.complain(what, &e);
                 Err(Unreachable)
             }
+        }
+    }
+
+    /// After a success: one line if the store had failed, and the next failure is logged at
+    /// once.
+    fn recovered(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            *lock(&self.complained) = None;
+            log::info!("shared state {}: reachable again", self.shown);
         }
     }
 
@@ -196,6 +208,7 @@ impl Store {
     /// One line, at most every [`COMPLAIN_EVERY`]: what failed and what follows. The client's
     /// error text names the failure (refused, timed out, WRONGPASS), never the password.
     fn complain(&self, what: &str, e: &redis::RedisError) {
+        self.failing.store(true, Ordering::Relaxed);
         let now = Instant::now();
         {
             let mut last = lock(&self.complained);
