@@ -300,6 +300,28 @@ fn the_rate_limit_holds_for_both_instances_together() {
 }
 
 #[test]
+fn the_unknown_slug_guard_counts_misses_on_both_instances_together() {
+    let Some(redis) = Redis::start("enumeration") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let (a, b) = two(&sim, &redis, &["--rate-limit-rpm", "0"]);
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
+    // Ten misses are tolerated within the minute (five on each instance); the eleventh blocks
+    // the address on both, known slug or not.
+    for i in 0..11 {
+        let srv = if i % 2 == 0 { &a } else { &b };
+        let r = post(srv, &format!("/mcp/guess{i:02}xxxxxxxxxxxxxx"), &[], &ping);
+        assert_eq!(r.status, 404, "miss {i}: {r:?}");
+    }
+    for srv in [&a, &b] {
+        let r = post(srv, &format!("/mcp/{SLUG_A}"), &[], &init_body());
+        assert_eq!(r.status, 429, "{r:?}");
+        assert!(r.header("Retry-After").is_some());
+    }
+}
+
+#[test]
 fn the_session_caps_hold_across_instances() {
     let Some(redis) = Redis::start("caps") else {
         return;

@@ -230,6 +230,11 @@ impl App {
             );
         }
         let (streamable, sse) = self.sessions.counts();
+        // With --state: the store's count, all instances (0 while it is unreachable).
+        let streamable = match &self.state {
+            Some(_) => self.streamable_count().unwrap_or(0),
+            None => streamable,
+        };
         let page = self
             .metrics
             .render(&[("streamable-http", streamable), ("sse", sse)]);
