@@ -190,7 +190,7 @@ fn sigkill(srv: &Serve) {
     std::thread::sleep(Duration::from_millis(100));
 }
 
-fn in_session<'a>(id: &'a str) -> Vec<(&'a str, &'a str)> {
+fn in_session(id: &str) -> Vec<(&str, &str)> {
     vec![("Mcp-Session-Id", id)]
 }
 
