@@ -72,11 +72,17 @@ struct Redis {
     port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// `--requirepass`, if any.
+    password: Option<String>,
 }
 
 impl Redis {
     /// `None` (after one printed line) when there is no redis-server to be had.
     fn start(test: &str) -> Option<Redis> {
+        Redis::start_with(test, None)
+    }
+
+    fn start_with(test: &str, password: Option<&str>) -> Option<Redis> {
         let Some(bin) = redis_server() else {
             println!(
                 "shared_state::{test}: skipped: redis-server not found and not installable here (apt-get install redis-server)"
@@ -93,6 +99,7 @@ impl Redis {
             port,
             dir: TempDir::new(),
             child: None,
+            password: password.map(str::to_string),
         };
         r.run();
         Some(r)
@@ -112,6 +119,12 @@ impl Redis {
             .arg("--dir")
             .arg(&self.dir.0)
             .args(["--daemonize", "no", "--protected-mode", "no"])
+            .args(
+                self.password
+                    .as_deref()
+                    .map(|p| vec!["--requirepass", p])
+                    .unwrap_or_default(),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -142,7 +155,11 @@ impl Redis {
     }
 
     fn conn_once(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(1))
+        let url = match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
+            None => self.url(),
+        };
+        redis::Client::open(url)?.get_connection_with_timeout(Duration::from_secs(1))
     }
 
     fn conn(&self) -> redis::Connection {
@@ -509,4 +526,52 @@ fn an_instance_without_its_store_does_not_start() {
     );
     assert_ne!(code, 0);
     assert!(err.contains("cannot be reached"), "{err}");
+}
+
+#[test]
+fn the_stores_password_works_from_the_url_or_a_file_and_is_never_logged() {
+    const PASSWORD: &str = "pw-7f3a9c2e5b1d4a68";
+    let Some(redis) = Redis::start_with("password", Some(PASSWORD)) else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let in_url = format!("redis://:{PASSWORD}@127.0.0.1:{}/0", redis.port);
+    let file = redis.dir.0.join("redis-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let file = file.display().to_string();
+    let a = Serve::start(&sim, &["--state", &in_url]);
+    let b = Serve::start(
+        &sim,
+        &["--state", &redis.url(), "--state-password-file", &file],
+    );
+    let path = format!("/mcp/{SLUG_A}");
+    let id = session(&a, &path, &[]);
+    let r = post(
+        &b,
+        &path,
+        &in_session(&id),
+        &call(2, "user_current", json!({})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    for srv in [&a, &b] {
+        assert!(srv.logs().contains(&redis.url()), "{}", srv.logs());
+        assert!(!srv.logs().contains(PASSWORD), "{}", srv.logs());
+    }
+    // A wrong password: no start, and neither password in the message.
+    let wrong = format!("redis://:not-{PASSWORD}@127.0.0.1:{}/0", redis.port);
+    let (code, out, err) = crate::util::run(
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--state",
+            &wrong,
+            "--server-token",
+            crate::util::http::SERVER_TOKEN,
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot be reached"), "{err}");
+    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "{err}");
 }
