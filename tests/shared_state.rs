@@ -8,7 +8,8 @@
 //!
 //! `redis-server` is installed with apt-get when missing and this runs as root (as
 //! `tests/deploy/nginx.sh` installs nginx); where it can be neither found nor installed, each
-//! test prints one line saying so and passes without testing anything.
+//! test writes one line saying so to stderr (past the harness's capture) and passes without
+//! testing anything.
 
 use crate::util::http::{JSON_SSE, SLUG_A, SLUG_B, Serve, call, init_body, post, request, session};
 use crate::util::{DEADLINE, TempDir, bin};
@@ -84,7 +85,10 @@ impl Redis {
 
     fn start_with(test: &str, password: Option<&str>) -> Option<Redis> {
         let Some(bin) = redis_server() else {
-            println!(
+            // Straight to stderr, past the test harness's capture, so the skip is seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "shared_state::{test}: skipped: redis-server not found and not installable here (apt-get install redis-server)"
             );
             return None;
