@@ -28,6 +28,7 @@ RAISE_NOFILE = soft=$$(ulimit -n); hard=$$(ulimit -Hn); want=$(NOFILE); \
 	if [ "$$hard" != unlimited ] && [ "$$hard" -lt "$$want" ]; then want=$$hard; fi; \
 	if [ "$$soft" != unlimited ] && [ "$$soft" -lt "$$want" ]; then ulimit -n "$$want"; fi
 
+# tests/shared_state.rs runs Debian's redis-server (installed with apt-get when missing and root).
 unit:
 	$(RAISE_NOFILE); $(CARGO) test --locked
 

@@ -15,6 +15,7 @@ mod policy;
 mod serve;
 mod sign_in;
 mod slug;
+pub mod state;
 pub mod users;
 
 pub use help::{HELP, HELP_CHECK, HELP_DEMO, HELP_HEALTH, HELP_SERVE, HELP_SIM, HELP_STDIO};
@@ -238,6 +239,10 @@ pub fn parse_as(
             Long("public-url") => serve.public_url = Some(string(&mut p, "--public-url")?),
             Long("oauth-state-file") => {
                 serve.oauth_state_file = Some(string(&mut p, "--oauth-state-file")?)
+            }
+            Long("state") => serve.state = Some(string(&mut p, "--state")?),
+            Long("state-password-file") => {
+                serve.state_password_file = Some(string(&mut p, "--state-password-file")?)
             }
             Long("disable-legacy-slugs") => serve.disable_legacy_slugs = true,
             Long("disable-client-metadata-documents") => {

@@ -98,6 +98,31 @@ impl Connection {
         self.lock().client_name.clone()
     }
 
+    /// Whether `notifications/initialized` arrived.
+    pub fn initialized(&self) -> bool {
+        self.lock().initialized
+    }
+
+    /// The lifecycle state of a connection that another process started (a Streamable HTTP
+    /// session record in the shared state store): the negotiated version (one this server
+    /// offers, else none), `initialized`, the client's name. Calls in flight are not carried:
+    /// a cancellation reaches a call only on the instance that runs it.
+    pub fn restored(
+        negotiated: Option<&str>,
+        initialized: bool,
+        client_name: Option<String>,
+    ) -> Connection {
+        let conn = Connection::new();
+        {
+            let mut st = conn.lock();
+            st.negotiated =
+                negotiated.and_then(|v| LEGACY_VERSIONS.iter().copied().find(|k| *k == v));
+            st.initialized = initialized;
+            st.client_name = client_name;
+        }
+        conn
+    }
+
     fn start_call(&self, id: &RequestId) -> Arc<AtomicBool> {
         let mut st = self.lock();
         let flag = Arc::new(AtomicBool::new(false));

@@ -4,7 +4,7 @@
 //!
 //! It owns the URL it is given ([`Target`]), one request over a plain `std::net` TCP
 //! connection, and the verdict: healthy means status 200 and a JSON body whose `status` is
-//! `"healthy"` or `"ok"`. No TLS: the check is for the local process, so an `https` URL is
+//! `"healthy"`, `"ok"` or `"degraded"` (see [`HEALTHY_STATUSES`]). No TLS: the check is for the local process, so an `https` URL is
 //! refused rather than half-supported. Everything is bounded: one deadline covers connecting,
 //! writing and reading, and at most [`MAX_RESPONSE_BYTES`] are read. Runs on the calling thread
 //! only; nothing is shared.
@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The most of an answer that is read; `/health` answers a few hundred bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-/// The `status` values that mean healthy: the server's own (`ok`) and the Python server's
-/// (`healthy`).
-pub const HEALTHY_STATUSES: [&str; 2] = ["healthy", "ok"];
+/// The `status` values that mean healthy: the server's own (`ok`), the Python server's
+/// (`healthy`), and `degraded`: the instance serves, but the shared state store of `--state`
+/// is unreachable; restarting the instance would not bring the store back, so an orchestrator
+/// must not do it (every instance would be restarted for one blip of the store).
+pub const HEALTHY_STATUSES: [&str; 3] = ["healthy", "ok", "degraded"];
 /// The path asked for when the URL names none.
 pub const DEFAULT_PATH: &str = "/health";
 

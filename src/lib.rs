@@ -34,6 +34,7 @@ pub mod secret;
 pub mod session;
 pub mod setup;
 pub mod sim;
+pub mod state;
 pub mod stdio;
 pub mod systemd;
 pub mod text;

@@ -65,6 +65,29 @@ impl Session {
         })
     }
 
+    /// A Streamable HTTP session whose record is in the shared state store, as this instance
+    /// holds it while serving it: its id and label as stored, its lifecycle state restored
+    /// from the record, the account of the caller whose credentials matched its owner.
+    pub fn restored(
+        id: String,
+        conn: Connection,
+        backend: Account,
+        label: String,
+        owner: [u8; 32],
+    ) -> Session {
+        Session {
+            id,
+            transport: Transport::Streamable,
+            conn,
+            backend,
+            label,
+            owner,
+            via_slug: false,
+            stream: None,
+            last_used: Mutex::new(Instant::now()),
+        }
+    }
+
     /// Marks a session created through a `users.json` slug.
     pub fn via_slug(mut self, yes: bool) -> Session {
         self.via_slug = yes;

@@ -19,6 +19,7 @@ mod oauth;
 mod oauth_cimd;
 mod readonly;
 mod secrets;
+mod shared_state;
 mod signals;
 mod soak;
 mod sse;

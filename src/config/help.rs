@@ -245,6 +245,18 @@ others need; behind a --trusted-proxy the forwarded client address counts):
                                      one ends that address's oldest           (20)
                                                      [KIMAI_MCP_MAX_PENDING_SIGN_INS_PER_ADDRESS]
 
+SEVERAL INSTANCES, ONE STATE (README: Running several instances):
+    --state URL               redis://HOST:PORT/DB or rediss:// (Redis or Valkey): Streamable
+                              HTTP sessions, the limits above and the rate limits are kept
+                              there, so that any instance serves any session and the limits
+                              hold for all instances together; unset: all in this process
+                                                     [KIMAI_MCP_STATE_URL]
+    --state-password-file FILE  the store's password (else from the URL; never logged)
+                                                     [KIMAI_MCP_STATE_PASSWORD_FILE]
+    --call-lease SECS         with --state: a tool call's place among its user's calls lapses
+                              after this, so a killed instance gives it back       (120)
+                                                     [KIMAI_MCP_CALL_LEASE]
+
 SIGNALS: SIGHUP re-reads the users file and the token file (sessions of users that remain keep
 working; sessions and OAuth sign-ins of removed users end, and sign-ins of users whose
 auth_secret changed); SIGTERM or SIGINT stop accepting, let requests in

@@ -43,6 +43,10 @@ pub mod serve_defaults {
     pub const REGISTRATIONS_PER_ADDRESS: u32 = 20;
     /// OAuth sign-ins in progress (authorize started, not finished) from one client address.
     pub const PENDING_SIGN_INS_PER_ADDRESS: usize = 20;
+    /// With `--state`: how long a tool call's place among its credential's calls is held in
+    /// the shared store before it lapses by itself (a killed instance gives its places back
+    /// after this). A call running longer keeps running; its place is then free early.
+    pub const CALL_LEASE: Duration = Duration::from_secs(120);
 }
 
 /// The per-address and per-credential bounds of `serve` (design §3): what keeps one client
@@ -60,6 +64,8 @@ pub struct Bounds {
     pub user_rate_limit_rpm: u32,
     pub registrations_per_address: u32,
     pub pending_sign_ins_per_address: usize,
+    /// `--call-lease` (with `--state`): see [`serve_defaults::CALL_LEASE`].
+    pub call_lease: Duration,
 }
 
 impl Default for Bounds {
@@ -77,6 +83,7 @@ impl Default for Bounds {
             user_rate_limit_rpm: d::USER_RATE_LIMIT_RPM,
             registrations_per_address: d::REGISTRATIONS_PER_ADDRESS,
             pending_sign_ins_per_address: d::PENDING_SIGN_INS_PER_ADDRESS,
+            call_lease: d::CALL_LEASE,
         }
     }
 }
@@ -122,6 +129,9 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     /// Where registered OAuth clients and sign-ins are kept across restarts.
     pub oauth_state_file: Option<PathBuf>,
+    /// `--state URL`: Streamable HTTP sessions and the limits' counters in Redis/Valkey, shared
+    /// by every instance that names the same store (`None`: all in this process).
+    pub state: Option<super::state::StateConfig>,
     /// Turns off `/mcp/{slug}`.
     pub disable_legacy_slugs: bool,
     /// OAuth lifetimes and limits (tests shorten them).
@@ -172,6 +182,8 @@ pub(super) struct ServeFlags {
     pub(super) public_hosts: Vec<String>,
     pub(super) public_url: Option<String>,
     pub(super) oauth_state_file: Option<String>,
+    pub(super) state: Option<String>,
+    pub(super) state_password_file: Option<String>,
     pub(super) disable_legacy_slugs: bool,
     pub(super) disable_client_metadata_documents: bool,
     pub(super) localhost_client_metadata: bool,
@@ -229,6 +241,8 @@ impl ServeFlags {
             && self.public_hosts.is_empty()
             && self.public_url.is_none()
             && self.oauth_state_file.is_none()
+            && self.state.is_none()
+            && self.state_password_file.is_none()
             && !self.disable_legacy_slugs
             && !self.disable_client_metadata_documents
             && !self.localhost_client_metadata
@@ -531,6 +545,7 @@ impl ServeFlags {
         oauth.access_ttl = Duration::from_secs(access);
         oauth.refresh_ttl = Duration::from_secs(refresh);
         let bounds = resolve_bounds(&self.bounds, env)?;
+        let state = super::state::resolve(self.state, self.state_password_file, env)?;
         let allowed_kimai_urls = {
             let given: Vec<String> = if self.allowed_kimai_urls.is_empty() {
                 env("KIMAI_MCP_ALLOWED_KIMAI_URLS")
@@ -560,6 +575,7 @@ impl ServeFlags {
         };
         Ok(ServeConfig {
             sign_in,
+            state,
             bounds,
             allowed_kimai_urls,
             warnings,
@@ -600,7 +616,7 @@ pub(super) struct BoundFlag {
     pub(super) set: fn(&mut Bounds, u64),
 }
 
-pub(super) const BOUND_FLAGS: [BoundFlag; 11] = [
+pub(super) const BOUND_FLAGS: [BoundFlag; 12] = [
     BoundFlag {
         flag: "--max-connections",
         var: "KIMAI_MCP_MAX_CONNECTIONS",
@@ -666,6 +682,12 @@ pub(super) const BOUND_FLAGS: [BoundFlag; 11] = [
         var: "KIMAI_MCP_MAX_PENDING_SIGN_INS_PER_ADDRESS",
         range: (1, 1_000_000),
         set: |b, v| b.pending_sign_ins_per_address = v as usize,
+    },
+    BoundFlag {
+        flag: "--call-lease",
+        var: "KIMAI_MCP_CALL_LEASE",
+        range: (1, 86_400),
+        set: |b, v| b.call_lease = Duration::from_secs(v),
     },
 ];
 

@@ -195,6 +195,17 @@ impl EnumerationGuard {
         self.random_delay()
     }
 
+    /// The thresholds (the shared state store of `serve --state` counts by them too).
+    pub fn settings(&self) -> &EnumerationSettings {
+        &self.settings
+    }
+
+    /// A random delay for one miss counted elsewhere (the shared state store), uniform in
+    /// `[min_delay, max_delay]` like [`miss`](Self::miss)'s.
+    pub fn delay(&self) -> Duration {
+        self.random_delay()
+    }
+
     /// `(addresses blocked now, misses recorded since start)`, for `/metrics`.
     pub fn stats(&self, now: Instant) -> (usize, u64) {
         let probers = lock(&self.probers);

@@ -88,6 +88,12 @@ impl<K: std::hash::Hash + Eq + Copy> RateLimiter<K> {
         self.interval.is_some()
     }
 
+    /// `(time to refill one token, time to refill the whole bucket)`, or `None` when off: the
+    /// same bucket kept elsewhere (the shared state store of `serve --state`).
+    pub fn rates(&self) -> Option<(Duration, Duration)> {
+        self.interval.map(|i| (i, self.capacity))
+    }
+
     /// Takes one token for `key`: `Ok(())`, or `Err(retry_after)`, the wait until one token is
     /// available, in whole seconds rounded up and at least [`MIN_RETRY_AFTER`].
     pub fn take(&self, ip: K, now: Instant) -> Result<(), Duration> {

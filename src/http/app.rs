@@ -40,6 +40,12 @@ pub struct App {
     pub users: RwLock<Arc<Users>>,
     pub server_tokens: RwLock<Vec<String>>,
     pub sessions: Arc<SessionTable>,
+    /// `--state`: the shared store (Streamable HTTP session records, the limits' counters).
+    pub state: Option<Arc<crate::state::Store>>,
+    /// `--state`: the Streamable HTTP sessions this instance served lately, so that its
+    /// requests of one session share one lifecycle state (cancellations reach their call);
+    /// the store's record decides whether a session exists.
+    pub attached: Arc<SessionTable>,
     clients: Mutex<HashMap<(String, Tls), Arc<kimai::Client>>>,
     /// The Kimai URLs callers may name (`--allowed-kimai-url`, the default URL and the users
     /// file's URLs; rebuilt on reload).
@@ -56,7 +62,8 @@ pub struct App {
     pub enumeration: EnumerationGuard,
     pub origin: OriginPolicy,
     pub trusted: TrustedProxies,
-    /// Key for credential fingerprints (random per process).
+    /// Key for credential fingerprints (random per process; with `--state`, shared through
+    /// the store).
     pub fp_key: [u8; 32],
     pub dispatcher: Dispatcher,
     pub slots: work::Slots,
@@ -172,7 +179,23 @@ impl App {
                 );
             }
         }
-        let fp_key = crate::secret::random_bytes::<32>().map_err(Error::Random)?;
+        let state = match &cfg.state {
+            Some(c) => Some(Arc::new(
+                crate::state::Store::open(c).map_err(Error::Setting)?,
+            )),
+            None => None,
+        };
+        let fp_key = match &state {
+            Some(store) => {
+                let key = store.fingerprint_key().map_err(Error::Setting)?;
+                log::info!(
+                    "shared state: Streamable HTTP sessions, rate limits, the unknown-slug guard and calls in flight are kept in {} with every instance that names it",
+                    store.shown()
+                );
+                key
+            }
+            None => crate::secret::random_bytes::<32>().map_err(Error::Random)?,
+        };
         let kimai_urls = kimai_url_policy(&cfg, &users);
         if kimai_urls.is_empty() && !kimai_urls.allows_any() {
             log::warn!(
@@ -195,7 +218,16 @@ impl App {
             user_rate: RateLimiter::per_credential(cfg.bounds.user_rate_limit_rpm),
             session_rate: RateLimiter::new(cfg.bounds.session_rate_per_address),
             verdicts: TokenVerdicts::default(),
-            calls: work::CallLimiter::new(cfg.bounds.max_calls_per_user),
+            calls: match &state {
+                Some(store) => work::CallLimiter::shared(
+                    cfg.bounds.max_calls_per_user,
+                    store.clone(),
+                    cfg.bounds.call_lease,
+                ),
+                None => work::CallLimiter::new(cfg.bounds.max_calls_per_user),
+            },
+            attached: SessionTable::new(cfg.max_sessions, cfg.session_ttl),
+            state,
             kimai_urls: RwLock::new(kimai_urls),
             enumeration: EnumerationGuard::new(enumeration),
             slots: work::Slots::new(cfg.workers),

@@ -45,7 +45,7 @@ pub(super) fn authenticate(
             // An unknown slug: count it against this address and answer late, so that
             // guessing is slow and soon blocked.
             app.metrics.enumeration_miss();
-            let delay = app.enumeration.miss(ctx.key, std::time::Instant::now());
+            let delay = app.enumeration_miss(ctx.key, std::time::Instant::now());
             std::thread::sleep(delay);
             return Err(json_error(404, code::SERVER_ERROR, "Not Found"));
         };
@@ -322,7 +322,7 @@ pub(super) fn check_scope(
 /// The per-credential request rate (`--user-rate-limit-rpm`), counted for every request a
 /// credential makes, with or without a session, from any address.
 pub(super) fn admit(app: &App, caller: &Caller) -> Result<(), Handled> {
-    match app.user_rate.take(caller.owner, std::time::Instant::now()) {
+    match app.take_user_token(caller.owner, std::time::Instant::now()) {
         Ok(()) => Ok(()),
         Err(wait) => {
             app.metrics.rate_limited();
@@ -394,7 +394,7 @@ pub(super) fn verify_kimai_token(app: &App, caller: &Caller) -> Result<(), Handl
 /// A new session from this address, unless it opened too many lately
 /// (`--session-rate-per-address`).
 pub(super) fn session_allowed(app: &App, ctx: &Ctx) -> Result<(), Handled> {
-    match app.session_rate.check(ctx.key, std::time::Instant::now()) {
+    match app.take_session_token(ctx.key, std::time::Instant::now()) {
         Ok(()) => Ok(()),
         Err(wait) => {
             app.metrics.rate_limited();

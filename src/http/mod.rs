@@ -28,6 +28,7 @@ mod oidc;
 mod path;
 mod reply;
 pub mod server;
+mod shared;
 mod sse;
 mod streamable;
 mod work;
@@ -131,7 +132,7 @@ impl App {
 
     fn route(self: &Arc<Self>, ctx: &Ctx, req: Request, peer: IpAddr) -> Result<Handled, Handled> {
         let now = Instant::now();
-        if let Err(wait) = self.rate.check(ctx.key, now) {
+        if let Err(wait) = self.take_address_token(ctx.key, now) {
             self.metrics.rate_limited();
             return Err(too_many(
                 wait,
@@ -144,7 +145,7 @@ impl App {
             return Err(json_error(404, code::SERVER_ERROR, "Not Found"));
         };
         let slug_route = matches!(segs.as_slice(), ["mcp", s] if !s.is_empty());
-        if slug_route && let Err(wait) = self.enumeration.check(ctx.key, now) {
+        if slug_route && let Err(wait) = self.enumeration_check(ctx.key, now) {
             self.metrics.enumeration_blocked();
             return Err(too_many(
                 wait,
@@ -230,6 +231,11 @@ impl App {
             );
         }
         let (streamable, sse) = self.sessions.counts();
+        // With --state: the store's count, all instances (0 while it is unreachable).
+        let streamable = match &self.state {
+            Some(_) => self.streamable_count().unwrap_or(0),
+            None => streamable,
+        };
         let page = self
             .metrics
             .render(&[("streamable-http", streamable), ("sse", sse)]);
@@ -240,7 +246,16 @@ impl App {
 
     fn health(&self) -> Handled {
         let users = self.users();
-        let body = json!({
+        // With --state: the store's count of Streamable HTTP sessions (all instances) beside
+        // this process's legacy SSE sessions; unreachable makes the status "degraded" (still
+        // 200, and `kimai-mcp health` still succeeds: an orchestrator should not restart every
+        // instance for a blip of the store).
+        let shared = self.state.as_ref().map(|_| self.streamable_count());
+        let active = match shared {
+            Some(Some(n)) => n + self.sessions.counts().1,
+            _ => self.sessions.len(),
+        };
+        let mut body = json!({
             // The Python server's words, which deployment checks look for.
             "status": "healthy",
             "version": crate::VERSION,
@@ -248,10 +263,16 @@ impl App {
             "transports": ["streamable-http", "sse"],
             "mode": if users.by_slug.is_empty() { "per-client-auth" } else { "multi-user" },
             "default_kimai_url": self.cfg.default_kimai_url,
-            "active_sessions": self.sessions.len(),
+            "active_sessions": active,
             "user_count": users.by_slug.len(),
             "oauth": self.oauth.is_some(),
         });
+        if let Some(count) = shared {
+            body["state"] = json!(if count.is_some() { "ok" } else { "unreachable" });
+            if count.is_none() {
+                body["status"] = json!("degraded");
+            }
+        }
         Handled::Respond(Response::new(200).body("application/json", body.to_string()))
     }
 }
@@ -281,6 +302,7 @@ impl Running {
     fn shutdown(&mut self) {
         self.server.shutdown();
         self.app.sessions.stop_sweeper();
+        self.app.attached.stop_sweeper();
         if let Some(s) = self.sweeper.take() {
             let _ = s.join();
         }
@@ -373,6 +395,7 @@ pub fn start(
             guard_app.session_rate.sweep(now);
             guard_app.verdicts.sweep(now);
             guard_app.enumeration.sweep(now);
+            guard_app.attached.sweep(now);
             if let Some(o) = &guard_app.oauth {
                 o.sweep();
             }

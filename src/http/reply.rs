@@ -64,7 +64,7 @@ pub fn busy(why: &Busy) -> Handled {
             "Retry-After",
             "2",
         ),
-        Busy::Server => with_header(
+        Busy::Server | Busy::State => with_header(
             json_error(503, code::SERVER_ERROR, &why.message()),
             "Retry-After",
             "5",

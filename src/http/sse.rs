@@ -181,9 +181,10 @@ pub fn message(app: &Arc<App>, req: &Request) -> Result<Handled, Handled> {
         // stream. It first takes a place among its user's calls, here on the request's
         // thread: a user who posts calls faster than Kimai answers them waits (and then gets
         // 429), instead of starting a thread per message.
-        let Some(permit) = app.calls.acquire(caller.owner, super::work::SLOT_WAIT) else {
-            return Err(busy(&super::work::Busy::Caller(app.calls.max())));
-        };
+        let permit = app
+            .calls
+            .acquire(caller.owner, super::work::SLOT_WAIT)
+            .map_err(|b| busy(&b))?;
         let app2 = app.clone();
         let spawned = std::thread::Builder::new()
             .name("sse-call".into())

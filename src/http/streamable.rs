@@ -11,13 +11,13 @@
 
 use super::app::{App, Ctx};
 use super::auth::{Caller, admit, authenticate, check_scope, session_allowed, verify_kimai_token};
-use super::reply::{at_capacity, batch_too_large, busy, json_error, method_not_allowed};
+use super::reply::{batch_too_large, busy, json_error, method_not_allowed};
 use super::server::{Handled, Request, Response, Streamer};
 use crate::dispatch::{Connection, Env};
 use crate::guard;
 use crate::kimai::Account;
 use crate::mcp::{self, ChannelNotifier, Classified, Message, code};
-use crate::session::{Refused, Session, Transport};
+use crate::session::{Session, Transport};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -61,16 +61,16 @@ pub fn handle(
                     "Bad Request: Mcp-Session-Id header is required",
                 ));
             };
-            match app.sessions.get(id) {
-                Some(s)
-                    if guard::ct_eq(&s.owner, &caller.owner)
-                        && s.transport == Transport::Streamable =>
-                {
-                    app.sessions.remove(id);
-                    log::info!("Ended client session {} on request", s.short_id());
+            match app.streamable_session(id, &caller)? {
+                Some(found) => {
+                    app.end_streamable(&found.session)?;
+                    log::info!(
+                        "Ended client session {} on request",
+                        found.session.short_id()
+                    );
                     Ok(Handled::Respond(Response::new(200)))
                 }
-                _ => Err(session_not_found()),
+                None => Err(session_not_found()),
             }
         }
         _ => post(app, ctx, &req, caller),
@@ -192,18 +192,14 @@ fn post(app: &Arc<App>, ctx: &Ctx, req: &Request, caller: Caller) -> Result<Hand
             "Bad Request: a batch needs a session negotiated with protocol 2025-03-26; send initialize first",
         )),
         (Some(id), incoming) => {
-            let session = match app.sessions.get(&id) {
-                Some(s)
-                    if guard::ct_eq(&s.owner, &caller.owner)
-                        && s.transport == Transport::Streamable =>
-                {
-                    s
-                }
-                _ => return Err(session_not_found()),
+            let Some(found) = app.streamable_session(&id, &caller)? else {
+                return Err(session_not_found());
             };
             // The credentials as they are now (a users.json entry may have been fixed since
             // the session started); the fingerprint check above proved they are the same user.
-            in_session(app, &session, &caller, incoming)
+            let reply = in_session(app, &found.session, &caller, incoming);
+            app.keep_lifecycle(&found);
+            reply
         }
     }
 }
@@ -243,33 +239,39 @@ fn without_session(
     )
     .map(|s| s.via_slug(caller.via_slug))
     .map_err(|e| json_error(500, code::INTERNAL_ERROR, &format!("Internal error: {e}")))?;
-    let session = match app.sessions.insert(session) {
-        Ok(s) => s,
-        Err(Refused::Full) => {
-            return Err(at_capacity());
-        }
-        Err(Refused::Random(e)) => {
-            return Err(json_error(
-                500,
-                code::INTERNAL_ERROR,
-                &format!("Internal error: {e}"),
-            ));
-        }
-    };
-    let env = Env {
-        backend: &session.backend,
-        notifier: &mcp::NoNotifier,
-        label: &session.label,
-        policy: &caller.policy,
-    };
-    let reply = app.dispatcher.handle(&session.conn, msg, &env);
-    if reply.as_ref().is_none_or(|r| r.get("error").is_some()) {
-        app.sessions.remove(&session.id);
+    let refused = |reply: Option<Value>| {
         let body = reply.unwrap_or(Value::Null).to_string();
-        return Err(Handled::Respond(
-            Response::new(400).body("application/json", body),
-        ));
-    }
+        Handled::Respond(Response::new(400).body("application/json", body))
+    };
+    let (session, reply) = if app.state.is_some() {
+        // Shared state: `initialize` first (it needs no Kimai request), so that the record
+        // is stored once, with the negotiated version, under the caps of all instances.
+        let env = Env {
+            backend: &session.backend,
+            notifier: &mcp::NoNotifier,
+            label: &session.label,
+            policy: &caller.policy,
+        };
+        let reply = app.dispatcher.handle(&session.conn, msg, &env);
+        if reply.as_ref().is_none_or(|r| r.get("error").is_some()) {
+            return Err(refused(reply));
+        }
+        (app.share_session(session)?, reply)
+    } else {
+        let session = app.share_session(session)?;
+        let env = Env {
+            backend: &session.backend,
+            notifier: &mcp::NoNotifier,
+            label: &session.label,
+            policy: &caller.policy,
+        };
+        let reply = app.dispatcher.handle(&session.conn, msg, &env);
+        if reply.as_ref().is_none_or(|r| r.get("error").is_some()) {
+            app.sessions.remove(&session.id);
+            return Err(refused(reply));
+        }
+        (session, reply)
+    };
     log::info!(
         "Client session {} started ({}, protocol {})",
         session.short_id(),

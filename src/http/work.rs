@@ -5,15 +5,23 @@
 //! neither and never wait behind tool calls.
 //!
 //! Both are counters behind a mutex with a condition variable; a request waits at most
-//! [`SLOT_WAIT`] for a place, then gets "busy". The locks are held only to count.
+//! [`SLOT_WAIT`] for a place, then gets "busy". The locks are held only to count. With
+//! `--state`, a credential's places are leases in the shared store instead (`crate::state`),
+//! counted across the instances and lapsing after `--call-lease`, so that a killed instance
+//! does not keep them; a waiting call then asks again every [`LEASE_POLL`] (sooner when a call
+//! of this instance ends).
 
 use crate::guard::CredentialKey;
+use crate::state::{LeaseId, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long a request waits for a place before it is answered "busy".
 pub const SLOT_WAIT: Duration = Duration::from_secs(30);
+
+/// With `--state`: how often a call waiting for a place asks the store again.
+pub const LEASE_POLL: Duration = Duration::from_millis(100);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -69,16 +77,25 @@ pub struct CallLimiter {
     max: usize,
     busy: Mutex<HashMap<CredentialKey, usize>>,
     cv: Condvar,
+    /// `--state`: the store holding the leases, and how long one lasts.
+    shared: Option<(Arc<Store>, Duration)>,
 }
 
 /// A place among a credential's calls; given back when dropped (also on a panic).
 pub struct CallPermit {
     limiter: Arc<CallLimiter>,
     key: CredentialKey,
+    /// With `--state`: the lease in the store (nothing is counted in this process).
+    lease: Option<LeaseId>,
 }
 
 impl Drop for CallPermit {
     fn drop(&mut self) {
+        if let (Some(lease), Some((store, _))) = (&self.lease, &self.limiter.shared) {
+            store.return_lease(lease);
+            self.limiter.cv.notify_all();
+            return;
+        }
         let mut busy = lock(&self.limiter.busy);
         if let Some(n) = busy.get_mut(&self.key) {
             *n -= 1;
@@ -98,6 +115,17 @@ impl CallLimiter {
             max: max.max(1),
             busy: Mutex::new(HashMap::new()),
             cv: Condvar::new(),
+            shared: None,
+        })
+    }
+
+    /// Places counted as leases of `lease` in the shared store (`--state`).
+    pub fn shared(max: usize, store: Arc<Store>, lease: Duration) -> Arc<CallLimiter> {
+        Arc::new(CallLimiter {
+            max: max.max(1),
+            busy: Mutex::new(HashMap::new()),
+            cv: Condvar::new(),
+            shared: Some((store, lease)),
         })
     }
 
@@ -106,22 +134,53 @@ impl CallLimiter {
     }
 
     /// A place for one more call of `key`, waiting up to `wait` for one of its calls to end;
-    /// `None` when none did.
-    pub fn acquire(self: &Arc<Self>, key: CredentialKey, wait: Duration) -> Option<CallPermit> {
+    /// [`Busy::Caller`] when none did, [`Busy::State`] when the shared store is unreachable.
+    pub fn acquire(
+        self: &Arc<Self>,
+        key: CredentialKey,
+        wait: Duration,
+    ) -> Result<CallPermit, Busy> {
         let deadline = Instant::now() + wait;
+        if let Some((store, lease)) = &self.shared {
+            let who = crate::secret::hex(&key);
+            loop {
+                match store.take_lease(&who, self.max, *lease) {
+                    Ok(Some(lease)) => {
+                        return Ok(CallPermit {
+                            limiter: self.clone(),
+                            key,
+                            lease: Some(lease),
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(crate::state::Unreachable) => return Err(Busy::State),
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Busy::Caller(self.max));
+                }
+                // Woken early when a call of this instance ends; other instances' are polled.
+                let busy = lock(&self.busy);
+                let _ = self
+                    .cv
+                    .wait_timeout(busy, left.min(LEASE_POLL))
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        }
         let mut busy = lock(&self.busy);
         loop {
             let n = busy.get(&key).copied().unwrap_or(0);
             if n < self.max {
                 busy.insert(key, n + 1);
-                return Some(CallPermit {
+                return Ok(CallPermit {
                     limiter: self.clone(),
                     key,
+                    lease: None,
                 });
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return None;
+                return Err(Busy::Caller(self.max));
             }
             busy = self
                 .cv
@@ -131,8 +190,12 @@ impl CallLimiter {
         }
     }
 
-    /// Calls of `key` in flight now.
+    /// Calls of `key` in flight now (with `--state`: across the instances; 0 when the store
+    /// cannot be asked).
     pub fn in_flight(&self, key: &CredentialKey) -> usize {
+        if let Some((store, _)) = &self.shared {
+            return store.leases(&crate::secret::hex(key)).unwrap_or(0);
+        }
         lock(&self.busy).get(key).copied().unwrap_or(0)
     }
 }
@@ -144,6 +207,8 @@ pub enum Busy {
     Caller(usize),
     /// Every worker slot stayed taken (`--workers`).
     Server,
+    /// `--state`: the shared store that counts the caller's calls is unreachable.
+    State,
 }
 
 impl Busy {
@@ -154,6 +219,10 @@ impl Busy {
                 "Too many tool calls in flight: this user already has {n} running (the server's --max-calls-per-user); wait for one to finish"
             ),
             Busy::Server => "Server busy: every worker is taken; try again shortly".to_string(),
+            Busy::State => {
+                "Service unavailable: the shared state store is unreachable; try again shortly"
+                    .to_string()
+            }
         }
     }
 }
@@ -166,9 +235,7 @@ pub fn run_call<T>(
     f: impl FnOnce() -> T,
 ) -> Result<T, Busy> {
     let started = Instant::now();
-    let _permit = calls
-        .acquire(key, SLOT_WAIT)
-        .ok_or(Busy::Caller(calls.max()))?;
+    let _permit = calls.acquire(key, SLOT_WAIT)?;
     let left = SLOT_WAIT.saturating_sub(started.elapsed());
     slots.run(left, f).ok_or(Busy::Server)
 }
@@ -193,13 +260,16 @@ mod tests {
         let b = [2u8; 32];
         let p1 = calls.acquire(a, Duration::ZERO).unwrap();
         let _p2 = calls.acquire(a, Duration::ZERO).unwrap();
-        assert!(calls.acquire(a, Duration::from_millis(20)).is_none());
+        assert_eq!(
+            calls.acquire(a, Duration::from_millis(20)).err(),
+            Some(Busy::Caller(2))
+        );
         // Another credential is not held up.
         let pb = calls.acquire(b, Duration::ZERO);
-        assert!(pb.is_some());
+        assert!(pb.is_ok());
         assert_eq!(calls.in_flight(&a), 2);
         drop(p1);
-        assert!(calls.acquire(a, Duration::ZERO).is_some());
+        assert!(calls.acquire(a, Duration::ZERO).is_ok());
         drop(pb);
         assert_eq!(calls.in_flight(&b), 0);
         assert!(lock(&calls.busy).get(&b).is_none());

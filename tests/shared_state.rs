@@ -1,0 +1,581 @@
+//! `serve --state redis://…` with the real thing: Debian's `redis-server` on a free loopback
+//! port (append-only persistence on, in a temporary directory) and two `serve` instances that
+//! name it. A session opened on one is served by the other, also after the first was killed;
+//! the per-address rate limit and the session caps hold for both together; a call lease of a
+//! killed instance lapses; with Redis stopped, requests that need it get 503 and `/health`
+//! says degraded (and `kimai-mcp health` still passes), and with Redis started again everything
+//! recovers, the session included (it was on disk).
+//!
+//! `redis-server` is installed with apt-get when missing and this runs as root (as
+//! `tests/deploy/nginx.sh` installs nginx); where it can be neither found nor installed, each
+//! test writes one line saying so to stderr (past the harness's capture) and passes without
+//! testing anything.
+
+use crate::util::http::{JSON_SSE, SLUG_A, SLUG_B, Serve, call, init_body, post, request, session};
+use crate::util::{DEADLINE, TempDir, bin};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// `redis-server`, installed once if missing (root and apt-get only).
+fn redis_server() -> Option<PathBuf> {
+    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let find = || {
+                std::env::var_os("PATH")
+                    .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+                    .map(|d| d.join("redis-server"))
+                    .find(|p| p.is_file())
+            };
+            if let Some(p) = find() {
+                return Some(p);
+            }
+            let root = Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+            if !root {
+                return None;
+            }
+            eprintln!("shared_state: redis-server is missing: installing it with apt-get");
+            let apt = |args: &[&str]| {
+                Command::new("apt-get")
+                    .args(args)
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            let _ = apt(&["update", "-qq"]);
+            apt(&[
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "redis-server",
+            ]);
+            find()
+        })
+        .clone()
+}
+
+/// A `redis-server` on a loopback port with append-only persistence in its own directory;
+/// killed on drop.
+struct Redis {
+    bin: PathBuf,
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+    /// `--requirepass`, if any.
+    password: Option<String>,
+}
+
+impl Redis {
+    /// `None` (after one printed line) when there is no redis-server to be had.
+    fn start(test: &str) -> Option<Redis> {
+        Redis::start_with(test, None)
+    }
+
+    fn start_with(test: &str, password: Option<&str>) -> Option<Redis> {
+        let Some(bin) = redis_server() else {
+            // Straight to stderr, past the test harness's capture, so the skip is seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "shared_state::{test}: skipped: redis-server not found and not installable here (apt-get install redis-server)"
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = Redis {
+            bin,
+            port,
+            dir: TempDir::new(),
+            child: None,
+            password: password.map(str::to_string),
+        };
+        r.run();
+        Some(r)
+    }
+
+    fn run(&mut self) {
+        let child = Command::new(&self.bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(&self.dir.0)
+            .args(["--daemonize", "no", "--protected-mode", "no"])
+            .args(
+                self.password
+                    .as_deref()
+                    .map(|p| vec!["--requirepass", p])
+                    .unwrap_or_default(),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let start = Instant::now();
+        loop {
+            if let Ok(mut c) = self.conn_once()
+                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+            {
+                return;
+            }
+            assert!(start.elapsed() < DEADLINE, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM (Redis finishes its append-only file), then wait for it.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn conn_once(&self) -> redis::RedisResult<redis::Connection> {
+        let url = match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
+            None => self.url(),
+        };
+        redis::Client::open(url)?.get_connection_with_timeout(Duration::from_secs(1))
+    }
+
+    fn conn(&self) -> redis::Connection {
+        self.conn_once().expect("a connection to the test's redis")
+    }
+
+    /// Every key and every value held now, as text.
+    fn dump(&self) -> String {
+        let mut c = self.conn();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+        let mut out = String::new();
+        for k in keys {
+            let kind: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
+            let v: Vec<String> = match kind.as_str() {
+                "string" => vec![redis::cmd("GET").arg(&k).query(&mut c).unwrap()],
+                "hash" => redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&k)
+                    .arg(0)
+                    .arg(-1)
+                    .query(&mut c)
+                    .unwrap(),
+                other => vec![format!("<{other}>")],
+            };
+            out.push_str(&format!("{k} = {v:?}\n"));
+        }
+        out
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// SIGKILL: the instance ends mid-whatever, as a crashed VM would.
+fn sigkill(srv: &Serve) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &srv.pid().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+fn in_session(id: &str) -> Vec<(&str, &str)> {
+    vec![("Mcp-Session-Id", id)]
+}
+
+fn health(srv: &Serve) -> Value {
+    let r = request(&srv.addr, "GET", "/health", &[], "");
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()
+}
+
+/// Two instances with the same store and these extra options.
+fn two(sim: &kimai_mcp::sim::Sim, redis: &Redis, extra: &[&str]) -> (Serve, Serve) {
+    let url = redis.url();
+    let mut args = vec!["--state", url.as_str()];
+    args.extend_from_slice(extra);
+    (Serve::start(sim, &args), Serve::start(sim, &args))
+}
+
+#[test]
+fn a_session_opened_on_one_instance_is_served_by_the_other_also_after_a_sigkill() {
+    let Some(redis) = Redis::start("sessions") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let (a, b) = two(&sim, &redis, &[]);
+    let path = format!("/mcp/{SLUG_A}");
+    let id = session(&a, &path, &[]);
+    // On B: the same session, its lifecycle state from the record (a call needs `initialize`).
+    let r = post(
+        &b,
+        &path,
+        &in_session(&id),
+        &call(2, "user_current", json!({})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let text = crate::util::http::tool_text(&r);
+    assert!(text.contains("tony_teamlead"), "{text}");
+    // Another user's credentials never reach it, on either instance.
+    let other = format!("/mcp/{SLUG_B}");
+    for srv in [&a, &b] {
+        let r = post(
+            srv,
+            &other,
+            &in_session(&id),
+            &call(3, "user_current", json!({})),
+        );
+        assert_eq!(r.status, 404, "{r:?}");
+    }
+    // The record holds digests and names, never a slug or a token.
+    let dump = redis.dump();
+    assert!(dump.contains(&format!("kimai-mcp:s:{id}")), "{dump}");
+    assert!(dump.contains("\"initialized\", \"1\""), "{dump}");
+    assert!(dump.contains("\"version\", \"2025-11-25\""), "{dump}");
+    for secret in [
+        SLUG_A.to_string(),
+        SLUG_B.to_string(),
+        sim.token("tony_teamlead").unwrap(),
+        sim.token("john_user").unwrap(),
+        crate::util::http::SERVER_TOKEN.to_string(),
+    ] {
+        assert!(!dump.contains(&secret), "a secret in the store: {dump}");
+    }
+    // A dies mid-session: B carries on with it, and it ends there for everyone.
+    let id2 = session(&a, &path, &[]);
+    sigkill(&a);
+    for s in [&id, &id2] {
+        let r = post(
+            &b,
+            &path,
+            &in_session(s),
+            &call(4, "user_current", json!({})),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let mut h = in_session(&id);
+    h.push(("Accept", JSON_SSE));
+    let r = request(&b.addr, "DELETE", &path, &h, "");
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = post(
+        &b,
+        &path,
+        &in_session(&id),
+        &call(5, "user_current", json!({})),
+    );
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(!redis.dump().contains(&format!("kimai-mcp:s:{id} ")));
+    // /health counts the sessions of all instances.
+    assert_eq!(health(&b)["active_sessions"], 1);
+    assert_eq!(health(&b)["state"], "ok");
+    assert_eq!(health(&b)["status"], "healthy");
+}
+
+#[test]
+fn the_rate_limit_holds_for_both_instances_together() {
+    let Some(redis) = Redis::start("rate") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let (a, b) = two(&sim, &redis, &["--rate-limit-rpm", "10"]);
+    let mut statuses = Vec::new();
+    for i in 0..14 {
+        let srv = if i % 2 == 0 { &a } else { &b };
+        statuses.push(request(&srv.addr, "GET", "/health", &[], "").status);
+    }
+    // A burst of 10 for the address, from both together (each alone would allow 10).
+    assert_eq!(&statuses[..10], &[200; 10], "{statuses:?}");
+    assert_eq!(&statuses[10..], &[429; 4], "{statuses:?}");
+}
+
+#[test]
+fn the_unknown_slug_guard_counts_misses_on_both_instances_together() {
+    let Some(redis) = Redis::start("enumeration") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let (a, b) = two(&sim, &redis, &["--rate-limit-rpm", "0"]);
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
+    // Ten misses are tolerated within the minute (five on each instance); the eleventh blocks
+    // the address on both, known slug or not.
+    for i in 0..11 {
+        let srv = if i % 2 == 0 { &a } else { &b };
+        let r = post(srv, &format!("/mcp/guess{i:02}xxxxxxxxxxxxxx"), &[], &ping);
+        assert_eq!(r.status, 404, "miss {i}: {r:?}");
+    }
+    for srv in [&a, &b] {
+        let r = post(srv, &format!("/mcp/{SLUG_A}"), &[], &init_body());
+        assert_eq!(r.status, 429, "{r:?}");
+        assert!(r.header("Retry-After").is_some());
+    }
+}
+
+#[test]
+fn the_session_caps_hold_across_instances() {
+    let Some(redis) = Redis::start("caps") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let (a, b) = two(
+        &sim,
+        &redis,
+        &["--max-sessions-per-user", "2", "--max-sessions", "3"],
+    );
+    let pa = format!("/mcp/{SLUG_A}");
+    let pb = format!("/mcp/{SLUG_B}");
+    let a1 = session(&a, &pa, &[]);
+    std::thread::sleep(Duration::from_millis(20));
+    let a2 = session(&b, &pa, &[]);
+    std::thread::sleep(Duration::from_millis(20));
+    // The third of the same user, on A: its least recently used one (a1) ends, wherever it is.
+    let a3 = session(&a, &pa, &[]);
+    let ping = json!({"jsonrpc":"2.0","id":9,"method":"ping"});
+    for srv in [&a, &b] {
+        assert_eq!(post(srv, &pa, &in_session(&a1), &ping).status, 404);
+        assert_eq!(post(srv, &pa, &in_session(&a2), &ping).status, 200);
+        assert_eq!(post(srv, &pa, &in_session(&a3), &ping).status, 200);
+    }
+    assert!(
+        a.logs().contains("its user opened more than 2 sessions"),
+        "{}",
+        a.logs()
+    );
+    // Three sessions in all (a2, a3 and B's first): the fourth is refused on either instance.
+    let _b1 = session(&b, &pb, &[]);
+    for srv in [&a, &b] {
+        let r = post(srv, &pb, &[], &init_body());
+        assert_eq!(r.status, 503, "{r:?}");
+        assert!(r.header("Retry-After").is_some());
+    }
+}
+
+#[test]
+fn a_call_lease_of_a_killed_instance_lapses() {
+    let Some(redis) = Redis::start("leases") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    // The first timesheet list takes 8 s: A is killed while it runs.
+    sim.set_fault(kimai_mcp::sim::Fault {
+        kind: kimai_mcp::sim::FaultKind::Delay(Duration::from_secs(8)),
+        times: Some(1),
+        path_prefix: Some("/api/timesheets".into()),
+    });
+    let (a, b) = two(
+        &sim,
+        &redis,
+        &["--max-calls-per-user", "1", "--call-lease", "2"],
+    );
+    let path = format!("/mcp/{SLUG_A}");
+    let id = session(&a, &path, &[]);
+    let (addr, p, i) = (a.addr.clone(), path.clone(), id.clone());
+    let slow = std::thread::spawn(move || {
+        // Its answer never comes (A is killed); only that the request went out matters.
+        let body = call(2, "timesheet", json!({"action": "list"})).to_string();
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        use std::io::{Read, Write};
+        let raw = format!(
+            "POST {p} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: {JSON_SSE}\r\nMcp-Session-Id: {i}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = s.write_all(raw.as_bytes());
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+    });
+    // The lease is held in the store while the call runs.
+    let start = Instant::now();
+    let held = loop {
+        let dump = redis.dump();
+        if dump.contains("kimai-mcp:calls:") {
+            break dump;
+        }
+        assert!(start.elapsed() < DEADLINE, "no lease appeared: {dump}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(held.contains("kimai-mcp:calls:"), "{held}");
+    sigkill(&a);
+    // B's call of the same user waits for the place, which lapses 2 s after it was taken (not
+    // when the 8-s call would have ended, nor after B's 30-s wait).
+    let t = Instant::now();
+    let r = post(
+        &b,
+        &path,
+        &in_session(&id),
+        &call(3, "user_current", json!({})),
+    );
+    let waited = t.elapsed();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(5),
+        "waited {waited:?}"
+    );
+    let _ = slow.join();
+}
+
+#[test]
+fn with_redis_stopped_requests_get_503_and_health_degraded_then_all_recovers() {
+    let Some(mut redis) = Redis::start("outage") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let (a, b) = two(&sim, &redis, &[]);
+    let path = format!("/mcp/{SLUG_A}");
+    let id = session(&a, &path, &[]);
+    redis.stop();
+    let ping = json!({"jsonrpc":"2.0","id":7,"method":"ping"});
+    for srv in [&a, &b, &a, &b] {
+        let r = post(srv, &path, &in_session(&id), &ping);
+        assert_eq!(r.status, 503, "{r:?}");
+        assert!(
+            r.body.contains("shared state store is unreachable"),
+            "{r:?}"
+        );
+        assert_eq!(r.header("Retry-After"), Some("5"));
+        // A new session needs the store too.
+        assert_eq!(post(srv, &path, &[], &init_body()).status, 503);
+    }
+    let h = health(&b);
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(h["state"], "unreachable", "{h}");
+    // The container's health command still counts the instance as alive.
+    let out = Command::new(bin())
+        .args(["health", "--url", &format!("http://{}/health", b.addr)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // One clear line, not one per request (at most every 10 s).
+    let logs = a.logs();
+    let lines = logs
+        .lines()
+        .filter(|l| l.contains("requests that need the store are answered 503"))
+        .count();
+    assert_eq!(lines, 1, "{logs}");
+    assert!(logs.contains(&redis.url()), "{logs}");
+    // Redis back (from its append-only file): the session works again on both.
+    redis.run();
+    let start = Instant::now();
+    for srv in [&a, &b] {
+        loop {
+            let r = post(srv, &path, &in_session(&id), &ping);
+            if r.status == 200 {
+                break;
+            }
+            assert_eq!(r.status, 503, "{r:?}");
+            assert!(start.elapsed() < DEADLINE, "not back: {r:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let r = post(
+        &b,
+        &path,
+        &in_session(&id),
+        &call(8, "user_current", json!({})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(health(&a)["status"], "healthy");
+    assert!(a.logs().contains("reachable again"), "{}", a.logs());
+}
+
+#[test]
+fn an_instance_without_its_store_does_not_start() {
+    let Some(mut redis) = Redis::start("start") else {
+        return;
+    };
+    redis.stop();
+    let url = redis.url();
+    let (code, _, err) = crate::util::run(
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--state",
+            &url,
+            "--server-token",
+            crate::util::http::SERVER_TOKEN,
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot be reached"), "{err}");
+}
+
+#[test]
+fn the_stores_password_works_from_the_url_or_a_file_and_is_never_logged() {
+    const PASSWORD: &str = "pw-7f3a9c2e5b1d4a68";
+    let Some(redis) = Redis::start_with("password", Some(PASSWORD)) else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let in_url = format!("redis://:{PASSWORD}@127.0.0.1:{}/0", redis.port);
+    let file = redis.dir.0.join("redis-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let file = file.display().to_string();
+    let a = Serve::start(&sim, &["--state", &in_url]);
+    let b = Serve::start(
+        &sim,
+        &["--state", &redis.url(), "--state-password-file", &file],
+    );
+    let path = format!("/mcp/{SLUG_A}");
+    let id = session(&a, &path, &[]);
+    let r = post(
+        &b,
+        &path,
+        &in_session(&id),
+        &call(2, "user_current", json!({})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    for srv in [&a, &b] {
+        assert!(srv.logs().contains(&redis.url()), "{}", srv.logs());
+        assert!(!srv.logs().contains(PASSWORD), "{}", srv.logs());
+    }
+    // A wrong password: no start, and neither password in the message.
+    let wrong = format!("redis://:not-{PASSWORD}@127.0.0.1:{}/0", redis.port);
+    let (code, out, err) = crate::util::run(
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--state",
+            &wrong,
+            "--server-token",
+            crate::util::http::SERVER_TOKEN,
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot be reached"), "{err}");
+    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "{err}");
+}
