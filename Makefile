@@ -37,7 +37,8 @@ interop: build
 
 # The systemd unit: `systemd-analyze security` (fails above 2.0) and `verify`, and the
 # install/uninstall round trip into a scratch DESTDIR; then nginx as a TLS proxy in front of
-# `kimai-mcp serve` (one and two instances). Installs nginx with apt-get when missing.
+# `kimai-mcp serve` (one and two instances; two with --state behind least_conn, against
+# redis-server). Installs nginx (and redis-server) with apt-get when missing.
 deploy: build
 	bash tests/deploy.sh
 	bash tests/deploy/nginx.sh

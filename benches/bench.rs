@@ -14,6 +14,9 @@
 //! - `kimai-mcp serve`: `user_current` with 1, 8 and 32 concurrent Streamable HTTP sessions:
 //!   calls/s, p99, server CPU per call, RSS with 32 sessions open
 //!   [≥ 1,500 calls/s and p99 ≤ 50 ms at 32, ≤ 0.3 ms CPU per call, ≤ 20 MB]
+//! - the same at 32 sessions with `serve --state` (Redis): one instance, and two instances with
+//!   the sessions split between them, beside the in-process figure, with the redis-server's own
+//!   CPU per call (`BENCH_ONLY=state` runs these alone; they need Debian's redis-server)
 //! - OAuth sign-in time, and `user_current` with an OAuth access token at 8 and 32 sessions
 //! - noisy neighbour: one user's `user_current` p50/p99 and `/health` p99, alone and while
 //!   another user holds 1,000 idle sockets, floods sessions, keeps 32 calls waiting on a Kimai
@@ -28,7 +31,7 @@
 //! comparable, and the table says so): `BENCH_ONLY=noisy cargo test --bench bench`. The
 //! 1,000 idle sockets need a soft limit of open files above 1,024; `make bench` raises it.
 //! `BENCH_ONLY=oauth` runs the OAuth figures alone, `BENCH_ONLY=stats` the statistics, team
-//! analysis and memory figures (section 3) alone.
+//! analysis and memory figures (section 3) alone, `BENCH_ONLY=state` the `--state` rows.
 
 mod noisy;
 
@@ -164,9 +167,14 @@ fn main() {
             sim.stop();
             return;
         }
+        Ok("state") => {
+            state_bench(&sim);
+            sim.stop();
+            return;
+        }
         Ok(other) => {
             eprintln!(
-                "BENCH_ONLY={other}: unknown part; the parts that run alone are `noisy`, `oauth` and `stats`"
+                "BENCH_ONLY={other}: unknown part; the parts that run alone are `noisy`, `oauth`, `stats` and `state`"
             );
             std::process::exit(2);
         }
@@ -264,6 +272,7 @@ fn main() {
     // 3. timesheet list: statistics over about 5,000 records, team analysis, a page of 10.
     stats_bench(&sim);
     let _ = serve_bench(&sim);
+    state_bench(&sim);
     oauth_bench(&sim);
     noisy::run(&sim);
     sim.stop();
@@ -606,8 +615,18 @@ fn slug_urls(port: u16) -> Vec<String> {
 /// `kimai-mcp serve` (release) with one users.json entry; sessions on `/mcp/{slug}`.
 fn serve_bench(sim: &Sim) -> Vec<(f64, f64, f64, f64)> {
     let users = users_file(sim);
+    let (mut child, port) = spawn_serve(&users, &[]);
+    let figures = http_load("serve", child.id(), &slug_urls(port));
+    let _ = child.kill();
+    let _ = child.wait();
+    figures
+}
+
+/// `kimai-mcp serve` (release) for the HTTP load on a free port, with `extra` options; returns
+/// once it accepts connections.
+fn spawn_serve(users: &std::path::Path, extra: &[&str]) -> (Child, u16) {
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kimai-mcp"))
+    let child = Command::new(env!("CARGO_BIN_EXE_kimai-mcp"))
         .args([
             "serve",
             "--port",
@@ -619,8 +638,9 @@ fn serve_bench(sim: &Sim) -> Vec<(f64, f64, f64, f64)> {
             "--server-token",
             "bench-server-token-0123456789",
         ])
+        .args(extra)
         .arg("--users-config")
-        .arg(&users)
+        .arg(users)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -628,10 +648,111 @@ fn serve_bench(sim: &Sim) -> Vec<(f64, f64, f64, f64)> {
         .spawn()
         .expect("spawn serve");
     wait_port(port, "serve");
-    let figures = http_load("serve", child.id(), &slug_urls(port));
-    let _ = child.kill();
-    let _ = child.wait();
-    figures
+    (child, port)
+}
+
+/// `BENCH_ONLY=state`: `user_current` at 32 Streamable HTTP sessions in process (no `--state`),
+/// with `--state` on one instance, and on two instances with the sessions split between them,
+/// against a `redis-server` of its own (Debian's, on a free loopback port, append-only file on
+/// as the README asks). On a machine with few cores this is the cost of shared state per call,
+/// not scaling.
+fn state_bench(sim: &Sim) {
+    let Some(redis_bin) = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        println!("--state figures skipped: redis-server not found (apt-get install redis-server)");
+        return;
+    };
+    let users = users_file(sim);
+    let dir = users.parent().expect("temp dir").join("redis");
+    std::fs::create_dir_all(&dir).expect("redis dir");
+    let redis_port = free_port();
+    let mut redis = Command::new(redis_bin)
+        .args([
+            "--port",
+            &redis_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server");
+    wait_port(redis_port, "redis-server");
+    let version = Command::new(redis_bin)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    let version = version
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("v="))
+        .unwrap_or("?");
+    println!("--state: redis-server {version} on 127.0.0.1:{redis_port} (appendonly yes)");
+    let state = format!("redis://127.0.0.1:{redis_port}/0");
+
+    let (mut alone, port) = spawn_serve(&users, &[]);
+    http_load_on(
+        "serve, in process (no --state),",
+        &[alone.id()],
+        None,
+        &slug_urls(port),
+        None,
+        &[32],
+    );
+    let _ = alone.kill();
+    let _ = alone.wait();
+
+    let (mut one, port) = spawn_serve(&users, &["--state", &state]);
+    http_load_on(
+        "serve --state, one instance,",
+        &[one.id()],
+        Some(redis.id()),
+        &slug_urls(port),
+        None,
+        &[32],
+    );
+    let _ = one.kill();
+    let _ = one.wait();
+
+    // Two instances: client i goes to instance i % 2 (16 sessions each); CPU of both summed.
+    let (mut a, port_a) = spawn_serve(&users, &["--state", &state]);
+    let (mut b, port_b) = spawn_serve(&users, &["--state", &state]);
+    let (urls_a, urls_b) = (slug_urls(port_a), slug_urls(port_b));
+    let split: Vec<String> = (0..32)
+        .map(|i| {
+            if i % 2 == 0 {
+                urls_a[i].clone()
+            } else {
+                urls_b[i].clone()
+            }
+        })
+        .collect();
+    http_load_on(
+        "serve --state, two instances (16 sessions each, CPU of both),",
+        &[a.id(), b.id()],
+        Some(redis.id()),
+        &split,
+        None,
+        &[32],
+    );
+    for c in [&mut a, &mut b] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The Python kimai-mcp's Streamable HTTP server on the same simulated Kimai and workload.
@@ -676,6 +797,20 @@ fn http_load_as(
     auth: Option<&str>,
     counts: &[usize],
 ) -> Vec<(f64, f64, f64, f64)> {
+    http_load_on(label, &[pid], None, bases, auth, counts)
+}
+
+/// Like [`http_load_as`] for several server processes (CPU summed over `pids`, RSS of the
+/// largest), and the CPU per call of one more process (`redis`: the store) printed beside.
+fn http_load_on(
+    label: &str,
+    pids: &[u32],
+    redis: Option<u32>,
+    bases: &[String],
+    auth: Option<&str>,
+    counts: &[usize],
+) -> Vec<(f64, f64, f64, f64)> {
+    let cpu_of = |pids: &[u32]| pids.iter().map(|&p| proc_cpu_ticks(p)).sum::<u64>();
     let mut rows = Vec::new();
     let ticks_per_sec = 100.0; // USER_HZ on Linux
     for &sessions in counts {
@@ -722,21 +857,30 @@ fn http_load_as(
             }));
         }
         barrier.wait();
-        let cpu0 = proc_cpu_ticks(pid);
+        let cpu0 = cpu_of(pids);
+        let redis0 = redis.map(proc_cpu_ticks).unwrap_or(0);
         let t0 = Instant::now();
         std::thread::sleep(Duration::from_secs_f64(HTTP_SECONDS));
-        let rss = proc_rss_kib(pid);
+        let rss = pids.iter().map(|&p| proc_rss_kib(p)).max().unwrap_or(0);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut all: Vec<Duration> = handles
             .into_iter()
             .flat_map(|h| h.join().expect("client thread"))
             .collect();
         let wall = t0.elapsed().as_secs_f64();
-        let cpu = (proc_cpu_ticks(pid) - cpu0) as f64 / ticks_per_sec;
+        let cpu = (cpu_of(pids) - cpu0) as f64 / ticks_per_sec;
         all.sort();
         let calls = all.len() as f64;
+        let redis_cpu = redis
+            .map(|p| {
+                format!(
+                    ", redis-server CPU {:.3} ms/call",
+                    (proc_cpu_ticks(p) - redis0) as f64 / ticks_per_sec * 1000.0 / calls
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "{label} user_current, {sessions:>2} session(s): {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, server CPU {:.3} ms/call, server RSS {:.1} MB  [at 32: >= 1500 calls/s, p99 <= 50 ms, <= 0.3 ms CPU, <= 20 MB]",
+            "{label} user_current, {sessions:>2} session(s): {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, server CPU {:.3} ms/call{redis_cpu}, server RSS {:.1} MB  [at 32: >= 1500 calls/s, p99 <= 50 ms, <= 0.3 ms CPU, <= 20 MB]",
             calls / wall,
             ms(percentile(&all, 0.5)),
             ms(percentile(&all, 0.99)),

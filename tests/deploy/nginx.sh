@@ -11,6 +11,12 @@
 #   (f) the Python kimai-mcp deployment guide's own nginx block (`proxy_set_header Host $host`,
 #       its X-Forwarded-* and header lines, verbatim): refused with 403 naming --public-host
 #       until that one option is given, then Streamable HTTP and SSE work through it
+#   (g) two instances sharing their state in Redis (--state; Debian's redis-server on a loopback
+#       port) behind nginx's plain `least_conn`: (g1) 12 sessions work, and one session's calls
+#       land on both instances; (g3) --rate-limit-rpm 20 holds for both together (the 21st
+#       request gets 429), and a session goes on after both instances restart; (g2) one instance
+#       SIGKILLed mid-loop on 6 sessions: each carries on on the other, at most one retried
+#       request each (skipped with a note when redis-server is missing and not installable)
 # The nginx configuration written here is the one the README (Deployment) documents.
 #
 # Usage: bash tests/deploy/nginx.sh        (after cargo build; KIMAI_MCP_BIN overrides the binary)
@@ -114,10 +120,10 @@ server_token=$(random_secret token)
 (umask 077 && python3 -c 'import json, sys; json.dump({sys.argv[1]: {"kimai_url": sys.argv[2], "kimai_token": sys.argv[3], "kimai_user_id": 5}}, open(sys.argv[4], "w"), indent=2)' \
     "$slug" "$kimai_url" "$slug_kimai_token" "$tmp/users.json")
 
-# Free loopback ports: three serve instances, five nginx servers.
-read -r P1 P2 N1 N2 N3 N4 P3 N5 < <(python3 -c '
+# Free loopback ports: five serve instances, six nginx servers, one redis-server.
+read -r P1 P2 N1 N2 N3 N4 P3 N5 P4 P5 N6 R1 < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(8)]
+socks = [socket.socket() for _ in range(12)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))')
 
@@ -282,6 +288,24 @@ http {
             proxy_set_header X-Kimai-User \$http_x_kimai_user;
         }
     }
+
+    # (g): two instances sharing their state in Redis (--state): any instance serves any
+    # Streamable HTTP session, so plain least_conn (the Python guide's balancing) is enough.
+    upstream kimai_mcp_least {
+        least_conn;
+        server 127.0.0.1:$P4;
+        server 127.0.0.1:$P5;
+        keepalive 16;
+        keepalive_timeout 50s;
+    }
+    server {
+        listen 127.0.0.1:$N6 ssl;
+        server_name mcp.example.test;
+        location / {
+            proxy_pass http://kimai_mcp_least;
+            include $tmp/kimai-mcp-proxy.conf;
+        }
+    }
 }
 EOF
 
@@ -293,7 +317,7 @@ fi
 # --- clients ------------------------------------------------------------------------------------
 host=mcp.example.test
 curl_tls=(curl -sS --max-time 10 --cacert "$tmp/cert.pem")
-for port in "$N1" "$N2" "$N3" "$N4" "$N5"; do curl_tls+=(--resolve "$host:$port:127.0.0.1"); done
+for port in "$N1" "$N2" "$N3" "$N4" "$N5" "$N6"; do curl_tls+=(--resolve "$host:$port:127.0.0.1"); done
 INIT='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"deploy-nginx","version":"1"}}}'
 INIT_SSE='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"deploy-nginx","version":"1"}}}'
 INITIALIZED='{"jsonrpc":"2.0","method":"notifications/initialized"}'
@@ -668,6 +692,171 @@ if grep -q "is not a --trusted-proxy" "$tmp/guide.err" && ! grep -q "is not a --
     pass "(f) forwarded headers from an untrusted nginx are warned about; with --trusted-proxy they are not"
 else
     fail "(f) the untrusted-proxy warning" "without: $(grep -c 'is not a --trusted-proxy' "$tmp/guide.err"), with: $(grep -c 'is not a --trusted-proxy' "$tmp/guide2.err")"
+fi
+
+# --- (g) least_conn over two instances sharing their state in Redis (--state) ----------------
+# Debian's redis-server on a free loopback port, append-only persistence in its own directory;
+# two instances with --state and no --instance-id behind nginx's plain least_conn upstream.
+stop_pid "$serve_pid_guide2"
+find_redis() { command -v redis-server || { [ -x /usr/bin/redis-server ] && echo /usr/bin/redis-server; } || true; }
+redis_bin=$(find_redis)
+if [ -z "$redis_bin" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "redis-server is missing: installing it with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    { timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq --no-install-recommends redis-server; } \
+        >"$tmp/apt-redis.log" 2>&1 || tail -5 "$tmp/apt-redis.log" >&2
+    redis_bin=$(find_redis)
+fi
+if [ -z "$redis_bin" ]; then
+    say "note: (g) skipped: redis-server is missing and cannot be installed here (apt-get install redis-server as root)"
+else
+    mkdir -p "$tmp/redis"
+    "$redis_bin" --port "$R1" --bind 127.0.0.1 --appendonly yes --dir "$tmp/redis" --save '' \
+        --daemonize no --logfile "$tmp/redis.log" >/dev/null 2>&1 &
+    pids+=($!)
+    redis_pid=$!
+    wait_for "$tmp/redis.log" 'Ready to accept connections' 10 || { tail -5 "$tmp/redis.log" >&2; say "redis-server did not start within 10 s" >&2; exit 1; }
+    state="redis://127.0.0.1:$R1/0"
+    g_url="https://$host:$N6/mcp/$slug"
+    # start_pair RPM: instances ga (P4) and gb (P5) with the shared state.
+    start_pair() {
+        start_serve ga "$P4" --state "$state" --trusted-proxy 127.0.0.1 --rate-limit-rpm "$1"
+        start_serve gb "$P5" --state "$state" --trusted-proxy 127.0.0.1 --rate-limit-rpm "$1"
+        wait_for_health "https://$host:$N6/health" || true
+    }
+    # Tool calls (audit lines) of the session whose id starts with $2, in serve log $1.
+    calls_of() { { grep 'kimai_mcp::audit' "$1" | grep -c "session=${2:0:8} " ; } || true; }
+    start_pair 0
+    say "redis-server $("$redis_bin" --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') on 127.0.0.1:$R1; two instances with --state on $P4 and $P5 behind least_conn on 127.0.0.1:$N6"
+
+    # (g1) 12 sessions, one after another: least_conn spreads each session's requests.
+    g_ok=0 g_both=0 g_why="" g_calls_a=0 g_calls_b=0 g_sids=()
+    for i in $(seq 12); do
+        if sid=$(streamable_session "$g_url" "g$i" 2>"$tmp/g$i.why"); then
+            g_ok=$((g_ok + 1)); g_sids+=("$sid")
+            na=$(calls_of "$tmp/ga.err" "$sid") nb=$(calls_of "$tmp/gb.err" "$sid")
+            g_calls_a=$((g_calls_a + na)) g_calls_b=$((g_calls_b + nb))
+            [ "$na" -ge 1 ] && [ "$nb" -ge 1 ] && g_both=$((g_both + 1))
+        else
+            g_why+="session $i: $(mask <"$tmp/g$i.why" | head -1)|"
+        fi
+    done
+    if [ "$g_ok" = 12 ]; then
+        pass "(g1) 12 Streamable HTTP sessions (initialize + 3 tool calls each) through least_conn over two --state instances all worked"
+    else
+        fail "(g1) 12 sessions through least_conn" "$((12 - g_ok)) failed: ${g_why:0:300}"
+    fi
+    if [ "$g_both" -ge 1 ] && [ $((g_calls_a + g_calls_b)) = $((3 * g_ok)) ]; then
+        pass "(g1) $g_both of $g_ok sessions had tool calls served by both instances (audit lines: a $g_calls_a calls, b $g_calls_b)"
+    else
+        fail "(g1) the same session served by both instances" "$g_both sessions on both; audit lines a $g_calls_a, b $g_calls_b of $((3 * g_ok))"
+    fi
+
+    # (g3) --rate-limit-rpm 20 for the two instances together: both restarted with it; the client
+    # is 127.0.0.3 (nginx's X-Forwarded-For, trusted). Its 21st request within the minute gets
+    # 429 on whichever instance it lands.
+    stop_pid "$serve_pid_ga"
+    stop_pid "$serve_pid_gb"
+    start_pair 20
+    g3=(--interface 127.0.0.3)
+    g3_codes=()
+    code=$(mcp_post "$tmp/g3" "$g_url" "" "$INIT" "${g3[@]}"); g3_codes+=("$code")
+    g3_sid=$(session_of "$tmp/g3" 2>/dev/null || true)
+    code=$(mcp_post "$tmp/g3" "$g_url" "$g3_sid" "$INITIALIZED" "${g3[@]}"); g3_codes+=("$code")
+    for k in $(seq 3 21); do
+        code=$(mcp_post "$tmp/g3" "$g_url" "$g3_sid" "${CALLS[0]}" "${g3[@]}"); g3_codes+=("$code")
+    done
+    g3_first=$(printf '%s\n' "${g3_codes[@]:0:20}" | sort | uniq -c | awk '{printf "%s%s x %s", (NR > 1 ? ", " : ""), $1, $2}')
+    sleep 0.2
+    g3_a=$(access_lines "$tmp/ga.err" | grep -c '^127\.0\.0\.3 ' || true)
+    g3_b=$(access_lines "$tmp/gb.err" | grep -c '^127\.0\.0\.3 ' || true)
+    g3_429_on=$( { access_lines "$tmp/ga.err" | awk '$1 == "127.0.0.3" && $4 == 429 {print "a"}'; access_lines "$tmp/gb.err" | awk '$1 == "127.0.0.3" && $4 == 429 {print "b"}'; } | tr '\n' ' ')
+    if [ "$(printf '%s\n' "${g3_codes[@]:0:20}" | grep -cvE '^(200|202)$')" = 0 ] && [ "${g3_codes[20]}" = 429 ] \
+        && [ "$g3_a" -ge 1 ] && [ "$g3_b" -ge 1 ]; then
+        pass "(g3) --rate-limit-rpm 20 holds for both instances together: requests 1-20 from 127.0.0.3 answered ($g3_first; a served $g3_a, b $g3_b in all), the 21st got 429 on instance ${g3_429_on% }"
+    else
+        fail "(g3) --rate-limit-rpm 20 across two instances" "first 20: $g3_first; 21st: ${g3_codes[20]}; a served $g3_a, b $g3_b; 429 on '${g3_429_on}'"
+    fi
+    code=$(mcp_post "$tmp/g3b" "$g_url" "" "$INIT" --interface 127.0.0.4)
+    if [ "$code" = 200 ]; then
+        pass "(g3) meanwhile another client address (127.0.0.4) is served (200)"
+    else
+        fail "(g3) another client address is still served" "status $code"
+    fi
+    # Both instances were restarted: a session of (g1) goes on (its record is in Redis).
+    code=$(mcp_post "$tmp/g3c" "$g_url" "${g_sids[0]:-none}" "${CALLS[1]}")
+    if [ "$code" = 200 ] && is_result "$tmp/g3c"; then
+        pass "(g) a session of (g1) goes on after both instances were restarted (its record is in Redis)"
+    else
+        fail "(g) a (g1) session after both instances were restarted" "status $code $(mask <"$tmp/g3c.b")"
+    fi
+
+    # (g2) SIGKILL one instance in the middle of a loop of calls on 6 open sessions; each
+    # client retries a failed request once.
+    stop_pid "$serve_pid_ga"
+    stop_pid "$serve_pid_gb"
+    start_pair 0
+    g2_calls=20
+    declare -A g2_sid=()
+    g2_args() { if [ $(($1 % 2)) = 0 ]; then echo "https://$host:$N6/mcp"; else echo "$g_url"; fi; }
+    for i in $(seq 6); do
+        if [ $((i % 2)) = 0 ]; then extra=("${sse_headers[@]}"); else extra=(); fi
+        code=$(mcp_post "$tmp/g2-$i" "$(g2_args "$i")" "" "$INIT" ${extra[@]+"${extra[@]}"})
+        g2_sid[$i]=$(session_of "$tmp/g2-$i" 2>/dev/null || true)
+        mcp_post "$tmp/g2-$i" "$(g2_args "$i")" "${g2_sid[$i]}" "$INITIALIZED" ${extra[@]+"${extra[@]}"} >/dev/null
+    done
+    # g2_loop I: $g2_calls tool calls on session I; "failed lost" into $tmp/g2-I.res.
+    g2_loop() {
+        local i=$1 url k code failed=0 lost=0 body extra=()
+        url=$(g2_args "$i")
+        [ $((i % 2)) = 0 ] && extra=("${sse_headers[@]}")
+        for k in $(seq $g2_calls); do
+            body="{\"jsonrpc\":\"2.0\",\"id\":$((100 + k)),\"method\":\"tools/call\",\"params\":{\"name\":\"user_current\",\"arguments\":{}}}"
+            code=$(mcp_post "$tmp/g2-$i" "$url" "${g2_sid[$i]}" "$body" ${extra[@]+"${extra[@]}"})
+            if [ "$code" != 200 ] || ! is_result "$tmp/g2-$i"; then
+                failed=$((failed + 1)); echo "call $k: $code" >>"$tmp/g2-$i.fail"
+                code=$(mcp_post "$tmp/g2-$i" "$url" "${g2_sid[$i]}" "$body" ${extra[@]+"${extra[@]}"})
+                if [ "$code" != 200 ] || ! is_result "$tmp/g2-$i"; then lost=$((lost + 1)); echo "call $k, retried: $code" >>"$tmp/g2-$i.fail"; fi
+            fi
+            echo "$k" >>"$tmp/g2-$i.progress"
+            sleep 0.05
+        done
+        echo "$failed $lost" >"$tmp/g2-$i.res"
+    }
+    loops=()
+    for i in $(seq 6); do g2_loop "$i" & loops+=($!); done
+    # The middle of the loop: half of all calls done.
+    end=$((SECONDS + 30))
+    until [ "$(cat "$tmp"/g2-*.progress 2>/dev/null | wc -l)" -ge $((6 * g2_calls / 2)) ] || [ "$SECONDS" -ge "$end" ]; do sleep 0.02; done
+    before_b=$(grep -c 'kimai_mcp::audit' "$tmp/gb.err" || true)
+    lines_a=$(wc -l <"$tmp/ga.err")
+    nginx_err_lines=$(wc -l <"$tmp/nginx-error.log")
+    kill -9 "$serve_pid_gb"
+    wait "$serve_pid_gb" 2>/dev/null || true
+    killed_at=$(cat "$tmp"/g2-*.progress | wc -l)
+    for p in "${loops[@]}"; do wait "$p" || true; done
+    stop_pid "$serve_pid_gb"
+    g2_failed=0 g2_lost=0 g2_max=0 g2_per="" g2_after=0
+    for i in $(seq 6); do
+        read -r f l <"$tmp/g2-$i.res" || { f=99; l=99; }
+        g2_failed=$((g2_failed + f)) g2_lost=$((g2_lost + l))
+        [ "$f" -gt "$g2_max" ] && g2_max=$f
+        g2_per+="${g2_per:+ }$f"
+        n=$(tail -n +$((lines_a + 1)) "$tmp/ga.err" | grep 'kimai_mcp::audit' | grep -c "session=${g2_sid[$i]:0:8} " || true)
+        [ "$n" -ge 1 ] && g2_after=$((g2_after + 1))
+    done
+    # What nginx itself passed on to the other instance (a refused connect before the request
+    # was sent) or gave up on (a request in flight on the killed instance: 502 to the client).
+    g2_nginx=$(tail -n +$((nginx_err_lines + 1)) "$tmp/nginx-error.log" | grep -c "upstream: \"http://127\.0\.0\.1:$P5" || true)
+    g2_fail_list=$({ cat "$tmp"/g2-*.fail 2>/dev/null || true; } | tr '\n' ',' | sed 's/,$//')
+    if [ "$g2_lost" = 0 ] && [ "$g2_max" -le 1 ] && [ "$g2_after" = 6 ] && [ "$before_b" -ge 1 ]; then
+        pass "(g2) instance b SIGKILLed after $killed_at of $((6 * g2_calls)) calls (b had served $before_b): all 6 sessions finished their $g2_calls calls on instance a; failed requests per session: $g2_per ($g2_failed in all${g2_fail_list:+: $g2_fail_list}; each failed one retried once, none lost); nginx logged $g2_nginx errors towards b and passed refused connects on to a"
+    else
+        fail "(g2) every session survives SIGKILL of one instance with at most one retried request" \
+            "failed per session: $g2_per, lost after retry: $g2_lost, sessions on a after the kill: $g2_after of 6, b had served $before_b; ${g2_fail_list:0:200}"
+    fi
+    stop_pid "$serve_pid_ga"
+    stop_pid "$redis_pid"
 fi
 
 if [ -s "$tmp/nginx-error.log" ] && grep -Eq '\[(alert|crit|emerg)\]' "$tmp/nginx-error.log"; then
