@@ -36,18 +36,8 @@ impl PolicyFlags {
         let mut p = Policy::default();
         if self.read_only {
             p.read_only = Some("--read-only".into());
-        } else if let Some(v) = env("KIMAI_MCP_READ_ONLY") {
-            match super::serve::truthy(&v) {
-                Some(true) => p.read_only = Some("KIMAI_MCP_READ_ONLY".into()),
-                Some(false) => {}
-                None => {
-                    return Err(Error::Invalid {
-                        flag: "--read-only",
-                        var: "KIMAI_MCP_READ_ONLY",
-                        problem: format!("expected true or false, got {v:?}"),
-                    });
-                }
-            }
+        } else if super::serve::switch(false, "--read-only", "KIMAI_MCP_READ_ONLY", env)? {
+            p.read_only = Some("KIMAI_MCP_READ_ONLY".into());
         }
         let list = |given: &[String], var: &'static str, flag: &'static str| {
             let text = if given.is_empty() {

@@ -197,6 +197,27 @@ pub(super) struct ServeFlags {
     pub(super) sign_in: Vec<(&'static str, String)>,
 }
 
+/// A boolean switch: the flag when given, else its variable (true/false words; any other word
+/// is refused, naming both).
+pub(super) fn switch(
+    given: bool,
+    flag: &'static str,
+    var: &'static str,
+    env: EnvFn,
+) -> Result<bool, Error> {
+    if given {
+        return Ok(true);
+    }
+    match env(var) {
+        None => Ok(false),
+        Some(v) => truthy(&v).ok_or_else(|| Error::Invalid {
+            flag,
+            var,
+            problem: format!("expected true or false, got {v:?}"),
+        }),
+    }
+}
+
 pub(super) fn truthy(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),
@@ -372,15 +393,7 @@ impl ServeFlags {
                 problem: "must be between 0.05 s and 7 days".into(),
             });
         }
-        let require_https = self.require_https
-            || match env("REQUIRE_HTTPS") {
-                None => false,
-                Some(v) => truthy(&v).ok_or_else(|| Error::Invalid {
-                    flag: "--require-https",
-                    var: "REQUIRE_HTTPS",
-                    problem: format!("expected true or false, got {v:?}"),
-                })?,
-            };
+        let require_https = switch(self.require_https, "--require-https", "REQUIRE_HTTPS", env)?;
         let trusted_proxies = if self.trusted.is_empty() {
             env("KIMAI_MCP_TRUSTED_PROXIES").unwrap_or_default()
         } else {
@@ -487,24 +500,18 @@ impl ServeFlags {
         };
         let sign_in =
             super::sign_in::resolve(&self.sign_in, public_url.as_deref(), env, &mut warnings)?;
-        let disable_legacy_slugs = self.disable_legacy_slugs
-            || match env("KIMAI_MCP_DISABLE_LEGACY_SLUGS") {
-                None => false,
-                Some(v) => truthy(&v).ok_or_else(|| Error::Invalid {
-                    flag: "--disable-legacy-slugs",
-                    var: "KIMAI_MCP_DISABLE_LEGACY_SLUGS",
-                    problem: format!("expected true or false, got {v:?}"),
-                })?,
-            };
-        let documents_off = self.disable_client_metadata_documents
-            || match env("KIMAI_MCP_DISABLE_CLIENT_METADATA_DOCUMENTS") {
-                None => false,
-                Some(v) => truthy(&v).ok_or_else(|| Error::Invalid {
-                    flag: "--disable-client-metadata-documents",
-                    var: "KIMAI_MCP_DISABLE_CLIENT_METADATA_DOCUMENTS",
-                    problem: format!("expected true or false, got {v:?}"),
-                })?,
-            };
+        let disable_legacy_slugs = switch(
+            self.disable_legacy_slugs,
+            "--disable-legacy-slugs",
+            "KIMAI_MCP_DISABLE_LEGACY_SLUGS",
+            env,
+        )?;
+        let documents_off = switch(
+            self.disable_client_metadata_documents,
+            "--disable-client-metadata-documents",
+            "KIMAI_MCP_DISABLE_CLIENT_METADATA_DOCUMENTS",
+            env,
+        )?;
         let mut oauth = crate::oauth::Settings {
             client_metadata_documents: !documents_off,
             // Tests only, so a flag and never an environment variable: a stray variable must
