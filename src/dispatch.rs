@@ -471,16 +471,7 @@ impl Dispatcher {
                     .map(|a| a.chars().take(32).filter(char::is_ascii_graphic).collect::<String>())
                     .unwrap_or_else(|| "-".into())
             );
-            if crate::audit::enabled() && tools::call_writes(tool.name, args) {
-                crate::audit::record(&crate::audit::Entry {
-                    label: env.label,
-                    client: conn.client_name().as_deref(),
-                    tool: tool.name,
-                    args,
-                    outcome: "refused",
-                    output: None,
-                });
-            }
+            audit_write(conn, env, tool, args, "refused", None);
             return Outcome::Result(
                 tools::CallOutcome::failed(format!("Refused: {why}.")).to_json(),
             );
@@ -512,16 +503,14 @@ impl Dispatcher {
         if let Some(usage) = &env.backend.usage {
             usage.tool_call(tool.name, status);
         }
-        if crate::audit::enabled() && tools::call_writes(tool.name, args) {
-            crate::audit::record(&crate::audit::Entry {
-                label: env.label,
-                client: conn.client_name().as_deref(),
-                tool: tool.name,
-                args,
-                outcome: status,
-                output: outcome.blocks.first().map(String::as_str),
-            });
-        }
+        audit_write(
+            conn,
+            env,
+            tool,
+            args,
+            status,
+            outcome.blocks.first().map(String::as_str),
+        );
         log::info!(
             target: "kimai_mcp::audit",
             user = env.label,
@@ -542,6 +531,27 @@ impl Dispatcher {
             return Outcome::Suppressed;
         }
         Outcome::Result(outcome.to_json())
+    }
+}
+
+/// The audit-log line of a tool call that writes (`--audit-log`); reads are not logged.
+fn audit_write(
+    conn: &Connection,
+    env: &Env,
+    tool: &tools::Tool,
+    args: &Map<String, Value>,
+    outcome: &str,
+    output: Option<&str>,
+) {
+    if crate::audit::enabled() && tools::call_writes(tool.name, args) {
+        crate::audit::record(&crate::audit::Entry {
+            label: env.label,
+            client: conn.client_name().as_deref(),
+            tool: tool.name,
+            args,
+            outcome,
+            output,
+        });
     }
 }
 
