@@ -18,7 +18,7 @@ use std::process::Command;
 
 pub(crate) const SECRET_A: &str = "auth-secret-for-tony-0123456789";
 pub(crate) const SECRET_B: &str = "auth-secret-for-john-9876543210";
-const REDIRECT: &str = "http://127.0.0.1:45999/callback";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:45999/callback";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -28,7 +28,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn users(sim: &Sim) -> Value {
+pub(crate) fn users(sim: &Sim) -> Value {
     json!({
         SLUG_A: {"kimai_url": sim.url(), "kimai_token": sim.token("tony_teamlead").unwrap(), "kimai_user_id": 3, "auth_secret": SECRET_A},
         SLUG_B: {"kimai_url": sim.url(), "kimai_token": sim.token("john_user").unwrap(), "auth_secret": SECRET_B},
@@ -85,7 +85,7 @@ fn register(srv: &Serve, meta: Value) -> Resp {
 }
 
 /// A public client (PKCE only); its client_id.
-fn public_client(srv: &Serve) -> String {
+pub(crate) fn public_client(srv: &Serve) -> String {
     let r = register(
         srv,
         json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": "Test <app>", "grant_types": ["authorization_code", "refresh_token"]}),
@@ -107,7 +107,7 @@ pub(crate) fn pkce() -> (String, String) {
     (v, c)
 }
 
-fn authorize_path(client_id: &str, challenge: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) fn authorize_path(client_id: &str, challenge: &str, extra: &[(&str, &str)]) -> String {
     let mut p = vec![
         ("response_type", "code"),
         ("client_id", client_id),
@@ -176,7 +176,7 @@ pub(crate) fn submit(srv: &Serve, p: &Page, slug: &str, secret: &str) -> Resp {
 }
 
 /// Signs `slug` in for `client_id`: the code and the verifier.
-fn sign_in(srv: &Serve, client_id: &str, slug: &str, secret: &str) -> (String, String) {
+pub(crate) fn sign_in(srv: &Serve, client_id: &str, slug: &str, secret: &str) -> (String, String) {
     sign_in_with(srv, client_id, slug, secret, &[])
 }
 
@@ -207,7 +207,7 @@ fn sign_in_with(
     (q["code"].clone(), verifier)
 }
 
-fn exchange(srv: &Serve, client_id: &str, code: &str, verifier: &str) -> Resp {
+pub(crate) fn exchange(srv: &Serve, client_id: &str, code: &str, verifier: &str) -> Resp {
     post_form(
         srv,
         "/token",
@@ -222,7 +222,7 @@ fn exchange(srv: &Serve, client_id: &str, code: &str, verifier: &str) -> Resp {
     )
 }
 
-fn refresh(srv: &Serve, client_id: &str, token: &str) -> Resp {
+pub(crate) fn refresh(srv: &Serve, client_id: &str, token: &str) -> Resp {
     post_form(
         srv,
         "/token",
@@ -236,7 +236,7 @@ fn refresh(srv: &Serve, client_id: &str, token: &str) -> Resp {
 }
 
 /// Access and refresh token of a full sign-in.
-fn tokens(srv: &Serve, client_id: &str, slug: &str, secret: &str) -> (String, String) {
+pub(crate) fn tokens(srv: &Serve, client_id: &str, slug: &str, secret: &str) -> (String, String) {
     let (code, verifier) = sign_in(srv, client_id, slug, secret);
     let r = exchange(srv, client_id, &code, &verifier);
     assert_eq!(r.status, 200, "{r:?}");

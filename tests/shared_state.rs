@@ -579,3 +579,193 @@ fn the_stores_password_works_from_the_url_or_a_file_and_is_never_logged() {
     assert!(err.contains("cannot be reached"), "{err}");
     assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "{err}");
 }
+
+/// Two instances with OAuth on, one public URL (as behind one proxy), the same store.
+fn two_with_oauth(sim: &kimai_mcp::sim::Sim, redis: &Redis) -> (Serve, Serve, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let base = format!("http://127.0.0.1:{port}");
+    let url = redis.url();
+    let users = crate::oauth::users(sim);
+    let start = |own_port: &str| {
+        Serve::start_with(
+            sim,
+            &users,
+            &[
+                "--port",
+                own_port,
+                "--public-url",
+                &base,
+                "--rate-limit-rpm",
+                "0",
+                "--state",
+                &url,
+            ],
+            "debug",
+        )
+    };
+    let a = start(&port);
+    let b = start("0");
+    (a, b, base)
+}
+
+#[test]
+fn oauth_sign_ins_and_tokens_work_on_either_instance_and_survive_a_sigkill() {
+    use crate::oauth::{
+        SECRET_A, SECRET_B, authorize_path, exchange, oauth_error, open_sign_in, pkce,
+        public_client, query_of, refresh, submit, tokens, whoami,
+    };
+    let Some(redis) = Redis::start("oauth") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let (a, b, _) = two_with_oauth(&sim, &redis);
+    // Registered on A, signed in with the page opened on B and the form sent to A, the code
+    // redeemed on B: each step on another instance.
+    let client = public_client(&a);
+    let (verifier, challenge) = pkce();
+    let page = open_sign_in(&b, &authorize_path(&client, &challenge, &[]));
+    let r = submit(&a, &page, SLUG_A, SECRET_A);
+    assert_eq!(r.status, 302, "{r:?}");
+    let q = query_of(r.header("Location").unwrap());
+    let code = q["code"].clone();
+    let r = exchange(&b, &client, &code, &verifier);
+    assert_eq!(r.status, 200, "{r:?}");
+    let j = r.json();
+    let (access, refresh_token) = (
+        j["access_token"].as_str().unwrap().to_string(),
+        j["refresh_token"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(whoami(&a, &access).unwrap(), "tony_teamlead");
+    assert_eq!(whoami(&b, &access).unwrap(), "tony_teamlead");
+    // The code a second time, on the other instance: refused, and what it issued is revoked.
+    let again = exchange(&a, &client, &code, &verifier);
+    assert_eq!(again.status, 400, "{again:?}");
+    assert_eq!(oauth_error(&again), "invalid_grant");
+    assert!(again.body.contains("already used"), "{again:?}");
+    assert_eq!(whoami(&a, &access).unwrap_err().status, 401);
+    let r = refresh(&a, &client, &refresh_token);
+    assert_eq!(oauth_error(&r), "invalid_grant", "{r:?}");
+
+    // A new sign-in; refreshed on B, the old pair is dead everywhere and the new one works
+    // on A.
+    let (access, refresh1) = tokens(&a, &client, SLUG_B, SECRET_B);
+    let r = refresh(&b, &client, &refresh1);
+    assert_eq!(r.status, 200, "{r:?}");
+    let j = r.json();
+    let access2 = j["access_token"].as_str().unwrap().to_string();
+    let refresh2 = j["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(whoami(&a, &access).unwrap_err().status, 401);
+    assert_eq!(whoami(&a, &access2).unwrap(), "john_user");
+    // The rotated refresh token replayed on the other instance: reuse is detected and the
+    // whole sign-in ends, on both.
+    let r = refresh(&a, &client, &refresh1);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("already used"), "{r:?}");
+    assert_eq!(whoami(&b, &access2).unwrap_err().status, 401);
+    assert_eq!(
+        oauth_error(&refresh(&b, &client, &refresh2)),
+        "invalid_grant"
+    );
+    assert!(
+        a.logs().contains("a rotated refresh token was reused"),
+        "{}",
+        a.logs()
+    );
+
+    // Two presentations of one refresh token at once, one on each instance: exactly one
+    // rotation wins, and the other ends the sign-in.
+    let (_, shared_refresh) = tokens(&b, &client, SLUG_A, SECRET_A);
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| refresh(&a, &client, &shared_refresh));
+        let hb = s.spawn(|| refresh(&b, &client, &shared_refresh));
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    let won: Vec<_> = [&ra, &rb].into_iter().filter(|r| r.status == 200).collect();
+    assert!(won.len() <= 1, "both rotated: {ra:?} {rb:?}");
+    if let Some(w) = won.first() {
+        // The winner's new tokens were revoked by the loser's reuse, or the loser came first
+        // and found it unknown; either way no second pair lives on.
+        let fresh = w.json()["access_token"].as_str().unwrap().to_string();
+        let loser = if ra.status == 200 { &rb } else { &ra };
+        assert_eq!(oauth_error(loser), "invalid_grant", "{loser:?}");
+        if loser.body.contains("already used") {
+            assert_eq!(whoami(&a, &fresh).unwrap_err().status, 401);
+        }
+    }
+
+    // A sign-in made on A; A killed mid-use: B carries on with the same tokens and refreshes.
+    let (access, refresh_token) = tokens(&a, &client, SLUG_A, SECRET_A);
+    assert_eq!(whoami(&a, &access).unwrap(), "tony_teamlead");
+    sigkill(&a);
+    assert_eq!(whoami(&b, &access).unwrap(), "tony_teamlead");
+    let r = refresh(&b, &client, &refresh_token);
+    assert_eq!(r.status, 200, "{r:?}");
+    let access = r.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(whoami(&b, &access).unwrap(), "tony_teamlead");
+
+    // Nothing in the store is usable as it is: no token, code, client secret, slug or Kimai
+    // token in clear.
+    let dump = redis.dump();
+    for secret in [
+        access.as_str(),
+        refresh_token.as_str(),
+        code.as_str(),
+        SLUG_A,
+        SLUG_B,
+        SECRET_A,
+        SECRET_B,
+        &sim.token("tony_teamlead").unwrap(),
+    ] {
+        assert!(!dump.contains(secret), "{secret} in the store:\n{dump}");
+    }
+    assert!(dump.contains(":o:g:"), "grants are in the store:\n{dump}");
+}
+
+#[test]
+fn oauth_with_redis_stopped_answers_503_and_keeps_sign_ins_across_a_redis_restart() {
+    use crate::oauth::{SECRET_A, public_client, refresh, tokens, whoami};
+    let Some(mut redis) = Redis::start("oauth_outage") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let (a, b, _) = two_with_oauth(&sim, &redis);
+    let client = public_client(&a);
+    let (access, refresh_token) = tokens(&a, &client, SLUG_A, SECRET_A);
+    redis.stop();
+    // A token is not called invalid (401 would send the client into a new sign-in): 503.
+    let r = whoami(&b, &access).unwrap_err();
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("Retry-After"), Some("5"));
+    let r = refresh(&b, &client, &refresh_token);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.json()["error"], "temporarily_unavailable");
+    assert!(r.header("Retry-After").is_some(), "{r:?}");
+    let r = request(
+        &a.addr,
+        "POST",
+        "/register",
+        &[("Content-Type", "application/json")],
+        &json!({"redirect_uris": [crate::oauth::REDIRECT], "token_endpoint_auth_method": "none"})
+            .to_string(),
+    );
+    assert_eq!(r.status, 503, "{r:?}");
+    // Redis back from its append-only file: the client, the sign-in and its tokens are there.
+    redis.run();
+    let start = Instant::now();
+    let access = loop {
+        let r = refresh(&b, &client, &refresh_token);
+        if r.status == 200 {
+            break r.json()["access_token"].as_str().unwrap().to_string();
+        }
+        assert_eq!(r.status, 503, "{r:?}");
+        assert!(start.elapsed() < DEADLINE, "not back: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(whoami(&a, &access).unwrap(), "tony_teamlead");
+    assert_eq!(whoami(&b, &access).unwrap(), "tony_teamlead");
+}

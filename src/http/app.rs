@@ -120,6 +120,12 @@ impl App {
             }
         }
         let origin = OriginPolicy::new(loopback, port, cfg.allowed_origins.clone(), public_hosts);
+        let state = match &cfg.state {
+            Some(c) => Some(Arc::new(
+                crate::state::Store::open(c).map_err(Error::Setting)?,
+            )),
+            None => None,
+        };
         let oauth = match &cfg.public_url {
             Some(url) => Some(
                 crate::oauth::OAuth::new(
@@ -129,12 +135,22 @@ impl App {
                         pending_per_address: cfg.bounds.pending_sign_ins_per_address,
                         ..cfg.oauth.clone()
                     },
-                    cfg.oauth_state_file.clone(),
+                    // With the shared store the tables live there; a state file is not used.
+                    cfg.oauth_state_file.clone().filter(|_| state.is_none()),
                 )
-                .map_err(Error::Setting)?,
+                .map_err(Error::Setting)
+                .map(|o| match &state {
+                    Some(store) => o.with_store(store.clone()),
+                    None => o,
+                })?,
             ),
             None => None,
         };
+        if state.is_some() && oauth.is_some() && cfg.oauth_state_file.is_some() {
+            log::warn!(
+                "--oauth-state-file is not used with --state: registered clients, sign-ins and tokens are kept in the shared state store (a file's sign-ins are not copied there; people sign in once more)"
+            );
+        }
         if oauth.is_some() && cfg.oauth.client_metadata_localhost {
             log::warn!(
                 "--allow-localhost-client-metadata-for-tests is on: OAuth clients may name http://localhost documents, which this server then fetches from loopback; use it for test suites only"
@@ -147,7 +163,11 @@ impl App {
                     ..settings.clone()
                 },
                 &o.origin,
-            )),
+            ))
+            .map(|oidc| match &state {
+                Some(store) => oidc.with_store(store.clone()),
+                None => oidc,
+            }),
             _ => None,
         };
         let provisioner = match (&cfg.sign_in.provision, &oidc) {
@@ -179,17 +199,16 @@ impl App {
                 );
             }
         }
-        let state = match &cfg.state {
-            Some(c) => Some(Arc::new(
-                crate::state::Store::open(c).map_err(Error::Setting)?,
-            )),
-            None => None,
-        };
         let fp_key = match &state {
             Some(store) => {
                 let key = store.fingerprint_key().map_err(Error::Setting)?;
                 log::info!(
-                    "shared state: Streamable HTTP sessions, rate limits, the unknown-slug guard and calls in flight are kept in {} with every instance that names it",
+                    "shared state: Streamable HTTP sessions, rate limits, the unknown-slug guard and calls in flight{} are kept in {} with every instance that names it",
+                    if oauth.is_some() {
+                        ", and the OAuth clients, sign-ins and tokens,"
+                    } else {
+                        ""
+                    },
                     store.shown()
                 );
                 key

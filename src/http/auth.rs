@@ -209,8 +209,14 @@ fn oauth_caller(
     presented: Option<&str>,
 ) -> Result<Caller, Handled> {
     let metadata = oauth.resource_metadata_url();
-    let user = presented.and_then(|token| {
-        let verified = oauth.verify(token)?;
+    let checked = match presented.map(|token| oauth.check_access(token)) {
+        Some(Err(crate::state::Unreachable)) => {
+            return Err(super::shared::state_unreachable());
+        }
+        Some(Ok(v)) => v,
+        None => None,
+    };
+    let user = checked.and_then(|verified| {
         let user = app.user_for_slug(&verified.subject)?;
         app.may_sign_in(&verified.subject)
             .then_some((verified, user))

@@ -36,6 +36,9 @@ impl OAuth {
         };
         let client = if cimd::is_document_url(client_id) {
             Some(self.document_client(client_id, ip)?)
+        } else if let Some(store) = self.store() {
+            self.shared_client(store, client_id)
+                .map_err(super::shared::page_unavailable)?
         } else {
             self.lock().clients.get(client_id).cloned()
         };
@@ -132,6 +135,10 @@ impl OAuth {
             ip: ip.to_canonical(),
             created: now_ms(),
         };
+        if let Some(store) = self.store() {
+            self.shared_open_request(store, &id, &req)?;
+            return Ok(id);
+        }
         let now = now_ms();
         let mut t = self.lock();
         // One address at its cap ends its own oldest sign-in rather than being refused: the
@@ -164,6 +171,9 @@ impl OAuth {
 
     /// The pending request behind a sign-in page, if it is still open.
     pub fn pending(&self, id: &str) -> Option<PendingView> {
+        if let Some(store) = self.store() {
+            return self.shared_pending(store, id);
+        }
         let t = self.lock();
         let r = t.requests.get(id).filter(|r| r.expires > now_ms())?;
         Some(PendingView {
@@ -180,6 +190,9 @@ impl OAuth {
     /// Counts a failed sign-in on a request; the request is dropped after a few. Returns
     /// whether it is still open.
     pub fn sign_in_failed(&self, id: &str) -> bool {
+        if let Some(store) = self.store() {
+            return self.shared_sign_in_failed(store, id);
+        }
         let mut t = self.lock();
         let Some(r) = t.requests.get_mut(id) else {
             return false;
@@ -194,6 +207,9 @@ impl OAuth {
 
     /// Ends a pending request with a code for `subject`; the URL to send the browser to.
     pub fn approve(&self, id: &str, subject: &str) -> Option<String> {
+        if let Some(store) = self.store() {
+            return self.shared_approve(store, id, subject);
+        }
         let code = random_secret("");
         let mut t = self.lock();
         let r = t.take_request(id).filter(|r| r.expires > now_ms())?;
@@ -226,7 +242,10 @@ impl OAuth {
     /// Ends a pending request with an error for the client (RFC 6749 §4.1.2.1: e.g.
     /// `access_denied`, `temporarily_unavailable`); the URL to send the browser to.
     pub fn deny_with(&self, id: &str, error: &str, description: &str) -> Option<String> {
-        let r = self.lock().take_request(id)?;
+        let r = match self.store() {
+            Some(store) => self.shared_take_request(store, id).ok()??,
+            None => self.lock().take_request(id)?,
+        };
         let mut params = vec![("error", error), ("error_description", description)];
         if let Some(s) = &r.state {
             params.push(("state", s));
@@ -256,10 +275,19 @@ impl OAuth {
         let doc = match docs.cached(url, std::time::Instant::now()) {
             Some(answer) => answer.map_err(page)?,
             None => {
-                if let Err(e) = self
-                    .lock()
-                    .check_registration_rate(&self.settings, ip, now_ms())
-                {
+                let counted = match self.store() {
+                    Some(store) => self.shared_count_registration(store, ip),
+                    None => self
+                        .lock()
+                        .check_registration_rate(&self.settings, ip, now_ms()),
+                };
+                if let Err(e) = counted {
+                    if e.status == 503 {
+                        return Err(AuthorizeError::Busy(
+                            e.description,
+                            e.retry_after.unwrap_or(5),
+                        ));
+                    }
                     let wait = e.retry_after.unwrap_or(60);
                     return Err(AuthorizeError::TooMany(
                         format!(
@@ -275,7 +303,9 @@ impl OAuth {
                         5,
                     ));
                 };
-                self.lock().count_registration(&self.settings, ip, now_ms());
+                if self.store().is_none() {
+                    self.lock().count_registration(&self.settings, ip, now_ms());
+                }
                 let answer = docs.fetch(url, &slot);
                 if let Err(why) = &answer {
                     log::info!(
@@ -288,6 +318,35 @@ impl OAuth {
             }
         };
         let now = now_ms();
+        if let Some(store) = self.store() {
+            let known = self
+                .shared_client(store, url)
+                .map_err(super::shared::page_unavailable)?;
+            if let Some(c) = known.filter(|c| {
+                c.redirect_uris == doc.redirect_uris
+                    && c.name == doc.name
+                    && c.grant_types == doc.grant_types
+            }) {
+                return Ok(c);
+            }
+            let client = Client {
+                secret_hash: None,
+                auth_method: AuthMethod::None,
+                redirect_uris: doc.redirect_uris,
+                name: doc.name,
+                grant_types: doc.grant_types,
+                created: now,
+                last_used: now,
+            };
+            self.shared_put_client(store, url, &client)
+                .map_err(|e| AuthorizeError::Busy(e.description, e.retry_after.unwrap_or(60)))?;
+            log::info!(
+                target: "kimai_mcp::audit",
+                "oauth: client metadata document of {} accepted",
+                cimd::host_of(url).unwrap_or_default()
+            );
+            return Ok(client);
+        }
         let mut t = self.lock();
         let known = t.clients.get(url).cloned();
         let same = known.as_ref().is_some_and(|c| {

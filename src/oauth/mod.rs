@@ -44,6 +44,7 @@ mod encoding;
 pub mod oidc;
 mod register;
 pub mod scope;
+mod shared;
 mod state;
 mod tables;
 pub mod throttle;
@@ -250,6 +251,8 @@ pub struct OAuth {
     sign_ins: throttle::Throttle,
     /// Client ID metadata documents, when accepted.
     documents: Option<cimd::Documents>,
+    /// The shared state store (`--state`): the tables live there instead (`shared`).
+    shared: Option<std::sync::Arc<crate::state::Store>>,
 }
 
 fn now_ms() -> u64 {
@@ -283,6 +286,7 @@ impl OAuth {
             state_file,
             tables: Mutex::new(Tables::default()),
             journal: Mutex::new(None),
+            shared: None,
         };
         if let Some(path) = &oauth.state_file {
             let loaded = state::load(path)?;
@@ -430,25 +434,52 @@ impl OAuth {
 
     /// The subject (slug) and scopes of a valid access token for this server's resource.
     pub fn verify(&self, access_token: &str) -> Option<Verified> {
+        self.check_access(access_token).ok().flatten()
+    }
+
+    /// [`OAuth::verify`], telling apart a token that is not valid (`Ok(None)`) from a shared
+    /// state store that cannot be reached (`Err`: answer 503, so that clients retry rather
+    /// than sign in again).
+    pub fn check_access(
+        &self,
+        access_token: &str,
+    ) -> Result<Option<Verified>, crate::state::Unreachable> {
         if !access_token.starts_with("kmat_") || access_token.len() > 128 {
-            return None;
+            return Ok(None);
+        }
+        if let Some(store) = self.store() {
+            return self.shared_verify(store, access_token);
         }
         let hash = digest_hex(access_token);
         let t = self.lock();
-        let a = t.access.get(&hash)?;
-        if a.expires <= now_ms() {
-            return None;
-        }
-        let g = t.grants.get(&a.grant)?;
-        (g.resource == self.resource).then(|| Verified {
-            subject: g.subject.clone(),
-            scopes: a.scopes,
-        })
+        let Some(a) = t.access.get(&hash).filter(|a| a.expires > now_ms()) else {
+            return Ok(None);
+        };
+        Ok(t.grants
+            .get(&a.grant)
+            .filter(|g| g.resource == self.resource)
+            .map(|g| Verified {
+                subject: g.subject.clone(),
+                scopes: a.scopes,
+            }))
+    }
+
+    /// Keeps the tables in the shared state store from now on (`serve --state`): clients,
+    /// sign-ins in progress, codes, grants and tokens, so that every instance serves them. A
+    /// state file is then not used.
+    pub fn with_store(mut self, store: std::sync::Arc<crate::state::Store>) -> OAuth {
+        self.shared = Some(store);
+        self
     }
 
     /// Revokes every grant whose subject fails `keep` (users removed or changed on reload).
     /// Returns how many were revoked.
     pub fn retain_subjects(&self, keep: &dyn Fn(&str) -> bool) -> usize {
+        if self.store().is_some() {
+            // The store holds users only sealed with their tokens: a removed user's sign-ins
+            // end at their next use, when the user is not found (401, and a refresh revokes).
+            return 0;
+        }
         let mut t = self.lock();
         let gone: Vec<String> = t
             .grants

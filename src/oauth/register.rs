@@ -101,7 +101,10 @@ impl OAuth {
             created: now,
             last_used: now,
         };
-        {
+        if let Some(store) = self.store() {
+            self.shared_count_registration(store, ip)?;
+            self.shared_put_client(store, &client_id, &client)?;
+        } else {
             let mut t = self.lock();
             let ip = ip.to_canonical();
             t.check_registration_rate(&self.settings, ip, now)?;
@@ -110,8 +113,9 @@ impl OAuth {
             }
             t.put_client(&client_id, client);
             t.count_registration(&self.settings, ip, now);
+            drop(t);
+            self.save();
         }
-        self.save();
         log::info!(
             target: "kimai_mcp::audit",
             "oauth: registered client {} ({}, {})",

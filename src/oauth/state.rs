@@ -129,7 +129,11 @@ fn read_bounded(path: &Path, what: &str) -> Result<Option<String>, String> {
         .map_err(|e| format!("cannot read the OAuth {what} {shown}: {e}"))
 }
 
-fn client_from(id: &str, c: &Value, bad: &dyn Fn(String) -> String) -> Result<Client, String> {
+pub(super) fn client_from(
+    id: &str,
+    c: &Value,
+    bad: &dyn Fn(String) -> String,
+) -> Result<Client, String> {
     let Some(auth_method) = c
         .get("auth_method")
         .and_then(Value::as_str)
@@ -190,7 +194,7 @@ fn grant_from(g: &Value, bad: &dyn Fn(String) -> String) -> Result<Grant, String
     })
 }
 
-fn client_json(c: &Client) -> Value {
+pub(super) fn client_json(c: &Client) -> Value {
     json!({
         "auth_method": c.auth_method.as_str(),
         "redirect_uris": c.redirect_uris,

@@ -220,16 +220,7 @@ impl Tables {
             return Ok(());
         }
         let wait = (ends - now).div_ceil(1000).max(1);
-        let mut e = OAuthError::new(
-            429,
-            "temporarily_unavailable",
-            format!(
-                "too many client registrations from this address: at most {limit} per {} (--max-registrations-per-address on the server); try again in {wait} s",
-                human_duration(s.registration_window)
-            ),
-        );
-        e.retry_after = Some(wait);
-        Err(e)
+        Err(registrations_refused(s, wait))
     }
 
     /// Counts a registration of `ip` in its window. The table of addresses is bounded: when it
@@ -395,7 +386,22 @@ impl Tables {
 }
 
 /// "hour", "2 hours", "10 minutes", "30 seconds": a window as a message names it.
-fn human_duration(d: Duration) -> String {
+/// The 429 of an address that used up its registrations; `wait` seconds until it may again.
+pub(super) fn registrations_refused(s: &Settings, wait: u64) -> OAuthError {
+    let mut e = OAuthError::new(
+        429,
+        "temporarily_unavailable",
+        format!(
+            "too many client registrations from this address: at most {} per {} (--max-registrations-per-address on the server); try again in {wait} s",
+            s.registrations_per_address,
+            human_duration(s.registration_window)
+        ),
+    );
+    e.retry_after = Some(wait);
+    e
+}
+
+pub(super) fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         3600 => "hour".into(),

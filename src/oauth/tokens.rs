@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 
 use super::encoding::{canonical_resource, digest_hex, is_pkce_value, random_secret, s256};
-use super::tables::{Access, Grant, Tables};
+use super::shared::Refusal;
+use super::tables::{Access, Code, Grant, Tables};
 use super::{
     AuthMethod, Issued, MAX_GRANTS_PER_SUBJECT, MAX_PARAM, MAX_ROTATED, OAuth, OAuthError, Scopes,
     ms, now_ms, short, state,
@@ -68,8 +69,21 @@ impl OAuth {
                 (id.clone(), p.get("client_secret").cloned(), false)
             }
         };
-        let t = self.lock();
-        let Some(c) = t.clients.get(&id) else {
+        let shared;
+        let t;
+        let c = match self.store() {
+            Some(store) => {
+                shared = self
+                    .shared_client(store, &id)
+                    .map_err(super::shared::unavailable)?;
+                shared.as_ref()
+            }
+            None => {
+                t = self.lock();
+                t.clients.get(&id)
+            }
+        };
+        let Some(c) = c else {
             return Err(OAuthError::client(
                 "unknown client: register again (the server may have forgotten it after 30 days without use)",
             ));
@@ -170,6 +184,14 @@ impl OAuth {
                 "code_verifier must be 43 to 128 characters from A-Z a-z 0-9 - . _ ~",
             ));
         }
+        if let Some(store) = self.store() {
+            return self.shared_redeem(
+                store,
+                code,
+                &|c| self.check_code(c, p, client_id, verifier, user_ok, now_ms()),
+                client_id,
+            );
+        }
         let hash = digest_hex(code);
         let now = now_ms();
         let mut t = self.lock();
@@ -193,38 +215,7 @@ impl OAuth {
                 "the authorization code is unknown or expired",
             ));
         };
-        if c.expires <= now {
-            return Err(OAuthError::grant(
-                "the authorization code expired; sign in again",
-            ));
-        }
-        if c.client_id != client_id {
-            return Err(OAuthError::grant(
-                "the authorization code was issued to another client",
-            ));
-        }
-        match p.get("redirect_uri").filter(|r| !r.is_empty()) {
-            Some(r) if *r != c.redirect_uri => {
-                return Err(OAuthError::grant(
-                    "redirect_uri does not match the authorization request",
-                ));
-            }
-            None if c.redirect_given => {
-                return Err(OAuthError::request(
-                    "redirect_uri is required: the authorization request had one",
-                ));
-            }
-            _ => {}
-        }
-        if !crate::guard::ct_eq(s256(verifier).as_bytes(), c.challenge.as_bytes()) {
-            return Err(OAuthError::grant(
-                "code_verifier does not match the code_challenge",
-            ));
-        }
-        self.check_resource(p, &c.resource)?;
-        if !user_ok(&c.subject) {
-            return Err(OAuthError::grant("the user can no longer sign in here"));
-        }
+        self.check_code(&c, p, client_id, verifier, user_ok, now)?;
         // Bounded per user: each sign-in is a grant, so a user signing in again and again from
         // many applications ends their oldest sign-ins rather than growing the table.
         let mut mine: Vec<(u64, String)> = t
@@ -260,6 +251,52 @@ impl OAuth {
             cl.last_used = now;
         }
         Ok(issued)
+    }
+
+    /// The checks of a redeemed code: not expired, this client's, the same redirect URI, the
+    /// PKCE verifier, the resource, and a user who may still sign in.
+    fn check_code(
+        &self,
+        c: &Code,
+        p: &HashMap<String, String>,
+        client_id: &str,
+        verifier: &str,
+        user_ok: &dyn Fn(&str) -> bool,
+        now: u64,
+    ) -> Result<(), OAuthError> {
+        if c.expires <= now {
+            return Err(OAuthError::grant(
+                "the authorization code expired; sign in again",
+            ));
+        }
+        if c.client_id != client_id {
+            return Err(OAuthError::grant(
+                "the authorization code was issued to another client",
+            ));
+        }
+        match p.get("redirect_uri").filter(|r| !r.is_empty()) {
+            Some(r) if *r != c.redirect_uri => {
+                return Err(OAuthError::grant(
+                    "redirect_uri does not match the authorization request",
+                ));
+            }
+            None if c.redirect_given => {
+                return Err(OAuthError::request(
+                    "redirect_uri is required: the authorization request had one",
+                ));
+            }
+            _ => {}
+        }
+        if !crate::guard::ct_eq(s256(verifier).as_bytes(), c.challenge.as_bytes()) {
+            return Err(OAuthError::grant(
+                "code_verifier does not match the code_challenge",
+            ));
+        }
+        self.check_resource(p, &c.resource)?;
+        if !user_ok(&c.subject) {
+            return Err(OAuthError::grant("the user can no longer sign in here"));
+        }
+        Ok(())
     }
 
     /// Creates or rotates a grant's token pair; the access token may do `access` (the grant's
@@ -343,6 +380,41 @@ impl OAuth {
             .get("refresh_token")
             .filter(|c| !c.is_empty())
             .ok_or_else(|| OAuthError::request("refresh_token is required"))?;
+        if let Some(store) = self.store() {
+            return self.shared_refresh(store, token, &|g| {
+                if g.client_id != client_id {
+                    return Err(OAuthError::grant(
+                        "the refresh token was issued to another client",
+                    )
+                    .into());
+                }
+                if g.refresh_expires <= now_ms() {
+                    return Err(Refusal {
+                        error: OAuthError::grant("the refresh token expired; sign in again"),
+                        revokes: true,
+                    });
+                }
+                if g.resource != self.resource {
+                    return Err(OAuthError::new(
+                        400,
+                        "invalid_target",
+                        "the grant is for another resource; sign in again",
+                    )
+                    .into());
+                }
+                self.check_resource(p, &g.resource)?;
+                let access = narrowed(p, g.scopes)?;
+                if !user_ok(&g.subject) {
+                    return Err(Refusal {
+                        error: OAuthError::grant(
+                            "the user can no longer sign in here; sign in again",
+                        ),
+                        revokes: true,
+                    });
+                }
+                Ok(access)
+            });
+        }
         let hash = digest_hex(token);
         let now = now_ms();
         let mut t = self.lock();
@@ -436,6 +508,9 @@ impl OAuth {
             return Err(OAuthError::request("token is too long"));
         }
         let client_id = self.client_auth(p, basic)?;
+        if let Some(store) = self.store() {
+            return self.shared_revoke(store, token, &client_id);
+        }
         let hash = digest_hex(token);
         let mut t = self.lock();
         let grant = t

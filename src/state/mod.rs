@@ -22,9 +22,11 @@
 //! scripts touch keys they derive, which a cluster would not allow).
 
 mod limits;
+mod oauth;
 mod sessions;
 
 pub use limits::LeaseId;
+pub use oauth::{NewGrant, Pair, Redeemed, Rotated};
 pub use sessions::{Created, Record};
 
 use crate::config::state::StateConfig;
@@ -86,6 +88,21 @@ struct Scripts {
     miss: redis::Script,
     lease_take: redis::Script,
     lease_count: redis::Script,
+    oauth: OAuthScripts,
+}
+
+/// The scripts of the authorization server's tables (`oauth`).
+struct OAuthScripts {
+    client_put: redis::Script,
+    client_touch: redis::Script,
+    window_count: redis::Script,
+    request_open: redis::Script,
+    request_take: redis::Script,
+    request_fail: redis::Script,
+    code_redeem: redis::Script,
+    grant_issue: redis::Script,
+    rotate: redis::Script,
+    grant_revoke: redis::Script,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -120,6 +137,18 @@ impl Store {
                 miss: script(limits::MISS),
                 lease_take: script(limits::LEASE_TAKE),
                 lease_count: script(limits::LEASE_COUNT),
+                oauth: OAuthScripts {
+                    client_put: script(oauth::CLIENT_PUT),
+                    client_touch: script(oauth::CLIENT_TOUCH),
+                    window_count: script(oauth::WINDOW_COUNT),
+                    request_open: script(oauth::REQUEST_OPEN),
+                    request_take: script(oauth::REQUEST_TAKE),
+                    request_fail: script(oauth::REQUEST_FAIL),
+                    code_redeem: script(&oauth::with_revoke(oauth::CODE_REDEEM)),
+                    grant_issue: script(&oauth::with_revoke(oauth::GRANT_ISSUE)),
+                    rotate: script(&oauth::with_revoke(oauth::ROTATE)),
+                    grant_revoke: script(&oauth::with_revoke(oauth::GRANT_REVOKE)),
+                },
             },
         })
     }

@@ -132,6 +132,9 @@ pub struct Oidc {
     provider: provider::Provider,
     redirect_uri: String,
     logins: Mutex<HashMap<String, Login>>,
+    /// The shared state store (`--state`): sign-ins in flight are kept there instead, so that
+    /// the provider's redirect may land on any instance.
+    shared: Option<std::sync::Arc<crate::state::Store>>,
 }
 
 fn now_secs() -> i64 {
@@ -154,7 +157,14 @@ impl Oidc {
             provider,
             settings,
             logins: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// Keeps the sign-ins in flight in the shared state store (`serve --state`).
+    pub fn with_store(mut self, store: std::sync::Arc<crate::state::Store>) -> Oidc {
+        self.shared = Some(store);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Login>> {
@@ -221,6 +231,30 @@ impl Oidc {
             browser: digest_hex(&browser),
             expires: now + self.settings.login_ttl,
         };
+        if let Some(store) = &self.shared {
+            // The nonce and the PKCE verifier are sealed with the state, which only the
+            // browser holds (the key is its digest).
+            let record = serde_json::json!({
+                "txn": login.txn,
+                "nonce": super::shared::seal_hex(&state, "oidc-nonce", &login.nonce),
+                "verifier": super::shared::seal_hex(&state, "oidc-verifier", &login.verifier),
+                "browser": login.browser,
+            });
+            store
+                .oauth_put_login(
+                    &digest_hex(&state),
+                    &record.to_string(),
+                    self.settings.login_ttl,
+                )
+                .map_err(|_| {
+                    provider::Error::Unreachable("the shared state store cannot be reached".into())
+                })?;
+            return Ok(Started {
+                url,
+                cookie_name: cookie_name(&state),
+                cookie_value: browser,
+            });
+        }
         let mut logins = self.lock();
         // A second start for the same request (the person went back and pressed the button
         // again) replaces the first.
@@ -250,6 +284,19 @@ impl Oidc {
     pub fn take(&self, state: &str) -> Option<Login> {
         if state.is_empty() || state.len() > 128 {
             return None;
+        }
+        if let Some(store) = &self.shared {
+            let record = store.oauth_take_login(&digest_hex(state)).ok()??;
+            let v: Value = serde_json::from_str(&record).ok()?;
+            let text = |k: &str| v.get(k).and_then(Value::as_str);
+            return Some(Login {
+                txn: text("txn")?.to_string(),
+                nonce: super::shared::open_hex(state, "oidc-nonce", text("nonce")?)?,
+                verifier: super::shared::open_hex(state, "oidc-verifier", text("verifier")?)?,
+                browser: text("browser")?.to_string(),
+                // The store expired it otherwise.
+                expires: Instant::now() + Duration::from_secs(1),
+            });
         }
         let login = self.lock().remove(&digest_hex(state))?;
         (login.expires > Instant::now()).then_some(login)

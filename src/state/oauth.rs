@@ -1,0 +1,621 @@
+//! The authorization server's tables in the shared store (`serve --state` with `--public-url`),
+//! so that a client registered, a sign-in started or a token issued on one instance works on
+//! every other, and outlives the instance that made it.
+//!
+//! Keys (all under `kimai-mcp:o:`), each expiring by itself:
+//!
+//! | key | holds | expires |
+//! |---|---|---|
+//! | `c:<client id>` | the client (JSON, secret as a digest) | after the idle time, reset on use |
+//! | `clients` | sorted set of client ids by last use (the `--max-clients` count) | — |
+//! | `reg:<address>` | registrations in the current window | with the window |
+//! | `rq:<digest of id>` | a sign-in in progress (JSON) | request lifetime |
+//! | `rqf:<digest of id>` | its wrong sign-ins | request lifetime |
+//! | `rqip:<address>`, `rqall` | sorted sets of sign-ins in progress by start | request lifetime |
+//! | `code:<digest>` | an authorization code (JSON, the user sealed) | code lifetime |
+//! | `used:<digest>` | the grant a redeemed code made (a second redemption revokes it) | code lifetime |
+//! | `g:<grant id>` | a grant (hash: client, owner, the user sealed, resource, scope, current refresh and access digests) | with its refresh token |
+//! | `rt:<digest>` | current refresh token → grant | with the refresh token |
+//! | `rr:<digest>` | rotated refresh token → grant (reuse detection) | refresh lifetime |
+//! | `at:<digest>` | access token → grant, the user sealed, resource, scope (JSON) | access lifetime |
+//! | `gs:<owner>` | a user's grants by creation (for the cap of sign-ins per user) | with the newest |
+//! | `login:<digest of state>` | an identity-provider sign-in in flight (JSON, its secrets sealed) | sign-in lifetime |
+//!
+//! Redeeming a code, issuing a grant, rotating a refresh token and revoking are each one Lua
+//! script, so two instances never interleave inside one: a code is redeemed once across all
+//! instances, and a refresh token presented twice (on any instances, at any moment) is
+//! rotated once and revokes the grant the second time.
+//!
+//! The user (the `users.json` slug, which is a credential) is never stored in clear: a code,
+//! an access token and a grant hold it sealed with the code, the access token or the current
+//! refresh token (`oauth::shared::seal`), which only the client holds; a grant's `owner` is its
+//! SHA-256 digest, which groups a user's grants.
+
+use super::{PREFIX, Store, Unreachable, millis};
+use std::time::Duration;
+
+/// The prefix of every key here.
+fn prefix() -> String {
+    format!("{PREFIX}o:")
+}
+
+/// The Lua function that revokes a grant by id: its current tokens, its place in its user's
+/// set and the grant go. Returns the grant's client id, or false when there was none.
+const REVOKE_FN: &str = r#"
+local function revoke(p, id)
+  local g = p .. 'g:' .. id
+  local f = redis.call('HMGET', g, 'refresh', 'access', 'owner', 'client_id')
+  if not f[3] then return false end
+  if f[1] then redis.call('DEL', p .. 'rt:' .. f[1]) end
+  if f[2] then redis.call('DEL', p .. 'at:' .. f[2]) end
+  redis.call('ZREM', p .. 'gs:' .. f[3], id)
+  redis.call('DEL', g)
+  return f[4]
+end
+"#;
+
+/// ARGV: prefix, client id, client JSON, idle ms, max clients. 1 when stored, 0 when full.
+pub(super) const CLIENT_PUT: &str = r#"
+local p = ARGV[1]
+local all = p .. 'clients'
+redis.call('ZREMRANGEBYSCORE', all, '-inf', now - tonumber(ARGV[4]))
+if redis.call('EXISTS', p .. 'c:' .. ARGV[2]) == 0 and redis.call('ZCARD', all) >= tonumber(ARGV[5]) then
+  return 0
+end
+redis.call('SET', p .. 'c:' .. ARGV[2], ARGV[3], 'PX', ARGV[4])
+redis.call('ZADD', all, now, ARGV[2])
+return 1
+"#;
+
+/// ARGV: prefix, client id, idle ms. Marks a client as used now.
+pub(super) const CLIENT_TOUCH: &str = r#"
+local p = ARGV[1]
+if redis.call('PEXPIRE', p .. 'c:' .. ARGV[2], ARGV[3]) == 1 then
+  redis.call('ZADD', p .. 'clients', now, ARGV[2])
+end
+return 1
+"#;
+
+/// KEYS: counter. ARGV: window ms, max. 0 when counted, else the ms until the window ends.
+pub(super) const WINDOW_COUNT: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if n > tonumber(ARGV[2]) then
+  redis.call('DECR', KEYS[1])
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 1 then left = 1 end
+  return left
+end
+return 0
+"#;
+
+/// ARGV: prefix, digest of the request id, request JSON, address, ttl ms, per-address cap,
+/// max in total. Returns {1, ended} when stored (ended: this address's oldest sign-ins ended
+/// to make room), {0, 0} when the table is full.
+pub(super) const REQUEST_OPEN: &str = r#"
+local p = ARGV[1]
+local ttl = tonumber(ARGV[5])
+local ipk = p .. 'rqip:' .. ARGV[4]
+local all = p .. 'rqall'
+redis.call('ZREMRANGEBYSCORE', ipk, '-inf', now - ttl)
+redis.call('ZREMRANGEBYSCORE', all, '-inf', now - ttl)
+local ended = 0
+while redis.call('ZCARD', ipk) >= tonumber(ARGV[6]) do
+  local old = redis.call('ZRANGE', ipk, 0, 0)[1]
+  redis.call('ZREM', ipk, old)
+  redis.call('ZREM', all, old)
+  redis.call('DEL', p .. 'rq:' .. old, p .. 'rqf:' .. old)
+  ended = ended + 1
+end
+if redis.call('ZCARD', all) >= tonumber(ARGV[7]) then return {0, 0} end
+redis.call('SET', p .. 'rq:' .. ARGV[2], ARGV[3], 'PX', ttl)
+redis.call('ZADD', ipk, now, ARGV[2])
+redis.call('PEXPIRE', ipk, ttl)
+redis.call('ZADD', all, now, ARGV[2])
+redis.call('PEXPIRE', all, ttl)
+return {1, ended}
+"#;
+
+/// ARGV: prefix, digest of the request id, its address. The request (ended), or false.
+pub(super) const REQUEST_TAKE: &str = r#"
+local p = ARGV[1]
+local v = redis.call('GET', p .. 'rq:' .. ARGV[2])
+if not v then return false end
+redis.call('DEL', p .. 'rq:' .. ARGV[2], p .. 'rqf:' .. ARGV[2])
+redis.call('ZREM', p .. 'rqall', ARGV[2])
+redis.call('ZREM', p .. 'rqip:' .. ARGV[3], ARGV[2])
+return v
+"#;
+
+/// ARGV: prefix, digest of the request id, its address, max failures. Counts a wrong sign-in;
+/// 1 while the request stays open, 0 when it ended (or was gone).
+pub(super) const REQUEST_FAIL: &str = r#"
+local p = ARGV[1]
+local key = p .. 'rq:' .. ARGV[2]
+local left = redis.call('PTTL', key)
+if left < 1 then return 0 end
+local n = redis.call('INCR', p .. 'rqf:' .. ARGV[2])
+redis.call('PEXPIRE', p .. 'rqf:' .. ARGV[2], left)
+if n >= tonumber(ARGV[4]) then
+  redis.call('DEL', key, p .. 'rqf:' .. ARGV[2])
+  redis.call('ZREM', p .. 'rqall', ARGV[2])
+  redis.call('ZREM', p .. 'rqip:' .. ARGV[3], ARGV[2])
+  return 0
+end
+return 1
+"#;
+
+/// ARGV: prefix, code digest, the id the grant will have, code ttl ms. {1, code JSON} when
+/// redeemed now; {2, client id or ''} when it had been redeemed (its grant is revoked now);
+/// {0, ''} when unknown.
+pub(super) const CODE_REDEEM: &str = r#"
+local p = ARGV[1]
+local c = redis.call('GET', p .. 'code:' .. ARGV[2])
+if c then
+  redis.call('DEL', p .. 'code:' .. ARGV[2])
+  redis.call('SET', p .. 'used:' .. ARGV[2], ARGV[3], 'PX', ARGV[4])
+  return {1, c}
+end
+local g = redis.call('GET', p .. 'used:' .. ARGV[2])
+if g then
+  redis.call('DEL', p .. 'used:' .. ARGV[2])
+  local client = revoke(p, g)
+  return {2, client or ''}
+end
+return {0, ''}
+"#;
+
+/// ARGV: prefix, grant id, client id, owner (the digest of the user), resource, scope, refresh
+/// digest, access digest, access JSON, refresh ttl ms, access ttl ms, grants per user, the
+/// user sealed with the refresh token. Stores a new grant
+/// with its first token pair; a user at the cap loses their oldest grants. Returns the number
+/// of grants ended.
+pub(super) const GRANT_ISSUE: &str = r#"
+local p = ARGV[1]
+local gid = ARGV[2]
+local owner = ARGV[4]
+local rttl = tonumber(ARGV[10])
+local gs = p .. 'gs:' .. owner
+for _, id in ipairs(redis.call('ZRANGE', gs, 0, -1)) do
+  if redis.call('EXISTS', p .. 'g:' .. id) == 0 then redis.call('ZREM', gs, id) end
+end
+local ended = 0
+local n = redis.call('ZCARD', gs)
+local cap = tonumber(ARGV[12])
+if n >= cap then
+  for _, id in ipairs(redis.call('ZRANGE', gs, 0, n - cap)) do
+    revoke(p, id)
+    ended = ended + 1
+  end
+end
+local g = p .. 'g:' .. gid
+redis.call('HSET', g, 'client_id', ARGV[3], 'owner', owner, 'subject', ARGV[13], 'resource', ARGV[5],
+  'scope', ARGV[6], 'refresh', ARGV[7], 'access', ARGV[8], 'created', string.format('%d', now),
+  'refresh_expires', string.format('%d', now + rttl))
+redis.call('PEXPIRE', g, rttl)
+redis.call('SET', p .. 'rt:' .. ARGV[7], gid, 'PX', rttl)
+redis.call('SET', p .. 'at:' .. ARGV[8], ARGV[9], 'PX', ARGV[11])
+redis.call('ZADD', gs, now, gid)
+if redis.call('PTTL', gs) < rttl then redis.call('PEXPIRE', gs, rttl) end
+return ended
+"#;
+
+/// ARGV: prefix, presented refresh digest, the grant it was read as, new refresh digest, new
+/// access digest, access JSON, refresh ttl ms, access ttl ms, the user sealed with the new
+/// refresh token. {1, gid} when rotated; {2,
+/// client id or ''} when the token had been rotated already (the grant is revoked now); {0,
+/// ''} when unknown or no longer that grant's.
+pub(super) const ROTATE: &str = r#"
+local p = ARGV[1]
+local old = ARGV[2]
+local gid = redis.call('GET', p .. 'rt:' .. old)
+if not gid then
+  local r = redis.call('GET', p .. 'rr:' .. old)
+  if r then
+    local client = revoke(p, r)
+    return {2, client or ''}
+  end
+  return {0, ''}
+end
+if gid ~= ARGV[3] then return {0, ''} end
+local g = p .. 'g:' .. gid
+local f = redis.call('HMGET', g, 'access', 'owner')
+if not f[2] then
+  redis.call('DEL', p .. 'rt:' .. old)
+  return {0, ''}
+end
+local rttl = tonumber(ARGV[7])
+redis.call('DEL', p .. 'rt:' .. old)
+if f[1] then redis.call('DEL', p .. 'at:' .. f[1]) end
+redis.call('SET', p .. 'rr:' .. old, gid, 'PX', rttl)
+redis.call('SET', p .. 'rt:' .. ARGV[4], gid, 'PX', rttl)
+redis.call('SET', p .. 'at:' .. ARGV[5], ARGV[6], 'PX', ARGV[8])
+redis.call('HSET', g, 'refresh', ARGV[4], 'access', ARGV[5], 'subject', ARGV[9],
+  'refresh_expires', string.format('%d', now + rttl))
+redis.call('PEXPIRE', g, rttl)
+return {1, gid}
+"#;
+
+/// ARGV: prefix, grant id. The revoked grant's client id, or false.
+pub(super) const GRANT_REVOKE: &str = r#"
+return revoke(ARGV[1], ARGV[2])
+"#;
+
+/// A script that needs [`REVOKE_FN`].
+pub(super) fn with_revoke(body: &str) -> String {
+    format!("{REVOKE_FN}{body}")
+}
+
+/// What redeeming a code found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The code (as stored), redeemed now.
+    Code(String),
+    /// Redeemed before: the grant it made is revoked now (its client id, if it still existed).
+    Again(Option<String>),
+    Unknown,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotated {
+    Done,
+    /// The token had been rotated: the grant is revoked (its client id, if it still existed).
+    Reused(Option<String>),
+    Unknown,
+}
+
+/// What a token's digest is found as: (current refresh token → grant, rotated refresh token →
+/// grant, access token → its JSON).
+pub type TokenOwner = (Option<String>, Option<String>, Option<String>);
+
+/// A new token pair's digests and what the access token stands for (JSON), with lifetimes.
+pub struct Pair<'a> {
+    pub refresh: &'a str,
+    pub access: &'a str,
+    pub access_json: &'a str,
+    pub refresh_ttl: Duration,
+    pub access_ttl: Duration,
+}
+
+/// A new grant.
+pub struct NewGrant<'a> {
+    pub id: &'a str,
+    pub client_id: &'a str,
+    /// The digest of the user.
+    pub owner: &'a str,
+    /// The user, sealed with the refresh token.
+    pub subject: &'a str,
+    pub resource: &'a str,
+    pub scope: &'a str,
+    pub per_subject: usize,
+}
+
+impl Store {
+    fn get_string(&self, what: &str, key: &str) -> Result<Option<String>, Unreachable> {
+        self.run(what, |c| redis::cmd("GET").arg(key).query(c))
+    }
+
+    /// A registered client (JSON), if known.
+    pub fn oauth_client(&self, id: &str) -> Result<Option<String>, Unreachable> {
+        self.get_string("reading an OAuth client", &format!("{}c:{id}", prefix()))
+    }
+
+    /// Stores a client; false when `max` clients are known already.
+    pub fn oauth_put_client(
+        &self,
+        id: &str,
+        json: &str,
+        idle: Duration,
+        max: usize,
+    ) -> Result<bool, Unreachable> {
+        let n: i64 = self.run("storing an OAuth client", |c| {
+            self.scripts
+                .oauth
+                .client_put
+                .arg(prefix())
+                .arg(id)
+                .arg(json)
+                .arg(millis(idle))
+                .arg(max)
+                .invoke(c)
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Marks a client as used now (it is forgotten `idle` after its last use).
+    pub fn oauth_touch_client(&self, id: &str, idle: Duration) -> Result<(), Unreachable> {
+        self.run("marking an OAuth client as used", |c| {
+            self.scripts
+                .oauth
+                .client_touch
+                .arg(prefix())
+                .arg(id)
+                .arg(millis(idle))
+                .invoke::<i64>(c)
+        })
+        .map(drop)
+    }
+
+    /// Counts one event of `kind` for `who` in a fixed window: `Ok(Ok(()))`, or `Ok(Err(wait))`
+    /// when `max` are counted already (this one is not).
+    pub fn oauth_count(
+        &self,
+        kind: &str,
+        who: &str,
+        window: Duration,
+        max: u32,
+    ) -> Result<Result<(), Duration>, Unreachable> {
+        let left: i64 = self.run("counting OAuth registrations", |c| {
+            self.scripts
+                .oauth
+                .window_count
+                .key(format!("{}{kind}:{who}", prefix()))
+                .arg(millis(window))
+                .arg(max)
+                .invoke(c)
+        })?;
+        Ok(match u64::try_from(left) {
+            Ok(0) | Err(_) => Ok(()),
+            Ok(ms) => Err(Duration::from_millis(ms)),
+        })
+    }
+
+    /// Opens a sign-in: `Ok(Some(ended))` (this address's oldest sign-ins ended to make room),
+    /// `Ok(None)` when `max` are open across the instances.
+    #[allow(clippy::too_many_arguments)]
+    pub fn oauth_open_request(
+        &self,
+        key: &str,
+        json: &str,
+        ip: &str,
+        ttl: Duration,
+        per_ip: usize,
+        max: usize,
+    ) -> Result<Option<u64>, Unreachable> {
+        let (ok, ended): (i64, u64) = self.run("storing a sign-in", |c| {
+            self.scripts
+                .oauth
+                .request_open
+                .arg(prefix())
+                .arg(key)
+                .arg(json)
+                .arg(ip)
+                .arg(millis(ttl))
+                .arg(per_ip.max(1))
+                .arg(max)
+                .invoke(c)
+        })?;
+        Ok((ok == 1).then_some(ended))
+    }
+
+    /// A sign-in in progress (JSON), if open.
+    pub fn oauth_request(&self, key: &str) -> Result<Option<String>, Unreachable> {
+        self.get_string("reading a sign-in", &format!("{}rq:{key}", prefix()))
+    }
+
+    /// Ends a sign-in; what it was, if it was open.
+    pub fn oauth_take_request(&self, key: &str, ip: &str) -> Result<Option<String>, Unreachable> {
+        self.run("ending a sign-in", |c| {
+            self.scripts
+                .oauth
+                .request_take
+                .arg(prefix())
+                .arg(key)
+                .arg(ip)
+                .invoke(c)
+        })
+    }
+
+    /// Counts a wrong sign-in; whether the sign-in stays open.
+    pub fn oauth_request_failed(&self, key: &str, ip: &str, max: u32) -> Result<bool, Unreachable> {
+        let n: i64 = self.run("counting a wrong sign-in", |c| {
+            self.scripts
+                .oauth
+                .request_fail
+                .arg(prefix())
+                .arg(key)
+                .arg(ip)
+                .arg(max)
+                .invoke(c)
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Stores an authorization code under its digest.
+    pub fn oauth_put_code(
+        &self,
+        digest: &str,
+        json: &str,
+        ttl: Duration,
+    ) -> Result<(), Unreachable> {
+        self.run("storing an authorization code", |c| {
+            redis::cmd("SET")
+                .arg(format!("{}code:{digest}", prefix()))
+                .arg(json)
+                .arg("PX")
+                .arg(millis(ttl))
+                .query::<()>(c)
+        })
+    }
+
+    /// Redeems a code once across the instances; `grant` is the id the new grant will have.
+    pub fn oauth_redeem_code(
+        &self,
+        digest: &str,
+        grant: &str,
+        ttl: Duration,
+    ) -> Result<Redeemed, Unreachable> {
+        let (n, v): (i64, String) = self.run("redeeming an authorization code", |c| {
+            self.scripts
+                .oauth
+                .code_redeem
+                .arg(prefix())
+                .arg(digest)
+                .arg(grant)
+                .arg(millis(ttl))
+                .invoke(c)
+        })?;
+        Ok(match n {
+            1 => Redeemed::Code(v),
+            2 => Redeemed::Again((!v.is_empty()).then_some(v)),
+            _ => Redeemed::Unknown,
+        })
+    }
+
+    /// Stores a new grant with its first token pair; returns how many of the user's oldest
+    /// grants ended (at most `per_subject` are kept).
+    pub fn oauth_issue_grant(&self, g: &NewGrant<'_>, pair: &Pair<'_>) -> Result<u64, Unreachable> {
+        self.run("storing a sign-in's tokens", |c| {
+            self.scripts
+                .oauth
+                .grant_issue
+                .arg(prefix())
+                .arg(g.id)
+                .arg(g.client_id)
+                .arg(g.owner)
+                .arg(g.resource)
+                .arg(g.scope)
+                .arg(pair.refresh)
+                .arg(pair.access)
+                .arg(pair.access_json)
+                .arg(millis(pair.refresh_ttl))
+                .arg(millis(pair.access_ttl))
+                .arg(g.per_subject.max(1))
+                .arg(g.subject)
+                .invoke(c)
+        })
+    }
+
+    /// The grant a current refresh token belongs to, or (`Err`) the grant of a rotated one.
+    pub fn oauth_refresh_grant(
+        &self,
+        digest: &str,
+    ) -> Result<Option<Result<String, String>>, Unreachable> {
+        let p = prefix();
+        let (current, rotated): (Option<String>, Option<String>) =
+            self.run("reading a refresh token", |c| {
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(format!("{p}rt:{digest}"))
+                    .cmd("GET")
+                    .arg(format!("{p}rr:{digest}"))
+                    .query(c)
+            })?;
+        Ok(match (current, rotated) {
+            (Some(g), _) => Some(Ok(g)),
+            (None, Some(g)) => Some(Err(g)),
+            (None, None) => None,
+        })
+    }
+
+    /// A grant's fields (client_id, subject, resource, scope, refresh, access, created,
+    /// refresh_expires), if it exists.
+    pub fn oauth_grant(
+        &self,
+        id: &str,
+    ) -> Result<Option<std::collections::HashMap<String, String>>, Unreachable> {
+        let map: std::collections::HashMap<String, String> = self.run("reading a grant", |c| {
+            redis::cmd("HGETALL")
+                .arg(format!("{}g:{id}", prefix()))
+                .query(c)
+        })?;
+        Ok((!map.is_empty()).then_some(map))
+    }
+
+    /// Rotates the refresh token `old` of grant `grant` to `pair`, atomically across the
+    /// instances.
+    pub fn oauth_rotate(
+        &self,
+        old: &str,
+        grant: &str,
+        pair: &Pair<'_>,
+        sealed_subject: &str,
+    ) -> Result<Rotated, Unreachable> {
+        let (n, v): (i64, String) = self.run("rotating a refresh token", |c| {
+            self.scripts
+                .oauth
+                .rotate
+                .arg(prefix())
+                .arg(old)
+                .arg(grant)
+                .arg(pair.refresh)
+                .arg(pair.access)
+                .arg(pair.access_json)
+                .arg(millis(pair.refresh_ttl))
+                .arg(millis(pair.access_ttl))
+                .arg(sealed_subject)
+                .invoke(c)
+        })?;
+        Ok(match n {
+            1 => Rotated::Done,
+            2 => Rotated::Reused((!v.is_empty()).then_some(v)),
+            _ => Rotated::Unknown,
+        })
+    }
+
+    /// Revokes a grant; its client id, if it existed.
+    pub fn oauth_revoke(&self, grant: &str) -> Result<Option<String>, Unreachable> {
+        self.run("revoking a grant", |c| {
+            self.scripts
+                .oauth
+                .grant_revoke
+                .arg(prefix())
+                .arg(grant)
+                .invoke(c)
+        })
+    }
+
+    /// What an access token stands for (JSON), while it is valid.
+    pub fn oauth_access(&self, digest: &str) -> Result<Option<String>, Unreachable> {
+        self.get_string(
+            "reading an access token",
+            &format!("{}at:{digest}", prefix()),
+        )
+    }
+
+    /// The grant behind any token (refresh, rotated refresh or access JSON's `grant`): the
+    /// refresh indexes' grant id, or the access token's JSON.
+    pub fn oauth_token_owner(
+        &self,
+        digest: &str,
+    ) -> Result<TokenOwner, Unreachable> {
+        let p = prefix();
+        self.run("reading a token", |c| {
+            redis::pipe()
+                .cmd("GET")
+                .arg(format!("{p}rt:{digest}"))
+                .cmd("GET")
+                .arg(format!("{p}rr:{digest}"))
+                .cmd("GET")
+                .arg(format!("{p}at:{digest}"))
+                .query(c)
+        })
+    }
+
+    /// Stores an identity-provider sign-in in flight under the digest of its `state`.
+    pub fn oauth_put_login(
+        &self,
+        digest: &str,
+        json: &str,
+        ttl: Duration,
+    ) -> Result<(), Unreachable> {
+        self.run("storing a sign-in at the identity provider", |c| {
+            redis::cmd("SET")
+                .arg(format!("{}login:{digest}", prefix()))
+                .arg(json)
+                .arg("PX")
+                .arg(millis(ttl))
+                .query::<()>(c)
+        })
+    }
+
+    /// Takes (ends) an identity-provider sign-in in flight, once across the instances.
+    pub fn oauth_take_login(&self, digest: &str) -> Result<Option<String>, Unreachable> {
+        self.run("ending a sign-in at the identity provider", |c| {
+            redis::cmd("GETDEL")
+                .arg(format!("{}login:{digest}", prefix()))
+                .query(c)
+        })
+    }
+}
