@@ -75,6 +75,8 @@ struct Redis {
     child: Option<Child>,
     /// `--requirepass`, if any.
     password: Option<String>,
+    /// A TLS port as well (`rediss://localhost:PORT`), with a certificate of `ca.pem` in `dir`.
+    tls_port: Option<u16>,
 }
 
 impl Redis {
@@ -104,9 +106,56 @@ impl Redis {
             dir: TempDir::new(),
             child: None,
             password: password.map(str::to_string),
+            tls_port: None,
         };
         r.run();
         Some(r)
+    }
+
+    /// As `start`, with a TLS port too whose certificate (for localhost and 127.0.0.1) a
+    /// private CA signed: `ca.pem` in the server's directory. `None` without openssl.
+    fn start_tls(test: &str) -> Option<Redis> {
+        let mut r = Redis::start(test)?;
+        r.stop();
+        let dir = r.dir.0.clone();
+        let sh = |script: &str| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let made = sh(
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj '/CN=kimai-mcp test CA' -keyout ca.key -out ca.pem \
+            && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost -keyout server.key -out server.csr \
+            && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext \
+            && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out server.pem \
+            && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj '/CN=another CA' -keyout other.key -out other.pem",
+        );
+        if !made {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "shared_state::{test}: skipped: openssl could not make the test certificates"
+            );
+            return None;
+        }
+        r.tls_port = Some(
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port(),
+        );
+        r.run();
+        Some(r)
+    }
+
+    fn tls_url(&self) -> String {
+        format!("rediss://localhost:{}/0", self.tls_port.unwrap())
     }
 
     fn run(&mut self) {
@@ -127,6 +176,25 @@ impl Redis {
                 self.password
                     .as_deref()
                     .map(|p| vec!["--requirepass", p])
+                    .unwrap_or_default(),
+            )
+            .args(
+                self.tls_port
+                    .map(|port| {
+                        let f = |name: &str| self.dir.0.join(name).display().to_string();
+                        vec![
+                            "--tls-port".to_string(),
+                            port.to_string(),
+                            "--tls-cert-file".into(),
+                            f("server.pem"),
+                            "--tls-key-file".into(),
+                            f("server.key"),
+                            "--tls-ca-cert-file".into(),
+                            f("ca.pem"),
+                            "--tls-auth-clients".into(),
+                            "no".into(),
+                        ]
+                    })
                     .unwrap_or_default(),
             )
             .stdout(Stdio::null())
@@ -768,4 +836,68 @@ fn oauth_with_redis_stopped_answers_503_and_keeps_sign_ins_across_a_redis_restar
     };
     assert_eq!(whoami(&a, &access).unwrap(), "tony_teamlead");
     assert_eq!(whoami(&b, &access).unwrap(), "tony_teamlead");
+}
+
+#[test]
+fn rediss_with_a_private_ca_file_works_and_another_ca_is_refused() {
+    let Some(redis) = Redis::start_tls("rediss") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let url = redis.tls_url();
+    let ca = redis.dir.0.join("ca.pem").display().to_string();
+    let args = ["--state", url.as_str(), "--state-ca-file", ca.as_str()];
+    let (a, b) = (Serve::start(&sim, &args), Serve::start(&sim, &args));
+    let path = format!("/mcp/{SLUG_A}");
+    let id = session(&a, &path, &[]);
+    let r = post(
+        &b,
+        &path,
+        &in_session(&id),
+        &call(2, "user_current", json!({})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("tony_teamlead"), "{r:?}");
+    // The session went over TLS into the store (read back on its plain port).
+    assert!(redis.dump().contains(":s:"), "{}", redis.dump());
+    assert_eq!(health(&a)["state"], "ok", "{}", health(&a));
+    // A CA that did not sign the store's certificate, or the public roots alone: no start,
+    // and the reason is the certificate.
+    let other = redis.dir.0.join("other.pem").display().to_string();
+    for extra in [vec!["--state-ca-file", other.as_str()], vec![]] {
+        let mut argv = vec![
+            "serve",
+            "--port",
+            "0",
+            "--state",
+            url.as_str(),
+            "--server-token",
+            crate::util::http::SERVER_TOKEN,
+        ];
+        argv.extend(extra);
+        let (code, _, err) = crate::util::run(&argv, &[]);
+        assert_ne!(code, 0, "{err}");
+        assert!(err.contains("cannot be reached"), "{err}");
+        assert!(
+            err.to_ascii_lowercase().contains("certificate") || err.contains("UnknownIssuer"),
+            "{err}"
+        );
+    }
+    // A CA file needs rediss://.
+    let (code, _, err) = crate::util::run(
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--state",
+            &redis.url(),
+            "--state-ca-file",
+            &ca,
+            "--server-token",
+            crate::util::http::SERVER_TOKEN,
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("use a rediss:// URL"), "{err}");
 }

@@ -247,12 +247,16 @@ others need; behind a --trusted-proxy the forwarded client address counts):
 
 SEVERAL INSTANCES, ONE STATE (README: Running several instances):
     --state URL               redis://HOST:PORT/DB or rediss:// (Redis or Valkey): Streamable
-                              HTTP sessions, the limits above and the rate limits are kept
-                              there, so that any instance serves any session and the limits
-                              hold for all instances together; unset: all in this process
+                              HTTP sessions, the limits above, the rate limits and the OAuth
+                              clients, sign-ins and tokens are kept there, so that any
+                              instance serves anyone and the limits hold for all instances
+                              together; unset: all in this process
                                                      [KIMAI_MCP_STATE_URL]
     --state-password-file FILE  the store's password (else from the URL; never logged)
                                                      [KIMAI_MCP_STATE_PASSWORD_FILE]
+    --state-ca-file FILE      with rediss://: trust the CA certificates in this PEM file
+                              (a private CA) instead of the built-in public ones
+                                                     [KIMAI_MCP_STATE_CA_FILE]
     --call-lease SECS         with --state: a tool call's place among its user's calls lapses
                               after this, so a killed instance gives it back       (120)
                                                      [KIMAI_MCP_CALL_LEASE]

@@ -184,6 +184,7 @@ pub(super) struct ServeFlags {
     pub(super) oauth_state_file: Option<String>,
     pub(super) state: Option<String>,
     pub(super) state_password_file: Option<String>,
+    pub(super) state_ca_file: Option<String>,
     pub(super) disable_legacy_slugs: bool,
     pub(super) disable_client_metadata_documents: bool,
     pub(super) localhost_client_metadata: bool,
@@ -264,6 +265,7 @@ impl ServeFlags {
             && self.oauth_state_file.is_none()
             && self.state.is_none()
             && self.state_password_file.is_none()
+            && self.state_ca_file.is_none()
             && !self.disable_legacy_slugs
             && !self.disable_client_metadata_documents
             && !self.localhost_client_metadata
@@ -552,7 +554,12 @@ impl ServeFlags {
         oauth.access_ttl = Duration::from_secs(access);
         oauth.refresh_ttl = Duration::from_secs(refresh);
         let bounds = resolve_bounds(&self.bounds, env)?;
-        let state = super::state::resolve(self.state, self.state_password_file, env)?;
+        let state = super::state::resolve(
+            self.state,
+            self.state_password_file,
+            self.state_ca_file,
+            env,
+        )?;
         let allowed_kimai_urls = {
             let given: Vec<String> = if self.allowed_kimai_urls.is_empty() {
                 env("KIMAI_MCP_ALLOWED_KIMAI_URLS")

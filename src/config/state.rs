@@ -19,6 +19,8 @@ pub struct StateConfig {
     password: Option<String>,
     /// `scheme://host:port/db` without user or password, for logs and `/health`.
     pub shown: String,
+    /// `--state-ca-file`: PEM certificates to trust for `rediss://` instead of the web PKI.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for StateConfig {
@@ -45,20 +47,32 @@ const FLAG: &str = "--state";
 const VAR: &str = "KIMAI_MCP_STATE_URL";
 const PASSWORD_FLAG: &str = "--state-password-file";
 const PASSWORD_VAR: &str = "KIMAI_MCP_STATE_PASSWORD_FILE";
+const CA_FLAG: &str = "--state-ca-file";
+const CA_VAR: &str = "KIMAI_MCP_STATE_CA_FILE";
 
-/// `--state` and `--state-password-file` (flag beats variable); `None` without a URL.
+/// `--state`, `--state-password-file` and `--state-ca-file` (flag beats variable); `None`
+/// without a URL.
 pub fn resolve(
     url: Option<String>,
     password_file: Option<String>,
+    ca_file: Option<String>,
     env: EnvFn,
 ) -> Result<Option<StateConfig>, Error> {
     let password_file = password_file
         .or_else(|| env(PASSWORD_VAR))
         .filter(|s| !s.trim().is_empty());
+    let ca_file = ca_file
+        .or_else(|| env(CA_VAR))
+        .filter(|s| !s.trim().is_empty());
     let Some(url) = url.or_else(|| env(VAR)).filter(|s| !s.trim().is_empty()) else {
         if password_file.is_some() {
             return Err(Error::Usage(format!(
                 "{PASSWORD_FLAG} ({PASSWORD_VAR}) needs {FLAG} ({VAR})"
+            )));
+        }
+        if ca_file.is_some() {
+            return Err(Error::Usage(format!(
+                "{CA_FLAG} ({CA_VAR}) needs {FLAG} ({VAR}) with a rediss:// URL"
             )));
         }
         return Ok(None);
@@ -133,6 +147,28 @@ pub fn resolve(
             Some(pw)
         }
     };
+    let ca_pem = match ca_file {
+        None => None,
+        Some(_) if scheme != "rediss" => {
+            return Err(Error::Usage(format!(
+                "{CA_FLAG} ({CA_VAR}) is for TLS: use a rediss:// URL with it"
+            )));
+        }
+        Some(path) => {
+            let bad = |problem: String| Error::Invalid {
+                flag: CA_FLAG,
+                var: CA_VAR,
+                problem,
+            };
+            let pem = std::fs::read(&path).map_err(|e| bad(format!("cannot read {path}: {e}")))?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(bad(format!(
+                    "{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                )));
+            }
+            Some(pem)
+        }
+    };
     // The client's own parser is the one that will connect: make sure it accepts the URL now.
     if redis::IntoConnectionInfo::into_connection_info(url.as_str()).is_err() {
         return Err(invalid(
@@ -143,6 +179,7 @@ pub fn resolve(
         shown: format!("{scheme}://{authority}/{db}"),
         url,
         password,
+        ca_pem,
     }))
 }
 
@@ -156,28 +193,38 @@ mod tests {
 
     #[test]
     fn urls_resolve_and_never_show_a_password() {
-        let c = resolve(Some("redis://127.0.0.1:6390/2".into()), None, &no_env)
+        let c = resolve(Some("redis://127.0.0.1:6390/2".into()), None, None, &no_env)
             .unwrap()
             .unwrap();
         assert_eq!(c.shown, "redis://127.0.0.1:6390/2");
-        let c = resolve(Some("redis://:s3cret@cache.internal".into()), None, &no_env)
-            .unwrap()
-            .unwrap();
+        let c = resolve(
+            Some("redis://:s3cret@cache.internal".into()),
+            None,
+            None,
+            &no_env,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(c.shown, "redis://cache.internal:6379/0");
         assert!(!format!("{c:?}").contains("s3cret"));
-        let c = resolve(Some("rediss://u:pw@[::1]:7000/1".into()), None, &no_env)
-            .unwrap()
-            .unwrap();
+        let c = resolve(
+            Some("rediss://u:pw@[::1]:7000/1".into()),
+            None,
+            None,
+            &no_env,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(c.shown, "rediss://[::1]:7000/1");
         assert!(
-            resolve(None, None, &no_env).unwrap().is_none(),
+            resolve(None, None, None, &no_env).unwrap().is_none(),
             "no URL: in process"
         );
         for bad in ["http://x:1/0", "redis:///0", "redis://h:1/x"] {
-            let e = resolve(Some(bad.into()), None, &no_env).unwrap_err();
+            let e = resolve(Some(bad.into()), None, None, &no_env).unwrap_err();
             assert!(!e.to_string().contains("pw"), "{e}");
         }
-        let e = resolve(Some("postgres://u:pw@h/0".into()), None, &no_env).unwrap_err();
+        let e = resolve(Some("postgres://u:pw@h/0".into()), None, None, &no_env).unwrap_err();
         assert!(!e.to_string().contains("pw"), "{e}");
     }
 
@@ -188,16 +235,21 @@ mod tests {
         let f = dir.join("pw");
         std::fs::write(&f, "from-file\n").unwrap();
         let path = f.display().to_string();
-        let c = resolve(Some("redis://h:1/0".into()), Some(path.clone()), &no_env)
-            .unwrap()
-            .unwrap();
+        let c = resolve(
+            Some("redis://h:1/0".into()),
+            Some(path.clone()),
+            None,
+            &no_env,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(c.password(), Some("from-file"));
         assert!(!format!("{c:?}").contains("from-file"));
-        assert!(resolve(None, Some(path.clone()), &no_env).is_err());
-        assert!(resolve(Some("redis://:x@h:1/0".into()), Some(path), &no_env).is_err());
+        assert!(resolve(None, Some(path.clone()), None, &no_env).is_err());
+        assert!(resolve(Some("redis://:x@h:1/0".into()), Some(path), None, &no_env).is_err());
         let env = |k: &str| (k == "KIMAI_MCP_STATE_URL").then(|| "redis://e:2/3".to_string());
         assert_eq!(
-            resolve(None, None, &env).unwrap().unwrap().shown,
+            resolve(None, None, None, &env).unwrap().unwrap().shown,
             "redis://e:2/3"
         );
         let _ = std::fs::remove_dir_all(dir);

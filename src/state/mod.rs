@@ -118,8 +118,18 @@ impl Store {
             let settings = info.redis_settings().clone().set_password(pw);
             info = info.set_redis_settings(settings);
         }
-        let client = redis::Client::open(info)
-            .map_err(|e| format!("the state store {} cannot be used: {e}", cfg.shown))?;
+        let client = match &cfg.ca_pem {
+            // rediss:// with a private CA: trust only its certificates.
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| format!("the state store {} cannot be used: {e}", cfg.shown))?;
         Ok(Store {
             client,
             idle: Mutex::new(Vec::new()),

@@ -576,10 +576,7 @@ impl Store {
 
     /// The grant behind any token (refresh, rotated refresh or access JSON's `grant`): the
     /// refresh indexes' grant id, or the access token's JSON.
-    pub fn oauth_token_owner(
-        &self,
-        digest: &str,
-    ) -> Result<TokenOwner, Unreachable> {
+    pub fn oauth_token_owner(&self, digest: &str) -> Result<TokenOwner, Unreachable> {
         let p = prefix();
         self.run("reading a token", |c| {
             redis::pipe()
