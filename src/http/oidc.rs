@@ -393,12 +393,37 @@ pub(crate) mod tests {
         let fake = Fake::start(Signer::rsa(RSA_A, Alg::RS256, "k1"));
         let port = free_port().to_string();
         let base = format!("http://127.0.0.1:{port}");
+        let running = serve(&sim, &fake, &base, &port, users, extra, env);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .build()
+            .into();
+        World {
+            sim,
+            fake,
+            running,
+            base,
+            agent,
+        }
+    }
+
+    /// One `serve` instance for `world` (public URL `base`, listening on `port`).
+    pub(crate) fn serve(
+        sim: &Sim,
+        fake: &Fake,
+        base: &str,
+        port: &str,
+        users: &[(&str, &str, Option<&str>)],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Running {
         let mut args: Vec<String> = [
             "serve",
             "--port",
-            &port,
+            port,
             "--public-url",
-            &base,
+            base,
             "--rate-limit-rpm",
             "0",
             "--server-token",
@@ -443,25 +468,13 @@ pub(crate) mod tests {
             file.insert(slug.to_string(), e);
         }
         let users = crate::config::users::parse(&Value::Object(file).to_string(), "test").unwrap();
-        let running = crate::http::start(
+        crate::http::start(
             cfg,
             users,
             vec!["test-server-token-0123456789abcdef".into()],
             crate::guard::EnumerationSettings::default(),
         )
-        .unwrap();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .build()
-            .into();
-        World {
-            sim,
-            fake,
-            running,
-            base,
-            agent,
-        }
+        .unwrap()
     }
 
     impl World {
@@ -728,6 +741,126 @@ pub(crate) mod tests {
         assert_eq!(whoami(&w, &b, &p["code"]), "john_user");
         // The sign-in was used once: the same callback again is an unknown state.
         assert_eq!(w.fake.hits("/idp/token"), 1);
+    }
+
+    /// A `redis-server` of its own on a free loopback port (killed on drop), or `None` (after
+    /// a line on stderr) where there is none; `tests/shared_state.rs` installs it in CI.
+    struct TestRedis(std::process::Child, u16);
+
+    impl TestRedis {
+        fn start() -> Option<TestRedis> {
+            let port = free_port();
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+            let Ok(child) = child else {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "http::oidc: skipped a shared-state test: no redis-server here"
+                );
+                return None;
+            };
+            let r = TestRedis(child, port);
+            let start = std::time::Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(start.elapsed().as_secs() < 10, "redis-server did not start");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Some(r)
+        }
+
+        fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}/0", self.1)
+        }
+
+        /// Every value of a key of ours, concatenated.
+        fn dump(&self) -> String {
+            let mut c = redis::Client::open(self.url())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS").arg("kimai-mcp:*").query(&mut c).unwrap();
+            let mut out = String::new();
+            for k in keys {
+                let kind: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
+                let v: Vec<String> = match kind.as_str() {
+                    "string" => vec![redis::cmd("GET").arg(&k).query(&mut c).unwrap()],
+                    "hash" => redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap(),
+                    _ => vec![kind],
+                };
+                out.push_str(&format!("{k} {v:?}\n"));
+            }
+            out
+        }
+    }
+
+    impl Drop for TestRedis {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn with_the_shared_store_the_providers_redirect_may_land_on_another_instance() {
+        let Some(redis) = TestRedis::start() else {
+            return;
+        };
+        let url = redis.url();
+        let people = [(ANN, "john_user", Some("ann@corp.example"))];
+        let w = world(&people, &["--state", &url], &[]);
+        // A second instance behind the same public URL, with the same store.
+        let port_b = free_port().to_string();
+        let b_instance = serve(
+            &w.sim,
+            &w.fake,
+            &w.base,
+            &port_b,
+            &people,
+            &["--state", &url],
+            &[],
+        );
+        let base_b = format!("http://127.0.0.1:{port_b}");
+        let mut b = open(&w);
+        let form = format!(
+            "txn={}&csrf={}&action=continue",
+            b.txn,
+            crate::oauth::form_encode(&b.csrf)
+        );
+        let a = w.post(
+            "/oauth/login",
+            "application/x-www-form-urlencoded",
+            &form,
+            &b.jar,
+        );
+        assert_eq!(a.status, 302, "{}", a.body);
+        b.jar.extend(a.cookies());
+        let to_idp = a.header("location").unwrap().to_string();
+        let q = parse_form(to_idp.split_once('?').unwrap().1).unwrap();
+        // The sign-in in flight is in the store, its nonce and the IdP-side state nowhere in
+        // clear.
+        let dump = redis.dump();
+        assert!(dump.contains("kimai-mcp:o:login:"), "{dump}");
+        assert!(!dump.contains(&q["nonce"]), "{dump}");
+        assert!(!dump.contains(&q["state"]), "{dump}");
+        let back = w.get(&to_idp, &[]);
+        let cb = back.header("location").unwrap().to_string();
+        // The provider sends the browser back through the other instance.
+        let cb_b = cb.replace(&w.base, &base_b);
+        assert_ne!(cb, cb_b);
+        let done = w.get(&cb_b, &b.jar);
+        let code = at_redirect(&done)["code"].clone();
+        // Redeemed on the first instance, used on both.
+        let token = exchange(&w, &b, &code);
+        assert_eq!(user_current(&w, &token).unwrap(), "john_user");
+        // The callback once more (a replayed redirect): the sign-in was taken, on any instance.
+        let again = w.get(&cb, &b.jar);
+        assert_ne!(again.status, 302, "{}", again.body);
+        drop(b_instance);
     }
 
     #[test]
