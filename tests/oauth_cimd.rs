@@ -15,11 +15,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const LOCAL_DOCS: &str = "--allow-localhost-client-metadata-for-tests";
-const CALLBACK: &str = "http://127.0.0.1:45998/callback";
+pub(crate) const LOCAL_DOCS: &str = "--allow-localhost-client-metadata-for-tests";
+pub(crate) const CALLBACK: &str = "http://127.0.0.1:45998/callback";
 
 /// A local web server for client metadata documents that counts the requests per path.
-struct Docs {
+pub(crate) struct Docs {
     port: u16,
     hits: Arc<Mutex<HashMap<String, usize>>>,
     server: Arc<tiny_http::Server>,
@@ -32,7 +32,7 @@ impl Drop for Docs {
 }
 
 impl Docs {
-    fn start() -> Docs {
+    pub(crate) fn start() -> Docs {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let port = server.server_addr().to_ip().unwrap().port();
         let hits = Arc::new(Mutex::new(HashMap::new()));
@@ -47,11 +47,11 @@ impl Docs {
         Docs { port, hits, server }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://localhost:{}{path}", self.port)
     }
 
-    fn hits(&self, path: &str) -> usize {
+    pub(crate) fn hits(&self, path: &str) -> usize {
         self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
     }
 }
@@ -123,7 +123,7 @@ fn answer(req: tiny_http::Request, port: u16, path: &str) {
     let _ = req.respond(resp);
 }
 
-fn authorize(client_id: &str, challenge: &str) -> String {
+pub(crate) fn authorize(client_id: &str, challenge: &str) -> String {
     authorize_to(client_id, challenge, CALLBACK)
 }
 

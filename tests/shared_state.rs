@@ -650,6 +650,15 @@ fn the_stores_password_works_from_the_url_or_a_file_and_is_never_logged() {
 
 /// Two instances with OAuth on, one public URL (as behind one proxy), the same store.
 fn two_with_oauth(sim: &kimai_mcp::sim::Sim, redis: &Redis) -> (Serve, Serve, String) {
+    two_with_oauth_and(sim, redis, &[])
+}
+
+/// As `two_with_oauth`, with more options.
+fn two_with_oauth_and(
+    sim: &kimai_mcp::sim::Sim,
+    redis: &Redis,
+    extra: &[&str],
+) -> (Serve, Serve, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -660,21 +669,18 @@ fn two_with_oauth(sim: &kimai_mcp::sim::Sim, redis: &Redis) -> (Serve, Serve, St
     let url = redis.url();
     let users = crate::oauth::users(sim);
     let start = |own_port: &str| {
-        Serve::start_with(
-            sim,
-            &users,
-            &[
-                "--port",
-                own_port,
-                "--public-url",
-                &base,
-                "--rate-limit-rpm",
-                "0",
-                "--state",
-                &url,
-            ],
-            "debug",
-        )
+        let mut args = vec![
+            "--port",
+            own_port,
+            "--public-url",
+            &base,
+            "--rate-limit-rpm",
+            "0",
+            "--state",
+            &url,
+        ];
+        args.extend_from_slice(extra);
+        Serve::start_with(sim, &users, &args, "debug")
     };
     let a = start(&port);
     let b = start("0");
@@ -900,4 +906,52 @@ fn rediss_with_a_private_ca_file_works_and_another_ca_is_refused() {
     );
     assert_ne!(code, 0);
     assert!(err.contains("use a rediss:// URL"), "{err}");
+}
+
+#[test]
+fn a_client_metadata_document_is_fetched_once_for_all_instances() {
+    use crate::oauth::{SECRET_A, open_sign_in, pkce, query_of, submit};
+    use crate::oauth_cimd::{Docs, LOCAL_DOCS, authorize};
+    let Some(redis) = Redis::start("documents") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let docs = Docs::start();
+    let (a, b, _) = two_with_oauth_and(&sim, &redis, &[LOCAL_DOCS]);
+    let client_id = docs.url("/client.json");
+    let (_, challenge) = pkce();
+    open_sign_in(&a, &authorize(&client_id, &challenge));
+    assert_eq!(docs.hits("/client.json"), 1);
+    // The other instance uses the first one's answer (cached for its max-age, 300 s), and
+    // knows the client for the sign-in.
+    let (_, challenge) = pkce();
+    let page = open_sign_in(&b, &authorize(&client_id, &challenge));
+    assert!(
+        page.resp.body.contains("Report &lt;Writer&gt;"),
+        "{}",
+        page.resp.body
+    );
+    let r = submit(&a, &page, SLUG_A, SECRET_A);
+    assert_eq!(r.status, 302, "{r:?}");
+    assert!(query_of(r.header("Location").unwrap()).contains_key("code"));
+    assert_eq!(docs.hits("/client.json"), 1);
+    // A refused document is shared for its minute too.
+    let (_, challenge) = pkce();
+    let r = request(
+        &a.addr,
+        "GET",
+        &authorize(&docs.url("/wrong-id.json"), &challenge),
+        &[],
+        "",
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    let r = request(
+        &b.addr,
+        "GET",
+        &authorize(&docs.url("/wrong-id.json"), &challenge),
+        &[],
+        "",
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(docs.hits("/wrong-id.json"), 1);
 }

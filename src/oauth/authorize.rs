@@ -272,7 +272,21 @@ impl OAuth {
         };
         docs.check(url).map_err(page)?;
         let ip = ip.to_canonical();
-        let doc = match docs.cached(url, std::time::Instant::now()) {
+        // Another instance's answer, while it is fresh (with --state): one fetch per document
+        // and cache lifetime across the instances.
+        let shared = match (docs.cached(url, std::time::Instant::now()), self.store()) {
+            (None, Some(store)) => store
+                .oauth_document(&digest_hex(url))
+                .ok()
+                .flatten()
+                .and_then(|(json, left)| {
+                    let answer = cimd::answer_from(&json)?;
+                    docs.remember(url, &answer, left);
+                    Some(answer)
+                }),
+            _ => None,
+        };
+        let doc = match shared.or_else(|| docs.cached(url, std::time::Instant::now())) {
             Some(answer) => answer.map_err(page)?,
             None => {
                 let counted = match self.store() {
@@ -306,7 +320,16 @@ impl OAuth {
                 if self.store().is_none() {
                     self.lock().count_registration(&self.settings, ip, now_ms());
                 }
-                let answer = docs.fetch(url, &slot);
+                let (answer, ttl) = docs.fetch_for(url, &slot);
+                if let Some(store) = self.store()
+                    && ttl > std::time::Duration::ZERO
+                {
+                    let _ = store.oauth_put_document(
+                        &digest_hex(url),
+                        &cimd::answer_json(&answer),
+                        ttl,
+                    );
+                }
                 if let Err(why) = &answer {
                     log::info!(
                         target: "kimai_mcp::audit",

@@ -152,12 +152,23 @@ impl Documents {
 
     /// Fetches and validates the document at `url` (already [`Documents::check`]ed) and caches
     /// the answer.
-    pub fn fetch(&self, url: &str, _slot: &Slot<'_>) -> Result<Document, Refusal> {
+    pub fn fetch(&self, url: &str, slot: &Slot<'_>) -> Result<Document, Refusal> {
+        self.fetch_for(url, slot).0
+    }
+
+    /// [`Documents::fetch`], with how long the answer may be used (zero: not at all).
+    pub fn fetch_for(&self, url: &str, _slot: &Slot<'_>) -> (Result<Document, Refusal>, Duration) {
         let (answer, ttl) = match self.get(url) {
             Ok((body, ttl)) => (parse_document(url, &body), ttl),
             Err(why) => (Err(why), FAILURE_TTL),
         };
         let ttl = if answer.is_err() { FAILURE_TTL } else { ttl };
+        self.remember(url, &answer, ttl);
+        (answer, ttl)
+    }
+
+    /// Caches an answer for `ttl` (one another instance fetched, or this one).
+    pub fn remember(&self, url: &str, answer: &Result<Document, Refusal>, ttl: Duration) {
         let now = Instant::now();
         let mut c = self.lock();
         if ttl > Duration::ZERO {
@@ -183,7 +194,6 @@ impl Documents {
         } else {
             c.entries.remove(url);
         }
-        answer
     }
 
     /// URLs with a cached answer (fresh or not yet swept).
@@ -733,4 +743,38 @@ mod tests {
         }
         assert!(l.accept().is_err(), "no connection may reach the listener");
     }
+}
+
+/// An answer as the shared store keeps it (`serve --state`): the document or the refusal.
+pub fn answer_json(answer: &Result<Document, Refusal>) -> String {
+    match answer {
+        Ok(d) => serde_json::json!({"ok": {
+            "redirect_uris": d.redirect_uris, "client_name": d.name, "grant_types": d.grant_types}}),
+        Err(why) => serde_json::json!({"refused": why}),
+    }
+    .to_string()
+}
+
+/// Reads what [`answer_json`] wrote.
+pub fn answer_from(s: &str) -> Option<Result<Document, Refusal>> {
+    let v: serde_json::Value = serde_json::from_str(s).ok()?;
+    if let Some(why) = v.get("refused").and_then(|w| w.as_str()) {
+        return Some(Err(why.to_string()));
+    }
+    let d = v.get("ok")?;
+    let strings = |k: &str| -> Option<Vec<String>> {
+        d.get(k)?
+            .as_array()?
+            .iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect()
+    };
+    Some(Ok(Document {
+        redirect_uris: strings("redirect_uris")?,
+        name: d
+            .get("client_name")
+            .and_then(|n| n.as_str())
+            .map(str::to_string),
+        grant_types: strings("grant_types")?,
+    }))
 }

@@ -19,6 +19,7 @@
 //! | `rr:<digest>` | rotated refresh token → grant (reuse detection) | refresh lifetime |
 //! | `at:<digest>` | access token → grant, the user sealed, resource, scope (JSON) | access lifetime |
 //! | `gs:<owner>` | a user's grants by creation (for the cap of sign-ins per user) | with the newest |
+//! | `doc:<digest of URL>` | a client metadata document's answer (the document or the refusal) | its cache lifetime |
 //! | `login:<digest of state>` | an identity-provider sign-in in flight (JSON, its secrets sealed) | sign-in lifetime |
 //!
 //! Redeeming a code, issuing a grant, rotating a refresh token and revoking are each one Lua
@@ -587,6 +588,40 @@ impl Store {
                 .cmd("GET")
                 .arg(format!("{p}at:{digest}"))
                 .query(c)
+        })
+    }
+
+    /// A client metadata document's answer another instance fetched (JSON), with how long
+    /// it may still be used.
+    pub fn oauth_document(&self, digest: &str) -> Result<Option<(String, Duration)>, Unreachable> {
+        let key = format!("{}doc:{digest}", prefix());
+        let (v, left): (Option<String>, i64) =
+            self.run("reading a client metadata document", |c| {
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .query(c)
+            })?;
+        Ok(v.zip(u64::try_from(left).ok().filter(|&l| l > 0))
+            .map(|(v, l)| (v, Duration::from_millis(l))))
+    }
+
+    /// Shares a client metadata document's answer with the other instances for `ttl`.
+    pub fn oauth_put_document(
+        &self,
+        digest: &str,
+        json: &str,
+        ttl: Duration,
+    ) -> Result<(), Unreachable> {
+        self.run("storing a client metadata document", |c| {
+            redis::cmd("SET")
+                .arg(format!("{}doc:{digest}", prefix()))
+                .arg(json)
+                .arg("PX")
+                .arg(millis(ttl))
+                .query::<()>(c)
         })
     }
 
