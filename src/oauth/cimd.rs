@@ -569,6 +569,40 @@ impl Resolver for PublicOnly {
     }
 }
 
+/// An answer as the shared store keeps it (`serve --state`): the document or the refusal.
+pub fn answer_json(answer: &Result<Document, Refusal>) -> String {
+    match answer {
+        Ok(d) => serde_json::json!({"ok": {
+            "redirect_uris": d.redirect_uris, "client_name": d.name, "grant_types": d.grant_types}}),
+        Err(why) => serde_json::json!({"refused": why}),
+    }
+    .to_string()
+}
+
+/// Reads what [`answer_json`] wrote.
+pub fn answer_from(s: &str) -> Option<Result<Document, Refusal>> {
+    let v: serde_json::Value = serde_json::from_str(s).ok()?;
+    if let Some(why) = v.get("refused").and_then(|w| w.as_str()) {
+        return Some(Err(why.to_string()));
+    }
+    let d = v.get("ok")?;
+    let strings = |k: &str| -> Option<Vec<String>> {
+        d.get(k)?
+            .as_array()?
+            .iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect()
+    };
+    Some(Ok(Document {
+        redirect_uris: strings("redirect_uris")?,
+        name: d
+            .get("client_name")
+            .and_then(|n| n.as_str())
+            .map(str::to_string),
+        grant_types: strings("grant_types")?,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -743,38 +777,4 @@ mod tests {
         }
         assert!(l.accept().is_err(), "no connection may reach the listener");
     }
-}
-
-/// An answer as the shared store keeps it (`serve --state`): the document or the refusal.
-pub fn answer_json(answer: &Result<Document, Refusal>) -> String {
-    match answer {
-        Ok(d) => serde_json::json!({"ok": {
-            "redirect_uris": d.redirect_uris, "client_name": d.name, "grant_types": d.grant_types}}),
-        Err(why) => serde_json::json!({"refused": why}),
-    }
-    .to_string()
-}
-
-/// Reads what [`answer_json`] wrote.
-pub fn answer_from(s: &str) -> Option<Result<Document, Refusal>> {
-    let v: serde_json::Value = serde_json::from_str(s).ok()?;
-    if let Some(why) = v.get("refused").and_then(|w| w.as_str()) {
-        return Some(Err(why.to_string()));
-    }
-    let d = v.get("ok")?;
-    let strings = |k: &str| -> Option<Vec<String>> {
-        d.get(k)?
-            .as_array()?
-            .iter()
-            .map(|x| x.as_str().map(str::to_string))
-            .collect()
-    };
-    Some(Ok(Document {
-        redirect_uris: strings("redirect_uris")?,
-        name: d
-            .get("client_name")
-            .and_then(|n| n.as_str())
-            .map(str::to_string),
-        grant_types: strings("grant_types")?,
-    }))
 }
