@@ -246,7 +246,10 @@ impl Redis {
         for k in keys {
             let kind: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
             let v: Vec<String> = match kind.as_str() {
-                "string" => vec![redis::cmd("GET").arg(&k).query(&mut c).unwrap()],
+                "string" => {
+                    let bytes: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut c).unwrap();
+                    vec![String::from_utf8_lossy(&bytes).into_owned()]
+                }
                 "hash" => redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap(),
                 "zset" => redis::cmd("ZRANGE")
                     .arg(&k)
@@ -954,4 +957,58 @@ fn a_client_metadata_document_is_fetched_once_for_all_instances() {
     );
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(docs.hits("/wrong-id.json"), 1);
+}
+
+#[test]
+fn wrong_secrets_for_one_user_count_on_both_instances_together() {
+    use crate::oauth::{SECRET_A, authorize_path, open_sign_in, pkce, public_client, submit};
+    let Some(redis) = Redis::start("throttle") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let (a, b, _) = two_with_oauth(&sim, &redis);
+    let client = public_client(&a);
+    let attempt = |srv: &Serve, secret: &str| {
+        let (_, challenge) = pkce();
+        let page = open_sign_in(srv, &authorize_path(&client, &challenge, &[]));
+        submit(srv, &page, SLUG_A, secret)
+    };
+    // The user's schedule in the store: its failures, counted by both instances.
+    let failures = || -> Option<i64> {
+        let mut c = redis.conn();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("kimai-mcp:o:thr:*")
+            .query(&mut c)
+            .unwrap();
+        assert!(keys.len() <= 1, "{keys:?}");
+        let key = keys.first()?;
+        redis::cmd("HGET")
+            .arg(key)
+            .arg("failures")
+            .query(&mut c)
+            .unwrap()
+    };
+    assert_eq!(failures(), None);
+    for (n, srv) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let r = attempt(srv, "not-the-secret-0123456789");
+        assert_ne!(r.status, 302, "{r:?}");
+        assert_eq!(failures(), Some(n as i64 + 1));
+    }
+    // The right secret on either instance is admitted (queued behind the failures, never
+    // refused) and takes back the failure it was counted as.
+    let r = attempt(&b, SECRET_A);
+    assert_eq!(r.status, 302, "{r:?}");
+    assert_eq!(failures(), Some(4));
+    // Nothing in flight is left, and the keys name no user.
+    let dump = redis.dump();
+    assert!(!dump.contains(SLUG_A), "{dump}");
+    let mut c = redis.conn();
+    let in_flight: Vec<String> = redis::cmd("KEYS")
+        .arg("kimai-mcp:o:thri:*")
+        .query(&mut c)
+        .unwrap();
+    for k in in_flight {
+        let n: i64 = redis::cmd("ZCARD").arg(&k).query(&mut c).unwrap();
+        assert_eq!(n, 0, "{k}");
+    }
 }

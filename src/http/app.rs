@@ -126,6 +126,22 @@ impl App {
             )),
             None => None,
         };
+        let fp_key = match &state {
+            Some(store) => {
+                let key = store.fingerprint_key().map_err(Error::Setting)?;
+                log::info!(
+                    "shared state: Streamable HTTP sessions, rate limits, the unknown-slug guard and calls in flight{} are kept in {} with every instance that names it",
+                    if cfg.public_url.is_some() {
+                        ", and the OAuth clients, sign-ins and tokens,"
+                    } else {
+                        ""
+                    },
+                    store.shown()
+                );
+                key
+            }
+            None => crate::secret::random_bytes::<32>().map_err(Error::Random)?,
+        };
         let oauth = match &cfg.public_url {
             Some(url) => Some(
                 crate::oauth::OAuth::new(
@@ -140,7 +156,7 @@ impl App {
                 )
                 .map_err(Error::Setting)
                 .map(|o| match &state {
-                    Some(store) => o.with_store(store.clone()),
+                    Some(store) => o.with_store(store.clone(), &fp_key),
                     None => o,
                 })?,
             ),
@@ -199,22 +215,6 @@ impl App {
                 );
             }
         }
-        let fp_key = match &state {
-            Some(store) => {
-                let key = store.fingerprint_key().map_err(Error::Setting)?;
-                log::info!(
-                    "shared state: Streamable HTTP sessions, rate limits, the unknown-slug guard and calls in flight{} are kept in {} with every instance that names it",
-                    if oauth.is_some() {
-                        ", and the OAuth clients, sign-ins and tokens,"
-                    } else {
-                        ""
-                    },
-                    store.shown()
-                );
-                key
-            }
-            None => crate::secret::random_bytes::<32>().map_err(Error::Random)?,
-        };
         let kimai_urls = kimai_url_policy(&cfg, &users);
         if kimai_urls.is_empty() && !kimai_urls.allows_any() {
             log::warn!(

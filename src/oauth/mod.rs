@@ -467,7 +467,17 @@ impl OAuth {
     /// Keeps the tables in the shared state store from now on (`serve --state`): clients,
     /// sign-ins in progress, codes, grants and tokens, so that every instance serves them. A
     /// state file is then not used.
-    pub fn with_store(mut self, store: std::sync::Arc<crate::state::Store>) -> OAuth {
+    /// `shared_key` is the store's shared key, from which the sign-in throttle's key is
+    /// derived (the same on every instance).
+    pub fn with_store(
+        mut self,
+        store: std::sync::Arc<crate::state::Store>,
+        shared_key: &[u8; 32],
+    ) -> OAuth {
+        let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, shared_key);
+        let derived = ring::hmac::sign(&hmac, b"kimai-mcp oauth sign-in throttle");
+        self.sign_ins =
+            throttle::Throttle::new(&self.settings).shared(store.clone(), derived.as_ref());
         self.shared = Some(store);
         self
     }

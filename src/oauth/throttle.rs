@@ -35,6 +35,12 @@
 //! an HMAC-SHA256 of the name under a key drawn at start, truncated to 128 bits. It is bounded
 //! by [`MAX_TRACKED_NAMES`] entries of about half a kilobyte.
 //!
+//! With `serve --state` the schedule is the shared store's (`state::throttle`), so that every
+//! instance counts a name's failures together: the same rule in one Lua script, keyed by the
+//! same HMAC under a key all instances derive from the store's shared key, the addresses in
+//! flight as leases (an instance killed mid-attempt leaves none behind). While the store is
+//! unreachable, each instance falls back to its own table.
+//!
 //! Threads: connection threads call [`Throttle::begin`] and drop the [`Attempt`] it returns;
 //! the sweeper calls [`Throttle::sweep`]. One mutex around the table, never held while
 //! sleeping: the caller sleeps the wait that `begin` returns.
@@ -75,6 +81,8 @@ pub struct Attempt<'a> {
     key: Key,
     ip: IpAddr,
     ok: bool,
+    /// The attempt's id in the shared store, when the store admitted it.
+    shared: Option<String>,
     /// How long to wait before checking the secret.
     pub wait: Duration,
 }
@@ -87,7 +95,21 @@ impl Attempt<'_> {
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        self.throttle.finish(self.key, self.ip, self.ok);
+        match (&self.shared, &self.throttle.store) {
+            (Some(id), Some(store)) => {
+                let positions = self.throttle.positions(self.ip);
+                // A failure here leaves the attempt to lapse with its lease.
+                let _ = store.sign_in_finish(
+                    &crate::secret::hex(&self.key),
+                    &self.ip.to_string(),
+                    id,
+                    self.ok,
+                    &positions,
+                    self.throttle.window,
+                );
+            }
+            _ => self.throttle.finish(self.key, self.ip, self.ok),
+        }
     }
 }
 
@@ -99,6 +121,8 @@ pub struct Throttle {
     cap: Duration,
     window: Duration,
     entries: Mutex<HashMap<Key, Entry>>,
+    /// The shared store (`--state`): the schedule is kept there.
+    store: Option<std::sync::Arc<crate::state::Store>>,
 }
 
 impl Throttle {
@@ -112,7 +136,16 @@ impl Throttle {
             cap: s.sign_in_max_delay.max(s.sign_in_base_delay),
             window: s.sign_in_window,
             entries: Mutex::new(HashMap::new()),
+            store: None,
         }
+    }
+
+    /// Keeps the schedule in the shared store, keyed under `key` (the same on every instance,
+    /// derived from the store's shared key).
+    pub fn shared(mut self, store: std::sync::Arc<crate::state::Store>, key: &[u8]) -> Throttle {
+        self.key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+        self.store = Some(store);
+        self
     }
 
     fn key(&self, name: &str) -> Key {
@@ -151,6 +184,37 @@ impl Throttle {
         let key = self.key(name);
         let ip = ip.to_canonical();
         let positions = self.positions(ip);
+        if let Some(store) = &self.store
+            && let Ok(id) = crate::secret::random_hex::<12>()
+        {
+            let rule = crate::state::SignInRule {
+                free: self.free_failures,
+                base: self.base,
+                cap: self.cap,
+                window: self.window,
+            };
+            match store.sign_in_begin(
+                &crate::secret::hex(&key),
+                &ip.to_string(),
+                &id,
+                &positions,
+                &rule,
+            ) {
+                Ok(Ok(wait)) => {
+                    return Ok(Attempt {
+                        throttle: self,
+                        key,
+                        ip,
+                        ok: false,
+                        shared: Some(id),
+                        wait,
+                    });
+                }
+                Ok(Err(wait)) => return Err(wait),
+                // Unreachable: this instance's own table meanwhile.
+                Err(_) => {}
+            }
+        }
         let mut entries = self.lock();
         if !entries.contains_key(&key) && entries.len() >= MAX_TRACKED_NAMES {
             self.make_room(&mut entries, now);
@@ -194,6 +258,7 @@ impl Throttle {
             key,
             ip,
             ok: false,
+            shared: None,
             wait,
         })
     }

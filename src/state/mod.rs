@@ -24,10 +24,12 @@
 mod limits;
 mod oauth;
 mod sessions;
+mod throttle;
 
 pub use limits::LeaseId;
 pub use oauth::{NewGrant, Pair, Redeemed, Rotated};
 pub use sessions::{Created, Record};
+pub use throttle::SignInRule;
 
 use crate::config::state::StateConfig;
 use std::sync::Mutex;
@@ -103,6 +105,8 @@ struct OAuthScripts {
     grant_issue: redis::Script,
     rotate: redis::Script,
     grant_revoke: redis::Script,
+    sign_in_begin: redis::Script,
+    sign_in_finish: redis::Script,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -158,6 +162,8 @@ impl Store {
                     grant_issue: script(&oauth::with_revoke(oauth::GRANT_ISSUE)),
                     rotate: script(&oauth::with_revoke(oauth::ROTATE)),
                     grant_revoke: script(&oauth::with_revoke(oauth::GRANT_REVOKE)),
+                    sign_in_begin: script(throttle::BEGIN),
+                    sign_in_finish: script(throttle::FINISH),
                 },
             },
         })
