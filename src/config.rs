@@ -241,6 +241,9 @@ pub fn parse_as(
                 serve.oauth_state_file = Some(string(&mut p, "--oauth-state-file")?)
             }
             Long("state") => serve.state = Some(string(&mut p, "--state")?),
+            Long("state-key-file") => {
+                serve.state_key_file = Some(string(&mut p, "--state-key-file")?)
+            }
             Long("state-ca-file") => serve.state_ca_file = Some(string(&mut p, "--state-ca-file")?),
             Long("state-password-file") => {
                 serve.state_password_file = Some(string(&mut p, "--state-password-file")?)

@@ -254,6 +254,10 @@ SEVERAL INSTANCES, ONE STATE (README: Running several instances):
                                                      [KIMAI_MCP_STATE_URL]
     --state-password-file FILE  the store's password (else from the URL; never logged)
                                                      [KIMAI_MCP_STATE_PASSWORD_FILE]
+    --state-key-file FILE     a secret of 32+ characters, the same on every instance: seals
+                              what the store must keep usable (with --auto-provision, the
+                              provisioned Kimai tokens; required then)
+                                                     [KIMAI_MCP_STATE_KEY_FILE]
     --state-ca-file FILE      with rediss://: trust the CA certificates in this PEM file
                               (a private CA) instead of the built-in public ones
                                                      [KIMAI_MCP_STATE_CA_FILE]

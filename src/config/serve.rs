@@ -185,6 +185,7 @@ pub(super) struct ServeFlags {
     pub(super) state: Option<String>,
     pub(super) state_password_file: Option<String>,
     pub(super) state_ca_file: Option<String>,
+    pub(super) state_key_file: Option<String>,
     pub(super) disable_legacy_slugs: bool,
     pub(super) disable_client_metadata_documents: bool,
     pub(super) localhost_client_metadata: bool,
@@ -266,6 +267,7 @@ impl ServeFlags {
             && self.state.is_none()
             && self.state_password_file.is_none()
             && self.state_ca_file.is_none()
+            && self.state_key_file.is_none()
             && !self.disable_legacy_slugs
             && !self.disable_client_metadata_documents
             && !self.localhost_client_metadata
@@ -558,6 +560,7 @@ impl ServeFlags {
             self.state,
             self.state_password_file,
             self.state_ca_file,
+            self.state_key_file,
             env,
         )?;
         let allowed_kimai_urls = {

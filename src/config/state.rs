@@ -21,6 +21,9 @@ pub struct StateConfig {
     pub shown: String,
     /// `--state-ca-file`: PEM certificates to trust for `rediss://` instead of the web PKI.
     pub ca_pem: Option<Vec<u8>>,
+    /// `--state-key-file`: the key that seals what the store must keep usable (provisioned
+    /// Kimai tokens), as SHA-256 of the file's text (never log it).
+    pub key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for StateConfig {
@@ -49,6 +52,10 @@ const PASSWORD_FLAG: &str = "--state-password-file";
 const PASSWORD_VAR: &str = "KIMAI_MCP_STATE_PASSWORD_FILE";
 const CA_FLAG: &str = "--state-ca-file";
 const CA_VAR: &str = "KIMAI_MCP_STATE_CA_FILE";
+pub const KEY_FLAG: &str = "--state-key-file";
+pub const KEY_VAR: &str = "KIMAI_MCP_STATE_KEY_FILE";
+/// The shortest key file accepted (characters, after trimming).
+const MIN_KEY_CHARS: usize = 32;
 
 /// `--state`, `--state-password-file` and `--state-ca-file` (flag beats variable); `None`
 /// without a URL.
@@ -56,8 +63,12 @@ pub fn resolve(
     url: Option<String>,
     password_file: Option<String>,
     ca_file: Option<String>,
+    key_file: Option<String>,
     env: EnvFn,
 ) -> Result<Option<StateConfig>, Error> {
+    let key_file = key_file
+        .or_else(|| env(KEY_VAR))
+        .filter(|s| !s.trim().is_empty());
     let password_file = password_file
         .or_else(|| env(PASSWORD_VAR))
         .filter(|s| !s.trim().is_empty());
@@ -73,6 +84,11 @@ pub fn resolve(
         if ca_file.is_some() {
             return Err(Error::Usage(format!(
                 "{CA_FLAG} ({CA_VAR}) needs {FLAG} ({VAR}) with a rediss:// URL"
+            )));
+        }
+        if key_file.is_some() {
+            return Err(Error::Usage(format!(
+                "{KEY_FLAG} ({KEY_VAR}) needs {FLAG} ({VAR})"
             )));
         }
         return Ok(None);
@@ -169,6 +185,10 @@ pub fn resolve(
             Some(pem)
         }
     };
+    let key = match key_file {
+        None => None,
+        Some(path) => Some(read_key(&path)?),
+    };
     // The client's own parser is the one that will connect: make sure it accepts the URL now.
     if redis::IntoConnectionInfo::into_connection_info(url.as_str()).is_err() {
         return Err(invalid(
@@ -180,7 +200,43 @@ pub fn resolve(
         url,
         password,
         ca_pem,
+        key,
     }))
+}
+
+/// `--state-key-file`: at least 32 characters (e.g. `kimai-mcp generate token`), the same on
+/// every instance; the key is the SHA-256 of the trimmed text.
+fn read_key(path: &str) -> Result<[u8; 32], Error> {
+    let bad = |problem: String| Error::Invalid {
+        flag: KEY_FLAG,
+        var: KEY_VAR,
+        problem,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read {path}: {e}")))?;
+    let text = text.trim();
+    if text.chars().count() < MIN_KEY_CHARS {
+        return Err(bad(format!(
+            "{path} holds {} characters; a key needs at least {MIN_KEY_CHARS} (make one with: kimai-mcp generate token > {path}; chmod 600 {path})",
+            text.chars().count()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            log::warn!(
+                "{path} ({KEY_FLAG}) may be read by other users of this machine (mode {:o}); chmod 600 it",
+                m.permissions().mode() & 0o777
+            );
+        }
+    }
+    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(d.as_ref());
+    Ok(key)
 }
 
 #[cfg(test)]
@@ -193,12 +249,19 @@ mod tests {
 
     #[test]
     fn urls_resolve_and_never_show_a_password() {
-        let c = resolve(Some("redis://127.0.0.1:6390/2".into()), None, None, &no_env)
-            .unwrap()
-            .unwrap();
+        let c = resolve(
+            Some("redis://127.0.0.1:6390/2".into()),
+            None,
+            None,
+            None,
+            &no_env,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(c.shown, "redis://127.0.0.1:6390/2");
         let c = resolve(
             Some("redis://:s3cret@cache.internal".into()),
+            None,
             None,
             None,
             &no_env,
@@ -211,21 +274,74 @@ mod tests {
             Some("rediss://u:pw@[::1]:7000/1".into()),
             None,
             None,
+            None,
             &no_env,
         )
         .unwrap()
         .unwrap();
         assert_eq!(c.shown, "rediss://[::1]:7000/1");
         assert!(
-            resolve(None, None, None, &no_env).unwrap().is_none(),
+            resolve(None, None, None, None, &no_env).unwrap().is_none(),
             "no URL: in process"
         );
         for bad in ["http://x:1/0", "redis:///0", "redis://h:1/x"] {
-            let e = resolve(Some(bad.into()), None, None, &no_env).unwrap_err();
+            let e = resolve(Some(bad.into()), None, None, None, &no_env).unwrap_err();
             assert!(!e.to_string().contains("pw"), "{e}");
         }
-        let e = resolve(Some("postgres://u:pw@h/0".into()), None, None, &no_env).unwrap_err();
+        let e = resolve(
+            Some("postgres://u:pw@h/0".into()),
+            None,
+            None,
+            None,
+            &no_env,
+        )
+        .unwrap_err();
         assert!(!e.to_string().contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn a_key_file_needs_a_url_and_32_characters_and_is_never_shown() {
+        let dir = std::env::temp_dir().join(format!("kimai-mcp-state-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("key");
+        let path = f.display().to_string();
+        std::fs::write(&f, "short\n").unwrap();
+        let e = resolve(
+            Some("redis://h:1/0".into()),
+            None,
+            None,
+            Some(path.clone()),
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("at least 32"), "{e}");
+        assert!(!e.to_string().contains("short"), "{e}");
+        let secret = "k".repeat(40);
+        std::fs::write(&f, format!("{secret}\n")).unwrap();
+        let c = resolve(
+            Some("redis://h:1/0".into()),
+            None,
+            None,
+            Some(path.clone()),
+            &no_env,
+        )
+        .unwrap()
+        .unwrap();
+        // The key is the digest of the trimmed text: the same file gives the same key.
+        let again = resolve(
+            Some("redis://h:1/0".into()),
+            None,
+            None,
+            Some(path.clone()),
+            &no_env,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.key, again.key);
+        assert!(c.key.is_some());
+        assert!(!format!("{c:?}").contains(&secret));
+        assert!(resolve(None, None, None, Some(path), &no_env).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -239,17 +355,30 @@ mod tests {
             Some("redis://h:1/0".into()),
             Some(path.clone()),
             None,
+            None,
             &no_env,
         )
         .unwrap()
         .unwrap();
         assert_eq!(c.password(), Some("from-file"));
         assert!(!format!("{c:?}").contains("from-file"));
-        assert!(resolve(None, Some(path.clone()), None, &no_env).is_err());
-        assert!(resolve(Some("redis://:x@h:1/0".into()), Some(path), None, &no_env).is_err());
+        assert!(resolve(None, Some(path.clone()), None, None, &no_env).is_err());
+        assert!(
+            resolve(
+                Some("redis://:x@h:1/0".into()),
+                Some(path),
+                None,
+                None,
+                &no_env
+            )
+            .is_err()
+        );
         let env = |k: &str| (k == "KIMAI_MCP_STATE_URL").then(|| "redis://e:2/3".to_string());
         assert_eq!(
-            resolve(None, None, None, &env).unwrap().unwrap().shown,
+            resolve(None, None, None, None, &env)
+                .unwrap()
+                .unwrap()
+                .shown,
             "redis://e:2/3"
         );
         let _ = std::fs::remove_dir_all(dir);

@@ -191,7 +191,20 @@ impl App {
                 let settings = cfg.kimai_settings(&p.kimai_url, p.tls.clone());
                 let provisioner = crate::provision::Provisioner::new(p.clone(), settings)
                     .map_err(Error::Setting)?;
-                provisioner.load(&users);
+                let provisioner = match (&state, cfg.state.as_ref().and_then(|c| c.key)) {
+                    (Some(store), Some(key)) => provisioner.with_store(store.clone(), &key),
+                    (Some(_), None) => {
+                        return Err(Error::Setting(format!(
+                            "--auto-provision with --state needs {} ({}): the provisioned Kimai tokens are shared by all instances through the store, encrypted with that key (make one with: kimai-mcp generate token > /etc/kimai-mcp/state-key; chmod 600; the same file on every instance)",
+                            crate::config::state::KEY_FLAG,
+                            crate::config::state::KEY_VAR
+                        )));
+                    }
+                    (None, _) => {
+                        provisioner.load(&users);
+                        provisioner
+                    }
+                };
                 Some(Arc::new(provisioner))
             }
             _ => None,

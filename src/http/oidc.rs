@@ -650,10 +650,19 @@ pub(crate) mod tests {
     /// `user_current` with an access token: the Kimai username, or the HTTP status and the
     /// text when there is none.
     pub(crate) fn user_current(w: &World, token: &str) -> Result<String, (u16, String)> {
+        user_current_at(w, &w.base, token)
+    }
+
+    /// `user_current` through the instance at `base`.
+    pub(crate) fn user_current_at(
+        w: &World,
+        base: &str,
+        token: &str,
+    ) -> Result<String, (u16, String)> {
         let post = |body: Value, session: Option<&str>| {
             let mut r = w
                 .agent
-                .post(format!("{}/mcp", w.base))
+                .post(format!("{base}/mcp"))
                 .header("Authorization", format!("Bearer {token}"))
                 .header("Content-Type", "application/json")
                 .header("Accept", "application/json, text/event-stream")
@@ -1068,6 +1077,129 @@ pub(crate) mod tests {
         let (slug2, user2) = p.find("kai_user@example.com").unwrap();
         assert_ne!(slug2, slug);
         assert_ne!(user2.token.expose(), user.token.expose());
+    }
+
+    #[test]
+    fn with_the_shared_store_a_person_provisioned_on_one_instance_is_served_by_the_other() {
+        let Some(redis) = TestRedis::start() else {
+            return;
+        };
+        let url = redis.url();
+        let dir = std::env::temp_dir().join(format!("kimai-mcp-prov-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key_file = dir.join("state-key");
+        std::fs::write(&key_file, format!("{}\n", random_secret(""))).unwrap();
+        let key_file = key_file.display().to_string();
+        let args = [
+            "--auto-provision",
+            "--provision-kimai-url",
+            "{sim}",
+            "--provision-allowed-domains",
+            "example.com",
+            "--state",
+            &url,
+            "--state-key-file",
+            &key_file,
+        ];
+        let w = world(&[], &args, &[]);
+        let port_b = free_port().to_string();
+        let b_instance = serve(&w.sim, &w.fake, &w.base, &port_b, &[], &args, &[]);
+        let base_b = format!("http://127.0.0.1:{port_b}");
+        w.fake.state().account =
+            json!({"sub": "k", "email": "Kai_User@Example.com", "email_verified": true});
+        let mut b = open(&w);
+        let cb = through_provider(&w, &mut b);
+        assert_eq!(cb.status, 302, "{}", cb.body);
+        let token = exchange(&w, &b, &at_redirect(&cb)["code"]);
+        assert_eq!(user_current(&w, &token).unwrap(), "kai_user");
+        // The other instance serves the person with the same Kimai token.
+        assert_eq!(user_current_at(&w, &base_b, &token).unwrap(), "kai_user");
+        let pa = w.running.app.provisioner.clone().unwrap();
+        let pb = b_instance.app.provisioner.clone().unwrap();
+        let (slug, user) = pa.find("kai_user@example.com").unwrap();
+        let (slug_b, user_b) = pb.find("kai_user@example.com").unwrap();
+        assert_eq!(slug, slug_b);
+        assert_eq!(user.token.expose(), user_b.token.expose());
+        // Signing in again with the provider's redirect landing on the other instance finds
+        // the person: no second token (which would replace the first in Kimai).
+        let mut again = open(&w);
+        let form = format!(
+            "txn={}&csrf={}&action=continue",
+            again.txn,
+            crate::oauth::form_encode(&again.csrf)
+        );
+        let a = w.post(
+            "/oauth/login",
+            "application/x-www-form-urlencoded",
+            &form,
+            &again.jar,
+        );
+        again.jar.extend(a.cookies());
+        let back = w.get(a.header("location").unwrap(), &[]);
+        let cb = back.header("location").unwrap().replace(&w.base, &base_b);
+        let done = w.get(&cb, &again.jar);
+        let token2 = exchange(&w, &again, &at_redirect(&done)["code"]);
+        assert_eq!(user_current_at(&w, &base_b, &token2).unwrap(), "kai_user");
+        assert_eq!(
+            user_current(&w, &token).unwrap(),
+            "kai_user",
+            "the first token lives"
+        );
+        assert_eq!(
+            pb.find("kai_user@example.com").unwrap().1.token.expose(),
+            user.token.expose()
+        );
+        // The store holds neither the Kimai token nor the slug nor the identity in clear.
+        let dump = redis.dump();
+        assert!(dump.contains("kimai-mcp:o:prov:"), "{dump}");
+        for secret in [user.token.expose(), slug.as_str(), "kai_user@example.com"] {
+            assert!(!dump.contains(secret), "{secret} in the store: {dump}");
+        }
+        // Without the key file, an instance with --state and --auto-provision does not start.
+        let mut no_key: Vec<&str> = args.to_vec();
+        no_key.truncate(args.len() - 2);
+        let cfg_args: Vec<std::ffi::OsString> = ["serve", "--port", "0", "--public-url", &w.base]
+            .iter()
+            .chain(
+                [
+                    "--server-token",
+                    "test-server-token-0123456789abcdef",
+                    "--auth-backend",
+                    "oidc",
+                    "--oidc-issuer",
+                    &w.fake.issuer,
+                    "--oidc-client-id",
+                    "kimai-mcp",
+                ]
+                .iter(),
+            )
+            .map(|s| s.replace("{sim}", &w.sim.url()).into())
+            .chain(
+                no_key
+                    .iter()
+                    .map(|s| s.replace("{sim}", &w.sim.url()).into()),
+            )
+            .collect();
+        let env = |k: &str| match k {
+            "KIMAI_MCP_OIDC_CLIENT_SECRET" => Some("client-secret-0123456789".to_string()),
+            "KIMAI_MCP_PROVISION_ADMIN_TOKEN" => Some(w.sim.admin_token()),
+            _ => None,
+        };
+        let Ok(crate::config::Command::Serve(cfg)) = crate::config::parse(cfg_args, &env) else {
+            panic!("serve options did not parse")
+        };
+        let users = crate::config::users::parse("{}", "test").unwrap();
+        let e = crate::http::start(
+            cfg,
+            users,
+            vec![],
+            crate::guard::EnumerationSettings::default(),
+        )
+        .err()
+        .expect("no start without the key file");
+        assert!(e.to_string().contains("--state-key-file"), "{e}");
+        drop(b_instance);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

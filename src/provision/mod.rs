@@ -26,6 +26,7 @@
 //! lock serialises file writes.
 
 pub mod matching;
+mod shared;
 pub mod store;
 
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ use crate::config::ProvisionConfig;
 use crate::config::users::{Source, User, Users, identity_key};
 use crate::kimai::{self, Request, Token, Usage};
 use matching::{KimaiUser, Names, Outcome};
+use store::Saved;
 
 /// Provisioned users kept at most (in memory and in the store).
 pub const MAX_PROVISIONED: usize = 100_000;
@@ -70,6 +72,8 @@ pub struct Provisioner {
     forgotten: AtomicUsize,
     /// How long the last successful provisioning took (for the log and tests).
     last_took: Mutex<Option<Duration>>,
+    /// The shared state store (`--state`): entries are kept there, sealed, for all instances.
+    shared: Option<shared::Shared>,
 }
 
 fn now_secs() -> i64 {
@@ -96,7 +100,50 @@ impl Provisioner {
             store,
             forgotten: AtomicUsize::new(0),
             last_took: Mutex::new(None),
+            shared: None,
         })
+    }
+
+    /// Keeps the provisioned people in the shared store (sealed with `key`, from
+    /// `--state-key-file`) instead of `--provision-store`.
+    pub fn with_store(mut self, store: Arc<crate::state::Store>, key: &[u8; 32]) -> Provisioner {
+        if let Some(path) = &self.cfg.store {
+            log::warn!(
+                "--provision-store {} is not used with --state: provisioned people are kept in the shared state store, encrypted with --state-key-file",
+                path.display()
+            );
+        }
+        self.store = None;
+        self.shared = Some(shared::Shared::new(store, key));
+        self
+    }
+
+    /// Takes an entry another instance made into this one's table; the entry as found.
+    fn adopt(&self, s: Saved) -> (String, User) {
+        let mut t = self.write();
+        if let Some(e) = t.by_identity.get(&s.identity) {
+            return (e.slug.clone(), e.user.clone());
+        }
+        let user = User {
+            kimai_url: s.kimai_url.clone(),
+            tls: s.tls.clone(),
+            ..self.user_of(
+                &s.identity,
+                &s.kimai_token,
+                s.kimai_user_id,
+                t.by_identity.len() + 1,
+            )
+        };
+        t.by_slug.insert(s.slug.clone(), s.identity.clone());
+        t.by_identity.insert(
+            s.identity.clone(),
+            Entry {
+                slug: s.slug.clone(),
+                user: user.clone(),
+                created_at: s.created_at,
+            },
+        );
+        (s.slug, user)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
@@ -178,17 +225,33 @@ impl Provisioner {
 
     /// The provisioned user of an identity: slug and user.
     pub fn find(&self, identity: &str) -> Option<(String, User)> {
-        let t = self.read();
-        t.by_identity
-            .get(&identity_key(identity))
-            .map(|e| (e.slug.clone(), e.user.clone()))
+        let local = {
+            let t = self.read();
+            t.by_identity
+                .get(&identity_key(identity))
+                .map(|e| (e.slug.clone(), e.user.clone()))
+        };
+        if local.is_some() {
+            return local;
+        }
+        let s = self.shared.as_ref()?.get(identity).ok()??;
+        Some(self.adopt(s))
     }
 
     /// The provisioned user behind a slug.
     pub fn user(&self, slug: &str) -> Option<User> {
-        let t = self.read();
-        let id = t.by_slug.get(slug)?;
-        t.by_identity.get(id).map(|e| e.user.clone())
+        let local = {
+            let t = self.read();
+            t.by_slug
+                .get(slug)
+                .and_then(|id| t.by_identity.get(id))
+                .map(|e| e.user.clone())
+        };
+        if local.is_some() {
+            return local;
+        }
+        let s = self.shared.as_ref()?.by_slug(slug).ok()??;
+        Some(self.adopt(s).1)
     }
 
     /// Provisioned users now.
@@ -219,6 +282,14 @@ impl Provisioner {
         let Some((identity, entry)) = removed else {
             return;
         };
+        if let Some(sh) = &self.shared
+            && sh.forget(&identity, slug).is_err()
+        {
+            log::warn!(
+                "provisioning: {} could not be forgotten in the shared state store (unreachable); the other instances forget it at their own next refusal by Kimai",
+                entry.user.label()
+            );
+        }
         self.forgotten.fetch_add(1, Ordering::Relaxed);
         log::warn!(
             target: "kimai_mcp::audit",
@@ -279,10 +350,69 @@ impl Provisioner {
             // Another sign-in of this identity may have provisioned it while we waited.
             match self.find(identity) {
                 Some(found) => Ok(found),
-                None => self.provision_now(identity, &key, claims),
+                None => match &self.shared {
+                    Some(sh) => self.provision_shared(sh, identity, &key, claims),
+                    None => self.provision_now(identity, &key, claims),
+                },
             }
         };
         self.release_lock(&key, lock);
+        result
+    }
+
+    /// Provisioning with the shared store: one instance at a time per identity (the others
+    /// wait for its entry, at most the lock's lifetime), and the entry shared when made.
+    fn provision_shared(
+        &self,
+        sh: &shared::Shared,
+        identity: &str,
+        key: &str,
+        claims: &Value,
+    ) -> Result<(String, User), String> {
+        let unreachable = || {
+            "the shared state store cannot be reached, so the person cannot be provisioned for all instances now; try again shortly".to_string()
+        };
+        let started = Instant::now();
+        while !sh.lock(identity).map_err(|_| unreachable())? {
+            if let Some(found) = self.find(identity) {
+                return Ok(found);
+            }
+            if started.elapsed() > shared::LOCK_TTL {
+                return Err(
+                    "another instance has been provisioning this person for too long; try again"
+                        .into(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // It may have been made between our look and the lock.
+        let result = match sh.get(identity) {
+            Ok(Some(s)) => Ok(self.adopt(s)),
+            Ok(None) => self
+                .provision_now(identity, key, claims)
+                .and_then(|(slug, user)| {
+                    let saved = Saved {
+                        identity: key.to_string(),
+                        slug: slug.clone(),
+                        kimai_url: user.kimai_url.clone(),
+                        kimai_token: user.token.expose().to_string(),
+                        tls: user.tls.clone(),
+                        created_at: now_secs(),
+                        kimai_user_id: user.kimai_user_id,
+                    };
+                    match sh.put(&saved) {
+                        Ok(()) => Ok((slug, user)),
+                        Err(_) => {
+                            // Not shared means served by this instance only: refuse rather than
+                            // let another instance replace the token.
+                            self.forget(&slug, "it could not be shared with the other instances");
+                            Err(unreachable())
+                        }
+                    }
+                }),
+            Err(_) => Err(unreachable()),
+        };
+        sh.unlock(identity);
         result
     }
 

@@ -137,24 +137,30 @@ impl Store {
     pub fn save(&self, entries: &[Saved]) -> std::io::Result<()> {
         let mut map = Map::new();
         for s in entries {
-            let mut e = json!({
-                "slug": s.slug,
-                "kimai_url": s.kimai_url,
-                "kimai_token": s.kimai_token,
-                "ssl_verify": tls_json(&s.tls),
-                "created_at": s.created_at,
-            });
-            if let Some(id) = s.kimai_user_id {
-                e["kimai_user_id"] = json!(id);
-            }
-            map.insert(s.identity.clone(), e);
+            map.insert(s.identity.clone(), entry_json(s));
         }
         let text = serde_json::to_string_pretty(&Value::Object(map)).unwrap_or_default();
         crate::oauth::write_atomic(&self.path, &text)
     }
 }
 
-fn parse_entry(identity: &str, e: &Value) -> Option<Saved> {
+/// One entry as the file (and the shared store, sealed) keeps it, without its identity.
+pub fn entry_json(s: &Saved) -> Value {
+    let mut e = json!({
+        "slug": s.slug,
+        "kimai_url": s.kimai_url,
+        "kimai_token": s.kimai_token,
+        "ssl_verify": tls_json(&s.tls),
+        "created_at": s.created_at,
+    });
+    if let Some(id) = s.kimai_user_id {
+        e["kimai_user_id"] = json!(id);
+    }
+    e
+}
+
+/// Reads what [`entry_json`] wrote, for `identity`; `None` when it is not usable.
+pub fn parse_entry(identity: &str, e: &Value) -> Option<Saved> {
     let text = |k: &str| {
         e.get(k)
             .and_then(Value::as_str)

@@ -20,6 +20,7 @@
 //! | `at:<digest>` | access token → grant, the user sealed, resource, scope (JSON) | access lifetime |
 //! | `gs:<owner>` | a user's grants by creation (for the cap of sign-ins per user) | with the newest |
 //! | `doc:<digest of URL>` | a client metadata document's answer (the document or the refusal) | its cache lifetime |
+//! | `prov:<digest of identity>`, `provslug:<digest of slug>`, `provlock:<digest of identity>` | a provisioned person (encrypted with `--state-key-file`), the index by slug, and the lock while one instance provisions | never / never / 30 s |
 //! | `login:<digest of state>` | an identity-provider sign-in in flight (JSON, its secrets sealed) | sign-in lifetime |
 //!
 //! Redeeming a code, issuing a grant, rotating a refresh token and revoking are each one Lua
@@ -623,6 +624,47 @@ impl Store {
                 .arg(millis(ttl))
                 .query::<()>(c)
         })
+    }
+
+    /// A value under `o:<suffix>` (for records that need no script).
+    pub fn oauth_get(&self, suffix: &str) -> Result<Option<String>, Unreachable> {
+        self.get_string("reading the shared state", &format!("{}{suffix}", prefix()))
+    }
+
+    /// Sets `o:<suffix>`, with an expiry or none; with `only_new`, only if it is not set
+    /// (returns whether it was set).
+    pub fn oauth_set(
+        &self,
+        suffix: &str,
+        value: &str,
+        ttl: Option<Duration>,
+        only_new: bool,
+    ) -> Result<bool, Unreachable> {
+        let set: Option<String> = self.run("writing the shared state", |c| {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(format!("{}{suffix}", prefix())).arg(value);
+            if let Some(t) = ttl {
+                cmd.arg("PX").arg(millis(t));
+            }
+            if only_new {
+                cmd.arg("NX");
+            }
+            cmd.query(c)
+        })?;
+        Ok(set.is_some())
+    }
+
+    /// Deletes `o:<suffix>` for each suffix.
+    pub fn oauth_del(&self, suffixes: &[&str]) -> Result<(), Unreachable> {
+        let p = prefix();
+        self.run("deleting from the shared state", |c| {
+            let mut cmd = redis::cmd("DEL");
+            for s in suffixes {
+                cmd.arg(format!("{p}{s}"));
+            }
+            cmd.query::<i64>(c)
+        })
+        .map(drop)
     }
 
     /// Stores an identity-provider sign-in in flight under the digest of its `state`.

@@ -201,6 +201,7 @@ mod tests {
             Some(format!("redis://127.0.0.1:{port}/0")),
             None,
             None,
+            None,
             &|_| None,
         )
         .unwrap()
