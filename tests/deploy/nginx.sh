@@ -16,7 +16,18 @@
 #       land on both instances; (g3) --rate-limit-rpm 20 holds for both together (the 21st
 #       request gets 429), and a session goes on after both instances restart; (g2) one instance
 #       SIGKILLed mid-loop on 6 sessions: each carries on on the other, at most one retried
-#       request each (skipped with a note when redis-server is missing and not installable)
+#       request each; (g4) OAuth with --public-url on the least_conn server's name: 4 people
+#       (each with their own users.json entry, client registration and client address) sign in
+#       through nginx, their requests landing on both instances, and call user_current with
+#       their access tokens; one instance SIGKILLed mid-loop of calls and refreshes: each
+#       carries on (at most one retried request) and no one signs in again; a refresh token
+#       replayed after its rotation gets invalid_grant and revokes the sign-in (the newest access
+#       token then gets 401); no slug, secret, code or token in the logs or in redis-server's
+#       append-only file; (g5) redis-server stopped (SIGTERM, append-only) and started again:
+#       meanwhile /mcp with an access token gets 503 with Retry-After, a refresh 503
+#       temporarily_unavailable and /health says "degraded"; then, within 10 s, the same access
+#       token and a refresh work again on both instances (all of (g) skipped with a note when
+#       redis-server is missing and not installable)
 # The nginx configuration written here is the one the README (Deployment) documents.
 #
 # Usage: bash tests/deploy/nginx.sh        (after cargo build; KIMAI_MCP_BIN overrides the binary)
@@ -856,6 +867,330 @@ else
             "failed per session: $g2_per, lost after retry: $g2_lost, sessions on a after the kill: $g2_after of 6, b had served $before_b; ${g2_fail_list:0:200}"
     fi
     stop_pid "$serve_pid_ga"
+
+    # (g4) OAuth through least_conn: two instances with --public-url (the TLS name of the
+    # least_conn server) keep the authorization server's tables in the same redis-server. Four
+    # people, each with their own users.json entry (auth_secret), their own client registration
+    # and their own client address (127.0.0.21-24, so that nginx's access log tells whose request
+    # went where), sign in through nginx and call user_current with their access tokens.
+    g4_names=("" john_user maria_user kai_user tara_lead)
+    g4_people=4
+    g4_args=()
+    for p in $(seq $g4_people); do
+        name=${g4_names[$p]}
+        g4_args+=("$(random_secret slug)" "$(awk -v n="$name" '$1 == "user" && $3 == n {print $5}' "$tmp/sim.out")"
+            "$(awk -v n="$name" '$1 == "user" && $3 == n {print $2}' "$tmp/sim.out")" "$(random_secret token)")
+    done
+    (umask 077 && python3 -c 'import json, sys; a = sys.argv[3:]; json.dump({a[i]: {"kimai_url": sys.argv[2], "kimai_token": a[i + 1], "kimai_user_id": int(a[i + 2]), "auth_secret": a[i + 3]} for i in range(0, len(a), 4)}, open(sys.argv[1], "w"), indent=2)' \
+        "$tmp/users-g4.json" "$kimai_url" "${g4_args[@]}")
+    # Every secret of (g4): slugs, Kimai tokens, auth secrets, then each code and token as it is
+    # issued; none may appear in a log or in redis-server's append-only file.
+    (umask 077 && for p in $(seq $g4_people); do printf '%s\n%s\n%s\n' "${g4_args[$((4 * p - 4))]}" "${g4_args[$((4 * p - 3))]}" "${g4_args[$((4 * p - 1))]}"; done >"$tmp/g4-secrets")
+    g4_public="https://$host:$N6"
+    g4_mcp="$g4_public/mcp"
+    g4_redirect="http://127.0.0.1:9/callback"
+    # start_oauth NAME PORT: an instance with the shared state and OAuth on the least_conn name.
+    start_oauth() {
+        start_serve "$1" "$2" --users-config "$tmp/users-g4.json" --state "$state" --trusted-proxy 127.0.0.1 \
+            --require-https --public-url "$g4_public"
+    }
+    # nginx reloaded (new workers, the upstream's peers fresh): after (g2)'s SIGKILL it would
+    # send nothing to this port until the upstream's fail_timeout (10 s) has passed.
+    nginx_reload() {
+        local from
+        from=$(wc -l <"$tmp/nginx-error.log")
+        kill -HUP "$nginx_pid"
+        local end=$((SECONDS + 5))
+        until tail -n +$((from + 1)) "$tmp/nginx-error.log" | grep -q 'start worker process' || [ "$SECONDS" -ge "$end" ]; do sleep 0.05; done
+        sleep 0.2
+        wait_for_health "$g4_public/health" || true
+    }
+    start_oauth oa "$P4"
+    start_oauth ob "$P5"
+    nginx_reload
+    g4_ip() { echo "127.0.0.$((20 + $1))"; }
+    g4_keep() { # P FIELD JSON: stores the token FIELD of JSON as person P's current one
+        local v
+        v=$(json_field "$3" "$2")
+        echo "$v" >"$tmp/g4-$1.${2%_token}"
+        [ -z "$v" ] || echo "$v" >>"$tmp/g4-secrets"
+    }
+    # g4_sign_in P: person P's browser flow through nginx: registration, /authorize, the sign-in
+    # form (cookie, csrf, Origin), the code exchange, then initialize with the access token.
+    # Client id, tokens and session in $tmp/g4-P.*; the step that failed (no secret) on stderr.
+    g4_sign_in() {
+        local p=$1 out="$tmp/g4-$1" client verifier challenge login txn csrf back oauth_code code sid
+        local -a c=("${curl_tls[@]}" --interface "$(g4_ip "$p")")
+        "${c[@]}" -o "$out-reg.json" -H 'Content-Type: application/json' \
+            --data-binary "{\"redirect_uris\":[\"$g4_redirect\"],\"token_endpoint_auth_method\":\"none\",\"client_name\":\"deploy-nginx person $p\"}" \
+            "$g4_public/register" 2>/dev/null || true
+        client=$(json_field "$out-reg.json" client_id)
+        [ -n "$client" ] || { echo "registration: $(json_field "$out-reg.json" error)" >&2; return 1; }
+        echo "$client" >"$out.client"
+        verifier=$(random_secret token)
+        challenge=$(printf %s "$verifier" | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '=')
+        "${c[@]}" -o /dev/null -D "$out-auth.h" -G "$g4_public/authorize" --data-urlencode response_type=code \
+            --data-urlencode "client_id=$client" --data-urlencode "redirect_uri=$g4_redirect" --data-urlencode "state=p$p" \
+            --data-urlencode "code_challenge=$challenge" --data-urlencode code_challenge_method=S256 \
+            --data-urlencode "resource=$g4_mcp" 2>/dev/null || true
+        login=$(header_of "$out-auth.h" Location)
+        [ "${login:0:1}" = / ] || { echo "/authorize: $(head -1 "$out-auth.h" | tr -d '\r')" >&2; return 1; }
+        "${c[@]}" -c "$out-jar" -o "$out-page.html" "$g4_public$login" 2>/dev/null || true
+        txn=$(sed -n 's/.*name="txn" value="\([^"]*\)".*/\1/p' "$out-page.html")
+        csrf=$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' "$out-page.html")
+        [ -n "$txn" ] && [ -n "$csrf" ] || { echo "the sign-in page has no form" >&2; return 1; }
+        "${c[@]}" -b "$out-jar" -o /dev/null -D "$out-login.h" -H "Origin: $g4_public" \
+            --data-urlencode "txn=$txn" --data-urlencode "csrf=$csrf" --data-urlencode "username=${g4_args[$((4 * p - 4))]}" \
+            --data-urlencode "secret=${g4_args[$((4 * p - 1))]}" --data-urlencode action=sign-in "$g4_public/oauth/login" 2>/dev/null || true
+        back=$(header_of "$out-login.h" Location)
+        oauth_code=$(python3 -c 'import sys, urllib.parse as u; print(u.parse_qs(u.urlparse(sys.argv[1]).query).get("code", [""])[0])' "$back")
+        [ -n "$oauth_code" ] || { echo "sign-in: $(head -1 "$out-login.h" | tr -d '\r'), redirect '${back%%\?*}'" >&2; return 1; }
+        echo "$oauth_code" >>"$tmp/g4-secrets"
+        code=$("${c[@]}" -o "$out-token.json" -w '%{http_code}' --data-urlencode grant_type=authorization_code \
+            --data-urlencode "code=$oauth_code" --data-urlencode "redirect_uri=$g4_redirect" --data-urlencode "client_id=$client" \
+            --data-urlencode "code_verifier=$verifier" "$g4_public/token" 2>/dev/null || true)
+        g4_keep "$p" access_token "$out-token.json"
+        g4_keep "$p" refresh_token "$out-token.json"
+        [ "$code" = 200 ] && [ -s "$out.access" ] && [ -s "$out.refresh" ] \
+            || { echo "code exchange: $code $(json_field "$out-token.json" error)" >&2; return 1; }
+        code=$(mcp_post "$out-init" "$g4_mcp" "" "$INIT" --interface "$(g4_ip "$p")" -H "Authorization: Bearer $(cat "$out.access")")
+        sid=$(session_of "$out-init" 2>/dev/null || true)
+        [ "$code" = 200 ] && [ -n "$sid" ] || { echo "initialize with the access token: $code" >&2; return 1; }
+        echo "$sid" >"$out.sid"
+        code=$(mcp_post "$out-init" "$g4_mcp" "$sid" "$INITIALIZED" --interface "$(g4_ip "$p")" -H "Authorization: Bearer $(cat "$out.access")")
+        [ "$code" = 202 ] || { echo "notifications/initialized: $code" >&2; return 1; }
+    }
+    # g4_call P OUT: user_current on person P's session with their current access token; prints
+    # ok when the answer names their Kimai user, else the status.
+    g4_call() {
+        local p=$1 code
+        code=$(mcp_post "$2" "$g4_mcp" "$(cat "$tmp/g4-$p.sid")" "${CALLS[0]}" --interface "$(g4_ip "$p")" \
+            -H "Authorization: Bearer $(cat "$tmp/g4-$p.access")")
+        if [ "$code" = 200 ] && is_result "$2" && grep -q "${g4_names[$p]}" "$2.b"; then echo ok; else echo "$code"; fi
+    }
+    # g4_refresh P OUT [TOKEN]: the refresh grant with person P's current refresh token (or
+    # TOKEN, then nothing is kept); prints ok (the new pair kept) or "status error".
+    g4_refresh() {
+        local p=$1 out=$2 rt=${3:-} code
+        [ -n "$rt" ] || rt=$(cat "$tmp/g4-$p.refresh")
+        code=$("${curl_tls[@]}" --interface "$(g4_ip "$p")" -o "$out.json" -D "$out.h" -w '%{http_code}' \
+            --data-urlencode grant_type=refresh_token --data-urlencode "refresh_token=$rt" \
+            --data-urlencode "client_id=$(cat "$tmp/g4-$p.client")" "$g4_public/token" 2>/dev/null || true)
+        if [ "$code" = 200 ] && [ -n "$(json_field "$out.json" access_token)" ] && [ -n "$(json_field "$out.json" refresh_token)" ]; then
+            if [ -z "${3:-}" ]; then g4_keep "$p" access_token "$out.json"; g4_keep "$p" refresh_token "$out.json"; fi
+            echo ok
+        else
+            echo "$code $(json_field "$out.json" error)"
+        fi
+    }
+    # (g4)'s people's requests in nginx's access log from line $1 on: "ip method path status
+    # a|b" (the instance that answered: the last one nginx tried).
+    g4_log() {
+        tail -n +"$1" "$tmp/nginx-access.log" | awk -v port="port=$N6" -v a="127.0.0.1:$P4" -v b="127.0.0.1:$P5" '
+            $NF == port && $1 ~ /^127\.0\.0\.2[1-9]$/ {
+                match($0, /"[A-Z]+ [^"]*"/); split(substr($0, RSTART + 1, RLENGTH - 2), r, " ")
+                rest = substr($0, RSTART + RLENGTH + 1); split(rest, s, " ")
+                match($0, /upstream=.* port=/); n = split(substr($0, RSTART + 9, RLENGTH - 15), u, ", ")
+                print $1, r[1], r[2], s[1], (u[n] == a ? "a" : u[n] == b ? "b" : "-")
+            }'
+    }
+    nginx_lines() { wc -l <"$tmp/nginx-access.log"; }
+    # by_instance LINES: "a N, b M" of g4_log lines
+    by_instance() { echo "a $(echo "$1" | grep -c ' a$' || true), b $(echo "$1" | grep -c ' b$' || true)"; }
+
+    g4_from=$(($(nginx_lines) + 1))
+    g4_ok=0 g4_why=""
+    for p in $(seq $g4_people); do
+        if g4_sign_in "$p" 2>"$tmp/g4-$p.why"; then g4_ok=$((g4_ok + 1)); else g4_why+="person $p: $(head -1 "$tmp/g4-$p.why")|"; fi
+    done
+    sleep 0.2
+    g4_signin_log=$(g4_log "$g4_from" | grep -E ' (/register|/authorize|/oauth/login|/token) ' || true)
+    g4_crossed=0
+    for p in $(seq $g4_people); do
+        [ "$(echo "$g4_signin_log" | awk -v ip="$(g4_ip "$p")" '$1 == ip {print $5}' | sort -u | wc -l)" = 2 ] && g4_crossed=$((g4_crossed + 1))
+    done
+    if [ "$g4_ok" = "$g4_people" ] && echo "$g4_signin_log" | grep -q ' a$' && echo "$g4_signin_log" | grep -q ' b$'; then
+        pass "(g4) $g4_people people signed in through least_conn over two --state instances (registration, /authorize, the sign-in form, /token); both instances served OAuth requests ($(by_instance "$g4_signin_log") of $(echo "$g4_signin_log" | wc -l)), $g4_crossed of $g4_people sign-ins went through both"
+    else
+        fail "(g4) $g4_people people sign in through least_conn" "$g4_ok signed in; ${g4_why:0:300} OAuth requests by instance: $(by_instance "$g4_signin_log")"
+    fi
+    g4_from=$(($(nginx_lines) + 1))
+    g4_bad=""
+    for k in 1 2 3; do
+        for p in $(seq $g4_people); do
+            r=$(g4_call "$p" "$tmp/g4-$p-c")
+            [ "$r" = ok ] || g4_bad+="person $p call $k: $r|"
+        done
+    done
+    sleep 0.1
+    g4_calls_log=$(g4_log "$g4_from" | grep ' /mcp ' || true)
+    if [ -z "$g4_bad" ] && echo "$g4_calls_log" | grep -q ' a$' && echo "$g4_calls_log" | grep -q ' b$'; then
+        pass "(g4) each person's access token works for 3 user_current calls, answered with their own Kimai user, on both instances ($(by_instance "$g4_calls_log"))"
+    else
+        fail "(g4) user_current with each person's access token" "${g4_bad:0:300} calls by instance: $(by_instance "$g4_calls_log")"
+    fi
+
+    # SIGKILL of instance b while the four go on: 16 rounds each, a user_current call per
+    # round and a refresh (the new pair used from then on) every fourth, staggered. A failed
+    # request is retried once.
+    g4_rounds=16
+    g4_loop() {
+        local p=$1 k r what failed=0 lost=0
+        for k in $(seq $g4_rounds); do
+            if [ $((k % 4)) = $((p % 4)) ]; then what=refresh; else what=call; fi
+            r=$("g4_$what" "$p" "$tmp/g4-$p-loop")
+            if [ "$r" != ok ]; then
+                failed=$((failed + 1)); echo "person $p round $k $what: $r" >>"$tmp/g4-$p.fail"
+                r=$("g4_$what" "$p" "$tmp/g4-$p-loop")
+                [ "$r" = ok ] || { lost=$((lost + 1)); echo "person $p round $k $what retried: $r" >>"$tmp/g4-$p.fail"; }
+            fi
+            echo "$k" >>"$tmp/g4-$p.progress"
+            sleep 0.05
+        done
+        echo "$failed $lost" >"$tmp/g4-$p.res"
+    }
+    g4_from=$(($(nginx_lines) + 1))
+    loops=()
+    for p in $(seq $g4_people); do g4_loop "$p" & loops+=($!); done
+    end=$((SECONDS + 30))
+    until [ "$(cat "$tmp"/g4-*.progress 2>/dev/null | wc -l)" -ge $((g4_people * g4_rounds / 2)) ] || [ "$SECONDS" -ge "$end" ]; do sleep 0.02; done
+    kill -9 "$serve_pid_ob"
+    wait "$serve_pid_ob" 2>/dev/null || true
+    g4_killed_at=$(cat "$tmp"/g4-*.progress | wc -l)
+    g4_before=$(g4_log "$g4_from")
+    for p in "${loops[@]}"; do wait "$p" || true; done
+    stop_pid "$serve_pid_ob"
+    g4_per="" g4_failed=0 g4_lost=0 g4_max=0
+    for p in $(seq $g4_people); do
+        read -r f l <"$tmp/g4-$p.res" || { f=99; l=99; }
+        g4_failed=$((g4_failed + f)) g4_lost=$((g4_lost + l))
+        [ "$f" -gt "$g4_max" ] && g4_max=$f
+        g4_per+="${g4_per:+ }$f"
+    done
+    g4_fail_list=$({ cat "$tmp"/g4-*.fail 2>/dev/null || true; } | tr '\n' ',' | sed 's/,$//')
+    g4_b_calls=$(echo "$g4_before" | grep -c ' /mcp .* b$' || true)
+    g4_b_refresh=$(echo "$g4_before" | grep -c ' /token .* b$' || true)
+    if [ "$g4_lost" = 0 ] && [ "$g4_max" -le 1 ] && [ "$g4_b_calls" -ge 1 ] && [ "$g4_b_refresh" -ge 1 ]; then
+        pass "(g4) instance b SIGKILLed after $g4_killed_at of $((g4_people * g4_rounds)) rounds (b had answered $g4_b_calls calls and $g4_b_refresh refreshes of them): every person finished on instance a; failed requests per person: $g4_per ($g4_failed in all${g4_fail_list:+: $g4_fail_list}; each retried once, none lost)"
+    else
+        fail "(g4) every person carries on after SIGKILL of one instance with at most one retried request" \
+            "failed per person: $g4_per, lost after retry: $g4_lost, b had answered $g4_b_calls calls and $g4_b_refresh refreshes; ${g4_fail_list:0:300}"
+    fi
+    g4_bad=""
+    for p in $(seq $g4_people); do
+        r=$(g4_call "$p" "$tmp/g4-$p-after")
+        [ "$r" = ok ] || g4_bad+="person $p: call with the access token $r|"
+        r=$(g4_refresh "$p" "$tmp/g4-$p-after")
+        [ "$r" = ok ] || g4_bad+="person $p: refresh $r|"
+        r=$(g4_call "$p" "$tmp/g4-$p-after")
+        [ "$r" = ok ] || g4_bad+="person $p: call with the refreshed token $r|"
+    done
+    if [ -z "$g4_bad" ]; then
+        pass "(g4) no one has to sign in again: after the kill each person's access token still works, and a refresh and its new token work"
+    else
+        fail "(g4) no one has to sign in again after the kill" "${g4_bad:0:300}"
+    fi
+
+    # b back (a new process), and nginx reloaded so that it does not wait out b's fail_timeout.
+    start_oauth ob2 "$P5"
+    nginx_reload
+
+    # A refresh token replayed after its rotation: person 4 rotates, then presents the old one
+    # again (invalid_grant, the grant revoked); the newest access token gets 401 on both
+    # instances and the newest refresh token invalid_grant.
+    g4_from=$(($(nginx_lines) + 1))
+    g4_old=$(cat "$tmp/g4-4.refresh")
+    r1=$(g4_refresh 4 "$tmp/g4-r1")
+    r2=$(g4_refresh 4 "$tmp/g4-r2" "$g4_old")
+    r3=$(g4_call 4 "$tmp/g4-r3")
+    r4=$(g4_call 4 "$tmp/g4-r4")
+    r5=$(g4_refresh 4 "$tmp/g4-r5")
+    sleep 0.1
+    g4_replay_log=$(g4_log "$g4_from" | awk '$1 == "127.0.0.24" {print $3 "@" $5}' | tr '\n' ' ')
+    if [ "$r1" = ok ] && [ "$r2" = "400 invalid_grant" ] && [ "$r3" = 401 ] && [ "$r4" = 401 ] && [ "$r5" = "400 invalid_grant" ] \
+        && header_of "$tmp/g4-r3.h" WWW-Authenticate | grep -q 'error="invalid_token"'; then
+        pass "(g4) a refresh token replayed after its rotation gets invalid_grant and revokes the sign-in: the newest access token then gets 401 (invalid_token) and the newest refresh token invalid_grant (rotation, replay, 2 calls, refresh on: ${g4_replay_log% })"
+    else
+        fail "(g4) a replayed refresh token revokes the grant" "rotation $r1, replay $r2, newest access token $r3 and $r4, newest refresh token $r5 (on: ${g4_replay_log% })"
+    fi
+
+    # (g5) redis-server stopped (SIGTERM: it writes its append-only file and exits) and started
+    # again with the same directory, while persons 1-3 keep their sign-ins.
+    g4_from=$(($(nginx_lines) + 1))
+    stop_pid "$redis_pid"
+    g5_bad=""
+    grep -q 'ready to exit' "$tmp/redis.log" || g5_bad+="redis-server did not log a clean exit|"
+    for p in 1 2 3; do
+        r=$(g4_call "$p" "$tmp/g5-$p")
+        ra=$(header_of "$tmp/g5-$p.h" Retry-After)
+        [ "$r" = 503 ] && [ -n "$ra" ] || g5_bad+="person $p: /mcp $r Retry-After '$ra'|"
+    done
+    for p in 1 2; do
+        r=$(g4_refresh "$p" "$tmp/g5-r$p")
+        ra=$(header_of "$tmp/g5-r$p.h" Retry-After)
+        [ "$r" = "503 temporarily_unavailable" ] && [ -n "$ra" ] || g5_bad+="person $p: refresh $r Retry-After '$ra'|"
+    done
+    g5_health=""
+    for k in 1 2; do
+        g5_health+="$("${curl_tls[@]}" "$g4_public/health" 2>/dev/null | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d.get("status"), d.get("state"))' 2>/dev/null || echo none) "
+    done
+    [ "$g5_health" = "degraded unreachable degraded unreachable " ] || g5_bad+="/health: $g5_health|"
+    sleep 0.1
+    g5_down_log=$(g4_log "$g4_from")
+    if [ -z "$g5_bad" ]; then
+        pass "(g5) redis-server stopped (SIGTERM): /mcp with an access token 503 with Retry-After ($(header_of "$tmp/g5-1.h" Retry-After) s), refresh 503 temporarily_unavailable, /health degraded (state unreachable), through nginx on both instances ($(by_instance "$g5_down_log"))"
+    else
+        fail "(g5) while redis-server is down" "${g5_bad:0:300}"
+    fi
+    "$redis_bin" --port "$R1" --bind 127.0.0.1 --appendonly yes --dir "$tmp/redis" --save '' \
+        --daemonize no --logfile "$tmp/redis2.log" >/dev/null 2>&1 &
+    pids+=($!)
+    redis_pid=$!
+    wait_for "$tmp/redis2.log" 'Ready to accept connections' 10 || { tail -5 "$tmp/redis2.log" >&2; say "redis-server did not start again within 10 s" >&2; exit 1; }
+    # Within the deadline, person 1's access token works twice in a row (least_conn sends the
+    # two to different instances; an instance whose connect failed answers 503 at once for
+    # half a second before it tries the store again).
+    t0=$(now_ms)
+    g5_deadline=10 g5_first="" g5_streak=0
+    g4_from=$(($(nginx_lines) + 1))
+    until [ "$g5_streak" -ge 2 ] || [ $(($(now_ms) - t0)) -ge $((g5_deadline * 1000)) ]; do
+        if [ "$(g4_call 1 "$tmp/g5-back")" = ok ]; then
+            g5_streak=$((g5_streak + 1)); [ -n "$g5_first" ] || g5_first=$(($(now_ms) - t0))
+        else
+            g5_streak=0; sleep 0.1
+        fi
+    done
+    g5_back=$(($(now_ms) - t0))
+    g5_bad=""
+    for p in 1 2 3; do
+        r=$(g4_call "$p" "$tmp/g5-$p-up")
+        [ "$r" = ok ] || g5_bad+="person $p: the same access token $r|"
+        r=$(g4_refresh "$p" "$tmp/g5-$p-up")
+        [ "$r" = ok ] || g5_bad+="person $p: refresh $r|"
+        r=$(g4_call "$p" "$tmp/g5-$p-up")
+        [ "$r" = ok ] || g5_bad+="person $p: the refreshed token $r|"
+    done
+    "${curl_tls[@]}" "$g4_public/health" 2>/dev/null | grep -q '"status":"healthy"' || g5_bad+="/health not healthy|"
+    g5_loaded=$(grep -q 'DB loaded from append only file' "$tmp/redis2.log" && echo "it loaded its append-only file" || echo "no 'DB loaded from append only file' in its log")
+    sleep 0.1
+    g5_up_log=$(g4_log "$g4_from")
+    g5_503=$(echo "$g5_up_log" | awk '$4 == 503' | wc -l)
+    echo "$g5_up_log" | grep -q ' a$' && echo "$g5_up_log" | grep -q ' b$' || g5_bad+="not on both instances: $(by_instance "$g5_up_log")|"
+    if [ -z "$g5_bad" ] && [ "$g5_streak" -ge 2 ]; then
+        pass "(g5) redis-server started again ($g5_loaded): the same access token works after ${g5_first} ms (twice in a row after $g5_back ms; $g5_503 x 503 before), then each person's same token, a refresh and its new token work on both instances ($(by_instance "$g5_up_log")) and /health is healthy: the sign-ins survived"
+    else
+        fail "(g5) after redis-server is back" "first success after ${g5_first:-none} ms, twice in a row: $([ "$g5_streak" -ge 2 ] && echo "after $g5_back ms" || echo "not within ${g5_deadline} s"); ${g5_bad:0:300}"
+    fi
+    grep -v '^$' "$tmp/g4-secrets" >"$tmp/g4-secrets.nonempty" || true
+    if [ "$(wc -l <"$tmp/g4-secrets.nonempty")" -ge $((2 * g4_people)) ] \
+        && ! grep -rqFf "$tmp/g4-secrets.nonempty" "$tmp/redis" "$tmp/oa.err" "$tmp/ob.err" "$tmp/ob2.err" "$tmp/nginx-access.log" "$tmp/nginx-error.log"; then
+        pass "(g4, g5) no slug, Kimai token, auth secret, code or token of the $(wc -l <"$tmp/g4-secrets.nonempty") issued is in the instances' or nginx's logs or in redis-server's append-only file"
+    else
+        fail "(g4, g5) no slug, Kimai token, auth secret, code or token in the logs or the append-only file" \
+            "found in: $(grep -rlFf "$tmp/g4-secrets.nonempty" "$tmp/redis" "$tmp/oa.err" "$tmp/ob.err" "$tmp/ob2.err" "$tmp/nginx-access.log" "$tmp/nginx-error.log" 2>/dev/null | sed "s|$tmp/||" | tr '\n' ' ')"
+    fi
+    stop_pid "$serve_pid_oa"
+    stop_pid "$serve_pid_ob2"
     stop_pid "$redis_pid"
 fi
 
