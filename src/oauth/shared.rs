@@ -23,6 +23,12 @@ use crate::state::{NewGrant, Pair, Redeemed, Rotated, Store, Unreachable};
 use serde_json::{Value, json};
 use std::net::IpAddr;
 
+/// How long a rotated refresh token may be presented once more as the retry of a rotation
+/// whose answer was lost (while its successor is unused). A thief replaying a stolen token in
+/// this window gets a pair without the reuse being noticed at once; the person's own next
+/// refresh then presents a rotated token and revokes everything.
+pub const REFRESH_RETRY_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Seconds a client is told to wait when the store is unreachable.
 const RETRY_AFTER: u64 = 5;
 
@@ -479,20 +485,32 @@ impl OAuth {
         };
         let unknown =
             || OAuthError::grant("the refresh token is unknown, revoked or expired; sign in again");
-        let grant_id = match store.oauth_refresh_grant(&hash).map_err(unavailable)? {
-            Some(Ok(g)) => g,
-            Some(Err(rotated)) => {
-                return Err(reused(store.oauth_revoke(&rotated).map_err(unavailable)?));
-            }
+        // A rotated token goes on to the rotation script too, which revokes the grant unless
+        // it is the retry of a rotation whose answer was lost (see `state::oauth::ROTATE`).
+        let (grant_id, rotated) = match store.oauth_refresh_grant(&hash).map_err(unavailable)? {
+            Some(Ok(g)) => (g, None),
+            Some(Err(record)) => (
+                crate::state::rotated_grant(&record).to_string(),
+                Some(record),
+            ),
             None => return Err(unknown()),
         };
+        let was_rotated = rotated.is_some();
         let Some(fields) = store.oauth_grant(&grant_id).map_err(unavailable)? else {
-            return Err(unknown());
+            return Err(if was_rotated { reused(None) } else { unknown() });
         };
         let field = |k: &str| fields.get(k).cloned().unwrap_or_default();
         let g = Grantee {
             client_id: field("client_id"),
-            subject: open_hex(token, "subject", &field("subject")).unwrap_or_default(),
+            // The grant holds the user sealed with its current refresh token; a rotated token's
+            // record holds it sealed with that token.
+            subject: match &rotated {
+                None => open_hex(token, "subject", &field("subject")),
+                Some(r) => {
+                    crate::state::rotated_subject(r).and_then(|s| open_hex(token, "subject", s))
+                }
+            }
+            .unwrap_or_default(),
             resource: field("resource"),
             scopes: Scopes::parse(&field("scope"))
                 .ok()
@@ -502,6 +520,10 @@ impl OAuth {
         };
         let access = match check(&g) {
             Ok(a) => a,
+            Err(_) if was_rotated => {
+                // A rotated token that fails the checks (another client, say) is a reuse.
+                return Err(reused(store.oauth_revoke(&grant_id).map_err(unavailable)?));
+            }
             Err(e) => {
                 if e.revokes {
                     let _ = store.oauth_revoke(&grant_id);
@@ -512,6 +534,7 @@ impl OAuth {
         let (issued, refresh, access_hash, access_json) =
             self.new_pair(&grant_id, &g.subject, &g.resource, access);
         let sealed = seal_hex(&issued.refresh_token, "subject", &g.subject);
+        let sealed_with_old = seal_hex(token, "subject", &g.subject);
         match store
             .oauth_rotate(
                 &hash,
@@ -524,6 +547,8 @@ impl OAuth {
                     access_ttl: self.settings.access_ttl,
                 },
                 &sealed,
+                REFRESH_RETRY_GRACE,
+                &sealed_with_old,
             )
             .map_err(unavailable)?
         {
@@ -545,11 +570,13 @@ impl OAuth {
     ) -> Result<(), OAuthError> {
         let hash = digest_hex(token);
         let (current, rotated, access) = store.oauth_token_owner(&hash).map_err(unavailable)?;
-        let grant = current.or(rotated).or_else(|| {
-            access
-                .and_then(|a| serde_json::from_str::<Value>(&a).ok())
-                .and_then(|v| v.get("grant")?.as_str().map(str::to_string))
-        });
+        let grant = current
+            .or(rotated.map(|r| crate::state::rotated_grant(&r).to_string()))
+            .or_else(|| {
+                access
+                    .and_then(|a| serde_json::from_str::<Value>(&a).ok())
+                    .and_then(|v| v.get("grant")?.as_str().map(str::to_string))
+            });
         let Some(grant) = grant else { return Ok(()) };
         let owner = store.oauth_grant(&grant).map_err(unavailable)?;
         if owner.is_some_and(|f| f.get("client_id").is_some_and(|c| c == client_id)) {

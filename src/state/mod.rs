@@ -27,7 +27,7 @@ mod sessions;
 mod throttle;
 
 pub use limits::LeaseId;
-pub use oauth::{NewGrant, Pair, Redeemed, Rotated};
+pub use oauth::{NewGrant, Pair, Redeemed, Rotated, rotated_grant, rotated_subject};
 pub use sessions::{Created, Record};
 pub use throttle::SignInRule;
 

@@ -16,7 +16,7 @@
 //! | `used:<digest>` | the grant a redeemed code made (a second redemption revokes it) | code lifetime |
 //! | `g:<grant id>` | a grant (hash: client, owner, the user sealed, resource, scope, current refresh and access digests) | with its refresh token |
 //! | `rt:<digest>` | current refresh token → grant | with the refresh token |
-//! | `rr:<digest>` | rotated refresh token → grant (reuse detection) | refresh lifetime |
+//! | `rr:<digest>` | rotated refresh token → grant, its successor's digest, when (reuse detection) | refresh lifetime |
 //! | `at:<digest>` | access token → grant, the user sealed, resource, scope (JSON) | access lifetime |
 //! | `gs:<owner>` | a user's grants by creation (for the cap of sign-ins per user) | with the newest |
 //! | `doc:<digest of URL>` | a client metadata document's answer (the document or the refusal) | its cache lifetime |
@@ -204,20 +204,33 @@ return ended
 
 /// ARGV: prefix, presented refresh digest, the grant it was read as, new refresh digest, new
 /// access digest, access JSON, refresh ttl ms, access ttl ms, the user sealed with the new
-/// refresh token. {1, gid} when rotated; {2,
-/// client id or ''} when the token had been rotated already (the grant is revoked now); {0,
-/// ''} when unknown or no longer that grant's.
+/// refresh token, grace ms, the user sealed with the presented token. {1, gid} when rotated; {2, client id or ''} when the token had
+/// been rotated already (the grant is revoked now); {0, ''} when unknown or no longer that
+/// grant's.
+///
+/// A rotated token is kept as `grant|successor|when|the user sealed with it`. Presented again within the grace time
+/// while its successor is still unused (the answer of that rotation was lost: an instance died
+/// after the script and before its answer reached the client), it rotates once more from the
+/// successor instead of revoking; at most once, since the successor is then rotated too.
 pub(super) const ROTATE: &str = r#"
 local p = ARGV[1]
 local old = ARGV[2]
 local gid = redis.call('GET', p .. 'rt:' .. old)
+local retry = false
 if not gid then
   local r = redis.call('GET', p .. 'rr:' .. old)
-  if r then
-    local client = revoke(p, r)
+  if not r then return {0, ''} end
+  local rg, succ, at = string.match(r, '^([^|]*)|([^|]*)|(%d+)|')
+  if not rg then rg = r end
+  if succ and succ ~= '' and rg == ARGV[3] and now - tonumber(at) <= tonumber(ARGV[10])
+      and redis.call('GET', p .. 'rt:' .. succ) == rg then
+    old = succ
+    gid = rg
+    retry = true
+  else
+    local client = revoke(p, rg)
     return {2, client or ''}
   end
-  return {0, ''}
 end
 if gid ~= ARGV[3] then return {0, ''} end
 local g = p .. 'g:' .. gid
@@ -229,7 +242,12 @@ end
 local rttl = tonumber(ARGV[7])
 redis.call('DEL', p .. 'rt:' .. old)
 if f[1] then redis.call('DEL', p .. 'at:' .. f[1]) end
-redis.call('SET', p .. 'rr:' .. old, gid, 'PX', rttl)
+if retry then
+  -- The lost answer's token never reached its client: presented, it is a reuse.
+  redis.call('SET', p .. 'rr:' .. old, gid .. '||0|', 'PX', rttl)
+else
+  redis.call('SET', p .. 'rr:' .. old, gid .. '|' .. ARGV[4] .. '|' .. string.format('%d', now) .. '|' .. ARGV[11], 'PX', rttl)
+end
 redis.call('SET', p .. 'rt:' .. ARGV[4], gid, 'PX', rttl)
 redis.call('SET', p .. 'at:' .. ARGV[5], ARGV[6], 'PX', ARGV[8])
 redis.call('HSET', g, 'refresh', ARGV[4], 'access', ARGV[5], 'subject', ARGV[9],
@@ -246,6 +264,16 @@ return revoke(ARGV[1], ARGV[2])
 /// A script that needs [`REVOKE_FN`].
 pub(super) fn with_revoke(body: &str) -> String {
     format!("{REVOKE_FN}{body}")
+}
+
+/// The grant of a rotated refresh token's record (`grant|successor|when|sealed user`).
+pub fn rotated_grant(record: &str) -> &str {
+    record.split('|').next().unwrap_or(record)
+}
+
+/// The user of a rotated refresh token's record, sealed with that token.
+pub fn rotated_subject(record: &str) -> Option<&str> {
+    record.split('|').nth(3)
 }
 
 /// What redeeming a code found.
@@ -489,7 +517,8 @@ impl Store {
         })
     }
 
-    /// The grant a current refresh token belongs to, or (`Err`) the grant of a rotated one.
+    /// The grant a current refresh token belongs to, or (`Err`) the record of a rotated one
+    /// (see [`rotated_grant`], [`rotated_subject`]).
     pub fn oauth_refresh_grant(
         &self,
         digest: &str,
@@ -506,7 +535,7 @@ impl Store {
             })?;
         Ok(match (current, rotated) {
             (Some(g), _) => Some(Ok(g)),
-            (None, Some(g)) => Some(Err(g)),
+            (None, Some(r)) => Some(Err(r)),
             (None, None) => None,
         })
     }
@@ -533,6 +562,8 @@ impl Store {
         grant: &str,
         pair: &Pair<'_>,
         sealed_subject: &str,
+        grace: Duration,
+        sealed_with_old: &str,
     ) -> Result<Rotated, Unreachable> {
         let (n, v): (i64, String) = self.run("rotating a refresh token", |c| {
             self.scripts
@@ -547,6 +578,8 @@ impl Store {
                 .arg(millis(pair.refresh_ttl))
                 .arg(millis(pair.access_ttl))
                 .arg(sealed_subject)
+                .arg(millis(grace))
+                .arg(sealed_with_old)
                 .invoke(c)
         })?;
         Ok(match n {
