@@ -719,14 +719,39 @@ fn oauth_sign_ins_and_tokens_work_on_either_instance_and_survive_a_sigkill() {
     );
     assert_eq!(whoami(&a, &access).unwrap(), "tony_teamlead");
     assert_eq!(whoami(&b, &access).unwrap(), "tony_teamlead");
-    // The code a second time, on the other instance: refused, and what it issued is revoked.
-    let again = exchange(&a, &client, &code, &verifier);
+    // The code again with its verifier within 30 s, on the other instance: the retry of an
+    // exchange whose answer was lost. The sign-in gets a new first pair; the lost one is dead.
+    let r = exchange(&a, &client, &code, &verifier);
+    assert_eq!(r.status, 200, "{r:?}");
+    let retried = r.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(whoami(&a, &access).unwrap_err().status, 401);
+    assert_eq!(whoami(&b, &retried).unwrap(), "tony_teamlead");
+    assert_eq!(
+        oauth_error(&refresh(&a, &client, &refresh_token)),
+        "invalid_grant"
+    );
+    // A third time: a second use (RFC 6749 §4.1.2), and what it issued is revoked.
+    let again = exchange(&b, &client, &code, &verifier);
     assert_eq!(again.status, 400, "{again:?}");
     assert_eq!(oauth_error(&again), "invalid_grant");
     assert!(again.body.contains("already used"), "{again:?}");
+    assert_eq!(whoami(&a, &retried).unwrap_err().status, 401);
+    // A code presented again without its verifier (someone who saw it): revoked at once.
+    let (verifier, challenge) = pkce();
+    let page = open_sign_in(&a, &authorize_path(&client, &challenge, &[]));
+    let r = submit(&b, &page, SLUG_A, SECRET_A);
+    let code = query_of(r.header("Location").unwrap())["code"].clone();
+    let r = exchange(&a, &client, &code, &verifier);
+    assert_eq!(r.status, 200, "{r:?}");
+    let access = r.json()["access_token"].as_str().unwrap().to_string();
+    let (other, _) = pkce();
+    let stolen = exchange(&b, &client, &code, &other);
+    assert!(stolen.body.contains("already used"), "{stolen:?}");
     assert_eq!(whoami(&a, &access).unwrap_err().status, 401);
-    let r = refresh(&a, &client, &refresh_token);
-    assert_eq!(oauth_error(&r), "invalid_grant", "{r:?}");
+    assert!(
+        a.logs().contains("a lost answer") || b.logs().contains("a lost answer"),
+        "the retry is in the audit log"
+    );
 
     // A new sign-in; refreshed on B, the old pair is dead everywhere and the new one works
     // on A.

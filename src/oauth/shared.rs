@@ -29,6 +29,10 @@ use std::net::IpAddr;
 /// refresh then presents a rotated token and revokes everything.
 pub const REFRESH_RETRY_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long an authorization code may be exchanged once more, with its PKCE verifier, as the
+/// retry of an exchange whose answer was lost (while the grant was never refreshed).
+pub const CODE_RETRY_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Seconds a client is told to wait when the store is unreachable.
 const RETRY_AFTER: u64 = 5;
 
@@ -406,15 +410,51 @@ impl OAuth {
         let grant_id = random_secret("");
         let hash = digest_hex(code);
         let c = match store
-            .oauth_redeem_code(&hash, &grant_id, self.settings.code_ttl)
+            .oauth_redeem_code(&hash, &grant_id, self.settings.code_ttl, CODE_RETRY_GRACE)
             .map_err(unavailable)?
         {
             Redeemed::Code(s) => code_from(code, &s).ok_or_else(|| {
                 log::error!("oauth: the shared store holds an unreadable authorization code");
                 OAuthError::grant("the authorization code is unknown or expired")
             })?,
-            Redeemed::Again(client) => {
-                if let Some(client) = client {
+            Redeemed::Again {
+                grant,
+                code: stored,
+                recent,
+            } => {
+                // The retry of an exchange whose answer was lost (an instance killed between
+                // the redemption and its answer) proves itself with the PKCE verifier, which an
+                // eavesdropper of the code lacks: within the grace time, for a grant never
+                // refreshed, the grant gets a new first pair (the lost one is dead). Anything
+                // else is a second use (RFC 6749 §4.1.2): the grant is revoked.
+                if recent
+                    && let Some(c) = code_from(code, &stored)
+                    && check(&c).is_ok()
+                {
+                    let (issued, refresh, access, access_json) =
+                        self.new_pair(&grant, &c.subject, &c.resource, c.scopes);
+                    let sealed = seal_hex(&issued.refresh_token, "subject", &c.subject);
+                    let pair = Pair {
+                        refresh: &refresh,
+                        access: &access,
+                        access_json: &access_json,
+                        refresh_ttl: self.settings.refresh_ttl,
+                        access_ttl: self.settings.access_ttl,
+                    };
+                    if store
+                        .oauth_reissue(&grant, &pair, &sealed)
+                        .map_err(unavailable)?
+                    {
+                        log::info!(
+                            target: "kimai_mcp::audit",
+                            "oauth: an authorization code was exchanged again with its verifier within {} s (a lost answer); the sign-in's first tokens were replaced (client {})",
+                            CODE_RETRY_GRACE.as_secs(),
+                            short(client_id)
+                        );
+                        return Ok(issued);
+                    }
+                }
+                if let Some(client) = store.oauth_revoke(&grant).map_err(unavailable)? {
                     log::warn!(
                         target: "kimai_mcp::audit",
                         "oauth: an authorization code was presented a second time; revoked the grant it issued (client {})",

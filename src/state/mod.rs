@@ -105,6 +105,7 @@ struct OAuthScripts {
     grant_issue: redis::Script,
     rotate: redis::Script,
     grant_revoke: redis::Script,
+    grant_reissue: redis::Script,
     sign_in_begin: redis::Script,
     sign_in_finish: redis::Script,
 }
@@ -162,6 +163,7 @@ impl Store {
                     grant_issue: script(&oauth::with_revoke(oauth::GRANT_ISSUE)),
                     rotate: script(&oauth::with_revoke(oauth::ROTATE)),
                     grant_revoke: script(&oauth::with_revoke(oauth::GRANT_REVOKE)),
+                    grant_reissue: script(oauth::GRANT_REISSUE),
                     sign_in_begin: script(throttle::BEGIN),
                     sign_in_finish: script(throttle::FINISH),
                 },

@@ -147,22 +147,24 @@ end
 return 1
 "#;
 
-/// ARGV: prefix, code digest, the id the grant will have, code ttl ms. {1, code JSON} when
-/// redeemed now; {2, client id or ''} when it had been redeemed (its grant is revoked now);
-/// {0, ''} when unknown.
+/// ARGV: prefix, code digest, the id the grant will have, code ttl ms, grace ms. {1, code
+/// JSON} when redeemed now; {2, record, 1 if within the grace time} when it had been redeemed
+/// (the record is `grant id`, a newline and the code JSON; nothing is revoked here: the caller
+/// decides between a retry and a reuse); {0, ''} when unknown.
 pub(super) const CODE_REDEEM: &str = r#"
 local p = ARGV[1]
 local c = redis.call('GET', p .. 'code:' .. ARGV[2])
 if c then
   redis.call('DEL', p .. 'code:' .. ARGV[2])
-  redis.call('SET', p .. 'used:' .. ARGV[2], ARGV[3], 'PX', ARGV[4])
+  redis.call('SET', p .. 'used:' .. ARGV[2], ARGV[3] .. '\n' .. c .. '\n' .. string.format('%d', now), 'PX', ARGV[4])
   return {1, c}
 end
-local g = redis.call('GET', p .. 'used:' .. ARGV[2])
-if g then
-  redis.call('DEL', p .. 'used:' .. ARGV[2])
-  local client = revoke(p, g)
-  return {2, client or ''}
+local u = redis.call('GET', p .. 'used:' .. ARGV[2])
+if u then
+  local at = tonumber(string.match(u, '\n(%d+)$') or '0')
+  local recent = 0
+  if now - at <= tonumber(ARGV[5]) then recent = 1 end
+  return {2, u, recent}
 end
 return {0, ''}
 "#;
@@ -191,7 +193,7 @@ if n >= cap then
   end
 end
 local g = p .. 'g:' .. gid
-redis.call('HSET', g, 'client_id', ARGV[3], 'owner', owner, 'subject', ARGV[13], 'resource', ARGV[5],
+redis.call('HSET', g, 'client_id', ARGV[3], 'owner', owner, 'subject', ARGV[13], 'resource', ARGV[5], 'fresh', '1',
   'scope', ARGV[6], 'refresh', ARGV[7], 'access', ARGV[8], 'created', string.format('%d', now),
   'refresh_expires', string.format('%d', now + rttl))
 redis.call('PEXPIRE', g, rttl)
@@ -250,10 +252,27 @@ else
 end
 redis.call('SET', p .. 'rt:' .. ARGV[4], gid, 'PX', rttl)
 redis.call('SET', p .. 'at:' .. ARGV[5], ARGV[6], 'PX', ARGV[8])
-redis.call('HSET', g, 'refresh', ARGV[4], 'access', ARGV[5], 'subject', ARGV[9],
+redis.call('HSET', g, 'refresh', ARGV[4], 'access', ARGV[5], 'subject', ARGV[9], 'fresh', '0',
   'refresh_expires', string.format('%d', now + rttl))
 redis.call('PEXPIRE', g, rttl)
 return {1, gid}
+"#;
+
+/// ARGV: prefix, grant id, new refresh digest, new access digest, access JSON, refresh ttl
+/// ms, access ttl ms, the user sealed with the new refresh token. Replaces the first token
+/// pair of a grant never refreshed (the retry of a code exchange whose answer was lost); once
+/// only. 1 when done, 0 when the grant is gone or was refreshed or reissued already.
+pub(super) const GRANT_REISSUE: &str = r#"
+local p = ARGV[1]
+local g = p .. 'g:' .. ARGV[2]
+local f = redis.call('HMGET', g, 'refresh', 'access', 'fresh', 'owner')
+if not f[4] or f[3] ~= '1' then return 0 end
+if f[1] then redis.call('DEL', p .. 'rt:' .. f[1]) end
+if f[2] then redis.call('DEL', p .. 'at:' .. f[2]) end
+redis.call('SET', p .. 'rt:' .. ARGV[3], ARGV[2], 'PX', ARGV[6])
+redis.call('SET', p .. 'at:' .. ARGV[4], ARGV[5], 'PX', ARGV[7])
+redis.call('HSET', g, 'refresh', ARGV[3], 'access', ARGV[4], 'subject', ARGV[8], 'fresh', '0')
+return 1
 "#;
 
 /// ARGV: prefix, grant id. The revoked grant's client id, or false.
@@ -281,8 +300,13 @@ pub fn rotated_subject(record: &str) -> Option<&str> {
 pub enum Redeemed {
     /// The code (as stored), redeemed now.
     Code(String),
-    /// Redeemed before: the grant it made is revoked now (its client id, if it still existed).
-    Again(Option<String>),
+    /// Redeemed before: the grant it made and the code (as stored), and whether that was
+    /// within the grace time. Nothing is revoked yet.
+    Again {
+        grant: String,
+        code: String,
+        recent: bool,
+    },
     Unknown,
 }
 
@@ -475,8 +499,9 @@ impl Store {
         digest: &str,
         grant: &str,
         ttl: Duration,
+        grace: Duration,
     ) -> Result<Redeemed, Unreachable> {
-        let (n, v): (i64, String) = self.run("redeeming an authorization code", |c| {
+        let answer: Vec<redis::Value> = self.run("redeeming an authorization code", |c| {
             self.scripts
                 .oauth
                 .code_redeem
@@ -484,13 +509,62 @@ impl Store {
                 .arg(digest)
                 .arg(grant)
                 .arg(millis(ttl))
+                .arg(millis(grace))
                 .invoke(c)
         })?;
+        let text = |i: usize| -> String {
+            answer
+                .get(i)
+                .and_then(|v| <String as redis::FromRedisValue>::from_redis_value_ref(v).ok())
+                .unwrap_or_default()
+        };
+        let n = answer
+            .first()
+            .and_then(|v| <i64 as redis::FromRedisValue>::from_redis_value_ref(v).ok())
+            .unwrap_or(0);
+        let recent = answer
+            .get(2)
+            .and_then(|v| <i64 as redis::FromRedisValue>::from_redis_value_ref(v).ok())
+            == Some(1);
         Ok(match n {
-            1 => Redeemed::Code(v),
-            2 => Redeemed::Again((!v.is_empty()).then_some(v)),
+            1 => Redeemed::Code(text(1)),
+            2 => {
+                let record = text(1);
+                let mut parts = record.splitn(3, '\n');
+                let grant = parts.next().unwrap_or_default().to_string();
+                let code = parts.next().unwrap_or_default().to_string();
+                Redeemed::Again {
+                    grant,
+                    code,
+                    recent,
+                }
+            }
             _ => Redeemed::Unknown,
         })
+    }
+
+    /// Replaces the first token pair of a grant never refreshed, once; whether it did.
+    pub fn oauth_reissue(
+        &self,
+        grant: &str,
+        pair: &Pair<'_>,
+        sealed_subject: &str,
+    ) -> Result<bool, Unreachable> {
+        let n: i64 = self.run("reissuing a sign-in's tokens", |c| {
+            self.scripts
+                .oauth
+                .grant_reissue
+                .arg(prefix())
+                .arg(grant)
+                .arg(pair.refresh)
+                .arg(pair.access)
+                .arg(pair.access_json)
+                .arg(millis(pair.refresh_ttl))
+                .arg(millis(pair.access_ttl))
+                .arg(sealed_subject)
+                .invoke(c)
+        })?;
+        Ok(n == 1)
     }
 
     /// Stores a new grant with its first token pair; returns how many of the user's oldest
