@@ -1063,3 +1063,75 @@ fn wrong_secrets_for_one_user_count_on_both_instances_together() {
         assert_eq!(n, 0, "{k}");
     }
 }
+
+#[test]
+fn redis_stopped_and_started_mid_load_costs_503s_only_while_it_is_down() {
+    let Some(mut redis) = Redis::start("mid_load") else {
+        return;
+    };
+    let sim = crate::util::sim();
+    let (a, b) = two(&sim, &redis, &["--rate-limit-rpm", "0"]);
+    let path = format!("/mcp/{SLUG_A}");
+    let ids: Vec<String> = (0..4).map(|_| session(&a, &path, &[])).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // Four clients call in a loop on both instances while Redis is stopped and started again.
+    let results = std::thread::scope(|s| {
+        let workers: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                let (a, b, path, stop) = (&a, &b, &path, &stop);
+                s.spawn(move || {
+                    let mut seen = Vec::new();
+                    let mut i = 0i64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let srv = if (i + n as i64) % 2 == 0 { a } else { b };
+                        let t = Instant::now();
+                        let r = post(
+                            srv,
+                            path,
+                            &in_session(id),
+                            &call(10 + i, "user_current", json!({})),
+                        );
+                        seen.push((r.status, t.elapsed(), Instant::now()));
+                        i += 1;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(700));
+        redis.stop();
+        let stopped_at = Instant::now();
+        std::thread::sleep(Duration::from_millis(1500));
+        redis.run();
+        let started_at = Instant::now();
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let seen: Vec<_> = workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        (seen, stopped_at, started_at)
+    });
+    let (seen, stopped_at, started_at) = results;
+    let count =
+        |f: &dyn Fn(&(u16, Duration, Instant)) -> bool| seen.iter().filter(|x| f(x)).count();
+    // Only 200 or 503 (with Retry-After, tested elsewhere): no 500, no hang, no crash.
+    assert_eq!(count(&|x| x.0 != 200 && x.0 != 503), 0, "{seen:?}");
+    assert!(
+        count(&|x| x.2 < stopped_at && x.0 == 200) > 0,
+        "served before"
+    );
+    assert!(count(&|x| x.0 == 503) > 0, "503 while Redis was down");
+    // No request waited on the dead store for long (its I/O timeout is 2 s).
+    let slowest = seen.iter().map(|x| x.1).max().unwrap();
+    assert!(slowest < Duration::from_secs(5), "slowest {slowest:?}");
+    // Back within a second of Redis, every request after that succeeds on both instances.
+    let late: Vec<_> = seen
+        .iter()
+        .filter(|x| x.2 > started_at + Duration::from_secs(1))
+        .collect();
+    assert!(!late.is_empty());
+    assert!(late.iter().all(|x| x.0 == 200), "{late:?}");
+}
