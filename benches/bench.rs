@@ -16,7 +16,8 @@
 //!   [≥ 1,500 calls/s and p99 ≤ 50 ms at 32, ≤ 0.3 ms CPU per call, ≤ 20 MB]
 //! - the same at 32 sessions with `serve --state` (Redis): one instance, and two instances with
 //!   the sessions split between them, beside the in-process figure, with the redis-server's own
-//!   CPU per call (`BENCH_ONLY=state` runs these alone; they need Debian's redis-server)
+//!   CPU per call, and the OAuth sign-in and access-token figures with `--state` (one
+//!   instance) (`BENCH_ONLY=state` runs these alone; they need Debian's redis-server)
 //! - OAuth sign-in time, and `user_current` with an OAuth access token at 8 and 32 sessions
 //! - noisy neighbour: one user's `user_current` p50/p99 and `/health` p99, alone and while
 //!   another user holds 1,000 idle sockets, floods sessions, keeps 32 calls waiting on a Kimai
@@ -385,6 +386,12 @@ const AUTH_SECRET: &str = "bench-auth-secret-0123456789";
 /// `serve --public-url`: the whole OAuth sign-in (register, authorize, sign-in form, code
 /// exchange) timed, then `user_current` over Streamable HTTP with the access token.
 fn oauth_bench(sim: &Sim) {
+    oauth_bench_with(sim, &[], None, "");
+}
+
+/// [`oauth_bench`] with more `serve` options (`--state …`), the store's pid for its CPU per
+/// call, and a label for the lines.
+fn oauth_bench_with(sim: &Sim, extra: &[&str], redis: Option<u32>, label: &str) {
     let dir = std::env::temp_dir().join(format!("kimai-mcp-bench-oauth-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let users = dir.join("users.json");
@@ -419,6 +426,7 @@ fn oauth_bench(sim: &Sim) {
             "--public-url",
             &base,
         ])
+        .args(extra)
         .arg("--users-config")
         .arg(&users)
         .env("RUST_LOG", "warn")
@@ -525,16 +533,17 @@ fn oauth_bench(sim: &Sim) {
     }
     flows.sort();
     println!(
-        "OAuth sign-in (register, authorize, sign-in form, code exchange; 5 HTTP requests): median {:.2} ms, p99 {:.2} ms over {SIGN_INS} sign-ins",
+        "OAuth sign-in{label} (register, authorize, sign-in form, code exchange; 5 HTTP requests): median {:.2} ms, p99 {:.2} ms over {SIGN_INS} sign-ins",
         ms(percentile(&flows, 0.5)),
         ms(percentile(&flows, 0.99))
     );
-    http_load_as(
-        "serve (OAuth access token)",
-        child.id(),
+    http_load_on(
+        &format!("serve (OAuth access token){label}"),
+        &[child.id()],
+        redis,
         &[format!("{base}/mcp")],
         Some(&format!("Bearer {access}")),
-        &[8, 32],
+        if redis.is_some() { &[32] } else { &[8, 32] },
     );
     let _ = child.kill();
     let _ = child.wait();
@@ -750,6 +759,14 @@ fn state_bench(sim: &Sim) {
         let _ = c.kill();
         let _ = c.wait();
     }
+    // OAuth with its tables in the store: every request's access token is looked up there.
+    oauth_bench_with(
+        sim,
+        // The runs above took this address's new sessions of the minute, counted in the store.
+        &["--state", &state, "--session-rate-per-address", "0"],
+        Some(redis.id()),
+        " with --state, one instance,",
+    );
     let _ = redis.kill();
     let _ = redis.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -839,11 +856,12 @@ fn http_load_on(
                     let text = resp.body_mut().read_to_string().unwrap_or_default();
                     (resp.status().as_u16(), sid, text)
                 };
-                let (st, sid, _) = post(None, &initialize());
-                assert_eq!(st, 200);
+                let (st, sid, text) = post(None, &initialize());
+                // Past the barrier before failing, so that the main thread is not left waiting.
+                barrier.wait();
+                assert_eq!(st, 200, "initialize: {text}");
                 let sid = sid.expect("session id");
                 post(Some(&sid), &json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
-                barrier.wait();
                 let mut lat = Vec::new();
                 let mut i = 1;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
