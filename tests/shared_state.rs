@@ -292,6 +292,21 @@ fn health(srv: &Serve) -> Value {
     r.json()
 }
 
+/// `serve --port 0 --server-token … ARGS`, which must refuse to start: its stdout and stderr.
+fn refused_start(args: &[&str]) -> (String, String) {
+    let mut argv = vec![
+        "serve",
+        "--port",
+        "0",
+        "--server-token",
+        crate::util::http::SERVER_TOKEN,
+    ];
+    argv.extend_from_slice(args);
+    let (code, out, err) = crate::util::run(&argv, &[]);
+    assert_ne!(code, 0, "{err}");
+    (out, err)
+}
+
 /// Two instances with the same store and these extra options.
 fn two(sim: &kimai_mcp::sim::Sim, redis: &Redis, extra: &[&str]) -> (Serve, Serve) {
     let url = redis.url();
@@ -587,19 +602,7 @@ fn an_instance_without_its_store_does_not_start() {
     };
     redis.stop();
     let url = redis.url();
-    let (code, _, err) = crate::util::run(
-        &[
-            "serve",
-            "--port",
-            "0",
-            "--state",
-            &url,
-            "--server-token",
-            crate::util::http::SERVER_TOKEN,
-        ],
-        &[],
-    );
-    assert_ne!(code, 0);
+    let (_, err) = refused_start(&["--state", &url]);
     assert!(err.contains("cannot be reached"), "{err}");
 }
 
@@ -634,19 +637,7 @@ fn the_stores_password_works_from_the_url_or_a_file_and_is_never_logged() {
     }
     // A wrong password: no start, and neither password in the message.
     let wrong = format!("redis://:not-{PASSWORD}@127.0.0.1:{}/0", redis.port);
-    let (code, out, err) = crate::util::run(
-        &[
-            "serve",
-            "--port",
-            "0",
-            "--state",
-            &wrong,
-            "--server-token",
-            crate::util::http::SERVER_TOKEN,
-        ],
-        &[],
-    );
-    assert_ne!(code, 0);
+    let (out, err) = refused_start(&["--state", &wrong]);
     assert!(err.contains("cannot be reached"), "{err}");
     assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "{err}");
 }
@@ -925,18 +916,9 @@ fn rediss_with_a_private_ca_file_works_and_another_ca_is_refused() {
     // and the reason is the certificate.
     let other = redis.dir.0.join("other.pem").display().to_string();
     for extra in [vec!["--state-ca-file", other.as_str()], vec![]] {
-        let mut argv = vec![
-            "serve",
-            "--port",
-            "0",
-            "--state",
-            url.as_str(),
-            "--server-token",
-            crate::util::http::SERVER_TOKEN,
-        ];
+        let mut argv = vec!["--state", url.as_str()];
         argv.extend(extra);
-        let (code, _, err) = crate::util::run(&argv, &[]);
-        assert_ne!(code, 0, "{err}");
+        let (_, err) = refused_start(&argv);
         assert!(err.contains("cannot be reached"), "{err}");
         assert!(
             err.to_ascii_lowercase().contains("certificate") || err.contains("UnknownIssuer"),
@@ -944,21 +926,7 @@ fn rediss_with_a_private_ca_file_works_and_another_ca_is_refused() {
         );
     }
     // A CA file needs rediss://.
-    let (code, _, err) = crate::util::run(
-        &[
-            "serve",
-            "--port",
-            "0",
-            "--state",
-            &redis.url(),
-            "--state-ca-file",
-            &ca,
-            "--server-token",
-            crate::util::http::SERVER_TOKEN,
-        ],
-        &[],
-    );
-    assert_ne!(code, 0);
+    let (_, err) = refused_start(&["--state", &redis.url(), "--state-ca-file", &ca]);
     assert!(err.contains("use a rediss:// URL"), "{err}");
 }
 

@@ -590,6 +590,13 @@ pub(crate) mod tests {
 
     /// From the continue page through the provider to our callback: the callback's answer.
     pub(crate) fn through_provider(w: &World, b: &mut Browser) -> Answer {
+        let to_idp = to_provider(w, b);
+        let cb = back_from_provider(w, &to_idp);
+        w.get(&cb, &b.jar)
+    }
+
+    /// "Continue" on the page: the provider's sign-in URL (the browser's cookie is kept).
+    pub(crate) fn to_provider(w: &World, b: &mut Browser) -> String {
         let form = format!(
             "txn={}&csrf={}&action=continue",
             b.txn,
@@ -608,13 +615,18 @@ pub(crate) mod tests {
             to_idp.starts_with(&format!("{}/auth?", w.fake.issuer)),
             "{to_idp}"
         );
-        let back = w.get(&to_idp, &[]);
+        to_idp
+    }
+
+    /// The provider signs the person in: the URL of our callback it sends the browser to.
+    pub(crate) fn back_from_provider(w: &World, to_idp: &str) -> String {
+        let back = w.get(to_idp, &[]);
         let cb = back.header("location").unwrap().to_string();
         assert!(
             cb.starts_with(&format!("{}/oauth/oidc/callback?", w.base)),
             "{cb}"
         );
-        w.get(&cb, &b.jar)
+        cb
     }
 
     /// The parameters the application's redirect URI gets, from a 302 or a neutral page.
@@ -752,71 +764,11 @@ pub(crate) mod tests {
         assert_eq!(w.fake.hits("/idp/token"), 1);
     }
 
-    /// A `redis-server` of its own on a free loopback port (killed on drop), or `None` (after
-    /// a line on stderr) where there is none; `tests/shared_state.rs` installs it in CI.
-    struct TestRedis(std::process::Child, u16);
-
-    impl TestRedis {
-        fn start() -> Option<TestRedis> {
-            let port = free_port();
-            let child = std::process::Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn();
-            let Ok(child) = child else {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "http::oidc: skipped a shared-state test: no redis-server here"
-                );
-                return None;
-            };
-            let r = TestRedis(child, port);
-            let start = std::time::Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(start.elapsed().as_secs() < 10, "redis-server did not start");
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Some(r)
-        }
-
-        fn url(&self) -> String {
-            format!("redis://127.0.0.1:{}/0", self.1)
-        }
-
-        /// Every value of a key of ours, concatenated.
-        fn dump(&self) -> String {
-            let mut c = redis::Client::open(self.url())
-                .unwrap()
-                .get_connection()
-                .unwrap();
-            let keys: Vec<String> = redis::cmd("KEYS").arg("kimai-mcp:*").query(&mut c).unwrap();
-            let mut out = String::new();
-            for k in keys {
-                let kind: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
-                let v: Vec<String> = match kind.as_str() {
-                    "string" => vec![redis::cmd("GET").arg(&k).query(&mut c).unwrap()],
-                    "hash" => redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap(),
-                    _ => vec![kind],
-                };
-                out.push_str(&format!("{k} {v:?}\n"));
-            }
-            out
-        }
-    }
-
-    impl Drop for TestRedis {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+    use crate::state::testing::TestRedis;
 
     #[test]
     fn with_the_shared_store_the_providers_redirect_may_land_on_another_instance() {
-        let Some(redis) = TestRedis::start() else {
+        let Some(redis) = TestRedis::start("http::oidc") else {
             return;
         };
         let url = redis.url();
@@ -835,20 +787,7 @@ pub(crate) mod tests {
         );
         let base_b = format!("http://127.0.0.1:{port_b}");
         let mut b = open(&w);
-        let form = format!(
-            "txn={}&csrf={}&action=continue",
-            b.txn,
-            crate::oauth::form_encode(&b.csrf)
-        );
-        let a = w.post(
-            "/oauth/login",
-            "application/x-www-form-urlencoded",
-            &form,
-            &b.jar,
-        );
-        assert_eq!(a.status, 302, "{}", a.body);
-        b.jar.extend(a.cookies());
-        let to_idp = a.header("location").unwrap().to_string();
+        let to_idp = to_provider(&w, &mut b);
         let q = parse_form(to_idp.split_once('?').unwrap().1).unwrap();
         // The sign-in in flight is in the store, its nonce and the IdP-side state nowhere in
         // clear.
@@ -856,8 +795,7 @@ pub(crate) mod tests {
         assert!(dump.contains("kimai-mcp:o:login:"), "{dump}");
         assert!(!dump.contains(&q["nonce"]), "{dump}");
         assert!(!dump.contains(&q["state"]), "{dump}");
-        let back = w.get(&to_idp, &[]);
-        let cb = back.header("location").unwrap().to_string();
+        let cb = back_from_provider(&w, &to_idp);
         // The provider sends the browser back through the other instance.
         let cb_b = cb.replace(&w.base, &base_b);
         assert_ne!(cb, cb_b);
@@ -1081,7 +1019,7 @@ pub(crate) mod tests {
 
     #[test]
     fn with_the_shared_store_a_person_provisioned_on_one_instance_is_served_by_the_other() {
-        let Some(redis) = TestRedis::start() else {
+        let Some(redis) = TestRedis::start("http::oidc") else {
             return;
         };
         let url = redis.url();
@@ -1123,20 +1061,8 @@ pub(crate) mod tests {
         // Signing in again with the provider's redirect landing on the other instance finds
         // the person: no second token (which would replace the first in Kimai).
         let mut again = open(&w);
-        let form = format!(
-            "txn={}&csrf={}&action=continue",
-            again.txn,
-            crate::oauth::form_encode(&again.csrf)
-        );
-        let a = w.post(
-            "/oauth/login",
-            "application/x-www-form-urlencoded",
-            &form,
-            &again.jar,
-        );
-        again.jar.extend(a.cookies());
-        let back = w.get(a.header("location").unwrap(), &[]);
-        let cb = back.header("location").unwrap().replace(&w.base, &base_b);
+        let to_idp = to_provider(&w, &mut again);
+        let cb = back_from_provider(&w, &to_idp).replace(&w.base, &base_b);
         let done = w.get(&cb, &again.jar);
         let token2 = exchange(&w, &again, &at_redirect(&done)["code"]);
         assert_eq!(user_current_at(&w, &base_b, &token2).unwrap(), "kai_user");

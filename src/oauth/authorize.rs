@@ -10,9 +10,7 @@ use std::net::IpAddr;
 use super::cimd;
 use super::encoding::{canonical_resource, digest_hex, is_pkce_value, random_secret, with_query};
 use super::tables::{Client, Code, Request};
-use super::{
-    AuthMethod, AuthorizeError, MAX_PARAM, MAX_SIGN_IN_ATTEMPTS, OAuth, PendingView, ms, now_ms,
-};
+use super::{AuthorizeError, MAX_PARAM, MAX_SIGN_IN_ATTEMPTS, OAuth, PendingView, ms, now_ms};
 
 impl OAuth {
     /// Validates an authorization request from a browser at `ip` and opens a pending request
@@ -215,16 +213,7 @@ impl OAuth {
         let r = t.take_request(id).filter(|r| r.expires > now_ms())?;
         t.codes.insert(
             digest_hex(&code),
-            Code {
-                client_id: r.client_id.clone(),
-                redirect_uri: r.redirect_uri.clone(),
-                redirect_given: r.redirect_given,
-                challenge: r.challenge.clone(),
-                resource: r.resource.clone(),
-                scopes: r.scopes,
-                subject: subject.to_string(),
-                expires: now_ms() + ms(self.settings.code_ttl),
-            },
+            Code::for_request(&r, subject, now_ms() + ms(self.settings.code_ttl)),
         );
         let mut params = vec![("code", code.as_str())];
         if let Some(s) = &r.state {
@@ -324,11 +313,8 @@ impl OAuth {
                 if let Some(store) = self.store()
                     && ttl > std::time::Duration::ZERO
                 {
-                    let _ = store.oauth_put_document(
-                        &digest_hex(url),
-                        &cimd::answer_json(&answer),
-                        ttl,
-                    );
+                    let _ =
+                        store.oauth_put("doc", &digest_hex(url), &cimd::answer_json(&answer), ttl);
                 }
                 if let Err(why) = &answer {
                     log::info!(
@@ -352,15 +338,7 @@ impl OAuth {
             }) {
                 return Ok(c);
             }
-            let client = Client {
-                secret_hash: None,
-                auth_method: AuthMethod::None,
-                redirect_uris: doc.redirect_uris,
-                name: doc.name,
-                grant_types: doc.grant_types,
-                created: now,
-                last_used: now,
-            };
+            let client = Client::from_document(doc, now);
             self.shared_put_client(store, url, &client)
                 .map_err(|e| AuthorizeError::Busy(e.description, e.retry_after.unwrap_or(60)))?;
             log::info!(
@@ -384,15 +362,7 @@ impl OAuth {
             t.make_room_for_client(&self.settings, now)
                 .map_err(|e| AuthorizeError::Busy(e.description, e.retry_after.unwrap_or(60)))?;
         }
-        let client = Client {
-            secret_hash: None,
-            auth_method: AuthMethod::None,
-            redirect_uris: doc.redirect_uris,
-            name: doc.name,
-            grant_types: doc.grant_types,
-            created: now,
-            last_used: now,
-        };
+        let client = Client::from_document(doc, now);
         t.put_client(url, client.clone());
         drop(t);
         self.save();

@@ -346,18 +346,10 @@ impl OAuth {
     pub(super) fn shared_approve(&self, store: &Store, id: &str, subject: &str) -> Option<String> {
         let r = self.shared_take_request(store, id).ok()??;
         let code = random_secret("");
-        let c = Code {
-            client_id: r.client_id.clone(),
-            redirect_uri: r.redirect_uri.clone(),
-            redirect_given: r.redirect_given,
-            challenge: r.challenge.clone(),
-            resource: r.resource.clone(),
-            scopes: r.scopes,
-            subject: subject.to_string(),
-            expires: now_ms() + ms(self.settings.code_ttl),
-        };
+        let c = Code::for_request(&r, subject, now_ms() + ms(self.settings.code_ttl));
         store
-            .oauth_put_code(
+            .oauth_put(
+                "code",
                 &digest_hex(&code),
                 &code_json(&code, &c),
                 self.settings.code_ttl,

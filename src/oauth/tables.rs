@@ -58,6 +58,37 @@ pub(super) struct Code {
     pub(super) expires: u64,
 }
 
+impl Code {
+    /// The code that ends sign-in `r` for `subject`, valid until `expires`.
+    pub(super) fn for_request(r: &Request, subject: &str, expires: u64) -> Code {
+        Code {
+            client_id: r.client_id.clone(),
+            redirect_uri: r.redirect_uri.clone(),
+            redirect_given: r.redirect_given,
+            challenge: r.challenge.clone(),
+            resource: r.resource.clone(),
+            scopes: r.scopes,
+            subject: subject.to_string(),
+            expires,
+        }
+    }
+}
+
+impl Client {
+    /// A client described by its metadata document (public, PKCE only), first seen `now`.
+    pub(super) fn from_document(doc: super::cimd::Document, now: u64) -> Client {
+        Client {
+            secret_hash: None,
+            auth_method: AuthMethod::None,
+            redirect_uris: doc.redirect_uris,
+            name: doc.name,
+            grant_types: doc.grant_types,
+            created: now,
+            last_used: now,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(super) struct Grant {
     pub(super) client_id: String,

@@ -124,6 +124,11 @@ impl Provisioner {
         if let Some(e) = t.by_identity.get(&s.identity) {
             return (e.slug.clone(), e.user.clone());
         }
+        self.insert(&mut t, s)
+    }
+
+    /// Puts a saved entry into the table.
+    fn insert(&self, t: &mut Table, s: Saved) -> (String, User) {
         let user = User {
             kimai_url: s.kimai_url.clone(),
             tls: s.tls.clone(),
@@ -198,25 +203,7 @@ impl Provisioner {
             if t.by_slug.contains_key(&s.slug) || t.by_identity.len() >= MAX_PROVISIONED {
                 continue;
             }
-            let user = User {
-                kimai_url: s.kimai_url.clone(),
-                tls: s.tls.clone(),
-                ..self.user_of(
-                    &s.identity,
-                    &s.kimai_token,
-                    s.kimai_user_id,
-                    t.by_identity.len() + 1,
-                )
-            };
-            t.by_slug.insert(s.slug.clone(), s.identity.clone());
-            t.by_identity.insert(
-                s.identity.clone(),
-                Entry {
-                    slug: s.slug,
-                    user,
-                    created_at: s.created_at,
-                },
-            );
+            self.insert(&mut t, s);
             taken += 1;
         }
         log::info!("provisioning: {taken} provisioned user(s) loaded from {shown}");

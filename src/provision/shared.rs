@@ -158,16 +158,8 @@ mod tests {
 
     /// A `Shared` whose store is never contacted (the store connects lazily).
     fn shared(secret: u8) -> Shared {
-        let cfg = crate::config::state::resolve(
-            Some("redis://127.0.0.1:1/0".into()),
-            None,
-            None,
-            None,
-            &|_| None,
-        )
-        .unwrap()
-        .unwrap();
-        Shared::new(Arc::new(Store::open(&cfg).unwrap()), &[secret; 32])
+        let store = crate::state::testing::store_at("redis://127.0.0.1:1/0");
+        Shared::new(Arc::new(store), &[secret; 32])
     }
 
     #[test]

@@ -24,6 +24,8 @@
 mod limits;
 mod oauth;
 mod sessions;
+#[cfg(test)]
+pub mod testing;
 mod throttle;
 
 pub use limits::LeaseId;

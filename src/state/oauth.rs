@@ -476,23 +476,6 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Stores an authorization code under its digest.
-    pub fn oauth_put_code(
-        &self,
-        digest: &str,
-        json: &str,
-        ttl: Duration,
-    ) -> Result<(), Unreachable> {
-        self.run("storing an authorization code", |c| {
-            redis::cmd("SET")
-                .arg(format!("{}code:{digest}", prefix()))
-                .arg(json)
-                .arg("PX")
-                .arg(millis(ttl))
-                .query::<()>(c)
-        })
-    }
-
     /// Redeems a code once across the instances; `grant` is the id the new grant will have.
     pub fn oauth_redeem_code(
         &self,
@@ -716,21 +699,16 @@ impl Store {
             .map(|(v, l)| (v, Duration::from_millis(l))))
     }
 
-    /// Shares a client metadata document's answer with the other instances for `ttl`.
-    pub fn oauth_put_document(
+    /// Stores a record of `kind` (`code`, `doc`, `login`) under a digest for `ttl`.
+    pub fn oauth_put(
         &self,
+        kind: &str,
         digest: &str,
         json: &str,
         ttl: Duration,
     ) -> Result<(), Unreachable> {
-        self.run("storing a client metadata document", |c| {
-            redis::cmd("SET")
-                .arg(format!("{}doc:{digest}", prefix()))
-                .arg(json)
-                .arg("PX")
-                .arg(millis(ttl))
-                .query::<()>(c)
-        })
+        self.oauth_set(&format!("{kind}:{digest}"), json, Some(ttl), false)
+            .map(drop)
     }
 
     /// A value under `o:<suffix>` (for records that need no script).
@@ -772,23 +750,6 @@ impl Store {
             cmd.query::<i64>(c)
         })
         .map(drop)
-    }
-
-    /// Stores an identity-provider sign-in in flight under the digest of its `state`.
-    pub fn oauth_put_login(
-        &self,
-        digest: &str,
-        json: &str,
-        ttl: Duration,
-    ) -> Result<(), Unreachable> {
-        self.run("storing a sign-in at the identity provider", |c| {
-            redis::cmd("SET")
-                .arg(format!("{}login:{digest}", prefix()))
-                .arg(json)
-                .arg("PX")
-                .arg(millis(ttl))
-                .query::<()>(c)
-        })
     }
 
     /// Takes (ends) an identity-provider sign-in in flight, once across the instances.

@@ -171,49 +171,12 @@ impl Store {
 mod tests {
     use super::*;
 
-    /// A `redis-server` of its own (killed on drop) and a store on it; `None` without one.
-    fn store() -> Option<(std::process::Child, Store)> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-        let Ok(child) = child else {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "state::throttle: skipped: no redis-server here"
-            );
-            return None;
-        };
-        let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed().as_secs() < 10, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let cfg = crate::config::state::resolve(
-            Some(format!("redis://127.0.0.1:{port}/0")),
-            None,
-            None,
-            None,
-            &|_| None,
-        )
-        .unwrap()
-        .unwrap();
-        Some((child, Store::open(&cfg).unwrap()))
-    }
-
     #[test]
     fn the_shared_schedule_queues_then_refuses_known_addresses_but_admits_a_new_one() {
-        let Some((mut child, s)) = store() else {
+        let Some(redis) = super::super::testing::TestRedis::start("state::throttle") else {
             return;
         };
+        let s = redis.store();
         let rule = SignInRule {
             free: 2,
             base: Duration::from_millis(1000),
@@ -249,10 +212,7 @@ mod tests {
             s.sign_in_finish("k", "10.0.0.1", id, true, &pos, rule.window)
                 .unwrap();
         }
-        let mut c = redis::Client::open(s.client.get_connection_info().clone())
-            .unwrap()
-            .get_connection()
-            .unwrap();
+        let mut c = redis.conn();
         let failures: Option<i64> = redis::cmd("HGET")
             .arg(format!("{PREFIX}o:thr:k"))
             .arg("failures")
@@ -260,7 +220,5 @@ mod tests {
             .unwrap();
         // One failure left: 10.0.0.2's.
         assert_eq!(failures, Some(1));
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }

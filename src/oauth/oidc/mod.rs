@@ -241,7 +241,8 @@ impl Oidc {
                 "browser": login.browser,
             });
             store
-                .oauth_put_login(
+                .oauth_put(
+                    "login",
                     &digest_hex(&state),
                     &record.to_string(),
                     self.settings.login_ttl,
