@@ -207,18 +207,28 @@ impl OAuth {
                 &client_json(c).to_string(),
                 self.settings.client_idle,
                 self.settings.max_clients,
+                // In use meanwhile: a sign-in opened (it touches the client) and its code.
+                self.settings.request_ttl + self.settings.code_ttl,
             )
             .map_err(unavailable)?;
         if stored {
             return Ok(());
         }
+        // At most one line a minute in a flood.
+        static LOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let minute = now_ms() / 60_000;
+        if LOGGED.swap(minute, std::sync::atomic::Ordering::Relaxed) != minute {
+            log::warn!(
+                "oauth: registrations are refused: all {} registered clients are in use (a sign-in in progress or a live sign-in)",
+                self.settings.max_clients
+            );
+        }
         let mut e = OAuthError::new(
             503,
             "temporarily_unavailable",
             format!(
-                "this server keeps at most {} registered applications, all used within the last {}; try again later",
-                self.settings.max_clients,
-                super::tables::human_duration(self.settings.client_idle)
+                "this server keeps at most {} registered applications and every one of them is in the middle of a sign-in or signed in; try again later",
+                self.settings.max_clients
             ),
         );
         e.retry_after = Some(300);

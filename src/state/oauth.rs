@@ -7,6 +7,7 @@
 //! | key | holds | expires |
 //! |---|---|---|
 //! | `c:<client id>` | the client (JSON, secret as a digest) | after the idle time, reset on use |
+//! | `cg:<client id>` | its grants by when they end (a client with a live grant is never forgotten to make room) | with its last grant |
 //! | `clients` | sorted set of client ids by last use (the `--max-clients` count) | — |
 //! | `reg:<address>` | registrations in the current window | with the window |
 //! | `rq:<digest of id>` | a sign-in in progress (JSON) | request lifetime |
@@ -51,18 +52,37 @@ local function revoke(p, id)
   if f[1] then redis.call('DEL', p .. 'rt:' .. f[1]) end
   if f[2] then redis.call('DEL', p .. 'at:' .. f[2]) end
   redis.call('ZREM', p .. 'gs:' .. f[3], id)
+  if f[4] then redis.call('ZREM', p .. 'cg:' .. f[4], id) end
   redis.call('DEL', g)
   return f[4]
 end
 "#;
 
-/// ARGV: prefix, client id, client JSON, idle ms, max clients. 1 when stored, 0 when full.
+/// ARGV: prefix, client id, client JSON, idle ms, max clients, busy ms. 1 when stored, 0 when
+/// full.
+///
+/// A full table forgets, oldest use first, clients nobody is using — none used within the
+/// last `busy` ms (a sign-in in progress or a code not yet redeemed) and none with a live
+/// grant (`cg:<client>`) —, 1% of the table at a time, as the table in memory does; when every
+/// client is in use, the registration is refused. So a flood of registrations from many
+/// addresses cannot fill the table for a month and keep everyone else out.
 pub(super) const CLIENT_PUT: &str = r#"
 local p = ARGV[1]
 local all = p .. 'clients'
 redis.call('ZREMRANGEBYSCORE', all, '-inf', now - tonumber(ARGV[4]))
-if redis.call('EXISTS', p .. 'c:' .. ARGV[2]) == 0 and redis.call('ZCARD', all) >= tonumber(ARGV[5]) then
-  return 0
+local max = tonumber(ARGV[5])
+if redis.call('EXISTS', p .. 'c:' .. ARGV[2]) == 0 and redis.call('ZCARD', all) >= max then
+  local batch = math.max(1, math.floor(max / 100))
+  local forgotten = 0
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', all, '-inf', now - tonumber(ARGV[6]))) do
+    if redis.call('ZCOUNT', p .. 'cg:' .. id, now, '+inf') == 0 then
+      redis.call('DEL', p .. 'c:' .. id, p .. 'cg:' .. id)
+      redis.call('ZREM', all, id)
+      forgotten = forgotten + 1
+      if forgotten >= batch then break end
+    end
+  end
+  if forgotten == 0 then return 0 end
 end
 redis.call('SET', p .. 'c:' .. ARGV[2], ARGV[3], 'PX', ARGV[4])
 redis.call('ZADD', all, now, ARGV[2])
@@ -201,6 +221,9 @@ redis.call('SET', p .. 'rt:' .. ARGV[7], gid, 'PX', rttl)
 redis.call('SET', p .. 'at:' .. ARGV[8], ARGV[9], 'PX', ARGV[11])
 redis.call('ZADD', gs, now, gid)
 if redis.call('PTTL', gs) < rttl then redis.call('PEXPIRE', gs, rttl) end
+local cg = p .. 'cg:' .. ARGV[3]
+redis.call('ZADD', cg, now + rttl, gid)
+if redis.call('PTTL', cg) < rttl then redis.call('PEXPIRE', cg, rttl) end
 return ended
 "#;
 
@@ -236,7 +259,7 @@ if not gid then
 end
 if gid ~= ARGV[3] then return {0, ''} end
 local g = p .. 'g:' .. gid
-local f = redis.call('HMGET', g, 'access', 'owner')
+local f = redis.call('HMGET', g, 'access', 'owner', 'client_id')
 if not f[2] then
   redis.call('DEL', p .. 'rt:' .. old)
   return {0, ''}
@@ -255,6 +278,11 @@ redis.call('SET', p .. 'at:' .. ARGV[5], ARGV[6], 'PX', ARGV[8])
 redis.call('HSET', g, 'refresh', ARGV[4], 'access', ARGV[5], 'subject', ARGV[9], 'fresh', '0',
   'refresh_expires', string.format('%d', now + rttl))
 redis.call('PEXPIRE', g, rttl)
+if f[3] then
+  local cg = p .. 'cg:' .. f[3]
+  redis.call('ZADD', cg, now + rttl, gid)
+  if redis.call('PTTL', cg) < rttl then redis.call('PEXPIRE', cg, rttl) end
+end
 return {1, gid}
 "#;
 
@@ -362,6 +390,7 @@ impl Store {
         json: &str,
         idle: Duration,
         max: usize,
+        busy: Duration,
     ) -> Result<bool, Unreachable> {
         let n: i64 = self.run("storing an OAuth client", |c| {
             self.scripts
@@ -372,6 +401,7 @@ impl Store {
                 .arg(json)
                 .arg(millis(idle))
                 .arg(max)
+                .arg(millis(busy))
                 .invoke(c)
         })?;
         Ok(n == 1)
@@ -759,5 +789,58 @@ impl Store {
                 .arg(format!("{}login:{digest}", prefix()))
                 .query(c)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::testing::TestRedis;
+
+    #[test]
+    fn a_full_client_table_forgets_idle_clients_without_grants_and_refuses_when_all_are_in_use() {
+        let Some(redis) = TestRedis::start("state::oauth") else {
+            return;
+        };
+        let s = redis.store();
+        let day = Duration::from_secs(86_400);
+        let put = |id: &str, busy: Duration| s.oauth_put_client(id, "{}", day, 3, busy).unwrap();
+        let known = |id: &str| s.oauth_client(id).unwrap().is_some();
+        let pause = || std::thread::sleep(Duration::from_millis(5));
+        for id in ["c1", "c2", "c3"] {
+            assert!(put(id, Duration::ZERO));
+            pause();
+        }
+        // Full: the least recently used client goes.
+        assert!(put("c4", Duration::ZERO));
+        assert!(!known("c1") && known("c2") && known("c4"));
+        // A client with a live grant stays: the next oldest without one goes instead.
+        let pair = Pair {
+            refresh: "r",
+            access: "a",
+            access_json: "{}",
+            refresh_ttl: day,
+            access_ttl: day,
+        };
+        let grant = NewGrant {
+            id: "g1",
+            client_id: "c2",
+            owner: "o",
+            subject: "s",
+            resource: "https://mcp.example/mcp",
+            scope: "kimai:read",
+            per_subject: 50,
+        };
+        s.oauth_issue_grant(&grant, &pair).unwrap();
+        pause();
+        assert!(put("c5", Duration::ZERO));
+        assert!(known("c2") && !known("c3") && known("c5"));
+        // Every client used within the busy time (a sign-in may be in progress): refused.
+        assert!(!put("c6", Duration::from_secs(3600)));
+        assert!(!known("c6"));
+        // Its grant revoked, c2 may go too.
+        assert_eq!(s.oauth_revoke("g1").unwrap().as_deref(), Some("c2"));
+        assert!(put("c7", Duration::ZERO));
+        assert!(!known("c2") && known("c7"));
     }
 }
