@@ -280,13 +280,13 @@ impl OAuth {
                 self.settings.max_requests,
             )
             .map_err(page_unavailable)?;
-        if opened.is_none() {
+        if let Err(wait) = opened {
+            let wait = wait.as_secs().max(1);
             return Err(AuthorizeError::Busy(
                 format!(
-                    "This server has {} sign-ins in progress, its most. Try again in a minute.",
-                    self.settings.max_requests
+                    "Too many sign-ins are in progress on this server right now. Try again in {wait} seconds."
                 ),
-                60,
+                wait,
             ));
         }
         let _ = store.oauth_touch_client(&r.client_id, self.settings.client_idle);
@@ -318,7 +318,7 @@ impl OAuth {
         else {
             return Ok(None);
         };
-        let taken = store.oauth_take_request(&key, &r.ip.to_string())?;
+        let taken = store.oauth_take_request(&key, &r.ip.to_string(), self.settings.request_ttl)?;
         Ok(taken.is_some().then_some(r))
     }
 
@@ -348,7 +348,12 @@ impl OAuth {
             return false;
         };
         store
-            .oauth_request_failed(&key, &r.ip.to_string(), MAX_SIGN_IN_ATTEMPTS)
+            .oauth_request_failed(
+                &key,
+                &r.ip.to_string(),
+                MAX_SIGN_IN_ATTEMPTS,
+                self.settings.request_ttl,
+            )
             .unwrap_or(false)
     }
 

@@ -12,7 +12,7 @@
 //! | `reg:<address>` | registrations in the current window | with the window |
 //! | `rq:<digest of id>` | a sign-in in progress (JSON) | request lifetime |
 //! | `rqf:<digest of id>` | its wrong sign-ins | request lifetime |
-//! | `rqip:<address>`, `rqall` | sorted sets of sign-ins in progress by start | request lifetime |
+//! | `rqip:<address>`, `rqall`, `rqips` | sign-ins in progress by start, per address and in all; addresses by how many they hold | request lifetime |
 //! | `code:<digest>` | an authorization code (JSON, the user sealed) | code lifetime |
 //! | `used:<digest>` | the grant a redeemed code made (a second redemption revokes it) | code lifetime |
 //! | `g:<grant id>` | a grant (hash: client, owner, the user sealed, resource, scope, current refresh and access digests) | with its refresh token |
@@ -111,46 +111,99 @@ end
 return 0
 "#;
 
+/// The Lua functions of the sign-ins in progress: `recount` trims an address's set of the
+/// expired and keeps `rqips` (addresses by how many sign-ins they hold) right for it; `finish`
+/// ends one sign-in everywhere.
+const REQUEST_FNS: &str = r#"
+local function recount(p, ip, ttl)
+  local ipk = p .. 'rqip:' .. ip
+  redis.call('ZREMRANGEBYSCORE', ipk, '-inf', now - ttl)
+  local n = redis.call('ZCARD', ipk)
+  if n == 0 then redis.call('ZREM', p .. 'rqips', ip) else redis.call('ZADD', p .. 'rqips', n, ip) end
+  return n
+end
+local function finish(p, id, ip)
+  redis.call('DEL', p .. 'rq:' .. id, p .. 'rqf:' .. id)
+  redis.call('ZREM', p .. 'rqall', id)
+  redis.call('ZREM', p .. 'rqip:' .. ip, id)
+end
+"#;
+
+/// A script that needs [`REQUEST_FNS`].
+pub(super) fn with_request_fns(body: &str) -> String {
+    format!("{REQUEST_FNS}{body}")
+}
+
 /// ARGV: prefix, digest of the request id, request JSON, address, ttl ms, per-address cap,
-/// max in total. Returns {1, ended} when stored (ended: this address's oldest sign-ins ended
-/// to make room), {0, 0} when the table is full.
+/// max in total. Returns {1, ended} when stored (ended: sign-ins ended to make room), {0, wait
+/// seconds} when the table is full and nothing may be ended yet.
+///
+/// Room is made as in memory: one address at its cap ends its own oldest sign-in; a full table
+/// ends the oldest sign-in of the address that holds the most (if it holds more than one),
+/// else the oldest sign-in overall once it is a tenth of the lifetime old.
 pub(super) const REQUEST_OPEN: &str = r#"
 local p = ARGV[1]
 local ttl = tonumber(ARGV[5])
-local ipk = p .. 'rqip:' .. ARGV[4]
+local ip = ARGV[4]
+local ipk = p .. 'rqip:' .. ip
 local all = p .. 'rqall'
-redis.call('ZREMRANGEBYSCORE', ipk, '-inf', now - ttl)
 redis.call('ZREMRANGEBYSCORE', all, '-inf', now - ttl)
 local ended = 0
-while redis.call('ZCARD', ipk) >= tonumber(ARGV[6]) do
-  local old = redis.call('ZRANGE', ipk, 0, 0)[1]
-  redis.call('ZREM', ipk, old)
-  redis.call('ZREM', all, old)
-  redis.call('DEL', p .. 'rq:' .. old, p .. 'rqf:' .. old)
+while recount(p, ip, ttl) >= tonumber(ARGV[6]) do
+  finish(p, redis.call('ZRANGE', ipk, 0, 0)[1], ip)
   ended = ended + 1
 end
-if redis.call('ZCARD', all) >= tonumber(ARGV[7]) then return {0, 0} end
+if redis.call('ZCARD', all) >= tonumber(ARGV[7]) then
+  local made = false
+  for _ = 1, 8 do
+    local top = redis.call('ZREVRANGE', p .. 'rqips', 0, 0)[1]
+    if not top then break end
+    local n = recount(p, top, ttl)
+    if n > 0 and redis.call('ZREVRANGE', p .. 'rqips', 0, 0)[1] == top then
+      if n > 1 then
+        finish(p, redis.call('ZRANGE', p .. 'rqip:' .. top, 0, 0)[1], top)
+        recount(p, top, ttl)
+        made = true
+      end
+      break
+    end
+  end
+  if not made then
+    local oldest = redis.call('ZRANGE', all, 0, 0, 'WITHSCORES')
+    if not oldest[1] then return {0, 60} end
+    local age = now - tonumber(oldest[2])
+    local min_age = math.floor(ttl / 10)
+    if age < min_age then return {0, math.max(1, math.ceil((min_age - age) / 1000))} end
+    local v = redis.call('GET', p .. 'rq:' .. oldest[1])
+    local oip = ''
+    if v then oip = cjson.decode(v).ip or '' end
+    finish(p, oldest[1], oip)
+    if oip ~= '' then recount(p, oip, ttl) end
+  end
+  ended = ended + 1
+end
 redis.call('SET', p .. 'rq:' .. ARGV[2], ARGV[3], 'PX', ttl)
 redis.call('ZADD', ipk, now, ARGV[2])
 redis.call('PEXPIRE', ipk, ttl)
 redis.call('ZADD', all, now, ARGV[2])
 redis.call('PEXPIRE', all, ttl)
+recount(p, ip, ttl)
+redis.call('PEXPIRE', p .. 'rqips', ttl)
 return {1, ended}
 "#;
 
-/// ARGV: prefix, digest of the request id, its address. The request (ended), or false.
+/// ARGV: prefix, digest of the request id, its address, ttl ms. The request (ended), or false.
 pub(super) const REQUEST_TAKE: &str = r#"
 local p = ARGV[1]
 local v = redis.call('GET', p .. 'rq:' .. ARGV[2])
 if not v then return false end
-redis.call('DEL', p .. 'rq:' .. ARGV[2], p .. 'rqf:' .. ARGV[2])
-redis.call('ZREM', p .. 'rqall', ARGV[2])
-redis.call('ZREM', p .. 'rqip:' .. ARGV[3], ARGV[2])
+finish(p, ARGV[2], ARGV[3])
+recount(p, ARGV[3], tonumber(ARGV[4]))
 return v
 "#;
 
-/// ARGV: prefix, digest of the request id, its address, max failures. Counts a wrong sign-in;
-/// 1 while the request stays open, 0 when it ended (or was gone).
+/// ARGV: prefix, digest of the request id, its address, max failures, ttl ms. Counts a wrong
+/// sign-in; 1 while the request stays open, 0 when it ended (or was gone).
 pub(super) const REQUEST_FAIL: &str = r#"
 local p = ARGV[1]
 local key = p .. 'rq:' .. ARGV[2]
@@ -159,9 +212,8 @@ if left < 1 then return 0 end
 local n = redis.call('INCR', p .. 'rqf:' .. ARGV[2])
 redis.call('PEXPIRE', p .. 'rqf:' .. ARGV[2], left)
 if n >= tonumber(ARGV[4]) then
-  redis.call('DEL', key, p .. 'rqf:' .. ARGV[2])
-  redis.call('ZREM', p .. 'rqall', ARGV[2])
-  redis.call('ZREM', p .. 'rqip:' .. ARGV[3], ARGV[2])
+  finish(p, ARGV[2], ARGV[3])
+  recount(p, ARGV[3], tonumber(ARGV[5]))
   return 0
 end
 return 1
@@ -445,8 +497,8 @@ impl Store {
         })
     }
 
-    /// Opens a sign-in: `Ok(Some(ended))` (this address's oldest sign-ins ended to make room),
-    /// `Ok(None)` when `max` are open across the instances.
+    /// Opens a sign-in: `Ok(Ok(ended))` (sign-ins ended to make room), `Ok(Err(wait))` when
+    /// `max` are open across the instances and none may be ended for `wait`.
     #[allow(clippy::too_many_arguments)]
     pub fn oauth_open_request(
         &self,
@@ -456,8 +508,8 @@ impl Store {
         ttl: Duration,
         per_ip: usize,
         max: usize,
-    ) -> Result<Option<u64>, Unreachable> {
-        let (ok, ended): (i64, u64) = self.run("storing a sign-in", |c| {
+    ) -> Result<Result<u64, Duration>, Unreachable> {
+        let (ok, n): (i64, u64) = self.run("storing a sign-in", |c| {
             self.scripts
                 .oauth
                 .request_open
@@ -470,7 +522,11 @@ impl Store {
                 .arg(max)
                 .invoke(c)
         })?;
-        Ok((ok == 1).then_some(ended))
+        Ok(if ok == 1 {
+            Ok(n)
+        } else {
+            Err(Duration::from_secs(n.max(1)))
+        })
     }
 
     /// A sign-in in progress (JSON), if open.
@@ -478,8 +534,13 @@ impl Store {
         self.get_string("reading a sign-in", &format!("{}rq:{key}", prefix()))
     }
 
-    /// Ends a sign-in; what it was, if it was open.
-    pub fn oauth_take_request(&self, key: &str, ip: &str) -> Result<Option<String>, Unreachable> {
+    /// Ends a sign-in (`ttl`: the sign-ins' lifetime); what it was, if it was open.
+    pub fn oauth_take_request(
+        &self,
+        key: &str,
+        ip: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, Unreachable> {
         self.run("ending a sign-in", |c| {
             self.scripts
                 .oauth
@@ -487,12 +548,19 @@ impl Store {
                 .arg(prefix())
                 .arg(key)
                 .arg(ip)
+                .arg(millis(ttl))
                 .invoke(c)
         })
     }
 
     /// Counts a wrong sign-in; whether the sign-in stays open.
-    pub fn oauth_request_failed(&self, key: &str, ip: &str, max: u32) -> Result<bool, Unreachable> {
+    pub fn oauth_request_failed(
+        &self,
+        key: &str,
+        ip: &str,
+        max: u32,
+        ttl: Duration,
+    ) -> Result<bool, Unreachable> {
         let n: i64 = self.run("counting a wrong sign-in", |c| {
             self.scripts
                 .oauth
@@ -501,6 +569,7 @@ impl Store {
                 .arg(key)
                 .arg(ip)
                 .arg(max)
+                .arg(millis(ttl))
                 .invoke(c)
         })?;
         Ok(n == 1)
@@ -796,6 +865,52 @@ impl Store {
 mod tests {
     use super::*;
     use crate::state::testing::TestRedis;
+
+    #[test]
+    fn a_full_table_of_sign_ins_makes_room_at_the_busiest_address_and_never_locks_others_out() {
+        let Some(redis) = TestRedis::start("state::oauth") else {
+            return;
+        };
+        let s = redis.store();
+        let ttl = Duration::from_secs(600);
+        let open = |id: &str, ip: &str, max: usize| {
+            let json = format!("{{\"ip\":\"{ip}\"}}");
+            s.oauth_open_request(id, &json, ip, ttl, 3, max).unwrap()
+        };
+        let open_now = |id: &str| s.oauth_request(id).unwrap().is_some();
+        // One address at its cap of 3 ends its own oldest.
+        for id in ["a1", "a2", "a3"] {
+            assert_eq!(open(id, "10.0.0.1", 5), Ok(0));
+        }
+        assert_eq!(open("a4", "10.0.0.1", 5), Ok(1));
+        assert!(!open_now("a1") && open_now("a4"));
+        // Full (5): a newcomer's sign-in ends the oldest of the address holding the most.
+        assert_eq!(open("b1", "10.0.0.2", 5), Ok(0));
+        assert_eq!(open("b2", "10.0.0.2", 5), Ok(0));
+        assert_eq!(open("c1", "10.0.0.3", 5), Ok(1));
+        assert!(!open_now("a2") && open_now("a3") && open_now("b1") && open_now("c1"));
+        // Ended sign-ins leave their address's count.
+        s.oauth_take_request("a3", "10.0.0.1", ttl)
+            .unwrap()
+            .unwrap();
+        s.oauth_take_request("a4", "10.0.0.1", ttl)
+            .unwrap()
+            .unwrap();
+        assert_eq!(open("d1", "10.0.0.4", 5), Ok(0));
+        assert_eq!(open("e1", "10.0.0.5", 5), Ok(0));
+        // Full again, 10.0.0.2 holds the most: its oldest goes, not the newcomers'.
+        assert_eq!(open("f1", "10.0.0.6", 5), Ok(1));
+        assert!(!open_now("b1") && open_now("b2") && open_now("d1"));
+        // Every address holds one, all young: refused for a while, nobody's sign-in ended.
+        let refused = open("g1", "10.0.0.7", 5).unwrap_err();
+        assert!(
+            refused > Duration::from_secs(50) && refused <= Duration::from_secs(60),
+            "{refused:?}"
+        );
+        for id in ["b2", "c1", "d1", "e1", "f1"] {
+            assert!(open_now(id), "{id}");
+        }
+    }
 
     #[test]
     fn a_full_client_table_forgets_idle_clients_without_grants_and_refuses_when_all_are_in_use() {
