@@ -1013,6 +1013,13 @@ fn wrong_secrets_for_one_user_count_on_both_instances_together() {
         assert_ne!(r.status, 302, "{r:?}");
         assert_eq!(failures(), Some(n as i64 + 1));
     }
+    // The per-address guard in front counted them on both instances together too.
+    let mut c = redis.conn();
+    let misses: i64 = redis::cmd("ZCARD")
+        .arg("kimai-mcp:enum:miss:127.0.0.1")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(misses, 4);
     // The right secret on either instance is admitted (queued behind the failures, never
     // refused) and takes back the failure it was counted as.
     let r = attempt(&b, SECRET_A);

@@ -434,7 +434,7 @@ fn login_submit(
         return Ok(super::oidc::start(app, oidc, oauth, txn));
     }
     let now = std::time::Instant::now();
-    if let Err(wait) = app.enumeration.check(ctx.key, now) {
+    if let Err(wait) = app.enumeration_check(ctx.key, now) {
         app.metrics.enumeration_blocked();
         return Err(with_header(
             sign_in_page(
@@ -498,7 +498,7 @@ fn login_submit(
                 "oauth: failed sign-in from {}",
                 ctx.ip
             );
-            let delay = app.enumeration.miss(ctx.key, now);
+            let delay = app.enumeration_miss(ctx.key, now);
             std::thread::sleep(delay);
             if oauth.sign_in_failed(txn) {
                 Err(sign_in_page(
