@@ -787,7 +787,11 @@ pub(crate) mod tests {
         );
         let base_b = format!("http://127.0.0.1:{port_b}");
         let mut b = open(&w);
+        // "Continue" twice (the person went back): one sign-in in flight in the store.
+        let first = to_provider(&w, &mut b);
         let to_idp = to_provider(&w, &mut b);
+        assert_ne!(first, to_idp);
+        assert_eq!(redis.dump().matches("kimai-mcp:o:login:").count(), 1);
         let q = parse_form(to_idp.split_once('?').unwrap().1).unwrap();
         // The sign-in in flight is in the store, its nonce and the IdP-side state nowhere in
         // clear.

@@ -22,7 +22,7 @@
 //! | `gs:<owner>` | a user's grants by creation (for the cap of sign-ins per user) | with the newest |
 //! | `doc:<digest of URL>` | a client metadata document's answer (the document or the refusal) | its cache lifetime |
 //! | `prov:<digest of identity>`, `provslug:<digest of slug>`, `provlock:<digest of identity>` | a provisioned person (encrypted with `--state-key-file`), the index by slug, and the lock while one instance provisions | never / never / 30 s |
-//! | `login:<digest of state>` | an identity-provider sign-in in flight (JSON, its secrets sealed) | sign-in lifetime |
+//! | `login:<digest of state>`, `loginfor:<digest of request id>` | an identity-provider sign-in in flight (JSON, its secrets sealed), and the one of each sign-in in progress | sign-in lifetime |
 //!
 //! Redeeming a code, issuing a grant, rotating a refresh token and revoking are each one Lua
 //! script, so two instances never interleave inside one: a code is redeemed once across all

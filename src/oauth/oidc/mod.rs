@@ -240,16 +240,23 @@ impl Oidc {
                 "verifier": super::shared::seal_hex(&state, "oidc-verifier", &login.verifier),
                 "browser": login.browser,
             });
+            let unreachable =
+                |_| provider::Error::Unreachable("the shared state store cannot be reached".into());
+            let key = digest_hex(&state);
             store
-                .oauth_put(
-                    "login",
-                    &digest_hex(&state),
-                    &record.to_string(),
-                    self.settings.login_ttl,
-                )
-                .map_err(|_| {
-                    provider::Error::Unreachable("the shared state store cannot be reached".into())
-                })?;
+                .oauth_put("login", &key, &record.to_string(), self.settings.login_ttl)
+                .map_err(unreachable)?;
+            // A second start for the same request (the person went back and pressed the button
+            // again) ends the first, so that one request holds one sign-in in the store.
+            let of_request = format!("loginfor:{}", digest_hex(txn));
+            if let Ok(Some(previous)) = store.oauth_get(&of_request)
+                && previous != key
+            {
+                let _ = store.oauth_del(&[&format!("login:{previous}")]);
+            }
+            store
+                .oauth_set(&of_request, &key, Some(self.settings.login_ttl), false)
+                .map_err(unreachable)?;
             return Ok(Started {
                 url,
                 cookie_name: cookie_name(&state),
