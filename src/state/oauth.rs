@@ -18,6 +18,7 @@
 //! | `g:<grant id>` | a grant (hash: client, owner, the user sealed, resource, scope, current refresh and access digests) | with its refresh token |
 //! | `rt:<digest>` | current refresh token → grant | with the refresh token |
 //! | `rr:<digest>` | rotated refresh token → grant, its successor's digest, when (reuse detection) | refresh lifetime |
+//! | `gr:<grant id>` | the grant's rotated tokens, newest first, at most [`MAX_ROTATED`] | with the grant |
 //! | `at:<digest>` | access token → grant, the user sealed, resource, scope (JSON) | access lifetime |
 //! | `gs:<owner>` | a user's grants by creation (for the cap of sign-ins per user) | with the newest |
 //! | `doc:<digest of URL>` | a client metadata document's answer (the document or the refusal) | its cache lifetime |
@@ -37,6 +38,10 @@
 use super::{PREFIX, Store, Unreachable, millis};
 use std::time::Duration;
 
+/// Rotated refresh tokens remembered per grant (for reuse detection), as in memory: a client
+/// refreshing in a loop cannot fill the store.
+pub const MAX_ROTATED: usize = 1000;
+
 /// The prefix of every key here.
 fn prefix() -> String {
     format!("{PREFIX}o:")
@@ -53,7 +58,10 @@ local function revoke(p, id)
   if f[2] then redis.call('DEL', p .. 'at:' .. f[2]) end
   redis.call('ZREM', p .. 'gs:' .. f[3], id)
   if f[4] then redis.call('ZREM', p .. 'cg:' .. f[4], id) end
-  redis.call('DEL', g)
+  for _, r in ipairs(redis.call('LRANGE', p .. 'gr:' .. id, 0, -1)) do
+    redis.call('DEL', p .. 'rr:' .. r)
+  end
+  redis.call('DEL', g, p .. 'gr:' .. id)
   return f[4]
 end
 "#;
@@ -281,7 +289,8 @@ return ended
 
 /// ARGV: prefix, presented refresh digest, the grant it was read as, new refresh digest, new
 /// access digest, access JSON, refresh ttl ms, access ttl ms, the user sealed with the new
-/// refresh token, grace ms, the user sealed with the presented token. {1, gid} when rotated; {2, client id or ''} when the token had
+/// refresh token, grace ms, the user sealed with the presented token, rotated tokens kept per
+/// grant. {1, gid} when rotated; {2, client id or ''} when the token had
 /// been rotated already (the grant is revoked now); {0, ''} when unknown or no longer that
 /// grant's.
 ///
@@ -325,6 +334,13 @@ if retry then
 else
   redis.call('SET', p .. 'rr:' .. old, gid .. '|' .. ARGV[4] .. '|' .. string.format('%d', now) .. '|' .. ARGV[11], 'PX', rttl)
 end
+-- The grant's rotated tokens, newest first, at most MAX_ROTATED: the oldest is forgotten.
+local gr = p .. 'gr:' .. gid
+redis.call('LPUSH', gr, old)
+if redis.call('LLEN', gr) > tonumber(ARGV[12]) then
+  redis.call('DEL', p .. 'rr:' .. redis.call('RPOP', gr))
+end
+redis.call('PEXPIRE', gr, rttl)
 redis.call('SET', p .. 'rt:' .. ARGV[4], gid, 'PX', rttl)
 redis.call('SET', p .. 'at:' .. ARGV[5], ARGV[6], 'PX', ARGV[8])
 redis.call('HSET', g, 'refresh', ARGV[4], 'access', ARGV[5], 'subject', ARGV[9], 'fresh', '0',
@@ -736,6 +752,7 @@ impl Store {
                 .arg(sealed_subject)
                 .arg(millis(grace))
                 .arg(sealed_with_old)
+                .arg(MAX_ROTATED)
                 .invoke(c)
         })?;
         Ok(match n {
@@ -910,6 +927,70 @@ mod tests {
         for id in ["b2", "c1", "d1", "e1", "f1"] {
             assert!(open_now(id), "{id}");
         }
+    }
+
+    #[test]
+    fn a_grant_remembers_at_most_max_rotated_tokens_and_revoking_forgets_them() {
+        let Some(redis) = TestRedis::start("state::oauth") else {
+            return;
+        };
+        let s = redis.store();
+        fn pair<'a>(r: &'a str, a: &'a str) -> Pair<'a> {
+            let day = Duration::from_secs(86_400);
+            Pair {
+                refresh: r,
+                access: a,
+                access_json: "{}",
+                refresh_ttl: day,
+                access_ttl: day,
+            }
+        }
+        let grant = NewGrant {
+            id: "g",
+            client_id: "c",
+            owner: "o",
+            subject: "s",
+            resource: "https://mcp.example/mcp",
+            scope: "kimai:read",
+            per_subject: 50,
+        };
+        s.oauth_issue_grant(&grant, &pair("r0", "a0")).unwrap();
+        let n = MAX_ROTATED + 5;
+        for i in 0..n {
+            let (old, new, access) = (
+                format!("r{i}"),
+                format!("r{}", i + 1),
+                format!("a{}", i + 1),
+            );
+            let done = s
+                .oauth_rotate(&old, "g", &pair(&new, &access), "s", Duration::ZERO, "s")
+                .unwrap();
+            assert_eq!(done, Rotated::Done, "rotation {i}");
+        }
+        let mut c = redis.conn();
+        let kept: i64 = redis::cmd("LLEN")
+            .arg("kimai-mcp:o:gr:g")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(kept, MAX_ROTATED as i64);
+        let rotated = |c: &mut redis::Connection| -> Vec<String> {
+            redis::cmd("KEYS").arg("kimai-mcp:o:rr:*").query(c).unwrap()
+        };
+        assert_eq!(rotated(&mut c).len(), MAX_ROTATED);
+        // The oldest are forgotten: presented, they are unknown; a kept one is a reuse.
+        assert_eq!(s.oauth_refresh_grant("r0").unwrap(), None);
+        assert!(matches!(s.oauth_refresh_grant("r5").unwrap(), Some(Err(_))));
+        assert_eq!(s.oauth_revoke("g").unwrap().as_deref(), Some("c"));
+        assert!(rotated(&mut c).is_empty());
+        let left: Vec<String> = redis::cmd("KEYS")
+            .arg("kimai-mcp:o:*")
+            .query(&mut c)
+            .unwrap();
+        assert!(
+            left.iter()
+                .all(|k| !k.contains(":g") || k.ends_with(":gs:o")),
+            "{left:?}"
+        );
     }
 
     #[test]
