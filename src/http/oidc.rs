@@ -871,22 +871,9 @@ pub(crate) mod tests {
         w.fake.state().deny = None;
         // The callback in another browser (no sign-in cookie).
         let mut b = open(&w);
+        let to_idp = to_provider(&w, &mut b);
         b.jar.retain(|(k, _)| !k.starts_with("kmoidc_"));
-        let cb = {
-            let form = format!(
-                "txn={}&csrf={}&action=continue",
-                b.txn,
-                crate::oauth::form_encode(&b.csrf)
-            );
-            let a = w.post(
-                "/oauth/login",
-                "application/x-www-form-urlencoded",
-                &form,
-                &b.jar,
-            );
-            let back = w.get(a.header("location").unwrap(), &[]);
-            w.get(back.header("location").unwrap(), &b.jar)
-        };
+        let cb = w.get(&back_from_provider(&w, &to_idp), &b.jar);
         refs.push(neutral(&cb, &b));
         // Each refusal has its own reference.
         refs.sort();
